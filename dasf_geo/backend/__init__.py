@@ -1,0 +1,1 @@
+"""Layer 3, backend: functions, classes and modules as pydantic models."""

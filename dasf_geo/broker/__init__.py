@@ -1,0 +1,1 @@
+"""Layer 5, broker: the embedded DASF/Pulsar-compatible WebSocket broker."""

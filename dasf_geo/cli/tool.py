@@ -1,0 +1,41 @@
+"""The ``dasf-geo`` command.
+
+Each sub-command lives in its own private module exposing
+``add_parser(subparsers)`` and ``run(args) -> int``; this module only wires
+them together so that importing it stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# sub-command name -> module implementing add_parser()/run()
+_COMMANDS: dict[str, str] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Create the ``dasf-geo`` argument parser with every available sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="dasf-geo",
+        description="Serve typed scientific Python as DASF services and call them.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name in _COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dasf-geo`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Configuration models: ``configure``, ``registry`` and the config classes."""

@@ -1,0 +1,157 @@
+"""Exceptions raised by dasf_geo.
+
+Every error dasf_geo raises on purpose derives from :class:`DasfGeoError`, so
+``except dasf_geo.DasfGeoError`` catches all of them. Third-party errors
+(websockets, sockets, sqlite) are converted at the boundary into one of these
+and chained with ``from exc``.
+
+Hierarchy::
+
+    DasfGeoError
+    ├── ConfigurationError        misuse: a bad option, a bad @configure call
+    ├── ProtocolError             a message that breaks the DASF/Pulsar protocol
+    │   └── FragmentError         a fragmented payload cannot be reassembled
+    ├── DataError                 a value cannot be validated or serialized
+    │   ├── UnsupportedTypeError  no entry in the type registry for a type
+    │   ├── CFConventionError     a CF-convention violation (strict mode)
+    │   └── CRSError              a missing or invalid ``crs``
+    ├── TransportError            talking to the broker failed
+    │   ├── ConnectionFailed      the broker cannot be reached / refused us
+    │   ├── SendError             the broker refused a message (non-"ok" ack)
+    │   └── RequestTimeout        no (complete) reply within the timeout
+    ├── RemoteError               the backend answered with status "error"
+    │   └── RemoteValidationError the backend rejected the request's arguments
+    └── BrokerError               the embedded broker cannot start or serve
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BrokerError",
+    "CFConventionError",
+    "CRSError",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "DasfGeoError",
+    "DataError",
+    "FragmentError",
+    "ProtocolError",
+    "RemoteError",
+    "RemoteValidationError",
+    "RequestTimeout",
+    "SendError",
+    "TransportError",
+    "UnsupportedTypeError",
+]
+
+
+class DasfGeoError(Exception):
+    """Base class of every error dasf_geo raises on purpose."""
+
+
+class ConfigurationError(DasfGeoError, ValueError):
+    """An option, a ``@configure`` call or a config file is wrong.
+
+    The message says what to change.
+    """
+
+
+class ProtocolError(DasfGeoError, ValueError):
+    """A message does not follow the DASF / Pulsar WebSocket protocol."""
+
+
+class FragmentError(ProtocolError):
+    """A fragmented payload cannot be reassembled (missing, corrupt, too big)."""
+
+
+class DataError(DasfGeoError, ValueError):
+    """A value cannot be validated or serialized."""
+
+
+class UnsupportedTypeError(DataError, TypeError):
+    """The type registry has no entry for a type; the message lists the known ones."""
+
+
+class CFConventionError(DataError):
+    """A Dataset or DataArray violates the CF conventions (strict mode).
+
+    Attributes:
+        findings: the individual findings, each naming variable, attribute
+            and rule.
+    """
+
+    def __init__(self, message: str, findings: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.findings = list(findings or [])
+
+
+class CRSError(DataError):
+    """The ``crs`` of a Dataset is missing, unparseable or inconsistent."""
+
+    def __init__(self, message: str, findings: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.findings = list(findings or [])
+
+
+class TransportError(DasfGeoError):
+    """Talking to the message broker failed.
+
+    Attributes:
+        url: the broker URL concerned, if known.
+        topic: the topic concerned, if known.
+    """
+
+    def __init__(
+        self, message: str, *, url: str | None = None, topic: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.topic = topic
+
+
+class ConnectionFailed(TransportError, ConnectionError):
+    """The broker at ``url`` cannot be reached or refused the connection."""
+
+
+class SendError(TransportError):
+    """The broker answered a sent message with a result other than ``ok``."""
+
+
+class RequestTimeout(TransportError, TimeoutError):
+    """No complete reply arrived within the timeout.
+
+    The message names the topic, the function and the number of seconds.
+    """
+
+
+class RemoteError(DasfGeoError):
+    """The backend answered a request with ``status: error``.
+
+    Attributes:
+        message: the error text sent by the backend.
+        errors: a structured error list (pydantic's ``.errors()`` shape) when
+            the backend sent one, else an empty list.
+        topic: the backend's topic.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        topic: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = list(errors or [])
+        self.topic = topic
+
+
+class RemoteValidationError(RemoteError):
+    """The backend rejected the request's arguments; see :attr:`errors`."""
+
+
+class BrokerError(DasfGeoError):
+    """The embedded broker cannot start or serve (e.g. the port is taken)."""

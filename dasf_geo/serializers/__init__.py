@@ -1,0 +1,1 @@
+"""Serializers for outgoing values (see :mod:`dasf_geo.data`)."""

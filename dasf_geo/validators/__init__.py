@@ -1,0 +1,1 @@
+"""Validators for incoming values (see :mod:`dasf_geo.data`)."""

@@ -1,0 +1,36 @@
+"""Shared test helpers.
+
+Every timeout in the tests is a multiple of ``TIMEOUT_UNIT`` seconds, which the
+environment variable ``DASF_GEO_TEST_TIMEOUT_UNIT`` can scale on slow machines.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+TIMEOUT_UNIT = float(os.environ.get("DASF_GEO_TEST_TIMEOUT_UNIT", "1.0"))
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO_ROOT / "sample_data"
+EXAMPLES = REPO_ROOT / "examples"
+
+
+def timeout(n: float = 1.0) -> float:
+    """Return ``n`` timeout units in seconds."""
+    return n * TIMEOUT_UNIT
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    return free_port()
