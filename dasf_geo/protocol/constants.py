@@ -1,0 +1,76 @@
+"""Names that the DASF protocol fixes: property keys, message types, statuses.
+
+The spelling of every value here is part of the wire format (PROTOCOL.md,
+"DASF messages on top") and must not change.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_SIZE",
+    "EXT_CHECKSUM",
+    "EXT_ENCODING",
+    "EXT_ERRORS",
+    "EXT_SIZE",
+    "EXT_TRANSFER",
+    "MessageType",
+    "PropertyKeys",
+    "Status",
+]
+
+
+class Status(str, Enum):
+    """The ``status`` property of a reply."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+    RUNNING = "running"
+
+
+class PropertyKeys(str, Enum):
+    """Keys of the ``properties`` object that carry the DASF RPC envelope."""
+
+    REQUEST_CONTEXT = "requestContext"
+    RESPONSE_TOPIC = "response_topic"
+    SOURCE_TOPIC = "source_topic"
+    REQUEST_MESSAGEID = "requestMessageId"
+    MESSAGE_TYPE = "messageType"
+    FRAGMENT = "fragment"
+    NUM_FRAGMENTS = "num_fragments"
+    STATUS = "status"
+    INFO = "info"
+    API_INFO = "api_info"
+
+
+class MessageType(str, Enum):
+    """Values of the ``messageType`` property."""
+
+    PING = "ping"
+    PONG = "pong"
+    REQUEST = "request"
+    RESPONSE = "response"
+    LOG = "log"
+    INFO = "info"
+    PROGRESS = "progress"
+    API_INFO = "api_info"
+
+
+#: The reference backends cut payloads above this many base64 characters.
+DEFAULT_MAX_PAYLOAD_SIZE = 512_000
+
+# Extension properties. Other DASF peers ignore properties they do not know,
+# so these ride along without breaking interoperability.
+
+#: CRC-32 (8 lowercase hex digits) of the fragment's base64 text.
+EXT_CHECKSUM = "dasfGeoCrc32"
+#: Total number of payload bytes (after base64 decoding) of the whole message.
+EXT_SIZE = "dasfGeoSize"
+#: Random id shared by all fragments of one payload, so that two payloads
+#: with the same requestContext (a retry, a duplicate) never mix.
+EXT_TRANSFER = "dasfGeoTransfer"
+#: On error replies: JSON list of structured errors (pydantic's ``.errors()``).
+EXT_ERRORS = "dasfGeoErrors"
+#: How the payload bytes are to be read (reserved for binary encodings).
+EXT_ENCODING = "dasfGeoEncoding"

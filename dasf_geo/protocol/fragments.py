@@ -1,0 +1,509 @@
+"""Splitting a payload into fragments and joining them again (sans-I/O).
+
+The reference format (PROTOCOL.md "Fragmentation"): the payload bytes are
+base64-encoded once, the base64 text is cut into pieces of at most
+``max_payload_size`` characters, and every piece travels as the ``payload`` of
+its own message whose properties carry ``fragment`` (0-based) and
+``num_fragments``. Joining the pieces in order and decoding gives the bytes.
+
+This module produces exactly that format, so reference peers can read it, and
+adds three properties they ignore (see :mod:`dasf_geo.protocol.constants`):
+
+- ``dasfGeoCrc32`` on every message: CRC-32 of its base64 text, so a corrupt
+  fragment is caught and named before anything is decoded;
+- ``dasfGeoSize``: the total decoded size, so the receiver can preallocate one
+  buffer and check the result's length;
+- ``dasfGeoTransfer``: a random id shared by one payload's fragments, so two
+  payloads with the same request context (a duplicate, a retry) never mix.
+
+Pieces are cut at multiples of 4 characters, so each piece is the base64 of
+one slice of the payload and can be encoded and decoded on its own: the
+sender never builds the whole base64 text, and the receiver decodes every
+fragment straight into its place. Pieces from reference peers whose size is
+not a multiple of 4 are still accepted (they are joined as text first).
+
+The law: ``Reassembler().add(...)`` over the fragments of
+``split_payload(data, n)``, in any order and with any duplicates, returns
+``data``.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dasf_geo.exceptions import FragmentError, ProtocolError
+from dasf_geo.protocol.constants import (
+    DEFAULT_MAX_PAYLOAD_SIZE,
+    EXT_CHECKSUM,
+    EXT_SIZE,
+    EXT_TRANSFER,
+    PropertyKeys,
+)
+from dasf_geo.protocol.messages import b64decode, b64encode
+
+__all__ = [
+    "Fragment",
+    "Reassembler",
+    "crc32_hex",
+    "piece_chars",
+    "split_payload",
+    "split_stream",
+]
+
+_FRAGMENT = PropertyKeys.FRAGMENT.value
+_NUM_FRAGMENTS = PropertyKeys.NUM_FRAGMENTS.value
+
+
+def crc32_hex(data: bytes | bytearray | memoryview) -> str:
+    """CRC-32 of ``data`` as 8 lowercase hex digits."""
+    return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
+
+
+def piece_chars(max_payload_size: int) -> int:
+    """Characters per fragment: ``max_payload_size`` rounded down to a multiple of 4.
+
+    Raises:
+        FragmentError: ``max_payload_size`` is smaller than 4.
+    """
+    if isinstance(max_payload_size, bool) or not isinstance(max_payload_size, int):
+        raise FragmentError(
+            f"max_payload_size must be an integer, got {max_payload_size!r}"
+        )
+    if max_payload_size < 4:
+        raise FragmentError(
+            f"max_payload_size must be at least 4 characters, got {max_payload_size}"
+        )
+    return max_payload_size - max_payload_size % 4
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One message's share of a payload.
+
+    Attributes:
+        payload: base64 text (ASCII bytes) to send as the message payload.
+        properties: the fragment's properties, to be merged into the
+            message's other properties (empty of ``fragment`` keys when the
+            payload fits into one message).
+    """
+
+    payload: bytes
+    properties: dict[str, Any]
+
+
+def split_stream(
+    read: Callable[[int], bytes],
+    size: int,
+    max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
+    *,
+    extensions: bool = True,
+) -> Iterator[Fragment]:
+    """Yield the fragments of a payload of ``size`` bytes read with ``read(n)``.
+
+    Only one piece is in memory at a time, so a payload in a (temporary)
+    file can be sent with bounded memory.
+
+    Args:
+        read: returns up to ``n`` further bytes of the payload.
+        size: the payload's exact size in bytes.
+        max_payload_size: the largest base64 text per message, in characters.
+        extensions: add the ``dasfGeo*`` properties (set False to produce
+            byte-for-byte what the reference sends).
+
+    Raises:
+        FragmentError: ``read`` returned fewer bytes than ``size`` promised.
+    """
+    chars = piece_chars(max_payload_size)
+    piece_bytes = chars // 4 * 3
+    encoded_size = 4 * math.ceil(size / 3)
+    if encoded_size <= max_payload_size:
+        data = read(size) if size else b""
+        if len(data) != size:
+            raise FragmentError(
+                f"payload source ended after {len(data)} of {size} bytes"
+            )
+        text = b64encode(data)
+        props: dict[str, Any] = {}
+        if extensions:
+            props = {EXT_CHECKSUM: crc32_hex(text), EXT_SIZE: size}
+        yield Fragment(text, props)
+        return
+    count = math.ceil(size / piece_bytes)
+    transfer = secrets.token_hex(8)
+    for index in range(count):
+        want = min(piece_bytes, size - index * piece_bytes)
+        data = read(want)
+        if len(data) != want:
+            raise FragmentError(
+                f"payload source ended after {index * piece_bytes + len(data)} of "
+                f"{size} bytes"
+            )
+        text = b64encode(data)
+        props = {_FRAGMENT: index, _NUM_FRAGMENTS: count}
+        if extensions:
+            props[EXT_CHECKSUM] = crc32_hex(text)
+            props[EXT_SIZE] = size
+            props[EXT_TRANSFER] = transfer
+        yield Fragment(text, props)
+
+
+def split_payload(
+    data: bytes | bytearray | memoryview,
+    max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
+    *,
+    extensions: bool = True,
+) -> Iterator[Fragment]:
+    """Yield the fragments of ``data`` (see :func:`split_stream`)."""
+    view = memoryview(data).cast("B")
+    position = 0
+
+    def read(n: int) -> bytes:
+        nonlocal position
+        chunk = view[position : position + n]
+        position += len(chunk)
+        return chunk  # type: ignore[return-value]  # b64encode takes views
+
+    return split_stream(read, len(view), max_payload_size, extensions=extensions)
+
+
+# --- reassembly ------------------------------------------------------------
+
+
+def _int_prop(props: Mapping[str, Any], key: str, what: str) -> int | None:
+    value = props.get(key)
+    if value is None:
+        return None
+    # Pulsar turns property values into strings; the reference sends ints.
+    if isinstance(value, bool):
+        raise FragmentError(
+            f"property {key!r} ({what}) must be an integer, got {value!r}"
+        )
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise FragmentError(
+                f"property {key!r} ({what}) must be an integer, got {value!r:.40}"
+            ) from None
+    if not isinstance(value, int):
+        raise FragmentError(
+            f"property {key!r} ({what}) must be an integer, got {value!r:.40}"
+        )
+    return value
+
+
+def _decode(payload: bytes, where: str) -> bytes:
+    try:
+        return b64decode(payload, where)
+    except ProtocolError as exc:
+        raise FragmentError(str(exc)) from exc
+
+
+def _check_crc(props: Mapping[str, Any], payload: bytes, where: str) -> None:
+    expected = props.get(EXT_CHECKSUM)
+    if expected is None:
+        return
+    if not isinstance(expected, str) or crc32_hex(payload) != expected.lower():
+        raise FragmentError(f"{where} failed its CRC-32 integrity check")
+
+
+@dataclass
+class _Transfer:
+    count: int
+    total: int | None
+    started: float
+    touched: float
+    max_size: int
+    # decoded pieces are written into ``buffer`` when the total size is
+    # known, kept in ``pieces`` otherwise; ``text`` holds raw base64 pieces
+    # once a piece that is not a multiple of 4 characters showed up.
+    buffer: bytearray | None = None
+    piece_len: int | None = None
+    pieces: dict[int, bytes] = field(default_factory=dict)
+    text: dict[int, bytes] | None = None
+    received: set[int] = field(default_factory=set)
+    received_bytes: int = 0
+
+    def describe(self) -> str:
+        return f"received {len(self.received)} of {self.count} fragments"
+
+
+class Reassembler:
+    """Collects fragments and returns each payload once it is complete.
+
+    Tolerates duplicates (ignored) and any arrival order; checks the
+    ``dasfGeoCrc32`` and ``dasfGeoSize`` properties when present; bounds the
+    size of every payload by ``max_size`` decoded bytes; forgets transfers
+    that stay incomplete for ``timeout`` seconds (see :meth:`expire`).
+
+    Time is passed in (``now``) so the class stays free of clocks and I/O.
+
+    Args:
+        max_size: the largest payload, in decoded bytes, that is accepted.
+        timeout: seconds without a new fragment after which
+            :meth:`expire` gives a transfer up.
+        remember: how many completed transfers to remember, so that late
+            duplicates of their fragments are dropped silently.
+    """
+
+    def __init__(
+        self,
+        max_size: int = 1 << 30,
+        timeout: float = 60.0,
+        remember: int = 4096,
+    ) -> None:
+        self.max_size = max_size
+        self.timeout = timeout
+        self._transfers: dict[Hashable, _Transfer] = {}
+        self._done: OrderedDict[Hashable, None] = OrderedDict()
+        self._remember = remember
+
+    @property
+    def pending(self) -> int:
+        """Number of incomplete transfers held."""
+        return len(self._transfers)
+
+    def pending_bytes(self) -> int:
+        """Decoded bytes held for incomplete transfers."""
+        return sum(t.received_bytes for t in self._transfers.values())
+
+    def discard(self, key: Hashable) -> None:
+        """Forget every transfer whose key is ``key`` (e.g. a cancelled request)."""
+        for full_key in [k for k in self._transfers if k[0] == key]:  # type: ignore[index]
+            del self._transfers[full_key]
+
+    def expire(self, now: float) -> list[tuple[Hashable, FragmentError]]:
+        """Drop transfers idle for more than ``timeout`` seconds.
+
+        Returns:
+            ``(key, error)`` for each dropped transfer; ``error`` says how
+            many fragments had arrived.
+        """
+        expired = []
+        for full_key, transfer in list(self._transfers.items()):
+            if now - transfer.touched > self.timeout:
+                del self._transfers[full_key]
+                expired.append(
+                    (
+                        full_key[0],  # type: ignore[index]
+                        FragmentError(
+                            f"gave up waiting for fragments after {self.timeout:g} s "
+                            f"without one: {transfer.describe()}"
+                        ),
+                    )
+                )
+        return expired
+
+    def add(
+        self,
+        key: Hashable,
+        properties: Mapping[str, Any],
+        payload: bytes,
+        now: float = 0.0,
+    ) -> bytes | bytearray | None:
+        """Add one message's payload.
+
+        Args:
+            key: what the payload belongs to (e.g. request context and
+                message type); fragments are only joined within one key.
+            properties: the message's properties.
+            payload: its base64 text as ASCII bytes.
+            now: the current time in seconds (any monotonic clock).
+
+        Returns:
+            The decoded payload when this message completes it (at once for
+            an unfragmented message), else None (more fragments needed, or a
+            duplicate).
+
+        Raises:
+            FragmentError: the message is inconsistent with the others of its
+                transfer, corrupt, or the payload exceeds ``max_size``. The
+                transfer is dropped.
+        """
+        index = _int_prop(properties, _FRAGMENT, "fragment index")
+        count = _int_prop(properties, _NUM_FRAGMENTS, "number of fragments")
+        total = _int_prop(properties, EXT_SIZE, "payload size")
+        if index is None and count is None:
+            _check_crc(properties, payload, "the message")
+            self._check_size(total if total is not None else len(payload) // 4 * 3)
+            data = _decode(payload, "payload")
+            if total is not None and len(data) != total:
+                raise FragmentError(
+                    f"the payload has {len(data)} bytes, but its sender announced "
+                    f"{total}"
+                )
+            self._check_size(len(data))
+            return data
+        if index is None or count is None:
+            raise FragmentError(
+                f"a fragment needs both {_FRAGMENT!r} and {_NUM_FRAGMENTS!r} properties"
+            )
+        transfer_id = properties.get(EXT_TRANSFER)
+        full_key = (key, None if transfer_id is None else str(transfer_id))
+        if full_key in self._done:
+            return None  # a late duplicate of a completed transfer
+        try:
+            return self._add_fragment(
+                full_key, index, count, total, payload, properties, now
+            )
+        except FragmentError:
+            self._transfers.pop(full_key, None)
+            raise
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_size:
+            raise FragmentError(
+                f"the payload has {size} bytes, more than the limit of "
+                f"{self.max_size} bytes"
+            )
+
+    def _add_fragment(
+        self,
+        full_key: Hashable,
+        index: int,
+        count: int,
+        total: int | None,
+        payload: bytes,
+        properties: Mapping[str, Any],
+        now: float,
+    ) -> bytes | bytearray | None:
+        where = f"fragment {index} of {count}"
+        if count < 1 or not 0 <= index < count:
+            raise FragmentError(f"invalid {where}")
+        if total is not None and total < 0:
+            raise FragmentError(f"invalid payload size {total} in {where}")
+        if total is not None:
+            self._check_size(total)
+        transfer = self._transfers.get(full_key)
+        if transfer is None:
+            # a hostile count must not make us reserve anything up front;
+            # each piece carries at least 1 byte, so count is bounded by size
+            if count > self.max_size + 1:
+                self._check_size(count)
+            transfer = _Transfer(
+                count=count,
+                total=total,
+                started=now,
+                touched=now,
+                max_size=self.max_size,
+            )
+            if total is not None:
+                transfer.buffer = bytearray(total)
+            self._transfers[full_key] = transfer
+        elif transfer.count != count or transfer.total != total:
+            raise FragmentError(
+                f"{where} disagrees with earlier fragments of the same payload "
+                f"(they announced {transfer.count} fragments"
+                + (
+                    f" and {transfer.total} bytes)"
+                    if transfer.total is not None
+                    else ")"
+                )
+            )
+        transfer.touched = now
+        if index in transfer.received:
+            return None  # duplicate
+        _check_crc(properties, payload, where)
+        last = index == count - 1
+        if transfer.text is None and len(payload) % 4:
+            # reference peer with a max_payload_size that is not a multiple
+            # of 4: pieces can only be decoded after joining the text. (The
+            # whole text is a multiple of 4 long, so an unaligned last piece
+            # means an unaligned piece before it.)
+            self._switch_to_text(transfer)
+        if transfer.text is not None:
+            transfer.text[index] = payload
+            transfer.received_bytes += len(payload) // 4 * 3
+        else:
+            self._store_decoded(transfer, index, last, _decode(payload, where), where)
+        transfer.received.add(index)
+        self._check_size(transfer.received_bytes)
+        if len(transfer.received) < count:
+            return None
+        del self._transfers[full_key]
+        self._done[full_key] = None
+        if len(self._done) > self._remember:
+            self._done.popitem(last=False)
+        return self._finish(transfer)
+
+    def _store_decoded(
+        self, transfer: _Transfer, index: int, last: bool, data: bytes, where: str
+    ) -> None:
+        transfer.received_bytes += len(data)
+        if not last:
+            if transfer.piece_len is None:
+                transfer.piece_len = len(data)
+            elif len(data) != transfer.piece_len:
+                raise FragmentError(
+                    f"{where} has {len(data)} bytes; the other fragments have "
+                    f"{transfer.piece_len}"
+                )
+        if transfer.buffer is None:
+            transfer.pieces[index] = data
+            return
+        total = len(transfer.buffer)
+        if last:
+            offset = total - len(data)
+            if transfer.piece_len is not None and offset != index * transfer.piece_len:
+                raise FragmentError(f"{where} does not fit the announced size {total}")
+        else:
+            offset = index * len(data)
+        if offset < 0 or offset + len(data) > total:
+            raise FragmentError(f"{where} does not fit the announced size {total}")
+        transfer.buffer[offset : offset + len(data)] = data
+
+    def _switch_to_text(self, transfer: _Transfer) -> None:
+        text: dict[int, bytes] = {}
+        for i in transfer.received:
+            if transfer.buffer is not None:
+                assert transfer.piece_len is not None or i == transfer.count - 1
+                if i == transfer.count - 1:
+                    raw = bytes(
+                        transfer.buffer[
+                            len(transfer.buffer) - self._last_len(transfer) :
+                        ]
+                    )
+                else:
+                    pl = transfer.piece_len or 0
+                    raw = bytes(transfer.buffer[i * pl : (i + 1) * pl])
+            else:
+                raw = transfer.pieces[i]
+            text[i] = b64encode(raw)
+        transfer.text = text
+        transfer.pieces = {}
+        transfer.buffer = None
+        transfer.piece_len = None
+
+    @staticmethod
+    def _last_len(transfer: _Transfer) -> int:
+        # only reached when the last piece was stored before the switch
+        assert transfer.buffer is not None
+        if transfer.piece_len is None:
+            return len(transfer.buffer)
+        return len(transfer.buffer) - (transfer.count - 1) * transfer.piece_len
+
+    def _finish(self, transfer: _Transfer) -> bytes | bytearray:
+        if transfer.text is not None:
+            data: bytes | bytearray = _decode(
+                b"".join(transfer.text[i] for i in range(transfer.count)),
+                "joined payload",
+            )
+        elif transfer.buffer is not None:
+            data = transfer.buffer
+        else:
+            data = b"".join(transfer.pieces[i] for i in range(transfer.count))
+        if transfer.total is not None and (
+            len(data) != transfer.total or transfer.received_bytes != transfer.total
+        ):
+            raise FragmentError(
+                f"the joined payload has {transfer.received_bytes} bytes, but its "
+                f"sender announced {transfer.total}"
+            )
+        self._check_size(len(data))
+        return data
