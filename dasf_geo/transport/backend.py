@@ -1,0 +1,559 @@
+"""The backend's side: consume a topic, run requests, send the replies.
+
+:class:`Listener` consumes the backend's topic on a *stable* subscription
+name with the ``Shared`` subscription type by default, so that N processes
+listening on one topic share the work and every request runs once. (Set
+``subscription_type="Exclusive"`` or a per-process ``subscription_name`` in
+the messaging config to opt out: with distinct subscription names every
+process gets every request, which is what the reference does.)
+
+Requests run in a thread pool of ``max_workers``; at most ``queue_size``
+requests are accepted at a time and further ones get a "queue full" error
+reply at once. A request is acknowledged only after its reply has been
+sent, so a request whose backend dies mid-way is redelivered to another
+consumer of the subscription (at-least-once execution; the caller keeps
+the first reply).
+
+Errors never go unanswered: a payload that is not base64, not UTF-8 JSON,
+or fails validation gets an error reply; validation errors carry
+pydantic's structured error list in the ``dasfGeoErrors`` property.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from dasf_geo.exceptions import (
+    DasfGeoError,
+    FragmentError,
+    ProtocolError,
+    TransportError,
+)
+from dasf_geo.protocol.constants import (
+    DEFAULT_MAX_PAYLOAD_SIZE,
+    EXT_ERRORS,
+    MessageType,
+    Status,
+)
+from dasf_geo.protocol.fragments import Reassembler
+from dasf_geo.protocol.messages import (
+    ConsumerMessage,
+    RequestHeader,
+    parse_request_header,
+    reply_properties,
+)
+from dasf_geo.transport._common import add_query, header_of, send_payload, setting
+from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_url
+
+__all__ = [
+    "Listener",
+    "ModuleHandler",
+    "RequestHandler",
+    "default_subscription",
+    "listen",
+    "on_listening",
+    "test_connect",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Called with the :class:`Listener` once it consumes its topic (used by
+#: ``dasf-geo serve`` to print how to call the service).
+on_listening: list[Callable[[Listener], None]] = []
+
+#: Most structured errors sent back for one request.
+MAX_ERRORS = 100
+#: Largest JSON text of an offending input value that is sent back.
+MAX_INPUT_CHARS = 200
+
+
+class RequestHandler(Protocol):
+    """What the listener needs from a backend module."""
+
+    topic: str
+    debug: bool
+
+    def handle(self, payload: bytes | bytearray) -> bytes:
+        """Validate and run one request (UTF-8 JSON); return the JSON reply.
+
+        Raises:
+            pydantic.ValidationError: the request is invalid.
+            Exception: anything the user's code raises.
+        """
+        ...
+
+    def info(self) -> str:
+        """The module's JSON schema as JSON text."""
+        ...
+
+    def api_info(self) -> str:
+        """The module's API model as JSON text."""
+        ...
+
+
+class ModuleHandler:
+    """A :class:`RequestHandler` for a :class:`dasf_geo.backend.BackendModule`."""
+
+    def __init__(self, module_cls: Any) -> None:
+        self.module_cls = module_cls
+        config = module_cls.backend_config
+        self.config = config.messaging_config
+        self.topic: str = self.config.topic
+        self.debug: bool = bool(getattr(config, "debug", False))
+        self._info: str | None = None
+        self._api_info: str | None = None
+
+    def handle(self, payload: bytes | bytearray) -> bytes:
+        """Validate the request, run it and serialise the return model."""
+        model = self.module_cls.model_validate_json(payload)
+        result = model()
+        return bytes(result.__pydantic_serializer__.to_json(result))
+
+    def info(self) -> str:
+        """The module's JSON schema (cached)."""
+        if self._info is None:
+            self._info = json.dumps(self.module_cls.model_json_schema())
+        return self._info
+
+    def api_info(self) -> str:
+        """The module's API info (cached)."""
+        if self._api_info is None:
+            self._api_info = self.module_cls.get_api_info().model_dump_json()
+        return self._api_info
+
+
+def default_subscription(topic: str) -> str:
+    """The stable subscription name shared by all backends of ``topic``."""
+    return f"{topic}-backend"
+
+
+def structured_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """pydantic's error list, JSON-safe, with large inputs left out."""
+    errors = json.loads(exc.json(include_url=False))
+    out = []
+    for error in errors[:MAX_ERRORS]:
+        if "input" in error and len(json.dumps(error["input"])) > MAX_INPUT_CHARS:
+            del error["input"]
+        out.append(error)
+    return out
+
+
+class _RequestError(Exception):
+    """An error to be answered with an error reply (text and errors list)."""
+
+    def __init__(self, text: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.errors = errors
+
+
+@dataclass
+class _Incoming:
+    header: RequestHeader
+    message_ids: list[str] = field(default_factory=list)
+
+
+class Listener:
+    """Consumes a backend topic and answers its requests.
+
+    Args:
+        handler: runs requests (see :class:`ModuleHandler`).
+        config: the messaging config.
+    """
+
+    def __init__(self, handler: RequestHandler, config: Any) -> None:
+        self.handler = handler
+        self.config = config
+        self.topic: str = handler.topic
+        self.max_workers: int = int(setting(config, "max_workers", 1) or 1)
+        queue_size = setting(config, "queue_size", None)
+        self.queue_size: int | None = None if queue_size is None else int(queue_size)
+        self.max_payload_size: int = int(
+            setting(config, "max_payload_size", DEFAULT_MAX_PAYLOAD_SIZE)
+        )
+        self.keep_alive: float = float(setting(config, "producer_keep_alive", 120.0))
+        self.open_timeout: float = float(
+            setting(config, "producer_connection_timeout", 30.0)
+        )
+        self.subscription: str = setting(
+            config, "subscription_name", default_subscription(self.topic)
+        )
+        self.subscription_type: str = setting(config, "subscription_type", "Shared")
+        self.header = header_of(config)
+        receiver_queue = max(self.max_workers, self.queue_size or 0, 1) * 2
+        self.consumer_url = add_query(
+            config.get_topic_url(self.topic, self.subscription),
+            {
+                "subscriptionType": self.subscription_type,
+                "receiverQueueSize": max(receiver_queue, 16),
+            },
+        )
+        self._consumer = AsyncConsumer(
+            self.consumer_url, self.header, open_timeout=self.open_timeout
+        )
+        self._reassembler = Reassembler(
+            max_size=int(setting(config, "max_request_size", 1 << 30)),
+            timeout=float(setting(config, "fragment_timeout", 60.0)),
+        )
+        self._incoming: dict[tuple[str, str], _Incoming] = {}
+        self._producers: dict[str, tuple[AsyncProducer, float]] = {}
+        self._producer_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._active = 0
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.max_workers, thread_name_prefix=f"dasf-geo {self.topic}"
+        )
+        self._stopping: asyncio.Event | None = None
+        self.connected = asyncio.Event()
+        #: number of requests answered so far (any status)
+        self.answered = 0
+
+    # --- life cycle ---------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set, then finish in-flight work and return.
+
+        Reconnects with exponential backoff when the broker goes away.
+
+        Raises:
+            ConnectionFailed: the very first connection fails (so that a
+                wrong URL is reported at once instead of retried forever).
+        """
+        self._stopping = stop or asyncio.Event()
+        await self._consumer.connect()
+        logger.info("connection to %s established", redact_url(self.consumer_url))
+        self.connected.set()
+        for callback in list(on_listening):
+            callback(self)
+        housekeeping = asyncio.get_running_loop().create_task(self._housekeeping())
+        try:
+            await self._consume_until_stopped()
+        finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+            await self._consumer.close()
+            if self._tasks:
+                logger.info("finishing %d request(s) in progress", len(self._tasks))
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            for producer, _ in list(self._producers.values()):
+                await producer.close()
+            self._producers.clear()
+            self._pool.shutdown(wait=False)
+
+    async def _consume_until_stopped(self) -> None:
+        assert self._stopping is not None
+        stop_wait = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                receive = asyncio.ensure_future(self._consumer.receive())
+                done, _ = await asyncio.wait(
+                    {receive, stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if receive not in done:
+                    receive.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await receive
+                    break
+                try:
+                    msg = receive.result()
+                except TransportError as exc:
+                    self.connected.clear()
+                    logger.warning("lost the connection to the broker: %s", exc)
+                    if not await self._reconnect():
+                        break
+                    continue
+                await self._on_message(msg)
+        finally:
+            stop_wait.cancel()
+
+    async def _reconnect(self) -> bool:
+        assert self._stopping is not None
+        delay = 0.1
+        attempt = 1
+        while not self._stopping.is_set():
+            await self._consumer.close()
+            attempt += 1
+            try:
+                await self._consumer.connect()
+            except TransportError as exc:
+                logger.warning("connection attempt %d failed: %s", attempt, exc)
+            else:
+                logger.info(
+                    "connection attempt %d: reconnected to %s",
+                    attempt,
+                    redact_url(self.consumer_url),
+                )
+                self.connected.set()
+                return True
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, 10.0)
+        return False
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for key, error in self._reassembler.expire(now):
+                incoming = self._incoming.pop(key, None)  # type: ignore[call-overload]
+                if incoming is not None:
+                    self._spawn(
+                        self._reply_error(incoming, f"error receiving request: {error}")
+                    )
+            for topic, (producer, used) in list(self._producers.items()):
+                if self.keep_alive and now - used > self.keep_alive:
+                    self._producers.pop(topic, None)
+                    await producer.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- message handling ---------------------------------------------------
+
+    async def _ack(self, message_ids: list[str]) -> None:
+        for message_id in message_ids:
+            with contextlib.suppress(TransportError):
+                await self._consumer.ack(message_id)
+
+    async def _on_message(self, msg: ConsumerMessage) -> None:
+        try:
+            header = parse_request_header(msg.properties)
+        except ProtocolError as exc:
+            logger.warning("dropping message %s: %s", msg.message_id, exc)
+            await self._ack([msg.message_id])
+            return
+        key = (header.request_context, header.response_topic)
+        incoming = self._incoming.setdefault(key, _Incoming(header))
+        incoming.message_ids.append(msg.message_id)
+        try:
+            data = self._reassembler.add(
+                key, msg.properties, msg.payload, time.monotonic()
+            )
+        except FragmentError as exc:
+            self._incoming.pop(key, None)
+            self._spawn(self._reply_error(incoming, f"error receiving request: {exc}"))
+            return
+        if data is None:
+            return
+        del self._incoming[key]
+        await self._dispatch(incoming, data)
+
+    async def _dispatch(self, incoming: _Incoming, data: bytes | bytearray) -> None:
+        header = incoming.header
+        mtype = header.message_type
+        if mtype == MessageType.PING.value:
+            self._spawn(self._reply(incoming, b"", MessageType.PONG))
+        elif mtype == MessageType.INFO.value:
+            self._spawn(self._reply(incoming, b"", info=self.handler.info()))
+        elif mtype == MessageType.API_INFO.value:
+            self._spawn(self._reply(incoming, b"", api_info=self.handler.api_info()))
+        elif mtype == MessageType.REQUEST.value:
+            if self.queue_size is not None and self._active >= self.queue_size:
+                self._spawn(
+                    self._reply_error(
+                        incoming,
+                        f"request rejected: the backend's queue of {self.queue_size} "
+                        "requests is full, try again later",
+                    )
+                )
+                return
+            self._active += 1
+            self._spawn(self._run_request(incoming, data))
+        elif mtype in {
+            MessageType.PONG.value,
+            MessageType.RESPONSE.value,
+            MessageType.PROGRESS.value,
+            MessageType.LOG.value,
+        }:
+            await self._ack(incoming.message_ids)
+        else:
+            self._spawn(
+                self._reply_error(incoming, f"unsupported message type {mtype!r}")
+            )
+
+    def _execute(self, data: bytes | bytearray) -> bytes:
+        """Runs in a worker thread."""
+        try:
+            return self.handler.handle(data)
+        except ValidationError as exc:
+            raise _RequestError(
+                f"error validating request: {exc}", structured_errors(exc)
+            ) from exc
+        except ValueError as exc:
+            # pydantic raises ValueError for JSON it cannot parse at all
+            if isinstance(exc, DasfGeoError) or not _is_json_error(exc):
+                raise
+            raise _RequestError(f"error validating request: {exc}") from exc
+
+    async def _run_request(self, incoming: _Incoming, data: bytes | bytearray) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            try:
+                result = await loop.run_in_executor(self._pool, self._execute, data)
+            except _RequestError as exc:
+                await self._reply_error(incoming, exc.text, exc.errors)
+                return
+            except Exception as exc:
+                logger.error(
+                    "request %s failed", incoming.header.request_context, exc_info=True
+                )
+                detail = traceback.format_exc() if self.handler.debug else str(exc)
+                text = f"error executing request: {type(exc).__name__}: {detail}"
+                await self._reply_error(incoming, text)
+                return
+            await self._reply(incoming, result, status=Status.SUCCESS)
+        finally:
+            self._active -= 1
+
+    async def _reply_error(
+        self,
+        incoming: _Incoming,
+        text: str,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        extra = {EXT_ERRORS: json.dumps(errors)} if errors else {}
+        await self._reply(incoming, text.encode("utf-8"), status=Status.ERROR, **extra)
+
+    async def _reply(
+        self,
+        incoming: _Incoming,
+        payload: bytes,
+        message_type: MessageType = MessageType.RESPONSE,
+        status: Status | None = None,
+        **extra: Any,
+    ) -> None:
+        header = incoming.header
+        props = reply_properties(header, self.topic, message_type, status, **extra)
+        try:
+            producer = await self._producer_for(header.response_topic)
+            await send_payload(producer, payload, props, self.max_payload_size)
+        except TransportError as exc:
+            # leave the request unacknowledged: the broker redelivers it
+            logger.error(
+                "could not send the reply to %s: %s", header.response_topic, exc
+            )
+            return
+        self.answered += 1
+        await self._ack(incoming.message_ids)
+
+    async def _producer_for(self, topic: str) -> AsyncProducer:
+        lock = self._producer_locks.setdefault(topic, asyncio.Lock())
+        async with lock:
+            entry = self._producers.get(topic)
+            if entry is not None and entry[0].connected:
+                producer = entry[0]
+            else:
+                if entry is not None:
+                    await entry[0].close()
+                producer = AsyncProducer(
+                    self.config.get_topic_url(topic),
+                    self.header,
+                    open_timeout=self.open_timeout,
+                )
+                await producer.connect()
+            self._producers[topic] = (producer, time.monotonic())
+            return producer
+
+
+def _is_json_error(exc: ValueError) -> bool:
+    text = str(exc).lower()
+    return "json" in text or "utf-8" in text or "utf8" in text
+
+
+# --- blocking entry points --------------------------------------------------
+
+
+def _config_of(module_cls: Any) -> Any:
+    return module_cls.backend_config.messaging_config
+
+
+def listen(module_cls: Any, *, handler: RequestHandler | None = None) -> None:
+    """Serve ``module_cls`` until SIGINT or SIGTERM (blocking).
+
+    In-flight requests are finished before returning; a second signal stops
+    at once.
+
+    Raises:
+        ConnectionFailed: the broker cannot be reached at start.
+    """
+    handler = handler or ModuleHandler(module_cls)
+    config = _config_of(module_cls)
+    asyncio.run(_listen_until_signal(Listener(handler, config)))
+
+
+async def _listen_until_signal(listener: Listener) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    if threading.current_thread() is threading.main_thread():
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stop.is_set():
+                raise SystemExit(1)  # second signal: stop at once
+            logger.info("received %s: finishing in-flight work", sig.name)
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+    try:
+        await listener.run(stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def test_connect(module_cls: Any) -> bool:
+    """Check that the broker accepts this backend's consumer and producer.
+
+    Prints what was checked; returns True if both connections opened.
+    """
+    config = _config_of(module_cls)
+    listener = Listener(ModuleHandler(module_cls), config)
+
+    async def check() -> None:
+        consumer = AsyncConsumer(
+            listener.consumer_url, listener.header, open_timeout=listener.open_timeout
+        )
+        producer = AsyncProducer(
+            config.get_topic_url(listener.topic),
+            listener.header,
+            open_timeout=listener.open_timeout,
+        )
+        try:
+            await consumer.connect()
+            await producer.connect()
+        finally:
+            await consumer.close()
+            await producer.close()
+
+    try:
+        asyncio.run(check())
+    except TransportError as exc:
+        print(f"connection test failed: {exc}")
+        return False
+    print(
+        f"connection test succeeded: consumer and producer of topic "
+        f"{listener.topic!r} at {redact_url(listener.consumer_url)}"
+    )
+    return True
+
+
+test_connect.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

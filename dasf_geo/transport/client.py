@@ -1,0 +1,660 @@
+"""The caller's side: send DASF requests to a backend topic and wait for replies.
+
+One :class:`AsyncClient` holds two connections: a producer on the backend's
+topic and a consumer on a private response topic (128 random bits, so
+nobody can guess it). Any number of requests may be in flight at once; each
+carries its own ``requestContext`` and replies are matched by it, so they
+can never be mixed up. Fragmented replies are reassembled; fragmented
+requests are sent when a request exceeds ``max_payload_size``.
+
+:class:`Client` is the blocking counterpart: it runs the asyncio client on
+one background event loop shared by all blocking clients of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from dasf_geo.exceptions import (
+    FragmentError,
+    RemoteError,
+    RemoteValidationError,
+    RequestTimeout,
+    TransportError,
+)
+from dasf_geo.protocol.constants import (
+    DEFAULT_MAX_PAYLOAD_SIZE,
+    EXT_ERRORS,
+    MessageType,
+    PropertyKeys,
+    Status,
+)
+from dasf_geo.protocol.fragments import Reassembler
+from dasf_geo.protocol.messages import (
+    ConsumerMessage,
+    b64decode,
+    new_request_context,
+    new_response_topic,
+    request_properties,
+)
+from dasf_geo.transport._common import add_query, header_of, send_payload, setting
+from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_url
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Reply",
+    "get_client",
+    "raise_for_status",
+    "send_request",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default seconds to wait for a reply; per call and per client adjustable.
+DEFAULT_TIMEOUT = 600.0
+#: Subscription name on the private response topic.
+RESPONSE_SUBSCRIPTION = "dasf-geo-caller"
+
+T = TypeVar("T")
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Reply:
+    """A complete reply from a backend.
+
+    Attributes:
+        status: ``success``, ``error`` or ``running``.
+        payload: the decoded payload bytes (JSON text for results).
+        properties: the properties of the reply (of its last fragment).
+        message_type: ``response``, ``pong``…
+    """
+
+    status: str
+    payload: bytes | bytearray
+    properties: dict[str, Any]
+    message_type: str
+
+    def text(self) -> str:
+        """The payload as UTF-8 text."""
+        return bytes(self.payload).decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The payload parsed as JSON.
+
+        Raises:
+            RemoteError: the payload is not JSON.
+        """
+        try:
+            return json.loads(self.payload)
+        except ValueError as exc:
+            raise RemoteError(
+                f"the backend's reply is not JSON: {self.text()[:200]!r}"
+            ) from exc
+
+
+def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:
+    """Return ``reply`` if it succeeded, else raise the backend's error.
+
+    Raises:
+        RemoteValidationError: the backend rejected the arguments; its
+            ``errors`` list says which and why.
+        RemoteError: any other error reply.
+    """
+    if reply.status != Status.ERROR.value:
+        return reply
+    message = reply.text()
+    raw = reply.properties.get(EXT_ERRORS)
+    errors: list[dict[str, Any]] = []
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(raw)
+            if isinstance(parsed, list):
+                errors = [e for e in parsed if isinstance(e, dict)]
+    if errors:
+        raise RemoteValidationError(message, errors=errors, topic=topic)
+    raise RemoteError(message, topic=topic)
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[Reply]
+    what: str
+    progress: ProgressCallback | None = None
+    received: int = field(default=0)
+
+
+class AsyncClient:
+    """Asyncio client for one backend topic.
+
+    Args:
+        config: a messaging config (:class:`dasf_geo.config.PulsarConfig`
+            or :class:`dasf_geo.config.WebsocketURLConfig`).
+        topic: the backend's topic (default: ``config.topic``).
+        timeout: default seconds to wait for each reply.
+
+    Use ``async with AsyncClient(config) as client: ...`` or call
+    :meth:`start` and :meth:`close`.
+    """
+
+    def __init__(
+        self, config: Any, topic: str | None = None, *, timeout: float | None = None
+    ) -> None:
+        self.config = config
+        self.topic: str = topic or config.topic
+        if not self.topic:
+            raise TransportError("no topic given: pass topic=… or set it in the config")
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.max_payload_size: int = setting(
+            config, "max_payload_size", DEFAULT_MAX_PAYLOAD_SIZE
+        )
+        self.response_topic = new_response_topic(self.topic)
+        header = header_of(config)
+        open_timeout = float(setting(config, "producer_connection_timeout", 30.0))
+        self._producer = AsyncProducer(
+            config.get_topic_url(self.topic), header, open_timeout=open_timeout
+        )
+        self._consumer = AsyncConsumer(
+            add_query(
+                config.get_topic_url(self.response_topic, RESPONSE_SUBSCRIPTION),
+                {"subscriptionType": "Exclusive"},
+            ),
+            header,
+            open_timeout=open_timeout,
+        )
+        self._reassembler = Reassembler(
+            max_size=int(setting(config, "max_request_size", 1 << 30)),
+            timeout=float(setting(config, "fragment_timeout", 60.0)),
+        )
+        self._pending: dict[str, _Pending] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._closed = False
+        self._producer_lock: asyncio.Lock | None = None
+
+    @property
+    def url(self) -> str:
+        """The producer URL of the backend's topic (token hidden)."""
+        return redact_url(self._producer.url)
+
+    async def __aenter__(self) -> AsyncClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect to the broker.
+
+        The response topic is subscribed before anything is sent, so that
+        no reply can arrive before somebody listens for it.
+
+        Raises:
+            ConnectionFailed: the broker cannot be reached; names the URL.
+        """
+        if self._started:
+            return
+        self._producer_lock = asyncio.Lock()
+        await self._consumer.connect()
+        try:
+            await self._producer.connect()
+        except BaseException:
+            await self._consumer.close()
+            raise
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._read_replies(), name="dasf-geo replies"),
+            loop.create_task(self._expire_fragments(), name="dasf-geo expiry"),
+        ]
+        self._started = True
+
+    async def close(self) -> None:
+        """Close both connections; requests still waiting fail."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self._producer.close()
+        await self._consumer.close()
+        self._fail_all(
+            TransportError(f"the client for topic {self.topic!r} was closed")
+        )
+
+    def _fail_all(self, error: Exception) -> None:
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(error)
+        self._pending.clear()
+
+    async def _reconnect_consumer(self) -> bool:
+        delay = 0.05
+        while not self._closed:
+            await self._consumer.close()
+            try:
+                await self._consumer.connect()
+                logger.info("reconnected to %s", redact_url(self._consumer.url))
+                return True
+            except TransportError as exc:
+                logger.warning("reconnecting to the broker: %s", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        return False
+
+    async def _read_replies(self) -> None:
+        while not self._closed:
+            try:
+                msg = await self._consumer.receive()
+            except TransportError as exc:
+                if self._closed:
+                    return
+                logger.warning("lost the reply connection: %s", exc)
+                # pending requests keep waiting until their own timeout; on
+                # a persistent topic the broker redelivers what we missed
+                if not await self._reconnect_consumer():
+                    return
+                continue
+            # if the ack fails the message is redelivered; duplicates are dropped
+            with contextlib.suppress(TransportError):
+                await self._consumer.ack(msg.message_id)
+            self._handle_reply(msg)
+
+    def _handle_reply(self, msg: ConsumerMessage) -> None:
+        props = msg.properties
+        context = props.get(PropertyKeys.REQUEST_CONTEXT.value)
+        pending = self._pending.get(str(context)) if context is not None else None
+        if pending is None:
+            logger.debug("dropping a reply for no waiting request: %r", context)
+            return
+        mtype = str(props.get(PropertyKeys.MESSAGE_TYPE.value) or "")
+        if mtype == MessageType.PROGRESS.value:
+            self._handle_progress(pending, msg)
+            return
+        try:
+            data = self._reassembler.add(
+                (str(context), mtype), props, msg.payload, time.monotonic()
+            )
+        except FragmentError as exc:
+            self._finish(
+                str(context),
+                error=FragmentError(
+                    f"the reply to {pending.what} from topic {self.topic!r} is "
+                    f"broken: {exc}"
+                ),
+            )
+            return
+        pending.received += len(msg.payload)
+        if data is None:
+            if pending.progress is not None:
+                with contextlib.suppress(Exception):
+                    pending.progress(
+                        {"kind": "transfer", "received_base64_bytes": pending.received}
+                    )
+            return
+        status = str(props.get(PropertyKeys.STATUS.value) or Status.SUCCESS.value)
+        self._finish(
+            str(context),
+            reply=Reply(
+                status=status, payload=data, properties=props, message_type=mtype
+            ),
+        )
+
+    def _handle_progress(self, pending: _Pending, msg: ConsumerMessage) -> None:
+        if pending.progress is None:
+            return
+        try:
+            report = json.loads(b64decode(msg.payload, "progress report"))
+        except Exception as exc:  # a broken report must not break the reply
+            logger.warning("ignoring a broken progress report: %s", exc)
+            return
+        with contextlib.suppress(Exception):
+            pending.progress({"kind": "report", "report": report})
+
+    def _finish(
+        self,
+        context: str,
+        *,
+        reply: Reply | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        pending = self._pending.pop(context, None)
+        if pending is None or pending.future.done():
+            return
+        if error is not None:
+            pending.future.set_exception(error)
+        else:
+            pending.future.set_result(reply)  # type: ignore[arg-type]
+
+    async def _expire_fragments(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for key, error in self._reassembler.expire(time.monotonic()):
+                context = key[0] if isinstance(key, tuple) else key
+                self._finish(str(context), error=error)
+
+    async def _ensure_producer(self) -> AsyncProducer:
+        assert self._producer_lock is not None
+        async with self._producer_lock:
+            if not self._producer.connected:
+                await self._producer.close()
+                await self._producer.connect()
+        return self._producer
+
+    async def request(
+        self,
+        payload: bytes | bytearray | memoryview,
+        *,
+        message_type: MessageType | str = MessageType.REQUEST,
+        timeout: float | None = None,
+        what: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Reply:
+        """Send one request and wait for its complete reply.
+
+        Args:
+            payload: the raw request bytes (UTF-8 JSON for ``request``).
+            message_type: ``request``, ``ping``, ``info`` or ``api_info``.
+            timeout: seconds to wait (default: the client's timeout).
+            what: how to name the request in errors (e.g. ``hello_world()``).
+            progress: called with progress information while waiting.
+
+        Returns:
+            The reply, whatever its status (see :func:`raise_for_status`).
+
+        Raises:
+            RequestTimeout: no complete reply within ``timeout`` seconds; the
+                message names the topic, the request and the seconds.
+            FragmentError: the reply's fragments could not be joined.
+            TransportError, SendError: sending failed.
+        """
+        if not self._started:
+            await self.start()
+        timeout = self.timeout if timeout is None else timeout
+        what = what or f"a {MessageType(message_type).value} message"
+        context = new_request_context()
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[context] = _Pending(future, what, progress)
+        props = request_properties(self.response_topic, context, message_type)
+
+        async def send_and_wait() -> Reply:
+            producer = await self._ensure_producer()
+            await send_payload(producer, payload, props, self.max_payload_size)
+            return await future
+
+        try:
+            return await asyncio.wait_for(send_and_wait(), timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(
+                f"no reply from topic {self.topic!r} to {what} within {timeout:g} s",
+                url=self.url,
+                topic=self.topic,
+            ) from None
+        finally:
+            self._pending.pop(context, None)
+            self._reassembler.discard((context, MessageType.RESPONSE.value))
+            if not future.done():
+                future.cancel()
+
+    async def call(
+        self,
+        request: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Any:
+        """Send a request object and return the JSON result.
+
+        Raises:
+            RemoteValidationError: the backend rejected the arguments.
+            RemoteError: the backend answered with an error.
+            RequestTimeout, TransportError: see :meth:`request`.
+        """
+        payload = json.dumps(request).encode("utf-8")
+        reply = await self.request(
+            payload, timeout=timeout, what=describe_request(request), progress=progress
+        )
+        return raise_for_status(reply, self.topic).json()
+
+    async def ping(self, timeout: float | None = None) -> float:
+        """Ping the backend; return the round-trip time in seconds."""
+        start = time.perf_counter()
+        await self.request(
+            b"", message_type=MessageType.PING, timeout=timeout, what="ping"
+        )
+        return time.perf_counter() - start
+
+    async def api_info(self, timeout: float | None = None) -> dict[str, Any]:
+        """Ask the backend for its API (classes, functions, schemas)."""
+        reply = await self.request(
+            b"", message_type=MessageType.API_INFO, timeout=timeout, what="api_info"
+        )
+        return _json_property(
+            raise_for_status(reply, self.topic), "api_info", self.topic
+        )
+
+    async def info(self, timeout: float | None = None) -> dict[str, Any]:
+        """Ask the backend for its JSON schema."""
+        reply = await self.request(
+            b"", message_type=MessageType.INFO, timeout=timeout, what="info"
+        )
+        return _json_property(raise_for_status(reply, self.topic), "info", self.topic)
+
+
+def _json_property(reply: Reply, key: str, topic: str) -> dict[str, Any]:
+    raw = reply.properties.get(key)
+    if raw is None:
+        raise RemoteError(
+            f"the backend on topic {topic!r} sent no {key!r}", topic=topic
+        )
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise RemoteError(
+            f"the backend on topic {topic!r} sent {key!r} that is not JSON: "
+            f"{raw!r:.200}",
+            topic=topic,
+        ) from None
+    if not isinstance(value, dict):
+        raise RemoteError(f"the backend's {key!r} is not a JSON object", topic=topic)
+    return value
+
+
+def describe_request(request: Any) -> str:
+    """How to name a request in messages: ``func()`` or ``Class.method()``."""
+    if isinstance(request, dict):
+        if "func_name" in request:
+            return f"{request['func_name']}()"
+        if "class_name" in request:
+            func = request.get("function")
+            method = func.get("func_name") if isinstance(func, dict) else None
+            return f"{request['class_name']}.{method or '?'}()"
+    return "the request"
+
+
+# --- blocking API ----------------------------------------------------------
+
+
+class _LoopThread:
+    """One daemon thread running the event loop of all blocking clients."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, name="dasf-geo-client", daemon=True
+        )
+        self.thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        self.loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout)
+        except BaseException:
+            fut.cancel()
+            raise
+
+
+_loop_lock = threading.Lock()
+_loop_thread: _LoopThread | None = None
+_loop_pid: int | None = None
+
+
+def _background() -> _LoopThread:
+    global _loop_thread, _loop_pid
+    with _loop_lock:
+        if _loop_thread is None or _loop_pid != os.getpid():
+            _loop_thread = _LoopThread()
+            _loop_pid = os.getpid()
+        return _loop_thread
+
+
+class Client:
+    """Blocking client for one backend topic (see :class:`AsyncClient`).
+
+    Safe to use from several threads at once; all requests share one pair of
+    connections.
+    """
+
+    def __init__(
+        self, config: Any, topic: str | None = None, *, timeout: float | None = None
+    ) -> None:
+        self._bg = _background()
+        self._async = AsyncClient(config, topic, timeout=timeout)
+        self._run(self._async.start())
+
+    @property
+    def topic(self) -> str:
+        """The backend's topic."""
+        return self._async.topic
+
+    @property
+    def timeout(self) -> float:
+        """Default seconds to wait for a reply."""
+        return self._async.timeout
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        return self._bg.run(coro)  # type: ignore[arg-type]
+
+    def request(self, payload: bytes, **kwargs: Any) -> Reply:
+        """Blocking :meth:`AsyncClient.request`."""
+        return self._run(self._async.request(payload, **kwargs))
+
+    def call(self, request: dict[str, Any], **kwargs: Any) -> Any:
+        """Blocking :meth:`AsyncClient.call`."""
+        return self._run(self._async.call(request, **kwargs))
+
+    def ping(self, timeout: float | None = None) -> float:
+        """Blocking :meth:`AsyncClient.ping`."""
+        return self._run(self._async.ping(timeout))
+
+    def api_info(self, timeout: float | None = None) -> dict[str, Any]:
+        """Blocking :meth:`AsyncClient.api_info`."""
+        return self._run(self._async.api_info(timeout))
+
+    def info(self, timeout: float | None = None) -> dict[str, Any]:
+        """Blocking :meth:`AsyncClient.info`."""
+        return self._run(self._async.info(timeout))
+
+    def close(self) -> None:
+        """Close the connections."""
+        with contextlib.suppress(Exception):
+            self._run(self._async.close())
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_clients: dict[tuple[Any, ...], Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_key(config: Any, topic: str) -> tuple[Any, ...]:
+    return (
+        os.getpid(),
+        config.get_topic_url(topic),
+        tuple(sorted(header_of(config).items())),
+        setting(config, "max_payload_size", DEFAULT_MAX_PAYLOAD_SIZE),
+    )
+
+
+def get_client(config: Any, topic: str | None = None) -> Client:
+    """A shared blocking client for ``topic`` (connections are reused).
+
+    Raises:
+        ConnectionFailed: the broker cannot be reached.
+    """
+    topic = topic or config.topic
+    key = _client_key(config, topic)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None or client._async._closed:
+            client = _clients[key] = Client(config, topic)
+        return client
+
+
+@atexit.register
+def _close_clients() -> None:
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
+
+
+def send_request(
+    module_cls: Any, request: Any, *, timeout: float | None = None, **kwargs: Any
+) -> Any:
+    """Send ``request`` to the backend of ``module_cls`` and return the result.
+
+    The request is validated locally first (so bad arguments fail before
+    anything is sent), sent to the module's topic, and the JSON reply is
+    validated with the request's return model.
+
+    Args:
+        module_cls: a :class:`dasf_geo.backend.BackendModule` subclass.
+        request: a dict, a module instance, or a file-like object with JSON.
+        timeout: seconds to wait for the reply.
+
+    Raises:
+        pydantic.ValidationError: the request is invalid locally.
+        RemoteError: the backend answered with an error.
+        RequestTimeout, TransportError: see :meth:`AsyncClient.request`.
+    """
+    if hasattr(request, "read"):
+        model = module_cls.model_validate_json(request.read())
+    elif isinstance(request, module_cls):
+        model = request
+    elif hasattr(request, "root") and not isinstance(request, dict):
+        model = module_cls.model_validate(request.root)
+    else:
+        model = module_cls.model_validate(request)
+    payload = model.model_dump_json().encode("utf-8")
+    config = module_cls.backend_config.messaging_config
+    client = get_client(config)
+    what = describe_request(json.loads(payload))
+    reply = client.request(payload, timeout=timeout, what=what, **kwargs)
+    raise_for_status(reply, client.topic)
+    return model.root.return_model.model_validate_json(reply.payload)
