@@ -41,9 +41,29 @@ _LAZY: dict[str, str] = {
     "WebsocketURLConfig": "dasf_geo.config",
     "LoggingConfig": "dasf_geo.config",
     "DasfGeoError": "dasf_geo.exceptions",
+    "connect": "dasf_geo.transport.dynamic",
+    "aconnect": "dasf_geo.transport.dynamic",
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+__all__ = [
+    "BackendClass",
+    "BackendFunction",
+    "BackendModule",
+    "ClassConfig",
+    "DasfGeoError",
+    "FunctionConfig",
+    "LoggingConfig",
+    "ModuleConfig",
+    "PulsarConfig",
+    "WebsocketURLConfig",
+    "__version__",
+    "aconnect",
+    "configure",
+    "connect",
+    "main",
+    "registry",
+]
+
 
 if TYPE_CHECKING:  # pragma: no cover
     from dasf_geo.backend import BackendClass, BackendFunction, BackendModule
@@ -59,6 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover
         registry,
     )
     from dasf_geo.exceptions import DasfGeoError
+    from dasf_geo.transport.dynamic import aconnect, connect
 
 
 def __getattr__(name: str) -> Any:

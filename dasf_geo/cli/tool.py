@@ -13,7 +13,10 @@ import sys
 from collections.abc import Sequence
 
 # sub-command name -> module implementing add_parser()/run()
-_COMMANDS: dict[str, str] = {}
+_COMMANDS: dict[str, str] = {
+    "call": "dasf_geo.cli._call",
+    "serve": "dasf_geo.cli._serve",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,14 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, module_name in _COMMANDS.items():
+    for module_name in _COMMANDS.values():
         module = importlib.import_module(module_name)
         module.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``dasf-geo`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    """Run ``dasf-geo`` with ``argv`` (default: ``sys.argv[1:]``); return the status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     return int(args.run(args) or 0)

@@ -1,0 +1,566 @@
+"""A dynamic client: call a running service without generating a stub.
+
+:func:`connect` asks the backend on a topic for its ``api_info`` (the JSON
+schemas of its functions and classes) and returns a :class:`Service` whose
+attributes are those functions and classes, with their signatures and
+docstrings::
+
+    svc = dasf_geo.connect("hello-world-topic", broker="ws://127.0.0.1:8080")
+    svc.hello_world()                                  # a function
+    svc.HelloWorld(message="hi").repeat_message(repeat=3)   # a class
+
+Arguments are checked against the signature locally (missing or unknown
+arguments raise :class:`TypeError` before anything is sent); their types are
+checked by the backend, whose structured errors come back as
+:class:`~dasf_geo.exceptions.RemoteValidationError`. Values of registered
+data types (``xr.Dataset``, ``pd.DataFrame``, ``np.ndarray``…) are encoded on
+the way out and decoded on the way back, guided by the JSON schema the
+backend published (``contentMediaType``).
+
+:func:`aconnect` is the asyncio counterpart: the same attributes, but calls
+return coroutines.
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from dasf_geo.exceptions import ConfigurationError, RemoteError
+from dasf_geo.transport.client import AsyncClient, Client
+
+__all__ = [
+    "AsyncService",
+    "Service",
+    "aconnect",
+    "connect",
+    "messaging_config",
+]
+
+#: JSON schema ``type`` -> the Python type name shown in signatures
+_JSON_TYPES = {
+    "string": "str",
+    "integer": "int",
+    "number": "float",
+    "boolean": "bool",
+    "array": "list",
+    "object": "dict",
+    "null": "None",
+}
+
+
+def messaging_config(
+    topic: str,
+    broker: str | None = None,
+    *,
+    websocket_url: str | None = None,
+    header: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Any:
+    """Build the messaging config for calling ``topic``.
+
+    Args:
+        topic: the backend's topic.
+        broker: ``ws://HOST:PORT`` (or ``wss://``) of a broker that speaks the
+            Pulsar WebSocket layout (the embedded broker, Apache Pulsar).
+            Without it, the ``DE_BACKEND_*`` environment variables and the
+            defaults (``localhost:8080``) apply.
+        websocket_url: the base URL of a plain-layout broker such as
+            dasf-broker-django (``ws://host/ws``); excludes ``broker``.
+        header: HTTP headers for every handshake (e.g. ``Authorization``).
+        **options: further fields of
+            :class:`~dasf_geo.config.PulsarConfig` or
+            :class:`~dasf_geo.config.WebsocketURLConfig` (``persistent``,
+            ``tenant``, ``max_payload_size``…).
+
+    Raises:
+        ConfigurationError: ``broker`` is not a ``ws://HOST:PORT`` URL, or
+            both ``broker`` and ``websocket_url`` were given.
+    """
+    from dasf_geo.config import PulsarConfig, WebsocketURLConfig
+
+    kws: dict[str, Any] = {"topic": topic, **options}
+    if header:
+        kws["header"] = dict(header)
+    if broker and websocket_url:
+        raise ConfigurationError(
+            "give either broker='ws://HOST:PORT' (Pulsar layout) or "
+            "websocket_url='ws://HOST/PATH' (plain layout), not both"
+        )
+    if websocket_url:
+        return WebsocketURLConfig(websocket_url=websocket_url, **kws)
+    if broker:
+        parts = urlsplit(broker)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ConfigurationError(
+                f"broker must look like ws://HOST:PORT, got {broker!r}; for a "
+                "broker with a path (dasf-broker-django) use websocket_url=…"
+            )
+        if parts.path.strip("/") not in ("", "ws/v2"):
+            raise ConfigurationError(
+                f"broker {broker!r} has a path; the Pulsar layout needs "
+                "ws://HOST:PORT, a plain-layout broker needs websocket_url=…"
+            )
+        if parts.scheme == "wss":
+            # the Pulsar config builds ws:// URLs; wss goes through the URL form
+            return WebsocketURLConfig(
+                producer_url=f"wss://{parts.netloc}/ws/v2/producer/"
+                + _pulsar_path(options),
+                consumer_url=f"wss://{parts.netloc}/ws/v2/consumer/"
+                + _pulsar_path(options),
+                **{k: v for k, v in kws.items() if k not in _PULSAR_ONLY},
+            )
+        kws["host"] = parts.hostname
+        if parts.port is not None:
+            kws["port"] = parts.port
+    return PulsarConfig(**kws)
+
+
+_PULSAR_ONLY = {"persistent", "tenant", "namespace", "host", "port"}
+
+
+def _pulsar_path(options: Mapping[str, Any]) -> str:
+    persistent = options.get("persistent", False)
+    if isinstance(persistent, bool):
+        persistent = "persistent" if persistent else "non-persistent"
+    return (
+        f"{persistent}/{options.get('tenant', 'public')}/"
+        f"{options.get('namespace', 'default')}"
+    )
+
+
+# --- reading the API info ---------------------------------------------------
+
+
+def _type_name(schema: Mapping[str, Any]) -> str:
+    """A short Python-looking type name for a JSON schema (for signatures)."""
+    media = schema.get("contentMediaType")
+    if isinstance(media, str):
+        return str(schema.get("title") or media)
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            names = [_type_name(s) for s in schema[key] if isinstance(s, Mapping)]
+            return " | ".join(dict.fromkeys(names))
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " | ".join(_JSON_TYPES.get(str(k), str(k)) for k in kind)
+    if kind == "array" and isinstance(schema.get("items"), Mapping):
+        return f"list[{_type_name(schema['items'])}]"
+    return _JSON_TYPES.get(str(kind), "Any")
+
+
+@dataclass
+class _Param:
+    name: str
+    required: bool
+    default: Any
+    schema: dict[str, Any]
+
+
+@dataclass
+class _Signature:
+    """The parameters of a function or constructor, read from its schema."""
+
+    name: str
+    doc: str
+    params: list[_Param]
+    defs: dict[str, Any] = field(default_factory=dict)
+    return_schema: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        schema: Mapping[str, Any],
+        skip: set[str],
+        return_schema: Mapping[str, Any] | None = None,
+    ) -> _Signature:
+        if not isinstance(schema, Mapping):
+            raise RemoteError(f"the API info of {name!r} has no JSON schema")
+        props = schema.get("properties") or {}
+        required = set(schema.get("required") or [])
+        params = []
+        for pname, pschema in props.items():
+            if pname in skip or not isinstance(pschema, Mapping):
+                continue
+            if not pname.isidentifier() or keyword.iskeyword(pname):
+                raise RemoteError(
+                    f"the API of {name!r} has a parameter {pname!r} that is not "
+                    "a Python identifier"
+                )
+            params.append(
+                _Param(
+                    name=pname,
+                    required=pname in required,
+                    default=pschema.get("default"),
+                    schema=dict(pschema),
+                )
+            )
+        # required parameters first, in schema order, as Python demands
+        params.sort(key=lambda p: not p.required)
+        defs = dict(schema.get("$defs") or {})
+        ret = dict(return_schema or {})
+        return cls(
+            name=name,
+            doc=str(schema.get("description") or ""),
+            params=params,
+            defs=defs,
+            return_schema=ret,
+        )
+
+    def signature(self) -> inspect.Signature:
+        parameters = [
+            inspect.Parameter(
+                p.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=inspect.Parameter.empty if p.required else p.default,
+                annotation=_type_name(p.schema),
+            )
+            for p in self.params
+        ]
+        ret = _type_name(self.return_schema) if self.return_schema else "Any"
+        return inspect.Signature(parameters, return_annotation=ret)
+
+    def docstring(self) -> str:
+        lines = [self.doc.strip()] if self.doc.strip() else []
+        documented = [p for p in self.params if p.schema.get("description")]
+        if documented:
+            lines += ["", "Args:"]
+            lines += [f"    {p.name}: {p.schema['description']}" for p in documented]
+        return "\n".join(lines)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The JSON request fields for a call (TypeError for a bad call)."""
+        try:
+            bound = self.signature().bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+        return {name: encode_value(value) for name, value in bound.arguments.items()}
+
+    def decode(self, value: Any) -> Any:
+        return decode_value(self.return_schema, value)
+
+
+def encode_value(value: Any) -> Any:
+    """The JSON form of an argument value.
+
+    Registered data types (``xr.Dataset``…) use their registered serializer;
+    pydantic models and other values use pydantic's JSON conversion.
+    """
+    from pydantic import BaseModel, TypeAdapter
+    from pydantic_core import to_jsonable_python
+
+    from dasf_geo.data import resolve_annotation
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    annotation = resolve_annotation(type(value))
+    if annotation is not type(value):
+        return TypeAdapter(annotation).dump_python(value, mode="json")
+    return to_jsonable_python(value)
+
+
+def decode_value(schema: Mapping[str, Any], value: Any) -> Any:
+    """Turn a JSON result back into Python objects where ``schema`` says so."""
+    from dasf_geo import data
+
+    decode = getattr(data, "decode_by_schema", None)
+    if decode is None or not schema:
+        return value
+    return decode(dict(schema), value, dict(schema.get("$defs") or {}))
+
+
+# --- the service facades ----------------------------------------------------
+
+
+def _make_function(
+    sig: _Signature, call: Callable[[dict[str, Any], _Signature], Any]
+) -> Callable[..., Any]:
+    def function(*args: Any, **kwargs: Any) -> Any:
+        return call(sig.bind(args, kwargs), sig)
+
+    function.__name__ = function.__qualname__ = sig.name
+    function.__doc__ = sig.docstring()
+    function.__signature__ = sig.signature()  # type: ignore[attr-defined]
+    return function
+
+
+class _RemoteClass:
+    """Calling it (with the constructor's arguments) gives a remote instance."""
+
+    def __init__(
+        self,
+        name: str,
+        init: _Signature,
+        methods: dict[str, _Signature],
+        send: Callable[[dict[str, Any], _Signature], Any],
+    ) -> None:
+        self.__name__ = name
+        self.__doc__ = init.docstring()
+        self.__signature__ = init.signature()
+        self._init = init
+        self._methods = methods
+        self._send = send
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _RemoteInstance:
+        return _RemoteInstance(self, self._init.bind(args, kwargs))
+
+    @property
+    def methods(self) -> list[str]:
+        """The names of the class's remote methods."""
+        return list(self._methods)
+
+    def __repr__(self) -> str:
+        return f"<remote class {self.__name__}{self.__signature__}>"
+
+
+class _RemoteInstance:
+    """A remote object: the constructor arguments are sent with every call."""
+
+    def __init__(self, cls: _RemoteClass, init_args: dict[str, Any]) -> None:
+        self._cls = cls
+        self._init_args = init_args
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        cls = self.__dict__.get("_cls")
+        if cls is None or name not in cls._methods:
+            known = ", ".join(cls._methods) if cls else ""
+            raise AttributeError(
+                f"remote class {cls.__name__ if cls else '?'} has no method "
+                f"{name!r}; its methods are: {known or 'none'}"
+            )
+        sig = cls._methods[name]
+        init_args = self._init_args
+
+        def send(fields: dict[str, Any], sig: _Signature) -> Any:
+            request = {
+                "class_name": cls.__name__,
+                **init_args,
+                "function": {"func_name": sig.name, **fields},
+            }
+            return cls._send(request, sig)
+
+        return _make_function(sig, send)
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._cls._methods)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r:.40}" for k, v in self._init_args.items())
+        return f"<remote {self._cls.__name__}({args})>"
+
+
+def _build_members(
+    api_info: Mapping[str, Any], send: Callable[[dict[str, Any], _Signature], Any]
+) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for func in api_info.get("functions") or []:
+        sig = _Signature.from_schema(
+            func["name"],
+            func.get("rpc_schema") or {},
+            {"func_name"},
+            func.get("return_schema"),
+        )
+
+        def send_function(
+            fields: dict[str, Any], sig: _Signature, name: str = func["name"]
+        ) -> Any:
+            return send({"func_name": name, **fields}, sig)
+
+        members[func["name"]] = _make_function(sig, send_function)
+    for cls in api_info.get("classes") or []:
+        init = _Signature.from_schema(
+            cls["name"], cls.get("rpc_schema") or {}, {"class_name", "function"}
+        )
+        methods = {
+            m["name"]: _Signature.from_schema(
+                m["name"],
+                m.get("rpc_schema") or {},
+                {"func_name"},
+                m.get("return_schema"),
+            )
+            for m in cls.get("methods") or []
+        }
+        members[cls["name"]] = _RemoteClass(cls["name"], init, methods, send)
+    return members
+
+
+class Service:
+    """A running service, with its functions and classes as attributes.
+
+    Created by :func:`connect`; close it (or use ``with``) when done.
+
+    Attributes:
+        topic: the backend's topic.
+        api_info: the API model the backend sent.
+    """
+
+    def __init__(
+        self, client: Client, api_info: dict[str, Any], *, decode: bool = True
+    ) -> None:
+        self._client = client
+        self._decode = decode
+        self.topic = client.topic
+        self.api_info = api_info
+        self._members = _build_members(api_info, self._send)
+
+    def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
+        result = self._client.call(request)
+        return sig.decode(result) if self._decode else result
+
+    def __getattr__(self, name: str) -> Any:
+        members = self.__dict__.get("_members") or {}
+        if name in members:
+            return members[name]
+        raise AttributeError(
+            f"the service on topic {self.__dict__.get('topic')!r} has no function or "
+            f"class {name!r}; it offers: {', '.join(members) or 'nothing'}"
+        )
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self._members})
+
+    @property
+    def members(self) -> list[str]:
+        """The names of the service's functions and classes."""
+        return list(self._members)
+
+    def ping(self, timeout: float | None = None) -> float:
+        """Ping the backend; return the round-trip time in seconds."""
+        return self._client.ping(timeout)
+
+    def close(self) -> None:
+        """Close the connections to the broker."""
+        self._client.close()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<dasf_geo service {self.topic!r}: {', '.join(self._members)}>"
+
+
+class AsyncService:
+    """The asyncio counterpart of :class:`Service`: calls return coroutines.
+
+    Created by :func:`aconnect`; ``await service.close()`` when done.
+    """
+
+    def __init__(
+        self, client: AsyncClient, api_info: dict[str, Any], *, decode: bool = True
+    ) -> None:
+        self._client = client
+        self._decode = decode
+        self.topic = client.topic
+        self.api_info = api_info
+        self._members = _build_members(api_info, self._send)
+
+    async def _call(self, request: dict[str, Any], sig: _Signature) -> Any:
+        result = await self._client.call(request)
+        return sig.decode(result) if self._decode else result
+
+    def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
+        return self._call(request, sig)
+
+    def __getattr__(self, name: str) -> Any:
+        members = self.__dict__.get("_members") or {}
+        if name in members:
+            return members[name]
+        raise AttributeError(
+            f"the service on topic {self.__dict__.get('topic')!r} has no function or "
+            f"class {name!r}; it offers: {', '.join(members) or 'nothing'}"
+        )
+
+    @property
+    def members(self) -> list[str]:
+        """The names of the service's functions and classes."""
+        return list(self._members)
+
+    async def close(self) -> None:
+        """Close the connections to the broker."""
+        await self._client.close()
+
+    async def __aenter__(self) -> AsyncService:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def connect(
+    topic: str,
+    broker: str | None = None,
+    *,
+    websocket_url: str | None = None,
+    header: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    config: Any = None,
+    decode: bool = True,
+    **options: Any,
+) -> Service:
+    """Connect to the service on ``topic`` and return it as a :class:`Service`.
+
+    Args:
+        topic: the backend's topic.
+        broker: ``ws://HOST:PORT`` of a Pulsar-layout broker (see
+            :func:`messaging_config`).
+        websocket_url: base URL of a plain-layout broker (dasf-broker-django).
+        header: HTTP headers for every handshake.
+        timeout: default seconds to wait for each reply.
+        config: a ready messaging config (then the other connection
+            arguments are ignored).
+        decode: turn results back into Python objects (``xr.Dataset``…)
+            as the backend's return schema says; False gives the JSON values.
+        **options: further messaging config fields.
+
+    Raises:
+        ConnectionFailed: the broker cannot be reached (names the URL).
+        RequestTimeout: the backend did not send its API info in time — is a
+            backend listening on ``topic``?
+    """
+    if config is None:
+        config = messaging_config(
+            topic, broker, websocket_url=websocket_url, header=header, **options
+        )
+    client = Client(config, topic, timeout=timeout)
+    try:
+        api_info = client.api_info(timeout)
+        return Service(client, api_info, decode=decode)
+    except BaseException:
+        client.close()
+        raise
+
+
+async def aconnect(
+    topic: str,
+    broker: str | None = None,
+    *,
+    websocket_url: str | None = None,
+    header: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    config: Any = None,
+    decode: bool = True,
+    **options: Any,
+) -> AsyncService:
+    """The asyncio form of :func:`connect`; returns an :class:`AsyncService`."""
+    if config is None:
+        config = messaging_config(
+            topic, broker, websocket_url=websocket_url, header=header, **options
+        )
+    client = AsyncClient(config, topic, timeout=timeout)
+    try:
+        await client.start()
+        api_info = await client.api_info(timeout)
+        return AsyncService(client, api_info, decode=decode)
+    except BaseException:
+        await client.close()
+        raise
