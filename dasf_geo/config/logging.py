@@ -41,7 +41,6 @@ __all__ = [
     "LEVEL_NAMES",
     "MAX_OVERRIDES_SIZE",
     "LoggingConfig",
-    "MaxLevelFilter",
     "load_mapping",
     "merge_config",
 ]
@@ -76,28 +75,6 @@ _LOG_OPTIONS = {
 # Formatter and handler that ``logfile`` adds to the configuration.
 _FILE_FORMATTER = "%(asctime)s - %(levelname)s - [%(name)s.%(funcName)s]: %(message)s"
 _FILE_HANDLER = "dasf_geo_file_handler"
-
-
-class MaxLevelFilter(logging.Filter):
-    """Let through only records below ``level``.
-
-    The default configuration uses it so that a warning goes to standard
-    error only, not to both standard output and standard error.
-
-    Args:
-        level: the first level that is filtered out (a number or a name).
-
-    Raises:
-        ConfigurationError: ``level`` is not a known level.
-    """
-
-    def __init__(self, level: int | str = logging.WARNING) -> None:
-        super().__init__()
-        self.level = _parse_level(level)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Return whether ``record`` is below the configured level."""
-        return record.levelno < self.level
 
 
 def _parse_level(value: Any) -> int:

@@ -320,7 +320,8 @@ class BaseMessagingConfig(_Settings):
     def _require_topic(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("topic") in (None, ""):
             raise ValueError(
-                "no topic given: set it with -t/--topic, main(topic=...), "
+                "no topic given: set it with -t/--topic, "
+                "main(messaging_config=dict(topic=...)), "
                 f"the {ENV_PREFIX}TOPIC environment variable or "
                 f"{cls.__name__}(topic=...)"
             )
