@@ -223,7 +223,7 @@ class _Transfer:
     # decoded pieces are written into ``buffer`` when the total size is
     # known, kept in ``pieces`` otherwise; ``text`` holds raw base64 pieces
     # once a piece that is not a multiple of 4 characters showed up.
-    buffer: bytearray | None = None
+    buffer: Any = None
     piece_len: int | None = None
     pieces: dict[int, bytes] = field(default_factory=dict)
     text: dict[int, bytes] | None = None
@@ -250,6 +250,13 @@ class Reassembler:
             :meth:`expire` gives a transfer up.
         remember: how many completed transfers to remember, so that late
             duplicates of their fragments are dropped silently.
+        buffer_factory: called with the announced total size of a payload
+            to get the buffer its pieces are written into (default:
+            ``bytearray``). It needs ``len()``, slice assignment and slice
+            reading; a ``close()`` method, if it has one, is called when a
+            transfer is given up. A completed payload is returned as this
+            buffer, and closing it is then the caller's job. This lets the
+            transport put large payloads into a temporary file.
     """
 
     def __init__(
@@ -257,9 +264,11 @@ class Reassembler:
         max_size: int = 1 << 30,
         timeout: float = 60.0,
         remember: int = 4096,
+        buffer_factory: Callable[[int], Any] | None = None,
     ) -> None:
         self.max_size = max_size
         self.timeout = timeout
+        self._buffer_factory = buffer_factory or bytearray
         self._transfers: dict[Hashable, _Transfer] = {}
         self._done: OrderedDict[Hashable, None] = OrderedDict()
         self._remember = remember
@@ -276,7 +285,13 @@ class Reassembler:
     def discard(self, key: Hashable) -> None:
         """Forget every transfer whose key is ``key`` (e.g. a cancelled request)."""
         for full_key in [k for k in self._transfers if k[0] == key]:  # type: ignore[index]
-            del self._transfers[full_key]
+            self._drop(full_key)
+
+    def _drop(self, full_key: Hashable) -> None:
+        transfer = self._transfers.pop(full_key, None)
+        close = getattr(transfer.buffer, "close", None) if transfer else None
+        if close is not None:
+            close()
 
     def expire(self, now: float) -> list[tuple[Hashable, FragmentError]]:
         """Drop transfers idle for more than ``timeout`` seconds.
@@ -288,7 +303,7 @@ class Reassembler:
         expired = []
         for full_key, transfer in list(self._transfers.items()):
             if now - transfer.touched > self.timeout:
-                del self._transfers[full_key]
+                self._drop(full_key)
                 expired.append(
                     (
                         full_key[0],  # type: ignore[index]
@@ -353,7 +368,7 @@ class Reassembler:
                 full_key, index, count, total, payload, properties, now
             )
         except FragmentError:
-            self._transfers.pop(full_key, None)
+            self._drop(full_key)
             raise
 
     def _check_size(self, size: int) -> None:
@@ -394,7 +409,7 @@ class Reassembler:
                 max_size=self.max_size,
             )
             if total is not None:
-                transfer.buffer = bytearray(total)
+                transfer.buffer = self._buffer_factory(total)
             self._transfers[full_key] = transfer
         elif transfer.count != count or transfer.total != total:
             raise FragmentError(
@@ -477,6 +492,9 @@ class Reassembler:
             text[i] = b64encode(raw)
         transfer.text = text
         transfer.pieces = {}
+        close = getattr(transfer.buffer, "close", None)
+        if close is not None:
+            close()
         transfer.buffer = None
         transfer.piece_len = None
 
@@ -488,9 +506,9 @@ class Reassembler:
             return len(transfer.buffer)
         return len(transfer.buffer) - (transfer.count - 1) * transfer.piece_len
 
-    def _finish(self, transfer: _Transfer) -> bytes | bytearray:
+    def _finish(self, transfer: _Transfer) -> Any:
         if transfer.text is not None:
-            data: bytes | bytearray = _decode(
+            data: Any = _decode(
                 b"".join(transfer.text[i] for i in range(transfer.count)),
                 "joined payload",
             )
@@ -501,6 +519,9 @@ class Reassembler:
         if transfer.total is not None and (
             len(data) != transfer.total or transfer.received_bytes != transfer.total
         ):
+            close = getattr(data, "close", None)
+            if close is not None:
+                close()
             raise FragmentError(
                 f"the joined payload has {transfer.received_bytes} bytes, but its "
                 f"sender announced {transfer.total}"

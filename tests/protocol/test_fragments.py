@@ -283,3 +283,53 @@ def test_piece_chars_rejects_bad_sizes(bad):
 def test_fragment_frames_are_json_serialisable():
     for frag in split_payload(b"\x00\xff" * 600, 200):
         json.dumps({"payload": frag.payload.decode(), "properties": frag.properties})
+
+
+class RecordingBuffer(bytearray):
+    """A buffer that records whether it was closed (like a temp-file buffer)."""
+
+    made: list[RecordingBuffer] = []
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.closed = False
+        RecordingBuffer.made.append(self)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_buffer_factory_receives_the_payload():
+    RecordingBuffer.made = []
+    data = random.randbytes(50_000)
+    r = Reassembler(buffer_factory=RecordingBuffer)
+    outs = [r.add("k", f.properties, f.payload) for f in split_payload(data, 4000)]
+    out = outs[-1]
+    assert out == data
+    assert out is RecordingBuffer.made[0]
+    assert not out.closed  # the caller owns a completed payload
+
+
+def test_buffer_of_a_broken_transfer_is_closed():
+    RecordingBuffer.made = []
+    frags = list(split_payload(random.randbytes(50_000), 4000))
+    r = Reassembler(buffer_factory=RecordingBuffer)
+    r.add("k", frags[0].properties, frags[0].payload)
+    bad = frags[1].payload[:-4] + b"AAAA"
+    with pytest.raises(FragmentError, match="CRC-32"):
+        r.add("k", frags[1].properties, bad)
+    assert RecordingBuffer.made[0].closed
+
+
+def test_buffer_of_an_expired_or_discarded_transfer_is_closed():
+    RecordingBuffer.made = []
+    frags = list(split_payload(random.randbytes(50_000), 4000))
+    r = Reassembler(timeout=5, buffer_factory=RecordingBuffer)
+    r.add("a", frags[0].properties, frags[0].payload, now=0)
+    r.add("b", frags[0].properties, frags[0].payload, now=0)
+    assert [key for key, _ in r.expire(now=1)] == []
+    r.discard("a")
+    assert [b.closed for b in RecordingBuffer.made] == [True, False]
+    assert [key for key, _ in r.expire(now=10)] == ["b"]
+    assert [b.closed for b in RecordingBuffer.made] == [True, True]
+    assert r.pending == 0
