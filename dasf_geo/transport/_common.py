@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import os
+import tempfile
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -12,7 +14,20 @@ from dasf_geo.protocol.constants import DEFAULT_MAX_PAYLOAD_SIZE, EXT_TRANSFER
 from dasf_geo.protocol.fragments import split_payload
 from dasf_geo.transport.connection import AsyncProducer
 
-__all__ = ["MessagingSettings", "add_query", "send_payload", "setting"]
+__all__ = [
+    "DEFAULT_SPOOL_THRESHOLD",
+    "FileBuffer",
+    "MessagingSettings",
+    "add_query",
+    "buffer_factory",
+    "payload_bytes",
+    "send_payload",
+    "setting",
+]
+
+#: Payloads larger than this many bytes are reassembled in a temporary file
+#: instead of memory (see :class:`FileBuffer`).
+DEFAULT_SPOOL_THRESHOLD = 32 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +100,90 @@ async def send_payload(
             if fut.done() and not fut.cancelled():
                 fut.exception()  # retrieved: errors are raised above
     return len(futures)
+
+
+class FileBuffer:
+    """A fixed-size byte buffer kept in an anonymous temporary file.
+
+    It supports what :class:`~dasf_geo.protocol.fragments.Reassembler` needs
+    (``len()``, slice assignment and slice reading) with ``os.pwrite`` and
+    ``os.pread``, so a large payload is reassembled on disk (the page cache)
+    rather than in the process's memory. The file disappears when the buffer
+    is closed or garbage-collected.
+
+    Args:
+        size: the buffer's size in bytes.
+        dir: where to create the temporary file (default: the system's).
+    """
+
+    def __init__(self, size: int, dir: str | None = None) -> None:
+        self._file = tempfile.TemporaryFile(dir=dir)  # noqa: SIM115  # see close()
+        self._file.truncate(size)
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def _range(self, key: slice) -> tuple[int, int]:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("FileBuffer only supports contiguous slices")
+        start, stop, _ = key.indices(self._size)
+        return start, max(start, stop)
+
+    def __setitem__(self, key: slice, data: bytes | bytearray | memoryview) -> None:
+        start, stop = self._range(key)
+        view = memoryview(data).cast("B")
+        if len(view) != stop - start:
+            raise ValueError("FileBuffer slices cannot change the buffer's size")
+        fd = self._file.fileno()
+        while view:
+            written = os.pwrite(fd, view, start)
+            view = view[written:]
+            start += written
+
+    def __getitem__(self, key: slice) -> bytes:
+        start, stop = self._range(key)
+        return os.pread(self._file.fileno(), stop - start, start)
+
+    def __bytes__(self) -> bytes:
+        return self[:]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (bytes, bytearray, memoryview)):
+            return len(other) == self._size and bytes(self) == bytes(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like bytearray
+
+    @property
+    def file(self) -> Any:
+        """The underlying binary file (seek before reading)."""
+        return self._file
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return bool(self._file.closed)
+
+    def close(self) -> None:
+        """Close and remove the temporary file (idempotent)."""
+        self._file.close()
+
+    def __repr__(self) -> str:
+        return f"<FileBuffer {self._size} bytes>"
+
+
+def buffer_factory(threshold: int = DEFAULT_SPOOL_THRESHOLD) -> Callable[[int], Any]:
+    """A Reassembler buffer factory: memory up to ``threshold`` bytes, else a file."""
+
+    def make(size: int) -> Any:
+        return bytearray(size) if size <= threshold else FileBuffer(size)
+
+    return make
+
+
+def payload_bytes(payload: Any) -> bytes | bytearray:
+    """The bytes of a reassembled payload (reads a :class:`FileBuffer` whole)."""
+    if isinstance(payload, (bytes, bytearray)):
+        return payload
+    return bytes(payload)

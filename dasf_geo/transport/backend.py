@@ -55,7 +55,15 @@ from dasf_geo.protocol.messages import (
     parse_request_header,
     reply_properties,
 )
-from dasf_geo.transport._common import add_query, header_of, send_payload, setting
+from dasf_geo.transport._common import (
+    DEFAULT_SPOOL_THRESHOLD,
+    add_query,
+    buffer_factory,
+    header_of,
+    payload_bytes,
+    send_payload,
+    setting,
+)
 from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_url
 
 __all__ = [
@@ -207,6 +215,9 @@ class Listener:
         self._reassembler = Reassembler(
             max_size=int(setting(config, "max_request_size", 1 << 30)),
             timeout=float(setting(config, "fragment_timeout", 60.0)),
+            buffer_factory=buffer_factory(
+                int(setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD))
+            ),
         )
         self._incoming: dict[tuple[str, str], _Incoming] = {}
         self._producers: dict[str, tuple[AsyncProducer, float]] = {}
@@ -390,7 +401,7 @@ class Listener:
     def _execute(self, data: bytes | bytearray) -> bytes:
         """Runs in a worker thread."""
         try:
-            return self.handler.handle(data)
+            return self.handler.handle(payload_bytes(data))
         except ValidationError as exc:
             raise _RequestError(
                 f"error validating request: {exc}", structured_errors(exc)

@@ -47,7 +47,15 @@ from dasf_geo.protocol.messages import (
     new_response_topic,
     request_properties,
 )
-from dasf_geo.transport._common import add_query, header_of, send_payload, setting
+from dasf_geo.transport._common import (
+    DEFAULT_SPOOL_THRESHOLD,
+    add_query,
+    buffer_factory,
+    header_of,
+    payload_bytes,
+    send_payload,
+    setting,
+)
 from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_url
 
 __all__ = [
@@ -76,7 +84,9 @@ class Reply:
 
     Attributes:
         status: ``success``, ``error`` or ``running``.
-        payload: the decoded payload bytes (JSON text for results).
+        payload: the decoded payload bytes (JSON text for results); a large
+            payload is a :class:`~dasf_geo.transport._common.FileBuffer`
+            (use :meth:`text`, :meth:`json` or ``bytes()``).
         properties: the properties of the reply (of its last fragment).
         message_type: ``response``, ``pong``…
     """
@@ -88,7 +98,7 @@ class Reply:
 
     def text(self) -> str:
         """The payload as UTF-8 text."""
-        return bytes(self.payload).decode("utf-8", "replace")
+        return bytes(payload_bytes(self.payload)).decode("utf-8", "replace")
 
     def json(self) -> Any:
         """The payload parsed as JSON.
@@ -97,7 +107,7 @@ class Reply:
             RemoteError: the payload is not JSON.
         """
         try:
-            return json.loads(self.payload)
+            return json.loads(payload_bytes(self.payload))
         except ValueError as exc:
             raise RemoteError(
                 f"the backend's reply is not JSON: {self.text()[:200]!r}"
@@ -176,6 +186,9 @@ class AsyncClient:
         self._reassembler = Reassembler(
             max_size=int(setting(config, "max_request_size", 1 << 30)),
             timeout=float(setting(config, "fragment_timeout", 60.0)),
+            buffer_factory=buffer_factory(
+                int(setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD))
+            ),
         )
         self._pending: dict[str, _Pending] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -657,4 +670,4 @@ def send_request(
     what = describe_request(json.loads(payload))
     reply = client.request(payload, timeout=timeout, what=what, **kwargs)
     raise_for_status(reply, client.topic)
-    return model.root.return_model.model_validate_json(reply.payload)
+    return model.root.return_model.model_validate_json(payload_bytes(reply.payload))

@@ -1,0 +1,47 @@
+"""Large payloads are reassembled in a temporary file, not in memory."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from dasf_geo.protocol.fragments import Reassembler, split_payload
+from dasf_geo.transport._common import FileBuffer, buffer_factory, payload_bytes
+
+
+def test_file_buffer_behaves_like_a_fixed_bytearray():
+    buf = FileBuffer(10)
+    assert len(buf) == 10 and bytes(buf) == b"\0" * 10
+    buf[2:5] = b"abc"
+    buf[8:] = memoryview(b"yz")
+    assert buf[:] == b"\0\0abc\0\0\0yz"
+    assert buf == b"\0\0abc\0\0\0yz" and buf != b"other"
+    with pytest.raises(ValueError, match="cannot change the buffer's size"):
+        buf[0:2] = b"toolong"
+    with pytest.raises(TypeError, match="contiguous slices"):
+        buf[::2] = b"ab"
+    fd = buf.file.fileno()
+    buf.close()
+    assert buf.closed
+    with pytest.raises(OSError):
+        os.fstat(fd)  # the descriptor is gone, and with it the file
+
+
+def test_large_payloads_go_to_a_file_small_ones_stay_in_memory():
+    make = buffer_factory(threshold=1000)
+    assert isinstance(make(1000), bytearray)
+    assert isinstance(make(1001), FileBuffer)
+
+
+def test_reassembly_into_a_file_buffer_gives_the_payload():
+    data = random.randbytes(300_000)
+    r = Reassembler(buffer_factory=buffer_factory(threshold=1000))
+    fragments = list(split_payload(data, 40_000))
+    random.shuffle(fragments)
+    results = [r.add("k", f.properties, f.payload) for f in fragments]
+    out = next(x for x in results if x is not None)
+    assert isinstance(out, FileBuffer)
+    assert payload_bytes(out) == data
+    out.close()
