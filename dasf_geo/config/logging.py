@@ -83,15 +83,17 @@ def _parse_level(value: Any) -> int:
     Raises:
         ConfigurationError: the value is no known level.
     """
-    if isinstance(value, bool):
-        raise ConfigurationError(f"the log level must be a number or name, got {value}")
     if isinstance(value, str):
         text = value.strip()
         if text.upper() in LEVEL_NAMES:
             return LEVEL_NAMES[text.upper()]
         if text.isdigit():
             value = int(text)
-    if isinstance(value, int) and 1 <= value <= logging.CRITICAL:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value <= logging.CRITICAL
+    ):
         return value
     raise ConfigurationError(
         f"unknown log level {_short(value)}: use DEBUG, INFO, WARNING, ERROR or "
@@ -410,7 +412,9 @@ class LoggingConfig(_Settings):
             detail = str(exc)
             if exc.__cause__ is not None:
                 detail += f": {exc.__cause__}"
+            if len(detail) > 300:
+                detail = detail[:297] + "..."
             raise ConfigurationError(
                 f"the logging configuration from {str(self.config_file)!r} is "
-                f"invalid: {_short(detail, 300)}"
+                f"invalid: {detail}"
             ) from exc
