@@ -117,7 +117,11 @@ class FileBuffer:
     """
 
     def __init__(self, size: int, dir: str | None = None) -> None:
-        self._file = tempfile.TemporaryFile(dir=dir)  # noqa: SIM115  # see close()
+        # a named file, so that readers that need a path (netCDF4) can open
+        # it; it is removed on close()
+        self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115  # see close()
+            prefix="dasf-geo-", suffix=".part", dir=dir
+        )
         self._file.truncate(size)
         self._size = size
 
@@ -159,6 +163,11 @@ class FileBuffer:
     def file(self) -> Any:
         """The underlying binary file (seek before reading)."""
         return self._file
+
+    @property
+    def path(self) -> str:
+        """The temporary file's path (valid until :meth:`close`)."""
+        return str(self._file.name)
 
     @property
     def closed(self) -> bool:
