@@ -1,38 +1,93 @@
 """Layer 2, data: the type registry.
 
 For each supported type (``xr.Dataset``, ``xr.DataArray``, ``pd.DataFrame``,
-``np.ndarray``, pydantic models, plain JSON types) it knows how to validate an
+``np.ndarray``, and users' own registered types) it knows how to validate an
 incoming value, how to serialize an outgoing one and which JSON schema
-describes it. CF-convention and ``crs`` checks live here too.
+describes it (with ``contentEncoding``/``contentMediaType`` and
+``x-dasf-type``). CF-convention, ``crs`` and Demap checks live here too.
+
+Format rule for Dataset/DataArray replies (``DataOptions.format="auto"``):
+NetCDF3 classic (what demessaging and Demap read) unless compression was
+requested, a variable has dtype int64 or unsigned, or NetCDF3 encoding fails
+for a value — then NetCDF4. See :mod:`dasf_geo.data._netcdf`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dasf_geo.data._arrays import decode_ndarray, encode_ndarray, to_ndarray
 
-from pydantic import BaseModel, ConfigDict
+# importing registers the built-in entries
+from dasf_geo.data._builtins import (
+    decode_base64_xarray,
+    encode_base64_xarray,
+    to_dataarray,
+    to_dataset,
+)
+from dasf_geo.data._checks import (
+    CFConventionWarning,
+    CRSWarning,
+    DataWarning,
+    Finding,
+    check_cf,
+    check_crs,
+    check_demap,
+    coerce_demap,
+    standard_name_table,
+)
+from dasf_geo.data._frames import decode_dataframe, encode_dataframe, to_dataframe
+from dasf_geo.data._netcdf import (
+    choose_format,
+    detect_format,
+    read_dataarray,
+    read_netcdf,
+    write_netcdf,
+)
+from dasf_geo.data._options import DataOptions
+from dasf_geo.data._registry import (
+    SCHEMA_TYPE_KEY,
+    RegistryType,
+    TypeEntry,
+    decode_by_schema,
+    get_entry,
+    register,
+    registered_types,
+    resolve_annotation,
+    unregister,
+)
 
-__all__ = ["DataOptions", "resolve_annotation"]
-
-
-class DataOptions(BaseModel):
-    """Per-function options of the data layer (CF, ``crs``, Demap, encoding).
-
-    Interface placeholder: the type registry fills this in.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cf: Literal["strict", "warn", "off"] = "warn"
-    crs: Literal["required", "optional", "off"] = "optional"
-
-
-def resolve_annotation(annotation: Any, options: DataOptions | None = None) -> Any:
-    """Return a pydantic-compatible annotation for ``annotation``.
-
-    Registered types (``xr.Dataset``, ``pd.DataFrame``…) are replaced, also
-    inside ``Optional``/``list``/``dict``, by ``Annotated`` types that carry
-    their validator, serializer and JSON schema; anything else comes back
-    unchanged.
-    """
-    return annotation
+__all__ = [
+    "SCHEMA_TYPE_KEY",
+    "CFConventionWarning",
+    "CRSWarning",
+    "DataOptions",
+    "DataWarning",
+    "Finding",
+    "RegistryType",
+    "TypeEntry",
+    "check_cf",
+    "check_crs",
+    "check_demap",
+    "choose_format",
+    "coerce_demap",
+    "decode_base64_xarray",
+    "decode_by_schema",
+    "decode_dataframe",
+    "decode_ndarray",
+    "detect_format",
+    "encode_base64_xarray",
+    "encode_dataframe",
+    "encode_ndarray",
+    "get_entry",
+    "read_dataarray",
+    "read_netcdf",
+    "register",
+    "registered_types",
+    "resolve_annotation",
+    "standard_name_table",
+    "to_dataarray",
+    "to_dataframe",
+    "to_dataset",
+    "to_ndarray",
+    "unregister",
+    "write_netcdf",
+]
