@@ -1,0 +1,837 @@
+"""The broker's routing, acknowledgement and delivery logic (sans-I/O).
+
+Nothing here touches a socket or asyncio. The server feeds it what clients
+send (:meth:`BrokerCore.publish`, :meth:`BrokerCore.consumer_frame`) and
+connection events (:meth:`~BrokerCore.subscribe`,
+:meth:`~BrokerCore.unsubscribe`); the core answers with ack frames and puts
+deliveries into each consumer's :attr:`Consumer.outbox`, calling the
+consumer's ``notify`` callback when the outbox was empty. The server renders
+and sends them with :meth:`BrokerCore.next_frame`.
+
+Delivery model (Pulsar's, PROTOCOL.md "Consumer side"):
+
+- a message published to a topic goes to every subscription of the topic;
+  a topic without subscriptions drops it (Pulsar does the same);
+- within a subscription, ``Exclusive`` allows one consumer, ``Failover``
+  sends everything to the oldest connected consumer, ``Shared`` spreads
+  messages round-robin over the consumers with room;
+- a consumer holds at most ``receiverQueueSize`` unacked messages and at
+  most ``max_inflight_bytes`` of payload (one message always fits); in
+  pull mode also at most the permits it granted;
+- unacked messages of a consumer that goes away, and negatively acked ones,
+  go back to the front of the subscription's backlog with
+  ``redeliveryCount`` + 1;
+- a subscription of a ``non-persistent`` topic lives while it has
+  consumers; a ``persistent`` topic's subscriptions are durable and its
+  messages are written to the :class:`~dasf_geo.broker.store.MessageStore`
+  before the producer gets its ack, and deleted when every subscription
+  acked them.
+
+Memory is bounded: :meth:`BrokerCore.is_full` tells the server to stop
+reading a producer's socket while the topic holds ``max_topic_bytes`` (or
+the broker ``max_total_bytes``) of unacked payload; ``on_drain`` fires when
+acks free room again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from dasf_geo.broker.names import TopicName
+from dasf_geo.exceptions import BrokerError, ProtocolError
+from dasf_geo.protocol.messages import _split_payload, b64decode, parse_json_object
+
+if TYPE_CHECKING:
+    from dasf_geo.broker.store import MessageStore
+
+__all__ = [
+    "DEFAULT_MAX_INFLIGHT_BYTES",
+    "DEFAULT_MAX_TOPIC_BYTES",
+    "DEFAULT_MAX_TOTAL_BYTES",
+    "DEFAULT_RECEIVER_QUEUE_SIZE",
+    "SUBSCRIPTION_TYPES",
+    "BrokerCore",
+    "Consumer",
+    "Message",
+    "SendErrorCode",
+    "SubscribeError",
+    "Subscription",
+    "Topic",
+]
+
+#: Pulsar's default ``receiverQueueSize``.
+DEFAULT_RECEIVER_QUEUE_SIZE = 1000
+#: Largest ``receiverQueueSize`` a consumer may ask for.
+MAX_RECEIVER_QUEUE_SIZE = 100_000
+#: Unacked payload bytes one consumer may hold (one message always fits).
+DEFAULT_MAX_INFLIGHT_BYTES = 8 * 1024 * 1024
+#: Unacked payload bytes one topic may hold before its producers are paused.
+DEFAULT_MAX_TOPIC_BYTES = 16 * 1024 * 1024
+#: Unacked payload bytes the whole broker may hold before producers pause.
+DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
+
+#: The subscription types the broker implements (Pulsar spelling).
+SUBSCRIPTION_TYPES = ("Exclusive", "Shared", "Failover")
+
+
+class SendErrorCode:
+    """Pulsar WebSocket error codes used in ``"send-error:<code>"`` results."""
+
+    #: the frame is not a JSON object of the expected shape
+    JSON = 3
+    #: the client may not do this
+    NOT_AUTHORIZED = 6
+    #: the payload is missing or not base64
+    PAYLOAD_ENCODING = 7
+    #: anything else (e.g. the store failed)
+    UNKNOWN = 8
+
+
+class SubscribeError(BrokerError):
+    """A consumer cannot join a subscription.
+
+    Attributes:
+        status: the HTTP status the server refuses the handshake with.
+        reason: the text sent to the client.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(eq=False)
+class Message:
+    """A published message, shared by the subscriptions that hold it.
+
+    Attributes:
+        seq: the topic's sequence number (order of publication).
+        message_id: the id returned to the producer.
+        payload: the base64 payload (ASCII bytes), never decoded.
+        properties: the properties as JSON object text.
+        publish_time: ISO 8601 UTC time of publication.
+        context: the producer's ``context`` as JSON text, if it sent one.
+        key: the producer's ``key`` as JSON text, if it sent one.
+        refs: how many subscriptions still hold it.
+    """
+
+    seq: int
+    message_id: str
+    payload: bytes
+    properties: bytes
+    publish_time: str
+    context: bytes | None = None
+    key: bytes | None = None
+    refs: int = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes the message occupies in memory (payload and properties)."""
+        return len(self.payload) + len(self.properties)
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One subscription's claim on a message."""
+
+    message: Message
+    redelivery_count: int = 0
+
+
+@dataclass(eq=False)
+class Consumer:
+    """A connected consumer of a subscription.
+
+    Attributes:
+        id: a number unique within the broker's run.
+        subscription: the subscription it consumes.
+        receiver_queue_size: most unacked messages it may hold.
+        pull_mode: True if it must grant permits before getting messages.
+        permits: messages it still allows (pull mode).
+        outbox: deliveries waiting to be sent, in order.
+        notify: called (without arguments) when the outbox becomes non-empty.
+        name: a label for ``/topics`` (e.g. the peer address).
+    """
+
+    id: int
+    subscription: Subscription
+    receiver_queue_size: int = DEFAULT_RECEIVER_QUEUE_SIZE
+    pull_mode: bool = False
+    permits: int = 0
+    outbox: deque[tuple[str, _Entry]] = field(default_factory=deque)
+    notify: Callable[[], None] | None = None
+    name: str = ""
+    closed: bool = False
+    inflight: dict[str, _Entry] = field(default_factory=dict)
+    inflight_bytes: int = 0
+
+    def _has_room(self, max_bytes: int) -> bool:
+        if self.closed or len(self.inflight) >= self.receiver_queue_size:
+            return False
+        if self.inflight and self.inflight_bytes >= max_bytes:
+            return False
+        return not self.pull_mode or self.permits > 0
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A named subscription of a topic.
+
+    Attributes:
+        name: the subscription name.
+        topic: its topic.
+        type: ``Exclusive``, ``Shared`` or ``Failover``.
+        durable: True on persistent topics (it outlives its consumers).
+        consumers: connected consumers, oldest first.
+        backlog: messages not yet delivered, in order.
+    """
+
+    name: str
+    topic: Topic
+    type: str
+    durable: bool
+    consumers: list[Consumer] = field(default_factory=list)
+    backlog: deque[_Entry] = field(default_factory=deque)
+    _next: int = 0
+
+    @property
+    def unacked(self) -> int:
+        """Messages delivered to a consumer and not yet acked."""
+        return sum(len(c.inflight) for c in self.consumers)
+
+
+@dataclass(eq=False)
+class Topic:
+    """A topic and what the broker knows about it.
+
+    Attributes:
+        name: the fully qualified name.
+        subscriptions: by name.
+        producers: connected producers.
+        held_bytes: unacked payload bytes held for its subscriptions.
+        published: messages accepted since the broker started.
+        last_pong: time of the last DASF pong posted to ``/ws/status-ping``.
+        api_info: the last ``api_info`` posted to ``/ws/status-ping``.
+    """
+
+    name: TopicName
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    producers: int = 0
+    held_bytes: int = 0
+    published: int = 0
+    next_seq: int = 1
+    last_pong: str | None = None
+    api_info: Any = None
+
+
+def _send_error(code: int, message: str, context: bytes | None) -> bytes:
+    parts = [
+        b'{"result":"send-error:',
+        str(code).encode(),
+        b'","errorMsg":',
+        json.dumps(message).encode("utf-8"),
+    ]
+    if context is not None:
+        parts += [b',"context":', context]
+    parts.append(b"}")
+    return b"".join(parts)
+
+
+def _ok(message_id: str, context: bytes | None) -> bytes:
+    parts = [b'{"result":"ok","messageId":"', message_id.encode("ascii"), b'"']
+    if context is not None:
+        parts += [b',"context":', context]
+    parts.append(b"}")
+    return b"".join(parts)
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+class BrokerCore:
+    """Topics, subscriptions, deliveries and acks, without any I/O.
+
+    Args:
+        store: where persistent topics keep their messages; without one,
+            persistent topics behave like non-persistent ones.
+        max_topic_bytes: unacked payload bytes per topic before
+            :meth:`is_full` says to pause its producers.
+        max_total_bytes: the same limit for the whole broker.
+        max_inflight_bytes: unacked payload bytes per consumer.
+
+    Raises:
+        BrokerError: the store cannot be read.
+    """
+
+    def __init__(
+        self,
+        store: MessageStore | None = None,
+        *,
+        max_topic_bytes: int = DEFAULT_MAX_TOPIC_BYTES,
+        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+    ) -> None:
+        self.store = store
+        self.max_topic_bytes = max_topic_bytes
+        self.max_total_bytes = max_total_bytes
+        self.max_inflight_bytes = max_inflight_bytes
+        self.topics: dict[str, Topic] = {}
+        self.held_bytes = 0
+        #: called with the topic when acks free room below the limits
+        self.on_drain: Callable[[Topic], None] | None = None
+        self.started = time.time()
+        self._consumer_ids = 0
+        if store is not None:
+            self._load(store)
+
+    # --- topics ---------------------------------------------------------------
+
+    def topic(self, name: TopicName) -> Topic:
+        """The topic called ``name``, created if needed."""
+        topic = self.topics.get(name.full)
+        if topic is None:
+            topic = self.topics[name.full] = Topic(name)
+        return topic
+
+    def _maybe_forget(self, topic: Topic) -> None:
+        # keep the status-ping data of topics nobody uses right now
+        if (
+            not topic.subscriptions
+            and not topic.producers
+            and not topic.held_bytes
+            and topic.last_pong is None
+            and topic.api_info is None
+        ):
+            self.topics.pop(topic.name.full, None)
+
+    def is_full(self, topic: Topic) -> bool:
+        """True while producers of ``topic`` must wait (memory limits reached)."""
+        return (
+            topic.held_bytes >= self.max_topic_bytes
+            or self.held_bytes >= self.max_total_bytes
+        )
+
+    # --- producers ------------------------------------------------------------
+
+    def add_producer(self, name: TopicName) -> Topic:
+        """Register a producer connection on ``name``; return the topic."""
+        topic = self.topic(name)
+        topic.producers += 1
+        return topic
+
+    def remove_producer(self, topic: Topic) -> None:
+        """Unregister a producer connection of ``topic``."""
+        topic.producers = max(0, topic.producers - 1)
+        self._maybe_forget(topic)
+
+    def publish(self, topic: Topic, frame: bytes) -> bytes:
+        """Accept one producer frame; return the ack frame for the producer.
+
+        The frame must be a JSON object with a base64 ``payload`` string and
+        optional ``properties`` (object), ``context`` and ``key``. Errors
+        never raise: they are answered with ``send-error:<code>`` acks that
+        echo the ``context`` when it could be read.
+        """
+        split = _split_payload(frame)
+        if split is None:
+            try:
+                obj = parse_json_object(frame, "message")
+            except ProtocolError as exc:
+                return _send_error(SendErrorCode.JSON, str(exc), None)
+            raw = obj.get("payload")
+            context = None if "context" not in obj else _dump(obj["context"])
+            if raw is None:
+                return _send_error(
+                    SendErrorCode.PAYLOAD_ENCODING,
+                    "the message has no 'payload': send the payload as a base64 "
+                    "string (empty for no payload)",
+                    context,
+                )
+            if not isinstance(raw, str):
+                return _send_error(
+                    SendErrorCode.PAYLOAD_ENCODING,
+                    f"the 'payload' must be a base64 string, got {type(raw).__name__}",
+                    context,
+                )
+            if not raw.isascii():
+                return _send_error(
+                    SendErrorCode.PAYLOAD_ENCODING,
+                    "the payload is not valid base64: it contains non-ASCII characters",
+                    context,
+                )
+            payload = raw.encode("ascii")
+        else:
+            obj, payload = split
+            context = None if "context" not in obj else _dump(obj["context"])
+        if payload:
+            try:
+                b64decode(payload)
+            except ProtocolError as exc:
+                return _send_error(SendErrorCode.PAYLOAD_ENCODING, str(exc), context)
+        props = obj.get("properties")
+        if props is None:
+            props = {}
+        if not isinstance(props, dict):
+            return _send_error(
+                SendErrorCode.JSON,
+                f"the 'properties' must be a JSON object, got {type(props).__name__}",
+                context,
+            )
+        key = obj.get("key")
+        if key is not None and not isinstance(key, str):
+            return _send_error(
+                SendErrorCode.JSON,
+                f"the 'key' must be a string, got {type(key).__name__}",
+                context,
+            )
+        message = Message(
+            seq=topic.next_seq,
+            message_id=secrets.token_urlsafe(12),
+            payload=payload,
+            properties=_dump(props),
+            publish_time=_now_iso(),
+            context=context,
+            key=None if key is None else _dump(key),
+        )
+        subs = list(topic.subscriptions.values())
+        if topic.name.persistent and self.store is not None and subs:
+            try:
+                self.store.add_message(
+                    topic.name.full, message, [s.name for s in subs if s.durable]
+                )
+            except BrokerError as exc:
+                return _send_error(SendErrorCode.UNKNOWN, str(exc), context)
+        topic.next_seq += 1
+        topic.published += 1
+        for sub in subs:
+            self._enqueue(sub, _Entry(message))
+        for sub in subs:
+            self._dispatch(sub)
+        return _ok(message.message_id, context)
+
+    def _enqueue(self, sub: Subscription, entry: _Entry) -> None:
+        message = entry.message
+        if message.refs == 0:
+            sub.topic.held_bytes += message.size
+            self.held_bytes += message.size
+        message.refs += 1
+        sub.backlog.append(entry)
+
+    def _release(self, sub: Subscription, entry: _Entry, acked: bool) -> None:
+        message = entry.message
+        message.refs -= 1
+        topic = sub.topic
+        if acked and sub.durable and self.store is not None:
+            # on failure the message stays in the store and is redelivered
+            # after a restart: at-least-once, never lost
+            with contextlib.suppress(BrokerError):
+                self.store.ack(topic.name.full, sub.name, message.seq)
+        if message.refs == 0:
+            was_full = self.is_full(topic)
+            topic.held_bytes -= message.size
+            self.held_bytes -= message.size
+            if was_full and not self.is_full(topic) and self.on_drain is not None:
+                self.on_drain(topic)
+
+    # --- consumers ------------------------------------------------------------
+
+    def check_subscribe(
+        self,
+        name: TopicName,
+        subscription: str,
+        subscription_type: str = "Exclusive",
+        receiver_queue_size: int = DEFAULT_RECEIVER_QUEUE_SIZE,
+    ) -> None:
+        """Raise if a consumer could not join ``subscription`` right now.
+
+        The server calls this during the WebSocket handshake, so that a
+        refused consumer gets an HTTP error with the reason.
+
+        Raises:
+            SubscribeError: see :meth:`subscribe`.
+        """
+        if subscription_type not in SUBSCRIPTION_TYPES:
+            raise SubscribeError(
+                400,
+                f"unsupported subscriptionType {subscription_type[:40]!r}: use "
+                + ", ".join(SUBSCRIPTION_TYPES),
+            )
+        if not 1 <= receiver_queue_size <= MAX_RECEIVER_QUEUE_SIZE:
+            raise SubscribeError(
+                400,
+                f"receiverQueueSize must be between 1 and {MAX_RECEIVER_QUEUE_SIZE}, "
+                f"got {receiver_queue_size}",
+            )
+        topic = self.topics.get(name.full)
+        sub = None if topic is None else topic.subscriptions.get(subscription)
+        if sub is not None and sub.consumers:
+            if sub.type == "Exclusive":
+                raise SubscribeError(
+                    409,
+                    f"Exclusive consumer is already connected to subscription "
+                    f"{subscription!r} of topic {name.local!r}: use another "
+                    "subscription name or subscriptionType=Shared",
+                )
+            if sub.type != subscription_type:
+                raise SubscribeError(
+                    409,
+                    f"subscription {subscription!r} of topic {name.local!r} is of "
+                    f"type {sub.type}; connect with subscriptionType={sub.type} "
+                    "or use another subscription name",
+                )
+
+    def subscribe(
+        self,
+        name: TopicName,
+        subscription: str,
+        subscription_type: str = "Exclusive",
+        *,
+        receiver_queue_size: int = DEFAULT_RECEIVER_QUEUE_SIZE,
+        pull_mode: bool = False,
+        notify: Callable[[], None] | None = None,
+        label: str = "",
+    ) -> Consumer:
+        """Connect a consumer to ``subscription`` of topic ``name``.
+
+        Raises:
+            SubscribeError: an ``Exclusive`` subscription already has a
+                consumer, or the subscription has consumers of another type
+                (status 409), or an argument is invalid (status 400).
+        """
+        self.check_subscribe(name, subscription, subscription_type, receiver_queue_size)
+        topic = self.topic(name)
+        sub = topic.subscriptions.get(subscription)
+        if sub is None:
+            durable = name.persistent and self.store is not None
+            if durable:
+                assert self.store is not None
+                try:
+                    self.store.add_subscription(
+                        name.full, subscription, subscription_type
+                    )
+                except BrokerError as exc:
+                    raise SubscribeError(500, str(exc)) from exc
+            sub = topic.subscriptions[subscription] = Subscription(
+                subscription, topic, subscription_type, durable
+            )
+        sub.type = subscription_type
+        self._consumer_ids += 1
+        consumer = Consumer(
+            id=self._consumer_ids,
+            subscription=sub,
+            receiver_queue_size=receiver_queue_size,
+            pull_mode=pull_mode,
+            notify=notify,
+            name=label,
+        )
+        sub.consumers.append(consumer)
+        self._dispatch(sub)
+        return consumer
+
+    def unsubscribe(self, consumer: Consumer) -> None:
+        """Disconnect ``consumer``; its unacked messages go back to the backlog.
+
+        A non-durable subscription without consumers is removed with its
+        messages (at-most-once on non-persistent topics).
+        """
+        if consumer.closed:
+            return
+        consumer.closed = True
+        sub = consumer.subscription
+        if consumer in sub.consumers:
+            sub.consumers.remove(consumer)
+        unsent = {token for token, _ in consumer.outbox}
+        returned = []
+        for token, entry in consumer.inflight.items():
+            if token not in unsent:
+                entry.redelivery_count += 1
+            returned.append(entry)
+        consumer.inflight.clear()
+        consumer.outbox.clear()
+        consumer.inflight_bytes = 0
+        returned.sort(key=lambda e: e.message.seq)
+        sub.backlog.extendleft(reversed(returned))
+        if not sub.consumers and not sub.durable:
+            self._drop_subscription(sub)
+        else:
+            self._dispatch(sub)
+
+    def _drop_subscription(self, sub: Subscription) -> None:
+        topic = sub.topic
+        topic.subscriptions.pop(sub.name, None)
+        while sub.backlog:
+            self._release(sub, sub.backlog.popleft(), acked=False)
+        self._maybe_forget(topic)
+
+    def delete_subscription(self, name: TopicName, subscription: str) -> bool:
+        """Remove a subscription without consumers, with its stored messages.
+
+        Returns:
+            True if it existed.
+
+        Raises:
+            SubscribeError: it still has consumers (status 409).
+        """
+        topic = self.topics.get(name.full)
+        sub = None if topic is None else topic.subscriptions.get(subscription)
+        if sub is None:
+            return False
+        if sub.consumers:
+            raise SubscribeError(
+                409,
+                f"subscription {subscription!r} of topic {name.local!r} has "
+                "connected consumers",
+            )
+        if sub.durable and self.store is not None:
+            self.store.delete_subscription(name.full, subscription)
+        self._drop_subscription(sub)
+        return True
+
+    def _dispatch(self, sub: Subscription) -> None:
+        if not sub.backlog or not sub.consumers:
+            return
+        consumers = sub.consumers if sub.type == "Shared" else sub.consumers[:1]
+        count = len(consumers)
+        limit = self.max_inflight_bytes
+        while sub.backlog:
+            for i in range(count):
+                consumer = consumers[(sub._next + i) % count]
+                if consumer._has_room(limit):
+                    sub._next = (sub._next + i + 1) % count
+                    break
+            else:
+                return
+            entry = sub.backlog.popleft()
+            token = secrets.token_urlsafe(12)
+            consumer.inflight[token] = entry
+            consumer.inflight_bytes += entry.message.size
+            if consumer.pull_mode:
+                consumer.permits -= 1
+            was_empty = not consumer.outbox
+            consumer.outbox.append((token, entry))
+            if was_empty and consumer.notify is not None:
+                consumer.notify()
+
+    def next_frame(self, consumer: Consumer) -> bytes | None:
+        """Take the next delivery of ``consumer`` as a frame to send, if any.
+
+        The frame is ``{"messageId", "payload", "properties", "publishTime",
+        "redeliveryCount", "context"?, "key"?}``, built by concatenation so
+        that the payload is never copied through JSON.
+        """
+        if not consumer.outbox:
+            return None
+        token, entry = consumer.outbox.popleft()
+        message = entry.message
+        parts = [
+            b'{"messageId":"',
+            token.encode("ascii"),
+            b'","payload":"',
+            message.payload,
+            b'","properties":',
+            message.properties,
+            b',"publishTime":"',
+            message.publish_time.encode("ascii"),
+            b'","redeliveryCount":',
+            str(entry.redelivery_count).encode("ascii"),
+        ]
+        if message.context is not None:
+            parts += [b',"context":', message.context]
+        if message.key is not None:
+            parts += [b',"key":', message.key]
+        parts.append(b"}")
+        return b"".join(parts)
+
+    def consumer_frame(self, consumer: Consumer, frame: bytes) -> bool:
+        """Handle a frame a consumer sent: ack, negative ack or permit.
+
+        Returns:
+            True if it referred to a message the consumer holds (or was a
+            permit), False for an ack of an unknown or already acked message
+            id, which is ignored as Pulsar does.
+
+        Raises:
+            ProtocolError: the frame is not JSON, not an object, has no
+                ``messageId`` string, or has an unknown ``type``.
+        """
+        obj = parse_json_object(frame, "consumer frame")
+        kind = obj.get("type")
+        if kind == "permit":
+            permits = obj.get("permitMessages")
+            if type(permits) is not int or permits < 1:
+                raise ProtocolError(
+                    f"'permitMessages' must be a positive integer, got {permits!r:.40}"
+                )
+            consumer.permits = min(consumer.permits + permits, MAX_RECEIVER_QUEUE_SIZE)
+            self._dispatch(consumer.subscription)
+            return True
+        if kind not in (None, "ack", "negativeAcknowledge"):
+            raise ProtocolError(
+                f"unknown frame type {str(kind)[:40]!r}: send {{'messageId': …}} "
+                "to acknowledge, type 'negativeAcknowledge' or 'permit'"
+            )
+        token = obj.get("messageId")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError(
+                "the consumer frame has no 'messageId' string: acknowledge with "
+                '{"messageId": "<id of the message>"}'
+            )
+        entry = consumer.inflight.pop(token, None)
+        if entry is None:
+            return False
+        consumer.inflight_bytes -= entry.message.size
+        sub = consumer.subscription
+        if kind == "negativeAcknowledge":
+            entry.redelivery_count += 1
+            sub.backlog.appendleft(entry)
+        else:
+            self._release(sub, entry, acked=True)
+        self._dispatch(sub)
+        return True
+
+    # --- status-ping (dasf-broker-django) ---------------------------------------
+
+    def status_ping(
+        self, frame: bytes, may_consume: Callable[[TopicName], bool]
+    ) -> bytes:
+        """Handle a frame sent to ``/ws/status-ping``; return the ack.
+
+        Backends post ``pong`` and ``api_info`` replies there; the broker
+        records them on the (plain layout) topic named by the
+        ``source_topic`` property, like dasf-broker-django.
+        """
+        try:
+            obj = parse_json_object(frame, "message")
+        except ProtocolError as exc:
+            return _send_error(SendErrorCode.JSON, str(exc), None)
+        context = None if "context" not in obj else _dump(obj["context"])
+        message_id = secrets.token_urlsafe(12)
+        props = obj.get("properties")
+        slug = props.get("source_topic") if isinstance(props, dict) else None
+        if not isinstance(slug, str) or not slug:
+            return _status_ack("No source topic found.", message_id, context)
+        from dasf_geo.broker.names import validate_topic_part
+
+        try:
+            name = TopicName(False, "public", "default", validate_topic_part(slug))
+        except ProtocolError as exc:
+            return _status_ack(str(exc), message_id, context)
+        if not may_consume(name):
+            return _status_ack(
+                "User is not allowed to publish to this topic", message_id, context
+            )
+        assert isinstance(props, dict)
+        topic = self.topic(name)
+        mtype = props.get("messageType")
+        if mtype == "pong":
+            topic.last_pong = _now_iso()
+        elif mtype == "response" and "api_info" in props:
+            try:
+                topic.api_info = json.loads(props["api_info"])
+            except (TypeError, ValueError):
+                return _status_ack(
+                    "the api_info property is not JSON text", message_id, context
+                )
+        self._maybe_forget(topic)
+        return _status_ack("ok", message_id, context)
+
+    # --- persistence ----------------------------------------------------------
+
+    def _load(self, store: MessageStore) -> None:
+        from dasf_geo.broker.names import NON_PERSISTENT, PERSISTENT
+
+        def parse(full: str) -> TopicName:
+            kind, _, rest = full.partition("://")
+            tenant, namespace, local = rest.split("/", 2)
+            assert kind in (PERSISTENT, NON_PERSISTENT)
+            return TopicName(kind == PERSISTENT, tenant, namespace, local)
+
+        for full, name, sub_type in store.subscriptions():
+            topic = self.topic(parse(full))
+            topic.subscriptions[name] = Subscription(name, topic, sub_type, True)
+        for full, message, sub_names in store.messages():
+            topic = self.topic(parse(full))
+            topic.next_seq = max(topic.next_seq, message.seq + 1)
+            for sub_name in sub_names:
+                sub = topic.subscriptions.get(sub_name)
+                if sub is not None:
+                    self._enqueue(sub, _Entry(message))
+
+    # --- introspection --------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /topics`` returns: topics, subscriptions, backlogs."""
+        topics = []
+        for topic in sorted(self.topics.values(), key=lambda t: t.name.full):
+            subs = []
+            for sub in sorted(topic.subscriptions.values(), key=lambda s: s.name):
+                unacked = sub.unacked
+                subs.append(
+                    {
+                        "name": sub.name,
+                        "type": sub.type,
+                        "durable": sub.durable,
+                        "consumers": len(sub.consumers),
+                        "backlog": len(sub.backlog) + unacked,
+                        "unacked": unacked,
+                    }
+                )
+            topics.append(
+                {
+                    "topic": topic.name.full,
+                    "name": topic.name.local,
+                    "persistent": topic.name.persistent,
+                    "producers": topic.producers,
+                    "published": topic.published,
+                    "held_bytes": topic.held_bytes,
+                    "last_pong": topic.last_pong,
+                    "api_info": topic.api_info is not None,
+                    "subscriptions": subs,
+                }
+            )
+        return {"topics": topics}
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of topics, producers and consumers, for ``GET /health``."""
+        topics = list(self.topics.values())
+        return {
+            "topics": len(topics),
+            "producers": sum(t.producers for t in topics),
+            "consumers": sum(
+                len(s.consumers) for t in topics for s in t.subscriptions.values()
+            ),
+            "held_bytes": self.held_bytes,
+        }
+
+    def all_consumers(self) -> Iterable[Consumer]:
+        """Every connected consumer."""
+        for topic in list(self.topics.values()):
+            for sub in list(topic.subscriptions.values()):
+                yield from list(sub.consumers)
+
+
+def _status_ack(result: str, message_id: str, context: bytes | None) -> bytes:
+    parts = [
+        b'{"messageId":"',
+        message_id.encode("ascii"),
+        b'","result":',
+        json.dumps(result).encode("utf-8"),
+    ]
+    if context is not None:
+        parts += [b',"context":', context]
+    parts.append(b"}")
+    return b"".join(parts)
