@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 # sub-command name -> module implementing add_parser()/run()
 _COMMANDS: dict[str, str] = {
+    "broker": "dasf_geo.cli._broker",
     "call": "dasf_geo.cli._call",
     "serve": "dasf_geo.cli._serve",
 }

@@ -1,0 +1,163 @@
+"""``dasf-geo broker``: run the embedded DASF/Pulsar WebSocket broker.
+
+::
+
+    dasf-geo broker                                  # ws://127.0.0.1:8080
+    dasf-geo broker --port 9000 --store broker.sqlite
+    dasf-geo broker --host 0.0.0.0 --auth tokens.yaml
+
+Serves the Pulsar WebSocket API v2 layout (``/ws/v2/producer/…``,
+``/ws/v2/consumer/…``), the plain layout (``/ws/TOPIC``,
+``/ws/TOPIC/SUBSCRIPTION``, ``/ws/status-ping``), ``GET /health`` and
+``GET /topics`` on one port until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+from dasf_geo.exceptions import DasfGeoError
+
+__all__ = ["add_parser", "run"]
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number between 0 and 65535, got {text!r:.40}"
+        ) from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number between 0 and 65535, got {value}"
+        )
+    return value
+
+
+def _frame_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of bytes, got {text!r:.40}"
+        ) from None
+    if value < 1024:
+        raise argparse.ArgumentTypeError(
+            f"expected at least 1024 bytes (DASF fragments are 512000 characters), "
+            f"got {value}"
+        )
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``dasf-geo broker``."""
+    from dasf_geo.broker.server import DEFAULT_MAX_FRAME_SIZE, DEFAULT_PORT
+
+    parser = sub.add_parser(
+        "broker",
+        help="run the embedded DASF/Pulsar-compatible WebSocket message broker",
+        description=(__doc__ or "").split("\n\n")[0],
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1); other addresses need --auth "
+        "or --insecure",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"TCP port, 0 for a free one (default: {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        help="SQLite file keeping persistent topics' messages until acked "
+        "(default: persistent topics are kept in memory only)",
+    )
+    parser.add_argument(
+        "--auth",
+        metavar="FILE",
+        help="YAML/JSON file mapping tokens to the topics they may produce to "
+        "and consume from (see docs/broker.md)",
+    )
+    parser.add_argument(
+        "--max-frame-size",
+        type=_frame_size,
+        default=DEFAULT_MAX_FRAME_SIZE,
+        metavar="BYTES",
+        help="largest frame a client may send; larger ones close the connection "
+        f"with code 1009 (default: {DEFAULT_MAX_FRAME_SIZE})",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without --auth (trusted networks only)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default: INFO)",
+    )
+    parser.set_defaults(run=run)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from dasf_geo.broker.server import Broker
+
+    broker = Broker(
+        args.host,
+        args.port,
+        store=args.store,
+        auth=args.auth,
+        max_frame_size=args.max_frame_size,
+        insecure=args.insecure,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    await broker.start()
+    print(
+        f"dasf-geo broker listening on {broker.url} (Pulsar layout: "
+        f"{broker.url}/ws/v2/…, websocket_url: {broker.websocket_url}, "
+        f"health: {broker.http_url}/health)",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        print("dasf-geo broker stopping", flush=True)
+        await broker.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``dasf-geo broker`` until interrupted; return the exit code.
+
+    Returns:
+        0 after a clean stop, 1 if the broker cannot start (port taken, bad
+        auth file, non-loopback host without ``--auth``…), 130 on Ctrl-C
+        before the signal handlers were installed.
+    """
+    logging.basicConfig(
+        level=getattr(logging, args.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(_serve(args))
+    except DasfGeoError as exc:
+        print(f"dasf-geo broker: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
