@@ -1,0 +1,68 @@
+"""Settings of the interop test site (dasf-broker-django behind daphne).
+
+Only what dasf-broker-django needs: auth + django-guardian for the per-topic
+permissions, rest_framework's token model for ``Authorization: Token …``
+headers, channels with the in-memory layer (one daphne process), SQLite.
+"""
+
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A throw-away site bound to 127.0.0.1: the key only has to exist.
+SECRET_KEY = "interop-tests-only-not-a-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "guardian",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "channels",
+    "dasf_broker",
+    "interop_site",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+
+ROOT_URLCONF = "interop_site.urls"
+ASGI_APPLICATION = "interop_site.asgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "db.sqlite3",
+        # daphne serves consumers from threads; wait for SQLite's lock.
+        "OPTIONS": {"timeout": 30},
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels.layers.InMemoryChannelLayer",
+        "CONFIG": {"capacity": 10_000},
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
