@@ -1,0 +1,482 @@
+"""BrokerCore without sockets: frames in, acks and deliveries out."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from dasf_geo.broker.core import BrokerCore, SubscribeError
+from dasf_geo.broker.names import TopicName
+from dasf_geo.broker.store import MessageStore
+from dasf_geo.exceptions import ProtocolError
+
+T = TopicName(False, "public", "default", "t")
+P = TopicName(True, "public", "default", "p")
+
+
+def frame(payload: bytes = b"hi", props=None, context=None, **extra) -> bytes:
+    obj = {"payload": base64.b64encode(payload).decode(), **extra}
+    if props is not None:
+        obj["properties"] = props
+    if context is not None:
+        obj["context"] = context
+    return json.dumps(obj).encode()
+
+
+def drain(core: BrokerCore, consumer) -> list[dict]:
+    out = []
+    while (f := core.next_frame(consumer)) is not None:
+        out.append(json.loads(f))
+    return out
+
+
+def ack(core, consumer, msg, kind=None):
+    obj = {"messageId": msg["messageId"]}
+    if kind:
+        obj["type"] = kind
+    return core.consumer_frame(consumer, json.dumps(obj).encode())
+
+
+def test_publish_is_acked_and_delivered_with_pulsar_fields():
+    core = BrokerCore()
+    c = core.subscribe(T, "s")
+    topic = core.add_producer(T)
+    answer = json.loads(core.publish(topic, frame(b"x", {"k": "v"}, "ctx-1")))
+    assert answer["result"] == "ok" and answer["context"] == "ctx-1"
+    assert isinstance(answer["messageId"], str) and answer["messageId"]
+    [msg] = drain(core, c)
+    assert base64.b64decode(msg["payload"]) == b"x"
+    assert msg["properties"] == {"k": "v"}
+    assert msg["redeliveryCount"] == 0
+    assert msg["context"] == "ctx-1"
+    assert msg["publishTime"].endswith("+00:00")
+    assert ack(core, c, msg) is True
+    assert core.held_bytes == 0
+
+
+def test_integer_context_is_echoed_as_integer():
+    # demessaging's client sends an int context and reads int(ack["context"])
+    core = BrokerCore()
+    topic = core.add_producer(T)
+    answer = json.loads(core.publish(topic, frame(context=7)))
+    assert answer == {"result": "ok", "messageId": answer["messageId"], "context": 7}
+
+
+def test_empty_payload_is_accepted():
+    core = BrokerCore()
+    c = core.subscribe(T, "s")
+    topic = core.add_producer(T)
+    f = json.dumps({"payload": "", "properties": {"messageType": "pong"}}).encode()
+    assert json.loads(core.publish(topic, f))["result"] == "ok"
+    assert drain(core, c)[0]["payload"] == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "result", "error"),
+    [
+        (b"not json", "send-error:3", "the message is not valid JSON: Expecting value"),
+        (b"[1, 2]", "send-error:3", "the message must be a JSON object, got list"),
+        (b'"text"', "send-error:3", "the message must be a JSON object, got str"),
+        (b"\xff\xfe", "send-error:3", "the message is not valid JSON"),
+        (
+            b'{"context": "c"}',
+            "send-error:7",
+            "the message has no 'payload': send the payload as a base64 string",
+        ),
+        (
+            b'{"payload": 12, "context": "c"}',
+            "send-error:7",
+            "the 'payload' must be a base64 string, got int",
+        ),
+        (
+            b'{"payload": "not base64!", "context": "c"}',
+            "send-error:7",
+            "the payload is not valid base64",
+        ),
+        (
+            b'{"payload": "abc", "context": "c"}',
+            "send-error:7",
+            "the payload is not valid base64",
+        ),
+        (
+            '{"payload": "é==", "context": "c"}'.encode(),
+            "send-error:7",
+            "the payload is not valid base64: it contains non-ASCII characters",
+        ),
+        (
+            b'{"payload": "aGk=", "properties": [1], "context": "c"}',
+            "send-error:3",
+            "the 'properties' must be a JSON object, got list",
+        ),
+        (
+            b'{"payload": "aGk=", "key": 5, "context": "c"}',
+            "send-error:3",
+            "the 'key' must be a string, got int",
+        ),
+    ],
+)
+def test_bad_frames_get_send_errors_and_nothing_is_delivered(raw, result, error):
+    core = BrokerCore()
+    c = core.subscribe(T, "s")
+    topic = core.add_producer(T)
+    answer = json.loads(core.publish(topic, raw))
+    assert answer["result"] == result
+    assert answer["errorMsg"].startswith(error)
+    if b'"context"' in raw:
+        assert answer["context"] == "c"
+    assert drain(core, c) == []
+    assert core.held_bytes == 0
+
+
+def test_payload_with_escaped_slash_takes_the_slow_path():
+    core = BrokerCore()
+    c = core.subscribe(T, "s")
+    topic = core.add_producer(T)
+    f = b'{"properties": {"payload": "nested"}, "payload": "YS9i\\/w=="}'
+    assert json.loads(core.publish(topic, f))["result"] == "ok"
+    [msg] = drain(core, c)
+    assert msg["payload"] == "YS9i/w=="
+    assert msg["properties"] == {"payload": "nested"}
+
+
+def test_no_subscription_drops_the_message():
+    core = BrokerCore()
+    topic = core.add_producer(T)
+    assert json.loads(core.publish(topic, frame()))["result"] == "ok"
+    c = core.subscribe(T, "late")
+    assert drain(core, c) == []
+
+
+def test_every_subscription_gets_every_message():
+    core = BrokerCore()
+    a = core.subscribe(T, "a")
+    b = core.subscribe(T, "b")
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"1"))
+    assert len(drain(core, a)) == 1 and len(drain(core, b)) == 1
+
+
+def test_exclusive_refuses_a_second_consumer():
+    core = BrokerCore()
+    core.subscribe(T, "s", "Exclusive")
+    with pytest.raises(SubscribeError) as info:
+        core.subscribe(T, "s", "Exclusive")
+    assert info.value.status == 409
+    assert str(info.value) == (
+        "Exclusive consumer is already connected to subscription 's' of topic 't': "
+        "use another subscription name or subscriptionType=Shared"
+    )
+    with pytest.raises(SubscribeError, match="Exclusive consumer is already"):
+        core.subscribe(T, "s", "Shared")
+
+
+def test_type_mismatch_is_refused():
+    core = BrokerCore()
+    core.subscribe(T, "s", "Shared")
+    with pytest.raises(SubscribeError) as info:
+        core.subscribe(T, "s", "Failover")
+    assert str(info.value) == (
+        "subscription 's' of topic 't' is of type Shared; connect with "
+        "subscriptionType=Shared or use another subscription name"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"subscription_type": "Key_Shared"},
+            "unsupported subscriptionType 'Key_Shared': use Exclusive, Shared, "
+            "Failover",
+        ),
+        (
+            {"receiver_queue_size": 0},
+            "receiverQueueSize must be between 1 and 100000, got 0",
+        ),
+        (
+            {"receiver_queue_size": 10**9},
+            "receiverQueueSize must be between 1 and 100000, got 1000000000",
+        ),
+    ],
+)
+def test_bad_subscribe_arguments(kwargs, message):
+    core = BrokerCore()
+    with pytest.raises(SubscribeError) as info:
+        core.subscribe(T, "s", **kwargs)
+    assert info.value.status == 400 and str(info.value) == message
+
+
+def test_shared_spreads_and_redelivers_unacked_of_a_leaving_consumer():
+    core = BrokerCore()
+    a = core.subscribe(T, "s", "Shared")
+    b = core.subscribe(T, "s", "Shared")
+    topic = core.add_producer(T)
+    for i in range(4):
+        core.publish(topic, frame(str(i).encode()))
+    got_a, got_b = drain(core, a), drain(core, b)
+    assert len(got_a) == 2 and len(got_b) == 2
+    ack(core, b, got_b[0])
+    core.unsubscribe(b)
+    again = drain(core, a)
+    assert [base64.b64decode(m["payload"]) for m in again] == [
+        base64.b64decode(got_b[1]["payload"])
+    ]
+    assert again[0]["redeliveryCount"] == 1
+    # the redelivered message has a fresh id; the old one is unknown now
+    assert again[0]["messageId"] != got_b[1]["messageId"]
+
+
+def test_failover_sends_to_the_oldest_then_fails_over():
+    core = BrokerCore()
+    a = core.subscribe(T, "s", "Failover")
+    b = core.subscribe(T, "s", "Failover")
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"1"))
+    core.publish(topic, frame(b"2"))
+    assert len(drain(core, a)) == 2 and drain(core, b) == []
+    core.unsubscribe(a)
+    redelivered = drain(core, b)
+    assert [base64.b64decode(m["payload"]) for m in redelivered] == [b"1", b"2"]
+    assert all(m["redeliveryCount"] == 1 for m in redelivered)
+
+
+def test_unsent_deliveries_do_not_count_as_redelivered():
+    core = BrokerCore()
+    a = core.subscribe(T, "s", "Shared")
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"1"))
+    b = core.subscribe(T, "s", "Shared")
+    core.unsubscribe(a)  # never sent: outbox still held it
+    [msg] = drain(core, b)
+    assert msg["redeliveryCount"] == 0
+
+
+def test_receiver_queue_size_bounds_unacked_messages():
+    core = BrokerCore()
+    c = core.subscribe(T, "s", receiver_queue_size=2)
+    topic = core.add_producer(T)
+    for i in range(5):
+        core.publish(topic, frame(str(i).encode()))
+    first = drain(core, c)
+    assert len(first) == 2
+    ack(core, c, first[0])
+    second = drain(core, c)
+    assert len(second) == 1
+    assert base64.b64decode(second[0]["payload"]) == b"2"
+
+
+def test_inflight_bytes_bound_but_one_message_always_fits():
+    core = BrokerCore(max_inflight_bytes=1000)
+    c = core.subscribe(T, "s")
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"x" * 3000))
+    core.publish(topic, frame(b"y"))
+    assert len(drain(core, c)) == 1
+
+
+def test_negative_ack_redelivers_with_count():
+    core = BrokerCore()
+    c = core.subscribe(T, "s")
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"1"))
+    [msg] = drain(core, c)
+    assert ack(core, c, msg, "negativeAcknowledge") is True
+    [again] = drain(core, c)
+    assert again["redeliveryCount"] == 1
+    assert base64.b64decode(again["payload"]) == b"1"
+
+
+def test_pull_mode_waits_for_permits():
+    core = BrokerCore()
+    c = core.subscribe(T, "s", pull_mode=True)
+    topic = core.add_producer(T)
+    for i in range(3):
+        core.publish(topic, frame(str(i).encode()))
+    assert drain(core, c) == []
+    core.consumer_frame(c, b'{"type": "permit", "permitMessages": 2}')
+    assert len(drain(core, c)) == 2
+
+
+def test_acks_from_another_consumer_or_unknown_ids_are_ignored():
+    core = BrokerCore()
+    a = core.subscribe(T, "s", "Shared")
+    b = core.subscribe(T, "s", "Shared")
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"1"))
+    [msg] = drain(core, a) or drain(core, b)
+    holder, other = (a, b) if a.inflight else (b, a)
+    assert ack(core, other, msg) is False
+    assert holder.inflight
+    assert ack(core, holder, {"messageId": "guess"}) is False
+    assert ack(core, holder, msg) is True
+    assert ack(core, holder, msg) is False  # a duplicate ack
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"nope", "the consumer frame is not valid JSON"),
+        (b"[]", "the consumer frame must be a JSON object, got list"),
+        (b"{}", "the consumer frame has no 'messageId' string"),
+        (b'{"messageId": 5}', "the consumer frame has no 'messageId' string"),
+        (b'{"type": "bogus"}', "unknown frame type 'bogus'"),
+        (
+            b'{"type": "permit", "permitMessages": -1}',
+            "'permitMessages' must be a positive integer, got -1",
+        ),
+        (
+            b'{"type": "permit", "permitMessages": "5"}',
+            "'permitMessages' must be a positive integer, got '5'",
+        ),
+    ],
+)
+def test_bad_consumer_frames_raise(raw, message):
+    core = BrokerCore()
+    c = core.subscribe(T, "s")
+    with pytest.raises(ProtocolError) as info:
+        core.consumer_frame(c, raw)
+    assert str(info.value).startswith(message)
+
+
+def test_full_topic_pauses_and_drains():
+    core = BrokerCore(max_topic_bytes=6000)
+    drained = []
+    core.on_drain = drained.append
+    c = core.subscribe(T, "s", receiver_queue_size=1)
+    topic = core.add_producer(T)
+    for _ in range(3):
+        core.publish(topic, frame(b"x" * 2000))
+    assert core.is_full(topic)
+    [msg] = drain(core, c)
+    ack(core, c, msg)
+    assert not core.is_full(topic)
+    assert drained == [topic]
+
+
+def test_leaving_last_consumer_drops_non_persistent_messages():
+    core = BrokerCore()
+    c = core.subscribe(T, "s", receiver_queue_size=1)
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"1"))
+    core.publish(topic, frame(b"2"))
+    core.unsubscribe(c)
+    assert core.held_bytes == 0 and topic.held_bytes == 0
+    assert "s" not in topic.subscriptions
+
+
+def test_topics_are_forgotten_when_unused():
+    core = BrokerCore()
+    c = core.subscribe(T, "s")
+    topic = core.add_producer(T)
+    core.remove_producer(topic)
+    core.unsubscribe(c)
+    assert core.topics == {}
+
+
+def test_persistent_messages_survive_a_restart(tmp_path):
+    store = MessageStore(tmp_path / "b.sqlite")
+    core = BrokerCore(store)
+    c = core.subscribe(P, "durable", "Shared")
+    topic = core.add_producer(P)
+    for i in range(3):
+        core.publish(topic, frame(str(i).encode(), {"i": i}, context=f"c{i}"))
+    msgs = drain(core, c)
+    ack(core, c, msgs[0])
+    store.close()  # the broker dies without the consumer acking the rest
+
+    store2 = MessageStore(tmp_path / "b.sqlite")
+    core2 = BrokerCore(store2)
+    assert core2.topics[P.full].subscriptions["durable"].durable
+    c2 = core2.subscribe(P, "durable", "Shared")
+    again = drain(core2, c2)
+    assert [m["properties"]["i"] for m in again] == [1, 2]
+    assert [m["context"] for m in again] == ["c1", "c2"]
+    for m in again:
+        ack(core2, c2, m)
+    # a new message continues the sequence
+    t2 = core2.add_producer(P)
+    core2.publish(t2, frame(b"3"))
+    assert len(drain(core2, c2)) == 1
+    store2.close()
+    core3 = BrokerCore(MessageStore(tmp_path / "b.sqlite"))
+    c3 = core3.subscribe(P, "durable", "Shared")
+    assert [base64.b64decode(m["payload"]) for m in drain(core3, c3)] == [b"3"]
+
+
+def test_persistent_subscription_keeps_messages_without_consumers(tmp_path):
+    store = MessageStore(tmp_path / "b.sqlite")
+    core = BrokerCore(store)
+    c = core.subscribe(P, "d")
+    core.unsubscribe(c)
+    topic = core.add_producer(P)
+    core.publish(topic, frame(b"while away"))
+    c = core.subscribe(P, "d")
+    [msg] = drain(core, c)
+    assert base64.b64decode(msg["payload"]) == b"while away"
+    assert core.delete_subscription(P, "other") is False
+    with pytest.raises(SubscribeError, match="has connected consumers"):
+        core.delete_subscription(P, "d")
+    core.unsubscribe(c)
+    assert core.delete_subscription(P, "d") is True
+    assert MessageStore(tmp_path / "b.sqlite").subscriptions() == []
+
+
+def test_status_ping_records_pong_and_api_info():
+    core = BrokerCore()
+    pong = json.dumps(
+        {
+            "payload": "",
+            "context": "1",
+            "properties": {"messageType": "pong", "source_topic": "svc"},
+        }
+    ).encode()
+    answer = json.loads(core.status_ping(pong, lambda name: True))
+    assert answer["result"] == "ok" and answer["context"] == "1"
+    api = json.dumps(
+        {
+            "payload": "",
+            "properties": {
+                "messageType": "response",
+                "source_topic": "svc",
+                "api_info": json.dumps({"functions": []}),
+            },
+        }
+    ).encode()
+    assert json.loads(core.status_ping(api, lambda name: True))["result"] == "ok"
+    [entry] = core.stats()["topics"]
+    assert entry["name"] == "svc" and entry["last_pong"] and entry["api_info"]
+    refused = json.loads(core.status_ping(pong, lambda name: False))
+    assert refused["result"] == "User is not allowed to publish to this topic"
+    missing = json.loads(core.status_ping(b'{"payload": ""}', lambda n: True))
+    assert missing["result"] == "No source topic found."
+    bad = json.loads(core.status_ping(b"{", lambda n: True))
+    assert bad["result"] == "send-error:3"
+
+
+def test_stats_show_backlog_and_consumers():
+    core = BrokerCore()
+    c = core.subscribe(T, "s", receiver_queue_size=1)
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"1"))
+    core.publish(topic, frame(b"2"))
+    [entry] = core.stats()["topics"]
+    assert entry["producers"] == 1 and entry["published"] == 2
+    assert entry["subscriptions"] == [
+        {
+            "name": "s",
+            "type": "Exclusive",
+            "durable": False,
+            "consumers": 1,
+            "backlog": 2,
+            "unacked": 1,
+        }
+    ]
+    assert core.counts() == {
+        "topics": 1,
+        "producers": 1,
+        "consumers": 1,
+        "held_bytes": topic.held_bytes,
+    }
+    assert c.inflight
