@@ -160,7 +160,8 @@ class BackendClass(BaseModel):
         fconfig = function.backend_config
         assert fconfig.signature is not None
         fargs, fkwargs = utils.get_kws(fconfig.signature, function)
-        ret = getattr(instance, function.func_name)(*fargs, **fkwargs)
+        method = getattr(instance, fconfig.function.__name__)
+        ret = method(*fargs, **fkwargs)
         return function.return_model.model_validate(ret)
 
     @classmethod
@@ -170,7 +171,7 @@ class BackendClass(BaseModel):
         config: BackendClassConfig,
         data_options: DataOptions | None,
     ) -> dict[str, Any]:
-        name = Class.__name__
+        name = config.name or Class.__name__
         what = f"class {name!r}"
         sig = config.signature
         assert sig is not None

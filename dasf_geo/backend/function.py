@@ -235,9 +235,16 @@ class BackendFunction(BaseModel):
             function=func, class_name=class_name, **_config_copy(config)
         )
         backend_config.update_from_function()
+        if backend_config.signature is not None:
+            # a signature given with @configure(signature=...) wins
+            sig = backend_config.signature
+            utils.check_parameters(sig, what)
         options = utils.merge_options(data_options, backend_config.data_options)
 
-        fields = utils.get_fields(name, sig, docstring, backend_config, what, options)
+        # the RPC identifier is the configured name (the function's by default)
+        fields = utils.get_fields(
+            backend_config.name, sig, docstring, backend_config, what, options
+        )
         kwargs.update(fields)
         desc = utils.get_desc(docstring)
         try:

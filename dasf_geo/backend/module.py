@@ -470,6 +470,9 @@ class BackendModule(RootModel[Any]):
             if line.strip() and "dasf_geo" not in line
         ]
         messaging = json.dumps(cls._messaging_defaults(), indent=4, sort_keys=True)
+        data_options = None
+        if config.data_options is not None:
+            data_options = _value_source(config.data_options, writer)
         template: Template = config.template
         return template.render(
             config=config,
@@ -481,6 +484,7 @@ class BackendModule(RootModel[Any]):
             names=[m.backend_config.name for m in config.models],
             members=rendered,
             messaging=messaging,
+            data_options=data_options,
         )
 
     @classmethod
@@ -580,6 +584,8 @@ def _value_source(value: Any, writer: utils.CodeWriter) -> str:
     if isinstance(value, (list, tuple)):
         inner = ", ".join(_value_source(v, writer) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner},)"
+    if isinstance(value, BaseModel):
+        return _value_source(value.model_dump(mode="json", exclude_unset=True), writer)
     if callable(value) and not isinstance(value, type):
         return writer._public_path(value)
     if inspect.isclass(value):
@@ -594,8 +600,9 @@ _FUNCTION_KEYS = [
     "return_validators",
     "return_serializer",
     "returns",
+    "data_options",
 ]
-_CLASS_KEYS = ["field_params", "validators", "serializers"]
+_CLASS_KEYS = ["field_params", "validators", "serializers", "data_options"]
 
 
 def _render_member(model: Any, writer: utils.CodeWriter, module: Any) -> str:

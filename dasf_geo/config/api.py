@@ -218,7 +218,7 @@ def configure(js: str | None = None, merge: bool = True, **kwargs: Any) -> Any:
             )
         try:
             options = json.loads(js)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise ConfigurationError(
                 f"configure(): the JSON string is not valid JSON ({exc}); pass a "
                 'JSON object such as \'{"field_params": {"a": {"gt": 0}}}\''

@@ -205,3 +205,26 @@ class ApiRegistry(BaseModel):
         return ApiRegistry.model_construct(
             imports=dict(self.imports), objects=list(self.objects)
         )
+
+
+#: Attributes of the global registry that this module forwards (see below).
+_FORWARDED = frozenset(
+    {"register_type", "register_import", "hard_code", "imports", "objects"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Forward the registry's methods to the global :data:`registry` object.
+
+    ``dasf_geo.config.registry`` names both the global registry and this
+    submodule; whichever import order binds the name to the module, code such
+    as ``@registry.register_type`` keeps working.
+
+    Raises:
+        AttributeError: ``name`` is not a registry attribute.
+    """
+    if name in _FORWARDED:
+        from dasf_geo.config.api import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
