@@ -335,7 +335,7 @@ def get_parser(
     sp.add_argument(
         "-l",
         "--line-length",
-        type=int,
+        type=_line_length,
         default=79,
         help="The line length of the generated code. Default: %(default)s.",
     )
@@ -373,6 +373,20 @@ def _indent(text: str) -> int:
     if not 0 <= value <= 32:
         raise argparse.ArgumentTypeError(
             f"the indent must be between 0 and 32 spaces, got {value}"
+        )
+    return value
+
+
+def _line_length(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"the line length must be a whole number, got {text!r:.40}"
+        ) from None
+    if not 10 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(
+            f"the line length must be between 10 and 10000, got {value}"
         )
     return value
 
