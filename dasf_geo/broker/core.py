@@ -78,6 +78,9 @@ DEFAULT_MAX_TOPIC_BYTES = 16 * 1024 * 1024
 #: Unacked payload bytes the whole broker may hold before producers pause.
 DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
 
+#: Most backlog entries one dispatch looks at past messages that must wait.
+_MAX_SCAN = 10_000
+
 #: The subscription types the broker implements (Pulsar spelling).
 SUBSCRIPTION_TYPES = ("Exclusive", "Shared", "Failover")
 
@@ -205,6 +208,7 @@ class Subscription:
     durable: bool
     consumers: list[Consumer] = field(default_factory=list)
     backlog: deque[_Entry] = field(default_factory=deque)
+    key_owners: dict[bytes, tuple[Consumer, int]] = field(default_factory=dict)
     _next: int = 0
 
     @property
@@ -562,6 +566,8 @@ class BrokerCore:
             returned.append(entry)
         consumer.inflight.clear()
         consumer.outbox.clear()
+        for key in [k for k, (c, _) in sub.key_owners.items() if c is consumer]:
+            del sub.key_owners[key]
         consumer.inflight_bytes = 0
         returned.sort(key=lambda e: e.message.seq)
         sub.backlog.extendleft(reversed(returned))
@@ -604,27 +610,82 @@ class BrokerCore:
     def _dispatch(self, sub: Subscription) -> None:
         if not sub.backlog or not sub.consumers:
             return
-        consumers = sub.consumers if sub.type == "Shared" else sub.consumers[:1]
+        if sub.type == "Shared":
+            self._dispatch_shared(sub)
+            return
+        # Exclusive and Failover: everything goes to the oldest consumer
+        consumer = sub.consumers[0]
+        limit = self.max_inflight_bytes
+        while sub.backlog and consumer._has_room(limit):
+            self._deliver(sub, consumer, sub.backlog.popleft())
+
+    def _dispatch_shared(self, sub: Subscription) -> None:
+        """Round-robin over consumers with room; keyed messages stick.
+
+        A message with a ``key`` goes to the consumer that holds unacked
+        messages of the same key, if any (as Pulsar's Key_Shared does), so
+        the fragments of one payload, which share a key, reach one consumer.
+        Such a message waits for that consumer's room while later messages
+        may pass it.
+        """
+        consumers = sub.consumers
         count = len(consumers)
         limit = self.max_inflight_bytes
-        while sub.backlog:
-            for i in range(count):
-                consumer = consumers[(sub._next + i) % count]
-                if consumer._has_room(limit):
-                    sub._next = (sub._next + i + 1) % count
-                    break
+        waiting: list[_Entry] = []
+        scanned = 0
+        while sub.backlog and scanned < _MAX_SCAN:
+            entry = sub.backlog[0]
+            key = entry.message.key
+            owner = None if key is None else sub.key_owners.get(key)
+            if owner is not None:
+                if not owner[0]._has_room(limit):
+                    waiting.append(sub.backlog.popleft())
+                    scanned += 1
+                    continue
+                consumer = owner[0]
             else:
-                return
-            entry = sub.backlog.popleft()
-            token = secrets.token_urlsafe(12)
-            consumer.inflight[token] = entry
-            consumer.inflight_bytes += entry.message.size
-            if consumer.pull_mode:
-                consumer.permits -= 1
-            was_empty = not consumer.outbox
-            consumer.outbox.append((token, entry))
-            if was_empty and consumer.notify is not None:
-                consumer.notify()
+                for i in range(count):
+                    consumer = consumers[(sub._next + i) % count]
+                    if consumer._has_room(limit):
+                        sub._next = (sub._next + i + 1) % count
+                        break
+                else:
+                    if not sub.key_owners:
+                        break
+                    # nobody has room for new keys; owners may still take
+                    # messages of their keys further back
+                    waiting.append(sub.backlog.popleft())
+                    scanned += 1
+                    continue
+            self._deliver(sub, consumer, sub.backlog.popleft())
+        sub.backlog.extendleft(reversed(waiting))
+
+    def _deliver(self, sub: Subscription, consumer: Consumer, entry: _Entry) -> None:
+        token = secrets.token_urlsafe(12)
+        consumer.inflight[token] = entry
+        consumer.inflight_bytes += entry.message.size
+        key = entry.message.key
+        if key is not None and sub.type == "Shared":
+            owner = sub.key_owners.get(key)
+            sub.key_owners[key] = (consumer, 1 if owner is None else owner[1] + 1)
+        if consumer.pull_mode:
+            consumer.permits -= 1
+        was_empty = not consumer.outbox
+        consumer.outbox.append((token, entry))
+        if was_empty and consumer.notify is not None:
+            consumer.notify()
+
+    @staticmethod
+    def _forget_key(sub: Subscription, entry: _Entry) -> None:
+        key = entry.message.key
+        if key is None:
+            return
+        owner = sub.key_owners.get(key)
+        if owner is not None:
+            if owner[1] <= 1:
+                del sub.key_owners[key]
+            else:
+                sub.key_owners[key] = (owner[0], owner[1] - 1)
 
     def next_frame(self, consumer: Consumer) -> bytes | None:
         """Take the next delivery of ``consumer`` as a frame to send, if any.
@@ -695,6 +756,7 @@ class BrokerCore:
             return False
         consumer.inflight_bytes -= entry.message.size
         sub = consumer.subscription
+        self._forget_key(sub, entry)
         if kind == "negativeAcknowledge":
             entry.redelivery_count += 1
             sub.backlog.appendleft(entry)

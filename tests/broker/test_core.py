@@ -480,3 +480,27 @@ def test_stats_show_backlog_and_consumers():
         "held_bytes": topic.held_bytes,
     }
     assert c.inflight
+
+
+def test_shared_keeps_messages_of_one_key_on_one_consumer():
+    core = BrokerCore()
+    a = core.subscribe(T, "s", "Shared", receiver_queue_size=3)
+    b = core.subscribe(T, "s", "Shared", receiver_queue_size=3)
+    topic = core.add_producer(T)
+    for i in range(4):
+        core.publish(topic, frame(f"k1-{i}".encode(), key="k1"))
+    core.publish(topic, frame(b"k2-0", key="k2"))
+    got_a, got_b = drain(core, a), drain(core, b)
+    holder, holder_msgs = (a, got_a) if got_a[0]["key"] == "k1" else (b, got_b)
+    other_msgs = got_b if holder is a else got_a
+    # k1 sticks to one consumer (3 fit); k2 went to the other one
+    assert [m["key"] for m in holder_msgs] == ["k1"] * 3
+    assert [m["key"] for m in other_msgs] == ["k2"]
+    # the 4th k1 message waits for the holder, not for the other consumer
+    ack(core, holder, holder_msgs[0])
+    [fourth] = drain(core, holder)
+    assert base64.b64decode(fourth["payload"]) == b"k1-3"
+    # once every k1 message is acked, the key is free again
+    for m in [*holder_msgs[1:], fourth]:
+        ack(core, holder, m)
+    assert b'"k1"' not in holder.subscription.key_owners

@@ -1,0 +1,525 @@
+"""The broker over real sockets, driven by a raw ``websockets`` client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from dasf_geo.broker import Broker, EmbeddedBroker
+from dasf_geo.exceptions import BrokerError, ConfigurationError
+from tests.conftest import timeout
+
+PULSAR = "/ws/v2/{kind}/{domain}/public/default/{topic}"
+
+
+def producer_path(topic: str, domain: str = "non-persistent") -> str:
+    return PULSAR.format(kind="producer", domain=domain, topic=topic)
+
+
+def consumer_path(topic: str, sub: str, domain: str = "non-persistent") -> str:
+    return PULSAR.format(kind="consumer", domain=domain, topic=topic) + f"/{sub}"
+
+
+def message(payload: bytes = b"hello", context: Any = "c1", **props: Any) -> str:
+    return json.dumps(
+        {
+            "payload": base64.b64encode(payload).decode(),
+            "properties": props,
+            "context": context,
+        }
+    )
+
+
+async def recv_json(ws: Any, n: float = 5) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout(n)))
+
+
+async def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    def get() -> tuple[int, str]:
+        request = urllib.request.Request(url, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout(5)) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    return await asyncio.to_thread(get)
+
+
+async def refused(url: str, **kwargs: Any) -> tuple[int, str]:
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(url, open_timeout=timeout(5), **kwargs):
+            pass
+    response = info.value.response
+    return response.status_code, response.body.decode().strip()
+
+
+@pytest.fixture
+async def broker():
+    b = Broker(port=0)
+    await b.start()
+    yield b
+    await b.stop()
+
+
+async def test_pulsar_layout_round_trip(broker):
+    url = broker.url
+    async with (
+        connect(url + consumer_path("t", "sub")) as consumer,
+        connect(url + producer_path("t")) as producer,
+    ):
+        await producer.send(message(b"hello", "ctx", messageType="request"))
+        ack = await recv_json(producer)
+        assert ack["result"] == "ok" and ack["context"] == "ctx"
+        assert set(ack) == {"result", "messageId", "context"}
+        msg = await recv_json(consumer)
+        assert set(msg) == {
+            "messageId",
+            "payload",
+            "properties",
+            "publishTime",
+            "redeliveryCount",
+            "context",
+        }
+        assert base64.b64decode(msg["payload"]) == b"hello"
+        assert msg["properties"] == {"messageType": "request"}
+        await consumer.send(json.dumps({"messageId": msg["messageId"]}))
+    _, body = await http_get(broker.http_url + "/topics")
+    # everyone left: the non-persistent topic is gone
+    assert json.loads(body) == {"topics": []}
+
+
+async def test_plain_layout_reaches_the_same_topic(broker):
+    async with (
+        connect(broker.websocket_url + "/svc/backend-module-2026-11-23T21:34:15") as c,
+        connect(broker.url + producer_path("svc")) as pulsar_producer,
+        connect(broker.websocket_url + "/svc") as plain_producer,
+    ):
+        await pulsar_producer.send(message(b"one"))
+        await plain_producer.send(message(b"two"))
+        assert (await recv_json(pulsar_producer))["result"] == "ok"
+        assert (await recv_json(plain_producer))["result"] == "ok"
+        got = {base64.b64decode((await recv_json(c))["payload"]) for _ in range(2)}
+        assert got == {b"one", b"two"}
+
+
+async def test_status_ping_route(broker):
+    async with connect(broker.websocket_url + "/status-ping") as ws:
+        await ws.send(
+            json.dumps(
+                {
+                    "payload": "",
+                    "context": "9",
+                    "properties": {"messageType": "pong", "source_topic": "svc"},
+                }
+            )
+        )
+        ack = await recv_json(ws)
+        assert ack["result"] == "ok" and ack["context"] == "9"
+    _, body = await http_get(broker.http_url + "/topics")
+    [topic] = json.loads(body)["topics"]
+    assert topic["name"] == "svc" and topic["last_pong"]
+
+
+async def test_health_and_topics(broker):
+    async with connect(broker.url + consumer_path("t", "s")):
+        status, body = await http_get(broker.http_url + "/health")
+        assert status == 200
+        health = json.loads(body)
+        assert health["status"] == "ok" and health["consumers"] == 1
+        status, body = await http_get(broker.http_url + "/topics")
+        assert status == 200
+        [topic] = json.loads(body)["topics"]
+        assert topic["topic"] == "non-persistent://public/default/t"
+        assert topic["subscriptions"][0]["consumers"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "text"),
+    [
+        ("/nowhere", 404, "no route '/nowhere' on this dasf-geo broker: connect to"),
+        ("/ws/..", 400, "invalid topic name '..': use letters, digits"),
+        ("/ws/t/%2e%2e", 400, "invalid subscription name '%2e%2e'"),
+        (
+            "/ws/v2/producer/other/public/default/t",
+            400,
+            "invalid topic domain 'other': use 'persistent' or 'non-persistent'",
+        ),
+        (
+            consumer_path("t", "s") + "?receiverQueueSize=lots",
+            400,
+            "receiverQueueSize must be an integer, got 'lots'",
+        ),
+        (
+            consumer_path("t", "s") + "?subscriptionType=Key_Shared",
+            400,
+            "unsupported subscriptionType 'Key_Shared': use Exclusive, Shared, "
+            "Failover",
+        ),
+        (
+            consumer_path("t", "s") + "?pullMode=maybe",
+            400,
+            "pullMode must be true or false, got 'maybe'",
+        ),
+    ],
+)
+async def test_bad_paths_are_refused_with_a_reason(broker, path, status, text):
+    code, body = await refused(broker.url + path)
+    assert code == status
+    assert body.startswith(text)
+
+
+async def test_plain_http_on_a_websocket_path_is_refused(broker):
+    status, _ = await http_get(broker.http_url + producer_path("t"))
+    assert status == 426
+
+
+async def test_exclusive_second_consumer_is_refused(broker):
+    async with connect(broker.url + consumer_path("t", "only")):
+        status, body = await refused(broker.url + consumer_path("t", "only"))
+    assert status == 409
+    assert body == (
+        "Exclusive consumer is already connected to subscription 'only' of topic "
+        "'t': use another subscription name or subscriptionType=Shared"
+    )
+
+
+async def test_shared_spreads_and_redelivers_after_disconnect(broker):
+    shared = consumer_path("t", "work") + "?subscriptionType=Shared"
+    async with (
+        connect(broker.url + shared) as a,
+        connect(broker.url + producer_path("t")) as producer,
+    ):
+        b = await connect(broker.url + shared)
+        for i in range(4):
+            await producer.send(message(str(i).encode(), context=str(i)))
+            assert (await recv_json(producer))["result"] == "ok"
+        got_a = [await recv_json(a) for _ in range(2)]
+        got_b = [await recv_json(b) for _ in range(2)]
+        await b.close()  # b goes away without acking
+        again = [await recv_json(a) for _ in range(2)]
+        assert {m["context"] for m in again} == {m["context"] for m in got_b}
+        assert all(m["redeliveryCount"] == 1 for m in again)
+        assert {m["context"] for m in got_a + again} == {"0", "1", "2", "3"}
+
+
+async def test_persistent_topic_survives_restart(tmp_path):
+    store = tmp_path / "broker.sqlite"
+    first = Broker(port=0, store=store)
+    await first.start()
+    sub = consumer_path("jobs", "workers", "persistent") + "?subscriptionType=Shared"
+    async with connect(first.url + sub) as consumer:
+        async with connect(first.url + producer_path("jobs", "persistent")) as p:
+            for i in range(3):
+                await p.send(message(str(i).encode(), context=i))
+                assert (await recv_json(p))["result"] == "ok"
+        msg = await recv_json(consumer)
+        await consumer.send(json.dumps({"messageId": msg["messageId"]}))
+        # ack round trip: /topics reflects it once the ack was handled
+        for _ in range(50):
+            _, body = await http_get(first.http_url + "/topics")
+            if json.loads(body)["topics"][0]["subscriptions"][0]["backlog"] == 2:
+                break
+            await asyncio.sleep(0.02)
+    await first.stop()
+
+    second = Broker(port=0, store=store)
+    await second.start()
+    try:
+        async with connect(second.url + sub) as consumer:
+            got = [await recv_json(consumer) for _ in range(2)]
+            assert [m["context"] for m in got] == [1, 2]
+            for m in got:
+                await consumer.send(json.dumps({"messageId": m["messageId"]}))
+    finally:
+        await second.stop()
+
+
+async def test_oversize_frame_closes_with_1009_and_others_keep_working():
+    async with (
+        Broker(port=0, max_frame_size=64 * 1024) as b,
+        connect(b.url + consumer_path("t", "s")) as consumer,
+        connect(b.url + producer_path("t")) as good,
+        connect(b.url + producer_path("t"), max_size=None) as hostile,
+    ):
+        await hostile.send(message(b"x" * 100_000))
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(hostile.recv(), timeout(5))
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1009
+        assert "exceeds limit of 65536 bytes" in info.value.rcvd.reason
+        await good.send(message(b"fine"))
+        assert (await recv_json(good))["result"] == "ok"
+        assert base64.b64decode((await recv_json(consumer))["payload"]) == b"fine"
+
+
+async def test_binary_and_garbage_frames_get_error_acks(broker):
+    async with connect(broker.url + producer_path("t")) as producer:
+        await producer.send(b"\x00\x01\x02 binary garbage")
+        ack = await recv_json(producer)
+        assert ack["result"] == "send-error:3"
+        assert ack["errorMsg"].startswith("the message is not valid JSON")
+        await producer.send('{"payload": "***", "context": 4}')
+        ack = await recv_json(producer)
+        assert ack == {
+            "result": "send-error:7",
+            "errorMsg": ack["errorMsg"],
+            "context": 4,
+        }
+        assert ack["errorMsg"].startswith("the payload is not valid base64")
+        # the connection still works
+        await producer.send(message())
+        assert (await recv_json(producer))["result"] == "ok"
+
+
+async def test_consumer_garbage_closes_that_consumer_with_a_reason(broker):
+    async with connect(broker.url + consumer_path("t", "s")) as consumer:
+        await consumer.send("not json")
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(consumer.recv(), timeout(5))
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+    assert info.value.rcvd.reason.startswith("the consumer frame is not valid JSON")
+
+
+async def test_hostile_clients_do_not_disturb_a_good_one(tmp_path):
+    auth = tmp_path / "auth.yaml"
+    auth.write_text(
+        "tokens:\n  - {name: good, token: good-token, produce: ['*'], consume: ['*']}\n"
+    )
+    n = 200
+    async with Broker(port=0, auth=auth, max_frame_size=256 * 1024) as b:
+        good = {"Authorization": "Bearer good-token"}
+
+        async def hostile() -> None:
+            for _ in range(5):
+                status, _ = await refused(b.url + producer_path("t"))
+                assert status == 401
+                status, _ = await refused(b.url + producer_path("t") + "?token=nope")
+                assert status == 401
+                async with connect(
+                    b.url + producer_path("t"), additional_headers=good, max_size=None
+                ) as ws:
+                    await ws.send("{{{{")
+                    assert (await recv_json(ws))["result"] == "send-error:3"
+                    await ws.send(b"\xff" * 1000)
+                    assert (await recv_json(ws))["result"] == "send-error:3"
+                    await ws.send("x" * 300_000)
+                    with pytest.raises(ConnectionClosed):
+                        await asyncio.wait_for(ws.recv(), timeout(5))
+
+        async def well_behaved() -> list[bytes]:
+            got = []
+            async with (
+                connect(
+                    b.url + consumer_path("t", "s"), additional_headers=good
+                ) as consumer,
+                connect(b.url + producer_path("t"), additional_headers=good) as p,
+            ):
+                for i in range(n):
+                    await p.send(message(str(i).encode(), context=i))
+                    assert (await recv_json(p))["result"] == "ok"
+                    msg = await recv_json(consumer)
+                    got.append(base64.b64decode(msg["payload"]))
+                    await consumer.send(json.dumps({"messageId": msg["messageId"]}))
+            return got
+
+        got, _ = await asyncio.gather(well_behaved(), hostile())
+        assert got == [str(i).encode() for i in range(n)]
+
+
+async def test_auth_tokens_by_query_and_headers(tmp_path):
+    auth = tmp_path / "auth.yaml"
+    auth.write_text(
+        "tokens:\n"
+        "  - {name: caller, token: caller-token, produce: [svc], consume: ['svc_*']}\n"
+    )
+    async with Broker(port=0, auth=auth) as b:
+        for kwargs in (
+            {"url": b.url + producer_path("svc") + "?token=caller-token"},
+            {
+                "url": b.url + producer_path("svc"),
+                "additional_headers": {"Authorization": "Bearer caller-token"},
+            },
+            {
+                "url": b.websocket_url + "/svc",
+                "additional_headers": {"Authorization": "Token caller-token"},
+            },
+        ):
+            url = kwargs.pop("url")
+            async with connect(url, **kwargs) as ws:
+                await ws.send(message())
+                assert (await recv_json(ws))["result"] == "ok"
+        status, body = await refused(b.url + producer_path("svc"))
+        assert (status, body) == (
+            401,
+            "this broker requires a token: pass ?token=… or an 'Authorization: "
+            "Bearer …' header",
+        )
+        status, body = await refused(b.url + producer_path("svc") + "?token=wrong")
+        assert (status, body) == (401, "the token is not known to this broker")
+        status, body = await refused(
+            b.url + consumer_path("svc", "s") + "?token=caller-token"
+        )
+        assert (status, body) == (403, "'caller' may not consume topic 'svc'")
+        status, body = await refused(b.url + producer_path("other?token=caller-token"))
+        assert (status, body) == (403, "'caller' may not produce topic 'other'")
+        assert (await http_get(b.http_url + "/topics"))[0] == 401
+        status, _ = await http_get(
+            b.http_url + "/topics", {"Authorization": "Bearer caller-token"}
+        )
+        assert status == 200
+        assert (await http_get(b.http_url + "/health"))[0] == 200
+
+
+async def test_slow_consumer_pauses_the_producer_with_bounded_memory():
+    limit = 200_000
+    async with (
+        Broker(port=0, max_topic_bytes=limit) as b,
+        connect(b.url + consumer_path("t", "s") + "?receiverQueueSize=2") as c,
+        connect(b.url + producer_path("t")) as producer,
+    ):
+        payload = b"z" * 30_000  # 40,000 base64 characters
+        for i in range(12):
+            await producer.send(message(payload, context=i))
+        acks = []
+        with pytest.raises(asyncio.TimeoutError):
+            while True:
+                acks.append(await recv_json(producer, 0.5))
+        # the broker stopped reading once the topic held ~limit bytes
+        assert 4 <= len(acks) < 12
+        assert b.core is not None and b.core.held_bytes < limit + 50_000
+        # acking resumes the flow, and nothing is lost
+        got = []
+        while len(got) < 12:
+            msg = await recv_json(c)
+            got.append(msg["context"])
+            await c.send(json.dumps({"messageId": msg["messageId"]}))
+        assert got == list(range(12))
+        while len(acks) < 12:
+            acks.append(await recv_json(producer))
+        assert all(a["result"] == "ok" for a in acks)
+
+
+async def test_pull_mode_permits(broker):
+    async with (
+        connect(broker.url + consumer_path("t", "s") + "?pullMode=true") as c,
+        connect(broker.url + producer_path("t")) as producer,
+    ):
+        for i in range(3):
+            await producer.send(message(context=i))
+            await recv_json(producer)
+        with pytest.raises(asyncio.TimeoutError):
+            await recv_json(c, 0.3)
+        await c.send(json.dumps({"type": "permit", "permitMessages": 2}))
+        assert [(await recv_json(c))["context"] for _ in range(2)] == [0, 1]
+
+
+async def test_negative_ack_redelivers(broker):
+    async with (
+        connect(broker.url + consumer_path("t", "s")) as c,
+        connect(broker.url + producer_path("t")) as producer,
+    ):
+        await producer.send(message(b"again"))
+        await recv_json(producer)
+        msg = await recv_json(c)
+        await c.send(
+            json.dumps({"type": "negativeAcknowledge", "messageId": msg["messageId"]})
+        )
+        again = await recv_json(c)
+        assert again["redeliveryCount"] == 1
+        assert base64.b64decode(again["payload"]) == b"again"
+
+
+# --- life cycle and options -----------------------------------------------------
+
+
+def test_embedded_broker_properties_and_restart():
+    broker = EmbeddedBroker(port=0)
+    with pytest.raises(BrokerError, match="has not started yet"):
+        _ = broker.port
+    with broker as b:
+        assert b.running and b.port > 0
+        assert b.url == f"ws://127.0.0.1:{b.port}"
+        assert b.http_url == f"http://127.0.0.1:{b.port}"
+        assert b.websocket_url == f"ws://127.0.0.1:{b.port}/ws"
+        with urllib.request.urlopen(b.http_url + "/health", timeout=timeout(5)) as r:
+            assert json.loads(r.read())["status"] == "ok"
+    assert not broker.running
+    broker.stop()  # idempotent
+
+
+def test_port_taken_is_a_clear_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(BrokerError) as info:
+            EmbeddedBroker(port=port).start()
+        assert str(info.value) == (
+            f"cannot start the broker: port {port} on 127.0.0.1 is already in use; "
+            "stop the other server, pick another port (--port), or use port 0 for "
+            "a free one"
+        )
+        broker = EmbeddedBroker.start_on_free_port(port, attempts=5)
+        try:
+            assert broker.port != port and port < broker.port < port + 5
+        finally:
+            broker.stop()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"host": "0.0.0.0"},
+            "refusing to serve on the non-loopback address '0.0.0.0' without "
+            "authentication: give an auth file (--auth FILE), bind 127.0.0.1, or "
+            "pass --insecure if the network is trusted",
+        ),
+        (
+            {"port": 70000},
+            "the broker port must be an integer between 0 and 65535 (0 picks a free "
+            "port), got 70000",
+        ),
+        (
+            {"port": "8080"},
+            "the broker port must be an integer between 0 and 65535 (0 picks a free "
+            "port), got '8080'",
+        ),
+        (
+            {"host": ""},
+            "the broker host must be a non-empty string such as '127.0.0.1', got ''",
+        ),
+        (
+            {"max_frame_size": 10},
+            "max_frame_size must be an integer of at least 1024 bytes, got 10",
+        ),
+    ],
+)
+def test_bad_options(kwargs, message):
+    with pytest.raises(ConfigurationError) as info:
+        EmbeddedBroker(**kwargs)
+    assert str(info.value) == message
+
+
+def test_non_loopback_allowed_with_insecure_or_auth(tmp_path):
+    EmbeddedBroker(host="0.0.0.0", insecure=True)
+    auth = tmp_path / "a.yaml"
+    auth.write_text("tokens: []\n")
+    EmbeddedBroker(host="192.0.2.1", auth=auth)
+    EmbeddedBroker(host="::1")
+    EmbeddedBroker(host="localhost")
+
+
+def test_bad_store_path_fails_start(tmp_path):
+    with pytest.raises(BrokerError, match="is a directory"):
+        EmbeddedBroker(port=0, store=tmp_path).start()
