@@ -45,7 +45,7 @@ def encode_ndarray(arr: np.ndarray, *, name: str = "array") -> dict[str, Any]:
             "it to a numeric, bool, datetime64, bytes or str dtype"
         )
     dtype = _le_dtype(arr.dtype)
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = arr.astype(dtype, order="C", copy=False)
     return {
         "dtype": dtype.str,
         "shape": list(arr.shape),
@@ -109,7 +109,7 @@ def decode_ndarray(value: dict[str, Any], *, name: str = "array") -> np.ndarray:
             f"{name}: 'data' holds {len(raw)} bytes but dtype {dtype.str} x shape "
             f"{list(shape)} needs {nbytes}"
         )
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return np.frombuffer(raw, dtype=dtype).reshape(tuple(shape))
 
 
 def to_ndarray(value: Any, *, name: str = "array") -> np.ndarray:

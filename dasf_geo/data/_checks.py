@@ -294,10 +294,12 @@ def _check_fill(name: str, var: xr.Variable, out: list[Finding]) -> None:
                 )
 
 
-def _check_cf_findings(ds: xr.Dataset) -> list[Finding]:
+def _check_cf_findings(ds: xr.Dataset, globals_: bool = True) -> list[Finding]:
     out: list[Finding] = []
     conv = ds.attrs.get("Conventions")
-    if conv is None:
+    if not globals_:
+        pass  # a DataArray has no global attributes to carry Conventions
+    elif conv is None:
         out.append(
             Finding(
                 None,
@@ -546,7 +548,8 @@ def check_cf(
     ``longitude-range``.
 
     Args:
-        obj: the Dataset or DataArray (a DataArray's attrs act as globals).
+        obj: the Dataset or DataArray (a DataArray has no global attributes,
+            so ``conventions-attribute`` applies to Datasets only).
         mode: ``strict``, ``warn`` or ``off``.
         label: prefix for messages, e.g. the argument name.
 
@@ -560,7 +563,7 @@ def check_cf(
     _mode(mode, ("strict", "warn", "off"), "cf")
     if mode == "off":
         return []
-    findings = _check_cf_findings(_as_dataset(obj))
+    findings = _check_cf_findings(_as_dataset(obj), isinstance(obj, xr.Dataset))
     return _report(findings, mode == "strict", "CF", label)
 
 
@@ -793,6 +796,18 @@ def check_demap(obj: xr.Dataset | xr.DataArray) -> list[Finding]:
                     f"select or drop {extra or 'nothing'}",
                 )
             )
+        elif xdims and ydims:
+            spatial = [d for d in var.dims if d in xdims or d in ydims]
+            if spatial[-2:] != list(var.dims[-2:]) or spatial[-1] not in xdims:
+                out.append(
+                    Finding(
+                        str(name),
+                        None,
+                        "demap-dims",
+                        f"dims {tuple(map(str, var.dims))} must be ordered "
+                        f"(time, {ydims[0]}, {xdims[0]}); transpose the variable",
+                    )
+                )
     for name, var in ds.variables.items():
         code = var.dtype.str[1:]
         if var.dtype.kind not in "mMUO" and code not in NC3_DTYPES:

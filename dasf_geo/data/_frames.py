@@ -349,9 +349,11 @@ def decode_dataframe(value: dict[str, Any]) -> pd.DataFrame:
     columns = _decode_index(value.get("columns"), len(data), "column labels")
     index = _decode_index(value.get("index"), None, "index")
     n = len(index)
-    cols = {
-        i: _decode_values(c, n, f"column {columns[i]!r}") for i, c in enumerate(data)
-    }
+    cols = {}
+    for i, c in enumerate(data):
+        values = _decode_values(c, n, f"column {columns[i]!r}")
+        # an explicit dtype stops pandas from re-inferring object columns
+        cols[i] = pd.Series(values, index=index, dtype=values.dtype, copy=False)
     df = pd.DataFrame(cols, index=index)
     df.columns = columns
     attrs = value.get("attrs")

@@ -136,14 +136,20 @@ def choose_format(
         raise DataError(
             f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
         )
-    if format == "netcdf3" and compression:
+    if compression is not None and (
+        isinstance(compression, bool)
+        or not isinstance(compression, int)
+        or not 1 <= compression <= 9
+    ):
+        raise DataError(f"compression must be a zlib level 1-9, got {compression!r}")
+    if format == "netcdf3" and compression is not None:
         raise DataError(
             "compression needs format 'netcdf4' or 'zarr'; NetCDF3 cannot "
             "compress, drop compression or change format"
         )
     if format != "auto":
         return format  # type: ignore[return-value]
-    if compression:
+    if compression is not None:
         return "netcdf4"
     ds = dataarray_to_dataset(obj) if isinstance(obj, xr.DataArray) else obj
     for var in ds.variables.values():
@@ -153,10 +159,8 @@ def choose_format(
 
 
 def _encoding_for(ds: xr.Dataset, compression: int | None) -> dict[Hashable, Any]:
-    if not compression:
+    if compression is None:
         return {}
-    if not 1 <= int(compression) <= 9:
-        raise DataError(f"compression must be a zlib level 1-9, got {compression!r}")
     return {
         name: {"zlib": True, "complevel": int(compression)}
         for name, var in ds.data_vars.items()
