@@ -72,9 +72,9 @@ DEFAULT_RECEIVER_QUEUE_SIZE = 1000
 #: Largest ``receiverQueueSize`` a consumer may ask for.
 MAX_RECEIVER_QUEUE_SIZE = 100_000
 #: Unacked payload bytes one consumer may hold (one message always fits).
-DEFAULT_MAX_INFLIGHT_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_INFLIGHT_BYTES = 32 * 1024 * 1024
 #: Unacked payload bytes one topic may hold before its producers are paused.
-DEFAULT_MAX_TOPIC_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_TOPIC_BYTES = 32 * 1024 * 1024
 #: Unacked payload bytes the whole broker may hold before producers pause.
 DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
 
