@@ -250,8 +250,8 @@ class BaseMessagingConfig(_Settings):
         ge=1,
         le=1_000_000,
         description=(
-            "Maximum number of requests waiting or running; must be at least "
-            "max_workers. Default: twice max_workers."
+            "Maximum number of requests waiting or running; more are answered "
+            "with an error. Must be at least max_workers. Default: no limit."
         ),
     )
 
