@@ -1,0 +1,209 @@
+"""Broker benchmark: messages/s and MB/s through ``dasf-geo broker``.
+
+Starts ``dasf-geo broker`` in its own process and pushes messages from one
+producer to one consumer (both raw ``websockets`` asyncio connections in this
+process, the consumer acking every message, the producer keeping a window
+of unacked sends, as dasf_geo's transport does):
+
+- small messages (100 bytes of payload);
+- DASF fragments (512,000 base64 characters, 375 kB of data each).
+
+Also streams ``--stream-mb`` MB of fragments on a fresh broker and reports
+the broker's peak memory above idle (``VmHWM`` - idle ``VmRSS``).
+
+    python benchmarks/bench_broker.py [--repeat 5] [--small 20000]
+        [--fragments 400] [--stream-mb 100] [--persistent]
+
+Prints a Markdown table; throughput columns are medians of ``--repeat`` runs.
+MB/s counts payload bytes as sent on the wire (base64 text), 1 MB = 10^6 B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+REPO = Path(__file__).resolve().parents[1]
+MB = 1_000_000
+FRAGMENT_CHARS = 512_000
+
+
+class BrokerProcess:
+    """``dasf-geo broker --port 0`` in a child process."""
+
+    def __init__(self, store: str | None = None) -> None:
+        cmd = [sys.executable, "-m", "dasf_geo.cli.tool", "broker", "--port", "0"]
+        cmd += ["--log-level", "WARNING"]
+        if store:
+            cmd += ["--store", store]
+        self.popen = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert self.popen.stdout is not None
+        line = self.popen.stdout.readline()
+        match = re.search(r"listening on (ws://\S+?) ", line)
+        if not match:
+            self.stop()
+            raise RuntimeError(f"the broker did not start: {line!r}")
+        self.url = match.group(1)
+
+    def memory_kb(self, field: str) -> int:
+        """``VmRSS`` or ``VmHWM`` of the broker process, in kB."""
+        text = Path(f"/proc/{self.popen.pid}/status").read_text()
+        match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+        return int(match.group(1)) if match else 0
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+
+
+async def push(url: str, topic: str, payload: bytes, n: int, window: int, domain: str):
+    """Send ``n`` messages and receive them; return (seconds, payload bytes)."""
+    base = f"{url}/ws/v2/{{}}/{domain}/public/default/{topic}"
+    consumer_url = base.format("consumer") + "/bench?receiverQueueSize=64"
+    head = b'{"payload":"' + payload + b'","properties":{"i":"'
+    async with (
+        connect(consumer_url, compression=None, max_size=None) as consumer,
+        connect(base.format("producer"), compression=None, max_size=None) as producer,
+    ):
+        slots = asyncio.Semaphore(window)
+        received = 0
+        done = asyncio.Event()
+
+        async def read_acks() -> None:
+            for _ in range(n):
+                ack = await producer.recv(decode=False)
+                if not ack.startswith(b'{"result":"ok"'):
+                    raise RuntimeError(f"send failed: {ack[:200]!r}")
+                slots.release()
+
+        async def consume() -> None:
+            nonlocal received
+            while received < n:
+                frame = await consumer.recv(decode=False)
+                # the broker's frames start with {"messageId":"<id>"
+                end = frame.index(b'"', 14)
+                await consumer.send(
+                    b'{"messageId":"' + frame[14:end] + b'"}', text=True
+                )
+                received += 1
+            done.set()
+
+        acks = asyncio.ensure_future(read_acks())
+        consuming = asyncio.ensure_future(consume())
+        start = time.perf_counter()
+        for i in range(n):
+            await slots.acquire()
+            await producer.send(head + str(i).encode() + b'"}}', text=True)
+        await asyncio.wait_for(done.wait(), 600)
+        seconds = time.perf_counter() - start
+        await acks
+        await consuming
+    return seconds, n * len(payload)
+
+
+def run_case(url: str, payload: bytes, n: int, window: int, domain: str, tag: str):
+    topic = f"bench-{tag}-{os.getpid()}-{time.monotonic_ns()}"
+    return asyncio.run(push(url, topic, payload, n, window, domain))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--small", type=int, default=20_000, help="small messages")
+    parser.add_argument("--fragments", type=int, default=400, help="500 kB messages")
+    parser.add_argument("--stream-mb", type=int, default=100)
+    parser.add_argument(
+        "--persistent", action="store_true", help="also measure persistent topics"
+    )
+    args = parser.parse_args(argv)
+
+    small = base64.b64encode(os.urandom(75))  # 100 characters
+    fragment = base64.b64encode(os.urandom(FRAGMENT_CHARS // 4 * 3))
+    assert len(fragment) == FRAGMENT_CHARS
+    cases = [
+        ("small (100 B)", small, args.small, 64, "non-persistent"),
+        ("fragment (512,000 B)", fragment, args.fragments, 16, "non-persistent"),
+    ]
+    if args.persistent:
+        cases += [
+            ("small, persistent", small, args.small // 4, 64, "persistent"),
+            ("fragment, persistent", fragment, args.fragments // 2, 16, "persistent"),
+        ]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = BrokerProcess(store=os.path.join(tmp, "bench.sqlite"))
+        try:
+            for name, payload, n, window, domain in cases:
+                rates = []
+                for r in range(args.repeat):
+                    seconds, nbytes = run_case(
+                        broker.url, payload, n, window, domain, str(r)
+                    )
+                    rates.append((n / seconds, nbytes / seconds / MB))
+                rows.append(
+                    (
+                        name,
+                        domain,
+                        n,
+                        statistics.median(x for x, _ in rates),
+                        statistics.median(y for _, y in rates),
+                    )
+                )
+        finally:
+            broker.stop()
+
+        # bounded memory: stream --stream-mb MB of fragments on a fresh broker
+        broker = BrokerProcess()
+        try:
+            time.sleep(0.5)
+            idle = broker.memory_kb("VmRSS")
+            stream_n = max(1, args.stream_mb * MB // FRAGMENT_CHARS)
+            seconds, nbytes = run_case(
+                broker.url, fragment, stream_n, 16, "non-persistent", "s"
+            )
+            peak = broker.memory_kb("VmHWM")
+        finally:
+            broker.stop()
+
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, medians of "
+        f"{args.repeat} runs, one producer -> broker process -> one consumer"
+    )
+    print()
+    print("| messages | topic | count | messages/s | MB/s |")
+    print("|---|---|---:|---:|---:|")
+    for name, domain, n, rate, mbps in rows:
+        print(f"| {name} | {domain} | {n} | {rate:,.0f} | {mbps:,.1f} |")
+    print()
+    print(
+        f"Streaming {nbytes / MB:.0f} MB in {stream_n} fragments: "
+        f"{nbytes / seconds / MB:.1f} MB/s; broker memory idle "
+        f"{idle / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB "
+        f"(+{(peak - idle) / 1024:.1f} MiB)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
