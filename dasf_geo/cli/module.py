@@ -394,7 +394,9 @@ def _line_length(text: str) -> int:
 # --------------------------------------------------------------- precedence
 
 
-def _split_namespace(ns: argparse.Namespace) -> tuple[dict[str, Any], ...]:
+def _split_namespace(
+    ns: argparse.Namespace,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Split the parsed options into (messaging, logging, module, command)."""
     messaging: dict[str, Any] = {}
     log: dict[str, Any] = {}
@@ -406,7 +408,9 @@ def _split_namespace(ns: argparse.Namespace) -> tuple[dict[str, Any], ...]:
             log[key[len(_LOG) :]] = value
         else:
             rest[key] = value
-    module = {k: rest.pop(k) for k in ("doc", "members", "debug") if k in rest}
+    module: dict[str, Any] = {
+        k: rest.pop(k) for k in ("doc", "members", "debug") if k in rest
+    }
     return messaging, log, module, rest
 
 

@@ -586,3 +586,36 @@ def test_send_request_without_broker_exit_1(capsys):
         status=1,
     )  # fmt: skip
     assert f"127.0.0.1:{port}" in line
+
+
+def test_shell_gives_the_model(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "IPython", None)  # the plain Python shell
+    monkeypatch.setattr(sys, "stdin", io.StringIO('print("TITLE", Model.__name__)\n'))
+    run("-t", "shell-topic", "shell")
+    out = capsys.readouterr().out
+    assert f"TITLE {MODULE}" in out
+
+
+def test_logging_options_are_applied(tmp_path):
+    logfile = tmp_path / "module.log"
+    model = run("-t", "t", "--log-level", "DEBUG", "--log-file", str(logfile))
+    assert model.backend_config.log_config.logfile == logfile
+    logging.getLogger("dasf_geo.tests").debug("from the test")
+    for handler in logging.getLogger("dasf_geo").handlers:
+        handler.flush()
+    assert logfile.read_text().rstrip().endswith("from the test")
+    for handler in logging.getLogger("dasf_geo").handlers:
+        handler.close()
+
+
+def test_log_overrides_and_merge(tmp_path):
+    config_file = tmp_path / "log.yaml"
+    config_file.write_text("version: 1\nloggers:\n  mine: {level: ERROR}\n")
+    model = run(
+        "-t", "t", "--log-config", str(config_file), "--merge-log-config",
+        "--log-overrides", "loggers: {mine: {level: WARNING}}",
+    )  # fmt: skip
+    settings = model.backend_config.log_config.config_dict
+    assert settings["loggers"]["mine"]["level"] == "WARNING"
+    assert "dasf_geo" in settings["loggers"]
+    assert logging.getLogger("mine").level == logging.WARNING
