@@ -49,9 +49,7 @@ def encode_ndarray(arr: np.ndarray, *, name: str = "array") -> dict[str, Any]:
     return {
         "dtype": dtype.str,
         "shape": list(arr.shape),
-        "data": pybase64.b64encode(memoryview(arr.reshape(-1).view(np.uint8))).decode(
-            "ascii"
-        )
+        "data": pybase64.b64encode(arr.reshape(-1).view(np.uint8).data).decode("ascii")
         if arr.size
         else "",
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import typing
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,13 @@ import xarray as xr
 from dasf_geo.data._arrays import encode_ndarray, to_ndarray
 from dasf_geo.data._checks import check_cf, check_crs, check_demap, coerce_demap
 from dasf_geo.data._frames import FRAME_FORMAT, encode_dataframe, to_dataframe
-from dasf_geo.data._netcdf import dataset_to_dataarray, read_netcdf, write_netcdf
+from dasf_geo.data._netcdf import (
+    DATAARRAY_NAME,
+    dataarray_to_dataset,
+    dataset_to_dataarray,
+    netcdf_bytes,
+    read_netcdf,
+)
 from dasf_geo.data._options import DataOptions
 from dasf_geo.data._registry import register
 from dasf_geo.exceptions import DataError
@@ -46,7 +52,7 @@ def _b64decode(text: str | bytes, label: str | None) -> bytes:
 
 def _raw(value: Any, label: str | None) -> bytes | bytearray | memoryview | None:
     if isinstance(value, str):
-        return _b64decode(value.strip(), label)
+        return _b64decode(value, label)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return value
     return None
@@ -136,9 +142,8 @@ def encode_base64_xarray(
     Raises:
         DataError: the chosen format cannot represent the data.
     """
-    buf = io.BytesIO()
-    write_netcdf(obj, buf, format=format, compression=compression)
-    return pybase64.b64encode(buf.getbuffer()).decode("ascii")
+    buf, _ = netcdf_bytes(obj, format=format, compression=compression)
+    return pybase64.b64encode(buf).decode("ascii")
 
 
 def decode_base64_xarray(
@@ -154,14 +159,29 @@ def decode_base64_xarray(
     return dataset_to_dataarray(ds) if dataarray else ds
 
 
+def _coerce(obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    if isinstance(obj, xr.Dataset):
+        return coerce_demap(obj)
+    # a DataArray's attrs play the role of the global attributes
+    ds = dataarray_to_dataset(obj)
+    ds.attrs = {**ds.attrs, **obj.attrs}
+    fixed = coerce_demap(ds)
+    da = dataset_to_dataarray(fixed)
+    da.attrs = {
+        **da.attrs,
+        **{k: v for k, v in fixed.attrs.items() if k != DATAARRAY_NAME},
+    }
+    return da
+
+
 def _xr_serialize(obj: Any, options: DataOptions, kind: type) -> str:
     if not isinstance(obj, kind):
         raise DataError(f"expected a {kind.__name__} to send, got {type(obj).__name__}")
+    obj = typing.cast("xr.Dataset | xr.DataArray", obj)
     options = options.resolved()
     _check(obj, options, "reply")
     if options.demap == "coerce":
-        ds = coerce_demap(obj)
-        obj = dataset_to_dataarray(ds) if isinstance(obj, xr.DataArray) else ds
+        obj = _coerce(obj)
     elif options.demap == "check":
         findings = check_demap(obj)
         if findings:

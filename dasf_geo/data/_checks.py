@@ -653,8 +653,8 @@ def _check_crs_findings(ds: xr.Dataset, required: bool) -> list[Finding]:
                 "projection_y_coordinate (or named x and y)",
             )
         )
-    for vname, var in ds.variables.items():
-        gm = var.attrs.get("grid_mapping", var.encoding.get("grid_mapping"))
+    for vname, variable in ds.variables.items():
+        gm = variable.attrs.get("grid_mapping", variable.encoding.get("grid_mapping"))
         if not isinstance(gm, str):
             continue
         for ref in _referenced_names(gm, grid_mapping=True):
@@ -808,15 +808,15 @@ def check_demap(obj: xr.Dataset | xr.DataArray) -> list[Finding]:
                         f"(time, {ydims[0]}, {xdims[0]}); transpose the variable",
                     )
                 )
-    for name, var in ds.variables.items():
-        code = var.dtype.str[1:]
-        if var.dtype.kind not in "mMUO" and code not in NC3_DTYPES:
+    for name, variable in ds.variables.items():
+        code = variable.dtype.str[1:]
+        if variable.dtype.kind not in "mMUO" and code not in NC3_DTYPES:
             out.append(
                 Finding(
                     str(name),
                     None,
                     "demap-dtype",
-                    f"dtype {var.dtype} is not NetCDF3; cast to int32 or float64 "
+                    f"dtype {variable.dtype} is not NetCDF3; cast to int32 or float64 "
                     "(coerce_demap does this when the values fit)",
                 )
             )

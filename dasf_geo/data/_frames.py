@@ -244,17 +244,20 @@ def _decode_values(col: Any, n: int | None, where: str, depth: int = 0) -> Any:
             codes, categories=cats, ordered=bool(col.get("ordered"))
         )
     if kind == "values":
-        values = col.get("values")
-        if not isinstance(values, list) or (n is not None and len(values) != n):
+        items = col.get("values")
+        if not isinstance(items, list) or (n is not None and len(items) != n):
             raise DataError(f"{where}: 'values' must be a list of {n} items")
-        if not all(isinstance(v, _SCALARS) for v in values):
+        if not all(isinstance(v, _SCALARS) for v in items):
             raise DataError(f"{where}: 'values' may hold only JSON scalars")
-        out = np.empty(len(values), dtype=object)
-        out[:] = values
-        for i in col.get("na", []):
-            if not isinstance(i, int) or not 0 <= i < len(values):
+        out = np.empty(len(items), dtype=object)
+        out[:] = items
+        na = col.get("na", [])
+        if not isinstance(na, list):
+            raise DataError(f"{where}: 'na' must be a list of positions")
+        for i in na:
+            if not isinstance(i, int) or not 0 <= i < len(items):
                 raise DataError(f"{where}: bad 'na' position {i!r}")
-            out[i] = np.nan if values[i] == "nan" else pd.NA
+            out[i] = np.nan if items[i] == "nan" else pd.NA
         dtype = col.get("dtype")
         if dtype == "object":
             return out

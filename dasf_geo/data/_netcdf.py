@@ -37,6 +37,7 @@ __all__ = [
     "FORMATS",
     "choose_format",
     "detect_format",
+    "netcdf_bytes",
     "read_netcdf",
     "write_netcdf",
 ]
@@ -177,6 +178,30 @@ def _nc3_error(ds: xr.Dataset, exc: Exception) -> DataError:
         f"NetCDF3 cannot represent {where}: {exc}; use format 'netcdf4' or "
         "'auto', or convert the variable to int32/float64"
     )
+
+
+def netcdf_bytes(
+    obj: xr.Dataset | xr.DataArray,
+    format: str = "auto",
+    compression: int | None = None,
+) -> tuple[bytes | memoryview, str]:
+    """Encode ``obj`` in memory; return ``(buffer, format used)``.
+
+    The in-memory form of :func:`write_netcdf` (no extra copy of the
+    buffer); ``read_netcdf(buffer)`` inverts it.
+
+    Raises:
+        DataError: as :func:`write_netcdf`.
+    """
+    out: list[Any] = []
+
+    class _Sink:
+        def write(self, data: Any) -> int:
+            out.append(data)
+            return len(data)
+
+    fmt = write_netcdf(obj, _Sink(), format=format, compression=compression)  # type: ignore[arg-type]
+    return (out[0] if len(out) == 1 else b"".join(out)), fmt
 
 
 def write_netcdf(

@@ -378,7 +378,10 @@ def _resolve(annotation: Any, options: DataOptions, depth: int) -> Any:
         new = _resolve(inner, options, depth + 1)
         if new is inner:
             return annotation
-        return Annotated[(new, *meta)]  # type: ignore[valid-type]
+        result = new
+        for item in meta:  # nested Annotated flattens into Annotated[new, *meta]
+            result = Annotated[result, item]
+        return result
     if origin in _UNION_TYPES:
         args = typing.get_args(annotation)
         new_args = tuple(_resolve(a, options, depth + 1) for a in args)
@@ -392,7 +395,7 @@ def _resolve(annotation: Any, options: DataOptions, depth: int) -> Any:
         )
         if all(n is a for n, a in zip(new_args, args, strict=True)):
             return annotation
-        return _REBUILDABLE[origin][new_args]
+        return _REBUILDABLE[origin].__class_getitem__(new_args)  # type: ignore[attr-defined]
     if (
         isinstance(annotation, type)
         and issubclass(annotation, BaseModel)
