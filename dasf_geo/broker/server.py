@@ -438,7 +438,12 @@ class Broker:
                     # producer's own window then stops it (backpressure)
                     await self._wait_for_room(ws, topic)
                 frame = await ws.recv(decode=False)
-                await ws.send(core.publish(topic, frame), text=True)
+                try:
+                    ack = core.publish(topic, frame)
+                except Exception as exc:  # a bug must not cost other clients
+                    logger.exception("error publishing to %s", topic.name)
+                    ack = _unknown_error(exc)
+                await ws.send(ack, text=True)
         finally:
             core.remove_producer(topic)
 
@@ -512,6 +517,11 @@ class Broker:
         while True:
             frame = await ws.recv(decode=False)
             await ws.send(core.status_ping(frame, may_consume), text=True)
+
+
+def _unknown_error(exc: Exception) -> bytes:
+    text = f"the broker failed to handle the message: {type(exc).__name__}: {exc}"
+    return json.dumps({"result": "send-error:8", "errorMsg": text[:500]}).encode()
 
 
 def _reason(text: str) -> str:

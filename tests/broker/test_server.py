@@ -523,3 +523,32 @@ def test_non_loopback_allowed_with_insecure_or_auth(tmp_path):
 def test_bad_store_path_fails_start(tmp_path):
     with pytest.raises(BrokerError, match="is a directory"):
         EmbeddedBroker(port=0, store=tmp_path).start()
+
+
+async def test_an_internal_error_is_answered_not_fatal(broker, monkeypatch):
+    def boom(topic: Any, frame: bytes) -> bytes:
+        raise RuntimeError("boom")
+
+    async with connect(broker.url + producer_path("t")) as producer:
+        with monkeypatch.context() as patch:
+            patch.setattr(broker.core, "publish", boom)
+            await producer.send(message())
+            assert await recv_json(producer) == {
+                "result": "send-error:8",
+                "errorMsg": "the broker failed to handle the message: RuntimeError: "
+                "boom",
+            }
+        await producer.send(message())
+        assert (await recv_json(producer))["result"] == "ok"
+
+
+async def test_acks_of_unknown_ids_are_ignored(broker):
+    async with (
+        connect(broker.url + consumer_path("t", "s")) as c,
+        connect(broker.url + producer_path("t")) as producer,
+    ):
+        await c.send(json.dumps({"messageId": "made-up"}))
+        await producer.send(message(b"still here"))
+        await recv_json(producer)
+        msg = await recv_json(c)
+        assert base64.b64decode(msg["payload"]) == b"still here"
