@@ -619,3 +619,16 @@ def test_log_overrides_and_merge(tmp_path):
     assert settings["loggers"]["mine"]["level"] == "WARNING"
     assert "dasf_geo" in settings["loggers"]
     assert logging.getLogger("mine").level == logging.WARNING
+
+
+def test_listen_without_broker_exit_1(capsys):
+    port = free_port()
+    line = fails(
+        capsys,
+        "-t", "t", "-H", "127.0.0.1", "-p", str(port),
+        "--producer-connection-timeout", "5", "listen",
+        status=1,
+    )  # fmt: skip
+    assert line.startswith(
+        f"module.py: error: cannot connect to ws://127.0.0.1:{port}/"
+    )
