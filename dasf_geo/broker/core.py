@@ -17,7 +17,12 @@ Delivery model (Pulsar's, PROTOCOL.md "Consumer side"):
   messages round-robin over the consumers with room;
 - a consumer holds at most ``receiverQueueSize`` unacked messages and at
   most ``max_inflight_bytes`` of payload (one message always fits); in
-  pull mode also at most the permits it granted;
+  pull mode also at most the permits it granted. Messages with a ``key``
+  the consumer already holds unacked (the fragments of one payload share a
+  key) are bounded by bytes only, so a consumer that acks fragments after
+  using the whole payload does not wait forever for its rest;
+- in a ``Shared`` subscription, messages with a key go to the consumer
+  holding unacked messages of that key;
 - unacked messages of a consumer that goes away, and negatively acked ones,
   go back to the front of the subscription's backlog with
   ``redeliveryCount`` + 1;
@@ -181,8 +186,14 @@ class Consumer:
     inflight: dict[str, _Entry] = field(default_factory=dict)
     inflight_bytes: int = 0
 
-    def _has_room(self, max_bytes: int) -> bool:
-        if self.closed or len(self.inflight) >= self.receiver_queue_size:
+    def _has_room(self, max_bytes: int, continues_key: bool = False) -> bool:
+        # more messages of a key this consumer already holds unacked (the
+        # rest of a fragmented payload) are bounded by bytes, not by count:
+        # a consumer that acks a payload's fragments only after using the
+        # whole payload would otherwise wait forever for the rest of it
+        if self.closed or (
+            not continues_key and len(self.inflight) >= self.receiver_queue_size
+        ):
             return False
         if self.inflight and self.inflight_bytes >= max_bytes:
             return False
@@ -616,7 +627,11 @@ class BrokerCore:
         # Exclusive and Failover: everything goes to the oldest consumer
         consumer = sub.consumers[0]
         limit = self.max_inflight_bytes
-        while sub.backlog and consumer._has_room(limit):
+        while sub.backlog:
+            key = sub.backlog[0].message.key
+            continues = key is not None and key in sub.key_owners
+            if not consumer._has_room(limit, continues):
+                break
             self._deliver(sub, consumer, sub.backlog.popleft())
 
     def _dispatch_shared(self, sub: Subscription) -> None:
@@ -638,7 +653,7 @@ class BrokerCore:
             key = entry.message.key
             owner = None if key is None else sub.key_owners.get(key)
             if owner is not None:
-                if not owner[0]._has_room(limit):
+                if not owner[0]._has_room(limit, continues_key=True):
                     waiting.append(sub.backlog.popleft())
                     scanned += 1
                     continue
@@ -665,7 +680,7 @@ class BrokerCore:
         consumer.inflight[token] = entry
         consumer.inflight_bytes += entry.message.size
         key = entry.message.key
-        if key is not None and sub.type == "Shared":
+        if key is not None:
             owner = sub.key_owners.get(key)
             sub.key_owners[key] = (consumer, 1 if owner is None else owner[1] + 1)
         if consumer.pull_mode:

@@ -483,24 +483,43 @@ def test_stats_show_backlog_and_consumers():
 
 
 def test_shared_keeps_messages_of_one_key_on_one_consumer():
-    core = BrokerCore()
+    core = BrokerCore(max_inflight_bytes=400)  # room for 3 of the k1 messages
     a = core.subscribe(T, "s", "Shared", receiver_queue_size=3)
     b = core.subscribe(T, "s", "Shared", receiver_queue_size=3)
     topic = core.add_producer(T)
     for i in range(4):
-        core.publish(topic, frame(f"k1-{i}".encode(), key="k1"))
+        core.publish(topic, frame(f"k1-{i}".encode() * 30, key="k1"))
     core.publish(topic, frame(b"k2-0", key="k2"))
     got_a, got_b = drain(core, a), drain(core, b)
     holder, holder_msgs = (a, got_a) if got_a[0]["key"] == "k1" else (b, got_b)
     other_msgs = got_b if holder is a else got_a
-    # k1 sticks to one consumer (3 fit); k2 went to the other one
+    # k1 sticks to one consumer until its byte bound; k2 went to the other
     assert [m["key"] for m in holder_msgs] == ["k1"] * 3
     assert [m["key"] for m in other_msgs] == ["k2"]
     # the 4th k1 message waits for the holder, not for the other consumer
     ack(core, holder, holder_msgs[0])
     [fourth] = drain(core, holder)
-    assert base64.b64decode(fourth["payload"]) == b"k1-3"
+    assert base64.b64decode(fourth["payload"]) == b"k1-3" * 30
     # once every k1 message is acked, the key is free again
     for m in [*holder_msgs[1:], fourth]:
         ack(core, holder, m)
     assert b'"k1"' not in holder.subscription.key_owners
+
+
+def test_rest_of_a_held_key_is_bounded_by_bytes_not_count():
+    # a backend that acks a request's fragments after replying must still
+    # get every fragment of it, whatever its receiverQueueSize
+    for sub_type in ("Exclusive", "Shared", "Failover"):
+        core = BrokerCore(max_inflight_bytes=10_000)
+        c = core.subscribe(T, "s", sub_type, receiver_queue_size=2)
+        topic = core.add_producer(T)
+        for i in range(5):
+            core.publish(topic, frame(b"f" * 100, key="transfer-1", i=i))
+        core.publish(topic, frame(b"other", key="transfer-2"))
+        core.publish(topic, frame(b"unkeyed"))
+        got = drain(core, c)
+        assert [m["key"] for m in got] == ["transfer-1"] * 5, sub_type
+        # the byte bound still holds
+        for _ in range(100):
+            core.publish(topic, frame(b"f" * 100, key="transfer-1"))
+        assert c.inflight_bytes < 10_000 + 200
