@@ -319,6 +319,14 @@ def get_parser(
                 'or the request itself, e.g. \'{"func_name": "hello_world"}\'.'
             ),
         )
+        if name == "send-request":
+            sp.add_argument(
+                "--timeout",
+                type=_seconds,
+                default=None,
+                metavar="SECONDS",
+                help="Seconds to wait for the reply. Default: the client's (600).",
+            )
     sub.add_parser(
         "shell",
         help="Start an interactive (IPython) shell with the model as `Model`.",
@@ -373,6 +381,20 @@ def _indent(text: str) -> int:
     if not 0 <= value <= 32:
         raise argparse.ArgumentTypeError(
             f"the indent must be between 0 and 32 spaces, got {value}"
+        )
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"the timeout must be a number of seconds, got {text!r:.40}"
+        ) from None
+    if not 0 < value <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(
+            f"the timeout must be between 0 and 604800 seconds, got {text!r:.40}"
         )
     return value
 
@@ -646,7 +668,7 @@ def _run(
         elif command in ("send-request", "compute"):
             request = _load_request(params["request"])
             if command == "send-request":
-                result = model.send_request(request)
+                result = model.send_request(request, timeout=params.get("timeout"))
             else:
                 result = model.process_request(request)
             print(_dump(result))

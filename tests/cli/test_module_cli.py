@@ -19,7 +19,7 @@ import pytest
 from dasf_geo.cli.module import get_parser, main
 from dasf_geo.config import PulsarConfig, WebsocketURLConfig
 from dasf_geo.exceptions import ConfigurationError
-from tests.conftest import free_port
+from tests.conftest import free_port, timeout
 
 MODULE = __name__
 
@@ -632,3 +632,36 @@ def test_listen_without_broker_exit_1(capsys):
     assert line.startswith(
         f"module.py: error: cannot connect to ws://127.0.0.1:{port}/"
     )
+
+
+def test_send_request_times_out_without_backend(capsys):
+    from dasf_geo.broker import EmbeddedBroker
+    from dasf_geo.transport import client
+
+    with EmbeddedBroker(host="127.0.0.1", port=0) as broker:
+        port = broker.url.rsplit(":", 1)[1]
+        try:
+            line = fails(
+                capsys,
+                "-t", "nobody-listens", "-H", "127.0.0.1", "-p", port,
+                "send-request", "--timeout", str(timeout(0.5)),
+                '{"func_name": "double", "x": 1}',
+                status=1,
+            )  # fmt: skip
+        finally:
+            client._close_clients()  # the cached caller, before the broker stops
+    assert line.startswith("module.py: error: no reply from topic 'nobody-listens' to ")
+    assert "double" in line
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("soon", "the timeout must be a number of seconds, got 'soon'"),
+        ("0", "the timeout must be between 0 and 604800 seconds, got '0'"),
+        ("nan", "the timeout must be between 0 and 604800 seconds, got 'nan'"),
+    ],
+)
+def test_bad_timeout_exit_2(capsys, value, problem):
+    line = fails(capsys, "-t", "t", "send-request", "--timeout", value, "{}")
+    assert line == f"module.py send-request: error: argument --timeout: {problem}"
