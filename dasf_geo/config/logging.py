@@ -232,7 +232,10 @@ class LoggingConfig(_Settings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, case_sensitive=False, extra="forbid"
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="forbid",
+        env_ignore_empty=True,  # VAR= in a compose file means "not set"
     )
     _option_names: ClassVar[dict[str, str]] = _LOG_OPTIONS
 

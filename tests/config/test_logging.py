@@ -302,3 +302,10 @@ def test_logfile_handler_is_added_to_every_logger(tmp_path):
     assert handler["filename"] == os.fspath(tmp_path / "x.log")
     for logger in data["loggers"].values():
         assert "dasf_geo_file_handler" in logger["handlers"]
+
+
+def test_empty_environment_variables_count_as_unset(monkeypatch):
+    monkeypatch.setenv("DE_LOGGING_LEVEL", "")
+    monkeypatch.setenv("DE_LOGGING_CONFIG_FILE", "")
+    config = LoggingConfig()
+    assert (config.level, config.config_file) == (None, DEFAULT_CONFIG_FILE)

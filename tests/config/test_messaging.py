@@ -494,3 +494,11 @@ def test_nested_validation_reads_the_environment(monkeypatch):
 def test_round_trip_through_model_dump():
     config = PulsarConfig(topic="t", header={"a": "b"}, max_workers=2, queue_size=5)
     assert PulsarConfig(**config.model_dump()) == config
+
+
+def test_empty_environment_variables_count_as_unset(monkeypatch):
+    monkeypatch.setenv("DE_BACKEND_TOPIC", "t")
+    monkeypatch.setenv("DE_BACKEND_MAX_WORKERS", "")
+    monkeypatch.setenv("DE_BACKEND_PORT", "")
+    config = PulsarConfig()
+    assert (config.max_workers, config.port) == (None, 8080)
