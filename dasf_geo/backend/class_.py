@@ -70,7 +70,17 @@ class BackendClassConfig(ClassConfig):
             doc = getattr(init, "__doc__", None)
             self.init_doc = inspect.cleandoc(doc) if isinstance(doc, str) else ""
         if not self.signature:
-            self.signature = utils.signature_of(cls.__init__, f"class {self.name!r}")
+            if cls.__init__ is object.__init__:
+                # no constructor of its own: object's (*args, **kwargs) would
+                # be rejected, but the class takes no arguments
+                self_param = inspect.Parameter(
+                    "self", inspect.Parameter.POSITIONAL_OR_KEYWORD
+                )
+                self.signature = inspect.Signature([self_param])
+            else:
+                self.signature = utils.signature_of(
+                    cls.__init__, f"class {self.name!r}"
+                )
 
 
 class ClassAPIModel(BaseModel):

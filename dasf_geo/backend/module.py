@@ -19,7 +19,14 @@ import types
 from importlib import import_module
 from typing import Any, ClassVar, Union, cast
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    create_model,
+)
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 from pydantic.json_schema import JsonSchemaValue
 
@@ -74,6 +81,19 @@ class ModuleAPIModel(BaseModel):
     rpc_schema: JsonSchemaValue = Field(
         description="The aggregated JSON schema for an RPC call to this module."
     )
+
+
+def _config_message(exc: ValidationError) -> str:
+    """One line per problem of a ModuleConfig, naming the option."""
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"])
+        msg = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            valid = ", ".join(sorted(ModuleConfig.model_fields))
+            msg = f"unknown option; valid options are: {valid}"
+        lines.append(f"{loc}: {msg}")
+    return "invalid module configuration: " + "; ".join(lines)
 
 
 def _default_members(module: types.ModuleType) -> list[Any]:
@@ -174,7 +194,10 @@ class BackendModule(RootModel[Any]):
                 f"({', '.join(config_kws)}), not both"
             )
         if config_kws:
-            config = ModuleConfig(**config_kws)
+            try:
+                config = ModuleConfig(**config_kws)
+            except ValidationError as exc:
+                raise ConfigurationError(_config_message(exc)) from exc
         elif config is None and module is not None:
             config = getattr(module, "backend_config", None)
         if config is None:

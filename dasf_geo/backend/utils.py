@@ -495,8 +495,8 @@ def docstring_literal(doc: str, indent: int) -> str:
     lines = body.splitlines()
     if len(lines) == 1:
         return f'{pad}"""{lines[0]}"""'
-    inner = "\n".join((pad + line) if line.strip() else "" for line in lines)
-    return f'{pad}"""\n{inner}\n{pad}"""'
+    rest = "\n".join((pad + line) if line.strip() else "" for line in lines[1:])
+    return f'{pad}"""{lines[0]}\n{rest}\n{pad}"""'
 
 
 def get_module_imports(module: types.ModuleType | None) -> str:
