@@ -308,6 +308,11 @@ def _decode_index(col: Any, n: int | None, where: str, depth: int = 0) -> pd.Ind
             raise DataError(
                 f"{where}: a multi index needs equal-length 'levels' and 'names'"
             )
+        if any(
+            isinstance(lv, dict) and lv.get("kind") in ("range", "multi")
+            for lv in levels
+        ):
+            raise DataError(f"{where}: multi index levels must be value columns")
         arrays = [
             _decode_index(lv, n, f"{where} level {i}", depth + 1)
             for i, lv in enumerate(levels)

@@ -43,6 +43,10 @@ __all__ = [
 ]
 
 Format = Literal["netcdf3", "netcdf4", "zarr"]
+
+#: refuse to load decoded data larger than this (compressed NetCDF4/zarr can
+#: expand a small message enormously); raise it for bigger trusted data
+MAX_DECODED_BYTES = 4 << 30
 FORMATS: tuple[str, ...] = ("auto", "netcdf3", "netcdf4", "zarr")
 
 #: dtypes NetCDF3 cannot store exactly (xarray would narrow or reinterpret them)
@@ -288,6 +292,11 @@ def _write_zarr(
     ds = ds.copy()
     for var in ds.variables.values():
         var.encoding = {}
+    encoding: dict[Hashable, Any] = {}
+    if compression is not None:
+        # zarr compresses with zstd by default; the level follows `compression`
+        codec = zarr.codecs.ZstdCodec(level=compression)
+        encoding = {name: {"compressors": [codec]} for name in ds.data_vars}
     with tempfile.TemporaryDirectory(prefix="dasf-geo-zarr-") as tmp:
         path = Path(tmp) / "data.zarr.zip"
         store = zarr.storage.ZipStore(path, mode="w")
@@ -295,7 +304,7 @@ def _write_zarr(
             with warnings.catch_warnings():
                 # zarr's zip store rewrites its metadata entries: harmless
                 warnings.simplefilter("ignore", UserWarning)
-                ds.to_zarr(store, consolidated=False, zarr_format=3)
+                ds.to_zarr(store, consolidated=False, zarr_format=3, encoding=encoding)
         except (ValueError, TypeError, NotImplementedError) as exc:
             raise DataError(f"zarr cannot encode the data: {exc}") from exc
         finally:
@@ -359,6 +368,7 @@ def read_netcdf(source: Source) -> xr.Dataset:
         if isinstance(source, memoryview | bytearray):
             obj = bytes(source) if engine == "netcdf4" else io.BytesIO(source)
         with xr.open_dataset(obj, engine=engine) as opened:
+            _check_size(opened)
             return opened.load()
     except DataError:
         raise
@@ -367,6 +377,16 @@ def read_netcdf(source: Source) -> xr.Dataset:
             f"cannot read the {fmt} data: {type(exc).__name__}: {exc}; the bytes "
             "are truncated or corrupt"
         ) from exc
+
+
+def _check_size(ds: xr.Dataset) -> None:
+    nbytes = ds.nbytes
+    if nbytes > MAX_DECODED_BYTES:
+        raise DataError(
+            f"the decoded data would take {nbytes} bytes, more than the limit of "
+            f"{MAX_DECODED_BYTES} (dasf_geo.data._netcdf.MAX_DECODED_BYTES); send "
+            "smaller pieces or raise the limit for trusted data"
+        )
 
 
 def read_dataarray(source: Source) -> xr.DataArray:
@@ -396,6 +416,7 @@ def _read_zarr(source: Source) -> xr.Dataset:
         store = zarr.storage.ZipStore(path, mode="r")
         try:
             with xr.open_zarr(store, consolidated=False, chunks=None) as opened:
+                _check_size(opened)
                 ds = opened.load()
         finally:
             store.close()

@@ -271,3 +271,19 @@ def test_ndarray_hostile_input(value, message):
     with pytest.raises(DataError) as exc:
         decode_ndarray(value)
     assert str(exc.value) == message
+
+
+def test_frame_multiindex_levels_cannot_be_lazy_ranges():
+    value = {
+        "format": "dasf-frame/1",
+        "index": {
+            "kind": "multi",
+            "names": ["a"],
+            "levels": [{"kind": "range", "start": 0, "stop": 10**12, "step": 1}],
+        },
+        "columns": {"kind": "values", "dtype": "object", "values": []},
+        "data": [],
+    }
+    with pytest.raises(DataError) as exc:
+        decode_dataframe(value)
+    assert str(exc.value) == "index: multi index levels must be value columns"

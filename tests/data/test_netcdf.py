@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from hypothesis import given
+from hypothesis import strategies as st
 
 from dasf_geo.data import (
     choose_format,
@@ -273,3 +274,69 @@ def test_dataarray_from_multi_variable_data():
         "expected a DataArray, i.e. NetCDF data with exactly one data variable, "
         "got 2: ['t', 'u']; send a Dataset to a Dataset argument instead"
     )
+
+
+def _xrst_datasets(dtypes):
+    import xarray.testing.strategies as xrst
+    from hypothesis import strategies as st
+
+    from tests.data.strategies import attrs, names
+
+    variables = xrst.variables(
+        dims=xrst.dimension_sizes(dim_names=names, min_dims=0, max_dims=3, max_side=3),
+        dtype=st.sampled_from([np.dtype(d) for d in dtypes]),
+        attrs=attrs,
+    )
+    return st.builds(
+        lambda var, name, glob: xr.Dataset({name: var}, attrs=glob),
+        variables,
+        names.map(lambda s: "v" + s),
+        attrs,
+    )
+
+
+@given(_xrst_datasets(NC4_DTYPES))
+def test_xarray_strategies_roundtrip_every_format(ds):
+    # xarray's own public strategies generate the variables
+    for fmt in ("auto", "netcdf4", "zarr"):
+        _, back = roundtrip(ds, fmt)
+        xr.testing.assert_identical(back, ds)
+        assert (
+            back[next(iter(ds.data_vars))].dtype == ds[next(iter(ds.data_vars))].dtype
+        )
+
+
+@given(
+    datasets(NC3_DTYPES),
+    st.sampled_from(["i8", "u1", "u2", "u4", "u8", "c8", "c16"]),
+    st.sampled_from(["netcdf3", "auto", "netcdf4"]),
+)
+def test_unsupported_values_fail_naming_the_variable(ds, dtype, fmt):
+    bad = ds.assign(zz_bad=("zz_dim", np.zeros(2, dtype=dtype)))
+    if dtype[0] != "c" and fmt != "netcdf3":
+        _, back = roundtrip(bad, fmt)  # NetCDF4 holds them exactly
+        xr.testing.assert_identical(back, bad)
+        assert back.zz_bad.dtype == np.dtype(dtype)
+        return
+    with pytest.raises(DataError) as exc:
+        write_netcdf(bad, io.BytesIO(), format=fmt)
+    assert "variable 'zz_bad'" in str(exc.value)
+    feature = "complex dtype" if dtype[0] == "c" else "NetCDF3 cannot hold exactly"
+    assert feature in str(exc.value)
+
+
+def test_decompression_bomb_is_refused(monkeypatch):
+    from dasf_geo.data import _netcdf
+
+    ds = xr.Dataset({"z": ("x", np.zeros(200_000, "f8"))})
+    buf, fmt = _netcdf.netcdf_bytes(ds, compression=9)
+    assert fmt == "netcdf4" and len(buf) < 100_000
+    monkeypatch.setattr(_netcdf, "MAX_DECODED_BYTES", 1_000_000)
+    with pytest.raises(DataError) as exc:
+        read_netcdf(buf)
+    assert str(exc.value).startswith(
+        "the decoded data would take 1600000 bytes, more than the limit of 1000000"
+    )
+    zbuf, _ = _netcdf.netcdf_bytes(ds, format="zarr", compression=9)
+    with pytest.raises(DataError, match="would take 1600000 bytes"):
+        read_netcdf(zbuf)
