@@ -132,9 +132,10 @@ def get_parser(
     }
 
     def default_of(name: str) -> str:
-        if name in defaults:
-            return _default_text(defaults[name])
-        return _default_text(field_default.get(name))
+        value = defaults[name] if name in defaults else field_default.get(name)
+        if name == "persistent" and isinstance(value, bool):
+            value = "persistent" if value else "non-persistent"
+        return _default_text(value)
 
     parser = ModuleArgumentParser(
         description=(
