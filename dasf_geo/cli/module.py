@@ -126,7 +126,7 @@ def get_parser(
     """
     defaults = _messaging_defaults(config)
     field_default = {
-        name: info.default
+        name: info.get_default(call_default_factory=True)
         for cls in (PulsarConfig, WebsocketURLConfig)
         for name, info in cls.model_fields.items()
     }

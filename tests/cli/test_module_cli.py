@@ -173,6 +173,7 @@ def test_help_lists_commands_and_groups(capsys):
         "Logging options", "Default: my-topic.", "Default: 8080.",
     ):  # fmt: skip
         assert text in out
+    assert "Undefined" not in out
 
 
 # ---------------------------------------------------------------- commands
