@@ -62,6 +62,9 @@ CF_CALENDARS = frozenset(
 STANDARD_NAME_MODIFIERS = frozenset(
     {"detection_minimum", "number_of_observations", "standard_error", "status_flag"}
 )
+#: stand-in names for unnamed DataArrays (ours and xarray's); not user names
+_UNNAMED = "__dasf_unnamed__"
+_PLACEHOLDERS = frozenset({_UNNAMED, "__xarray_dataarray_variable__"})
 _VALID_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 LAT_UNITS = frozenset(
     {"degrees_north", "degree_north", "degree_N", "degrees_N", "degreeN", "degreesN"}
@@ -145,9 +148,9 @@ def _as_dataset(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
     if isinstance(obj, xr.Dataset):
         return obj
     if isinstance(obj, xr.DataArray):
-        name = obj.name if obj.name is not None else "__data__"
+        name = obj.name if obj.name is not None else _UNNAMED
         if name in obj.coords:
-            name = "__data__"
+            name = _UNNAMED
         ds = obj.to_dataset(name=name)
         ds.attrs = dict(obj.attrs)
         return ds
@@ -328,7 +331,7 @@ def _check_cf_findings(ds: xr.Dataset, globals_: bool = True) -> list[Finding]:
     for hname, var in ds.variables.items():
         name = str(hname)
         attrs = var.attrs
-        if not _VALID_NAME.match(name):
+        if name not in _PLACEHOLDERS and not _VALID_NAME.match(name):
             out.append(
                 Finding(
                     name,

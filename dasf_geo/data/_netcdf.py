@@ -253,31 +253,38 @@ def write_netcdf(
                     "'auto', or convert it to int32/float64"
                 )
         try:
-            buf = ds.to_netcdf(format="NETCDF3_CLASSIC", engine="scipy")
+            _to_netcdf(ds, target, "NETCDF3_CLASSIC", "scipy", {})
         except (ValueError, TypeError, OverflowError) as exc:
             if format != "auto":
                 raise _nc3_error(ds, exc) from exc
             fmt = "netcdf4"
         else:
-            _write_bytes(target, buf)
             return "netcdf3"
     if fmt == "netcdf4":
         try:
-            buf = ds.to_netcdf(format="NETCDF4", engine="netcdf4", encoding=encoding)
+            _to_netcdf(ds, target, "NETCDF4", "netcdf4", encoding)
         except (ValueError, TypeError, OverflowError) as exc:
             raise DataError(f"NetCDF4 cannot encode the data: {exc}") from exc
-        _write_bytes(target, buf)
         return "netcdf4"
     _write_zarr(ds, target, compression)
     return "zarr"
 
 
-def _write_bytes(target: IO[bytes] | str | os.PathLike[str], buf: Any) -> None:
+def _to_netcdf(
+    ds: xr.Dataset,
+    target: IO[bytes] | str | os.PathLike[str],
+    nc_format: str,
+    engine: str,
+    encoding: dict[Hashable, Any],
+) -> None:
+    kwargs: dict[str, Any] = {"format": nc_format, "engine": engine}
+    if encoding:
+        kwargs["encoding"] = encoding
     if isinstance(target, (str, os.PathLike)):
-        with open(target, "wb") as fh:
-            fh.write(buf)
+        # written by the engine itself: dask-backed variables go chunk by chunk
+        ds.to_netcdf(os.fspath(target), **kwargs)
     else:
-        target.write(buf)
+        target.write(ds.to_netcdf(**kwargs))
 
 
 def _write_zarr(
@@ -295,7 +302,9 @@ def _write_zarr(
     encoding: dict[Hashable, Any] = {}
     if compression is not None:
         # zarr compresses with zstd by default; the level follows `compression`
-        codec = zarr.codecs.ZstdCodec(level=compression)
+        from zarr.codecs import ZstdCodec
+
+        codec = ZstdCodec(level=compression)
         encoding = {name: {"compressors": [codec]} for name in ds.data_vars}
     with tempfile.TemporaryDirectory(prefix="dasf-geo-zarr-") as tmp:
         path = Path(tmp) / "data.zarr.zip"

@@ -386,3 +386,30 @@ def test_decode_by_schema_leaves_unknown_alone():
     loop = {"$defs": {"A": {"$ref": "#/$defs/A"}}, "$ref": "#/$defs/A"}
     assert decode_by_schema(loop, 1) == 1
     assert decode_by_schema({SCHEMA_TYPE_KEY: "unknown.Type"}, "x") == "x"
+
+
+def test_dataarray_demap_coercion_keeps_name_and_crs(grid):
+    da = grid["tas"].transpose("time", "lon", "lat").rename(None)
+    da.attrs["crs"] = "EPSG:4326"
+    M = model(da=xr.DataArray, _options=DataOptions(demap="coerce"))
+    back = M.model_validate_json(M(da=da).model_dump_json()).da
+    assert back.name is None
+    assert back.dims == ("time", "lat", "lon")
+    assert back.attrs["crs"] == "EPSG:4326"
+
+
+def test_format_and_compression_options_reach_the_wire(grid):
+    import base64
+
+    for opts, magic in (
+        (DataOptions(), b"CDF\x01"),
+        (DataOptions(format="netcdf4"), b"\x89HDF"),
+        (DataOptions(compression=4), b"\x89HDF"),
+        (DataOptions(format="zarr"), b"PK\x03\x04"),
+    ):
+        M = model(ds=xr.Dataset, _options=opts)
+        text = json.loads(M(ds=grid).model_dump_json())["ds"]
+        assert base64.b64decode(text)[:4] == magic, opts
+        xr.testing.assert_identical(
+            M.model_validate_json(M(ds=grid).model_dump_json()).ds, grid
+        )
