@@ -895,3 +895,78 @@ class DjangoSite:
 def b64json(value: Any) -> str:
     """Base64 of the UTF-8 JSON of ``value`` (a DASF request payload)."""
     return base64.b64encode(json.dumps(value).encode()).decode()
+
+
+def raw_request(
+    endpoint: Endpoint,
+    topic: str,
+    request: Any,
+    timeout: float,
+    message_type: str = "request",
+) -> tuple[list[dict[str, Any]], float]:
+    """Send one DASF request with a bare WebSocket client; collect the reply.
+
+    No DASF library is involved on this side: the request is the JSON of
+    ``request`` in base64, the reply messages are returned as the broker
+    pushed them (all fragments of a fragmented reply, in arrival order).
+
+    Returns:
+        The reply messages and the seconds from sending to the last one.
+
+    Raises:
+        PeerError: no complete reply within ``timeout`` seconds.
+    """
+    response_topic = f"{topic}_raw{secrets.token_hex(8)}"
+    context = secrets.randbelow(2**31)
+    deadline = time.monotonic() + timeout
+    replies: list[dict[str, Any]] = []
+    with (
+        _ws_connect(
+            endpoint.topic_url(response_topic, "raw"), endpoint.header, timeout
+        ) as consumer,
+        _ws_connect(endpoint.topic_url(topic), endpoint.header, timeout) as producer,
+    ):
+        payload = b64json(request) if message_type == "request" else ""
+        start = time.perf_counter()
+        producer.send(
+            json.dumps(
+                {
+                    "payload": payload,
+                    "properties": {
+                        "messageType": message_type,
+                        "requestContext": context,
+                        "response_topic": response_topic,
+                    },
+                    "context": str(context),
+                }
+            )
+        )
+        ack = json.loads(producer.recv(timeout=timeout))
+        if ack.get("result") != "ok":
+            raise PeerError(f"the broker refused the request to {topic!r}: {ack}")
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = json.loads(consumer.recv(timeout=left))
+            except TimeoutError:
+                break
+            consumer.send(json.dumps({"messageId": msg["messageId"]}))
+            props = msg.get("properties") or {}
+            if str(props.get("requestContext")) != str(context):
+                continue
+            if props.get("messageType") == "progress":
+                continue
+            replies.append(msg)
+            total = props.get("num_fragments")
+            if total is None or len(replies) >= int(total):
+                return replies, time.perf_counter() - start
+    raise PeerError(
+        f"no complete reply from topic {topic!r} within {timeout:g} s "
+        f"({len(replies)} messages received)"
+    )
+
+
+def join_reply(replies: Sequence[Mapping[str, Any]]) -> bytes:
+    """The payload bytes of a (possibly fragmented) reply, as the reference
+    joins it: base64 pieces in ``fragment`` order, decoded once."""
+    ordered = sorted(replies, key=lambda m: int(m["properties"].get("fragment", 0)))
+    return base64.b64decode("".join(m["payload"] for m in ordered))
