@@ -193,13 +193,12 @@ class BackendClass(BaseModel):
             docstring.meta.extend(init_doc.meta)
         fields = utils.get_fields(name, sig, docstring, config, what, data_options)
         func_name = fields.pop("func_name")
-        return {
-            "class_name": (
-                func_name[0],
-                Field(description=f"The name of the class. Must be {name!r}"),
-            ),
-            **fields,
-        }
+        # after the constructor's fields, as in demessaging's requests
+        fields["class_name"] = (
+            func_name[0],
+            Field(description=f"The name of the class. Must be {name!r}"),
+        )
+        return fields
 
     @classmethod
     def create_model(

@@ -342,9 +342,9 @@ class CodeWriter:
         if module in self.local_modules:
             if qualname.split(".")[0] not in self.local_names:
                 raise ConfigurationError(
-                    f"the generated client needs the type {qualname!r} of the "
-                    "backend module; decorate it with @registry.register_type "
-                    "so that its code is copied into the client"
+                    f"the generated client needs {qualname!r} of the backend "
+                    "module; decorate it with @registry.register_type so that "
+                    "its code is copied into the client"
                 )
             return str(qualname)
         if module.split(".")[0] == "typing" or module == "typing_extensions":

@@ -278,9 +278,8 @@ def test_unregistered_backend_type_is_reported(make_module):
     with pytest.raises(ConfigurationError) as err:
         backend.generate()
     assert str(err.value) == (
-        "the generated client needs the type 'Result' of the backend module; "
-        "decorate it with @registry.register_type so that its code is copied into "
-        "the client"
+        "the generated client needs 'Result' of the backend module; decorate it "
+        "with @registry.register_type so that its code is copied into the client"
     )
 
 

@@ -64,7 +64,7 @@ def test_hello_world_class(make_module):
     assert model.process_request(request).root == ["hi", "hi"]
     schema = model.model_json_schema()
     cls_schema = schema["$defs"]["ClassHelloWorld"]
-    assert list(cls_schema["properties"]) == ["class_name", "message", "function"]
+    assert list(cls_schema["properties"]) == ["message", "class_name", "function"]
     assert "MethClassHelloWorldRepeatMessage" in schema["$defs"]
 
 
@@ -267,7 +267,7 @@ def test_api_info_models(make_module):
     assert isinstance(info.classes[0], ClassAPIModel)
     ctor = info.classes[0].rpc_schema
     assert ctor["title"] == "ClassHelloWorld"
-    assert list(ctor["properties"]) == ["class_name", "message"]
+    assert list(ctor["properties"]) == ["message", "class_name"]
     assert info.rpc_schema == model.model_json_schema()
     assert info.functions[0].rpc_schema["properties"]["b"]["default"] == 1
 
@@ -505,3 +505,41 @@ def test_send_request_and_delegations_use_the_transport(make_module, monkeypatch
     assert calls[1][1].root.name == "y"
     assert model_cls.listen() == ("listen", model_cls)
     assert model_cls.test_connect() == ("test_connect", model_cls)
+
+
+def test_process_request_oversized_wrong_typed_and_hostile(make_module, monkeypatch):
+    import dasf_geo.backend.module as module_mod
+
+    mod = make_module(HELLO_NAME)
+    model = BackendModule.create_model(mod.__name__, **TOPIC)
+    monkeypatch.setattr(module_mod, "MAX_REQUEST_BYTES", 64)
+    big = json.dumps({"func_name": "hello_world", "name": "x" * 100})
+    with pytest.raises(ConfigurationError) as err:
+        model.process_request(big)
+    assert str(err.value) == (
+        f"the request has {len(big)} bytes, more than the limit of 64"
+    )
+    with pytest.raises(ConfigurationError) as err:
+        model.process_request(io.BytesIO(big.encode()))
+    assert str(err.value) == "the request file is larger than the limit of 64 bytes"
+    monkeypatch.setattr(module_mod, "MAX_REQUEST_BYTES", 1 << 30)
+
+    # a long but valid argument is fine
+    name = "x" * 1_000_000
+    assert model.process_request({"func_name": "hello_world", "name": name}).root == (
+        "Hello World, " + name
+    )
+    # wrong-typed requests
+    for request in (42, None, 1.5, ["func_name"]):
+        with pytest.raises(ValidationError) as verr:
+            model.process_request(request)
+        assert verr.value.errors(include_url=False)[0]["loc"] == ()
+    # deeply nested JSON does not crash the process
+    deep = '{"func_name": "hello_world", "name": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    with pytest.raises(ValidationError) as verr:
+        model.process_request(deep)
+    assert verr.value.errors(include_url=False)[0]["type"] == "json_invalid"
+    # a name that is not a str
+    with pytest.raises(ValidationError) as verr:
+        model.process_request({"func_name": ["hello_world"], "name": "x"})
+    assert verr.value.errors(include_url=False)[0]["type"] == "literal_error"
