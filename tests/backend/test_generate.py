@@ -359,3 +359,45 @@ def test_generate_from_the_command_line(tmp_path):
     assert "def greet(self, repeat: int, greet_message: str) -> GreetResponse:" in (
         proc.stdout
     )
+
+
+def test_xarray_stub_round_trip(make_module, load_client, wire):
+    """Data-layer types travel through a generated client."""
+    xr = pytest.importorskip("xarray")
+    np = pytest.importorskip("numpy")
+    sent, backends = wire
+    mod = make_module(
+        """
+        import numpy as np
+        import xarray as xr
+
+        from dasf_geo import configure
+
+        __all__ = ["get_data", "mean"]
+
+
+        @configure(data_options={"cf": "off"})
+        def get_data(n: int = 3) -> xr.Dataset:
+            '''A small Dataset.'''
+            return xr.Dataset(
+                {"t": ("x", np.arange(n, dtype="f4"))}, attrs={"crs": "EPSG:4326"}
+            )
+
+
+        @configure(data_options={"cf": "off"})
+        def mean(ds: xr.Dataset, var: str = "t") -> float:
+            return float(ds[var].mean())
+        """
+    )
+    backend = BackendModule.create_model(mod.__name__, **TOPIC)
+    backends["hello-world-topic"] = backend
+    code = backend.generate()
+    assert_clean(code)
+    assert "def get_data(n: int = 3) -> xarray.Dataset:" in code
+    assert "@configure(data_options={" in code
+    client = load_client(code, "xr_client")
+    ds = client.get_data(4)
+    assert isinstance(ds, xr.Dataset)
+    np.testing.assert_array_equal(ds["t"].values, np.arange(4, dtype="f4"))
+    assert client.mean(ds) == 1.5
+    assert sent[-1]["func_name"] == "mean"
