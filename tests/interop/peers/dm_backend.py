@@ -23,7 +23,15 @@ from demessaging.serializers.xarray import encode_xarray
 from demessaging.validators.xarray import validate_dataset
 from pydantic import BaseModel
 
-__all__ = ["HelloWorld", "big_string", "hello_world", "make_dataset", "scale_dataset"]
+__all__ = [
+    "HelloWorld",
+    "big_string",
+    "echo",
+    "hello_world",
+    "make_dataset",
+    "make_dataset_auto",
+    "scale_dataset",
+]
 
 
 def hello_world() -> str:
@@ -69,11 +77,14 @@ def big_string(n: int) -> str:
     return ("0123456789" * (n // 10 + 1))[:n]
 
 
-@configure(return_serializer=encode_xarray, return_validators=[validate_dataset])
-def make_dataset(nx: int, ny: int, nt: int) -> xarray.Dataset:
-    """A CF-style gridded time series with a ``crs`` (values 0, 1, 2, …)."""
+def echo(text: str) -> str:
+    """Return ``text`` unchanged (payload round trips)."""
+    return text
+
+
+def _grid(nx: int, ny: int, nt: int) -> xarray.Dataset:
     data = numpy.arange(nt * ny * nx, dtype="float32").reshape(nt, ny, nx)
-    ds = xr.Dataset(
+    return xr.Dataset(
         {"t2m": (("time", "lat", "lon"), data, {"units": "K"})},
         coords={
             "time": (
@@ -86,7 +97,18 @@ def make_dataset(nx: int, ny: int, nt: int) -> xarray.Dataset:
         },
         attrs={"Conventions": "CF-1.8", "crs": "EPSG:4326"},
     )
-    return ds
+
+
+@configure(return_serializer=encode_xarray, return_validators=[validate_dataset])
+def make_dataset(nx: int, ny: int, nt: int) -> xarray.Dataset:
+    """A CF-style gridded time series with a ``crs`` (values 0, 1, 2, …)."""
+    return _grid(nx, ny, nt)
+
+
+@configure(return_serializer=encode_xarray, return_validators=[validate_dataset])
+def make_dataset_auto(nx: int, ny: int, nt: int) -> xarray.Dataset:
+    """Same as ``make_dataset`` (the reference needs the serializer configured)."""
+    return _grid(nx, ny, nt)
 
 
 @configure(
