@@ -95,7 +95,15 @@ def add_parser(sub: Any) -> None:
         "--indent", type=int, default=None, help="indent the printed JSON"
     )
     add_connection_options(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, extra_arguments=_more_arguments)
+
+
+def _more_arguments(args: argparse.Namespace, extra: list[str]) -> None:
+    """Take ``name=value`` arguments that came after options."""
+    for text in extra:
+        if text.startswith("-"):
+            raise argparse.ArgumentTypeError(f"unrecognized arguments: {text}")
+        args.arguments.append(parse_assignment(text))
 
 
 def _read_json_arguments(path: str) -> dict[str, Any]:

@@ -37,7 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dasf-geo`` with ``argv`` (default: ``sys.argv[1:]``); return the status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # ``name=value`` arguments may follow options (``call … --json F a=1``);
+    # commands that take them say so with ``extra_arguments``
+    take_extra = getattr(args, "extra_arguments", None)
+    if extra and take_extra is None:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if take_extra is not None:
+        try:
+            take_extra(args, extra)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(str(exc))
     return int(args.run(args) or 0)
 
 

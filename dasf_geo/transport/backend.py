@@ -148,14 +148,27 @@ def default_subscription(topic: str) -> str:
     return f"{topic}-backend"
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with everything JSON cannot hold turned into text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return str(value)
+
+
 def structured_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """pydantic's error list, JSON-safe, with large inputs left out."""
-    errors = json.loads(exc.json(include_url=False))
     out = []
-    for error in errors[:MAX_ERRORS]:
-        if "input" in error and len(json.dumps(error["input"])) > MAX_INPUT_CHARS:
-            del error["input"]
-        out.append(error)
+    for error in exc.errors(include_url=False)[:MAX_ERRORS]:
+        safe = _json_safe(dict(error))
+        if "input" in safe and len(json.dumps(safe["input"])) > MAX_INPUT_CHARS:
+            del safe["input"]
+        out.append(safe)
     return out
 
 
@@ -438,7 +451,7 @@ class Listener:
         text: str,
         errors: list[dict[str, Any]] | None = None,
     ) -> None:
-        extra = {EXT_ERRORS: json.dumps(errors)} if errors else {}
+        extra: dict[str, Any] = {EXT_ERRORS: json.dumps(errors)} if errors else {}
         await self._reply(incoming, text.encode("utf-8"), status=Status.ERROR, **extra)
 
     async def _reply(

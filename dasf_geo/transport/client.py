@@ -62,6 +62,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Reply",
+    "close_clients",
     "get_client",
     "raise_for_status",
     "send_request",
@@ -629,7 +630,12 @@ def get_client(config: Any, topic: str | None = None) -> Client:
 
 
 @atexit.register
-def _close_clients() -> None:
+def close_clients() -> None:
+    """Close every shared client of :func:`get_client` (they reconnect lazily).
+
+    Call it when the broker they talk to goes away for good (e.g. in tests),
+    so that they stop trying to reconnect.
+    """
     with _clients_lock:
         clients = list(_clients.values())
         _clients.clear()

@@ -650,7 +650,7 @@ def test_send_request_times_out_without_backend(capsys):
                 status=1,
             )  # fmt: skip
         finally:
-            client._close_clients()  # the cached caller, before the broker stops
+            client.close_clients()  # the cached caller, before the broker stops
     assert line.startswith("module.py: error: no reply from topic 'nobody-listens' to ")
     assert "double" in line
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from dasf_geo.broker import EmbeddedBroker
 from dasf_geo.transport.backend import Listener
@@ -48,6 +48,9 @@ class Config:
         return url + (f"/{subscription}" if subscription else "")
 
 
+_REQUEST = TypeAdapter(dict)
+
+
 class _Args(BaseModel):
     n: int = Field(ge=0)
 
@@ -65,7 +68,8 @@ class Handler:
         self.release.set()
 
     def handle(self, payload: bytes | bytearray) -> bytes:
-        request = json.loads(payload)
+        # like a backend module: invalid JSON is a pydantic ValidationError
+        request = _REQUEST.validate_json(payload)
         with self.lock:
             self.executed.append(request.get("id"))
         op = request["op"]
