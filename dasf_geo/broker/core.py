@@ -134,6 +134,7 @@ class Message:
         context: the producer's ``context`` as JSON text, if it sent one.
         key: the producer's ``key`` as JSON text, if it sent one.
         refs: how many subscriptions still hold it.
+        size: bytes it occupies in memory (payload and properties).
     """
 
     seq: int
@@ -144,11 +145,11 @@ class Message:
     context: bytes | None = None
     key: bytes | None = None
     refs: int = 0
+    #: bytes the message occupies in memory (payload and properties)
+    size: int = field(init=False)
 
-    @property
-    def size(self) -> int:
-        """Bytes the message occupies in memory (payload and properties)."""
-        return len(self.payload) + len(self.properties)
+    def __post_init__(self) -> None:
+        self.size = len(self.payload) + len(self.properties)
 
 
 @dataclass(eq=False)
