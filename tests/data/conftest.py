@@ -24,3 +24,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dasf-data"))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Build the demessaging venv for selected interop tests, before timeouts."""
+    if any(
+        item.get_closest_marker("interop") and "tests/data" in str(item.fspath)
+        for item in items
+    ):
+        from tests.interop import peers
+
+        peers.peer_python("demessaging")
