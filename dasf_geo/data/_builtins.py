@@ -76,7 +76,7 @@ def to_dataset(value: Any, label: str | None = None) -> xr.Dataset:
     if isinstance(value, dict):
         try:
             return xr.Dataset.from_dict(value)
-        except (ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # from_dict fails in many ways on bad dicts
             raise DataError(
                 f"{label + ': ' if label else ''}the dict is not a Dataset.to_dict() "
                 f"form ({type(exc).__name__}: {exc})"
@@ -108,7 +108,7 @@ def to_dataarray(value: Any, label: str | None = None) -> xr.DataArray:
     if isinstance(value, dict):
         try:
             return xr.DataArray.from_dict(value)
-        except (ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # from_dict fails in many ways on bad dicts
             raise DataError(
                 f"{prefix}the dict is not a DataArray.to_dict() form "
                 f"({type(exc).__name__}: {exc})"

@@ -284,7 +284,7 @@ class RegistryType:
                 raise PydanticCustomError(
                     "dasf_data", "{detail}", {"detail": str(exc)}
                 ) from exc
-            except (ValueError, TypeError, KeyError, OSError) as exc:
+            except Exception as exc:  # a validator may only raise ValueError
                 raise PydanticCustomError(
                     "dasf_data",
                     "{detail}",

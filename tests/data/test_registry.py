@@ -413,3 +413,21 @@ def test_format_and_compression_options_reach_the_wire(grid):
         xr.testing.assert_identical(
             M.model_validate_json(M(ds=grid).model_dump_json()).ds, grid
         )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"data_vars": []},
+        {"coords": 5},
+        {"data_vars": {"a": {"dims": "x", "data": {"q": 1}}}},
+        {"dims": 3, "data": [1]},
+    ],
+)
+def test_hostile_dicts_are_validation_errors(value):
+    M = model(ds=xr.Dataset, da=xr.DataArray)
+    with pytest.raises(ValidationError) as exc:
+        M(ds=value, da=value)
+    for err in exc.value.errors(include_url=False):
+        assert err["type"] == "dasf_data"
+        assert err["msg"].startswith(f"{err['loc'][0]}: the dict is not a Data")
