@@ -40,6 +40,18 @@ from dasf_geo.exceptions import ConfigurationError
 __all__ = ["BackendClass", "BackendClassConfig", "ClassAPIModel", "tagged_union"]
 
 
+def _public_methods(Class: type) -> list[str]:
+    """Names of the public instance methods of ``Class``."""
+    return [
+        name
+        for name, _ in inspect.getmembers(Class, predicate=inspect.isfunction)
+        if not name.startswith("_")
+        and not isinstance(
+            inspect.getattr_static(Class, name), (staticmethod, classmethod)
+        )
+    ]
+
+
 class BackendClassConfig(ClassConfig):
     """The config of a created class model (adds the class and method models)."""
 
@@ -265,11 +277,7 @@ class BackendClass(BaseModel):
         if not methods:
             methods = list(backend_config.methods)
         if not methods:
-            methods = [
-                n
-                for n, _ in inspect.getmembers(Class, predicate=inspect.isfunction)
-                if not n.startswith("_")
-            ]
+            methods = _public_methods(Class)
         if not methods:
             raise ConfigurationError(
                 f"{what} has no public methods to expose; add one, or list "
@@ -286,11 +294,7 @@ class BackendClass(BaseModel):
                     method_name = method
                     func = getattr(Class, method_name, None)
                     if func is None or not callable(func):
-                        public = [
-                            n
-                            for n, _ in inspect.getmembers(Class, inspect.isfunction)
-                            if not n.startswith("_")
-                        ]
+                        public = _public_methods(Class)
                         raise ConfigurationError(
                             f"{what} has no method {method_name!r} to expose; "
                             f"its public methods are: {', '.join(public) or '(none)'}"
@@ -302,6 +306,14 @@ class BackendClass(BaseModel):
                     raise ConfigurationError(
                         f"methods of {what} must be names, functions or "
                         f"BackendFunction models, got {type(method).__name__}"
+                    )
+                static = inspect.getattr_static(Class, method_name, None)
+                if isinstance(static, (staticmethod, classmethod)):
+                    raise ConfigurationError(
+                        f"{what}: {method_name!r} is a {type(static).__name__}; "
+                        "only instance methods can be exposed as methods (the "
+                        "request creates an instance first); expose it as a "
+                        "module-level function instead"
                     )
                 func_model = BackendFunction.create_model(
                     func,

@@ -154,6 +154,9 @@ def _check_options(obj: Any, options: dict[str, Any]) -> None:
                     n
                     for n, _ in inspect.getmembers(obj, inspect.isfunction)
                     if not n.startswith("_")
+                    and not isinstance(
+                        inspect.getattr_static(obj, n), (staticmethod, classmethod)
+                    )
                 ]
                 raise ConfigurationError(
                     f"@configure(methods=[{method!r}, ...]) on {what}: the class "

@@ -543,3 +543,28 @@ def test_process_request_oversized_wrong_typed_and_hostile(make_module, monkeypa
     with pytest.raises(ValidationError) as verr:
         model.process_request({"func_name": ["hello_world"], "name": "x"})
     assert verr.value.errors(include_url=False)[0]["type"] == "literal_error"
+
+
+def test_static_and_class_methods():
+    class Tools:
+        def run(self, a: int) -> int:
+            return a
+
+        @staticmethod
+        def helper(a: int) -> int:
+            return a
+
+        @classmethod
+        def build(cls) -> Tools:
+            return cls()
+
+    model = BackendClass.create_model(Tools)
+    assert list(model.backend_config.models) == ["run"]
+    for name, kind in (("helper", "staticmethod"), ("build", "classmethod")):
+        with pytest.raises(ConfigurationError) as err:
+            BackendClass.create_model(Tools, methods=[name])
+        assert str(err.value) == (
+            f"class 'Tools': {name!r} is a {kind}; only instance methods can be "
+            "exposed as methods (the request creates an instance first); expose it "
+            "as a module-level function instead"
+        )
