@@ -277,7 +277,7 @@ class BackendClass(BaseModel):
         if not methods:
             methods = list(backend_config.methods)
         if not methods:
-            methods = _public_methods(Class)
+            methods = list[Any](_public_methods(Class))
         if not methods:
             raise ConfigurationError(
                 f"{what} has no public methods to expose; add one, or list "
