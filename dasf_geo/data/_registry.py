@@ -371,6 +371,9 @@ def _resolve(annotation: Any, options: DataOptions, depth: int) -> Any:
     if entry is not None:
         return Annotated[annotation, RegistryType(entry, options)]
     origin = typing.get_origin(annotation)
+    if isinstance(origin, type) and (generic := _find(origin)) is not None:
+        # e.g. numpy.typing.NDArray[np.float64]: handled as its origin type
+        return Annotated[annotation, RegistryType(generic, options)]
     if origin is Annotated:
         inner, *meta = typing.get_args(annotation)
         if any(isinstance(m, RegistryType) for m in meta):

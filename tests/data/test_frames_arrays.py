@@ -287,3 +287,26 @@ def test_frame_multiindex_levels_cannot_be_lazy_ranges():
     with pytest.raises(DataError) as exc:
         decode_dataframe(value)
     assert str(exc.value) == "index: multi index levels must be value columns"
+
+
+def test_duplicate_column_labels_roundtrip():
+    frame_roundtrip(pd.DataFrame([[1, 2.5]], columns=["a", "a"]))
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.period_range("2020", periods=2, freq="M"),
+        pd.arrays.IntervalArray.from_breaks([0, 1, 2]),
+        pd.arrays.SparseArray([0, 1]),
+    ],
+    ids=["period", "interval", "sparse"],
+)
+def test_unsupported_extension_dtypes_fail_naming_column(column):
+    with pytest.raises(DataError) as exc:
+        encode_dataframe(pd.DataFrame({"p": column}))
+    assert str(exc.value) == (
+        f"column 'p': dtype {pd.Series(column).dtype} is not supported; convert it "
+        "to a numpy, nullable (Int64, Float64, boolean), string, categorical or "
+        "datetime dtype"
+    )

@@ -431,3 +431,19 @@ def test_hostile_dicts_are_validation_errors(value):
     for err in exc.value.errors(include_url=False):
         assert err["type"] == "dasf_data"
         assert err["msg"].startswith(f"{err['loc'][0]}: the dict is not a Data")
+
+
+def test_numpy_typing_generics_use_the_ndarray_entry():
+    from typing import Any
+
+    import numpy.typing as npt
+
+    M = model(a=npt.NDArray[np.float64], b=np.ndarray[Any, np.dtype[np.int8]])
+    text = M(a=np.arange(3.0), b=[1, 2]).model_dump_json()
+    back = M.model_validate_json(text)
+    np.testing.assert_array_equal(back.a, np.arange(3.0))
+    assert back.a.dtype == np.float64
+    schema = M.model_json_schema()["properties"]
+    assert (
+        schema["a"][SCHEMA_TYPE_KEY] == schema["b"][SCHEMA_TYPE_KEY] == "numpy.ndarray"
+    )
