@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union, cast
 
@@ -336,13 +337,21 @@ class BackendClass(BaseModel):
         kwargs.update(fields)
         desc = utils.get_desc(utils.parse_docstring(Class))
         try:
-            created = create_model(
-                class_name,
-                __base__=cls,
-                __module__=getattr(Class, "__module__", None) or __name__,
-                __doc__=desc or "",
-                **kwargs,
-            )
+            with warnings.catch_warnings():
+                # a parameter named like a deprecated BaseModel method (json,
+                # copy, schema...) is a fine field name
+                warnings.filterwarnings(
+                    "ignore",
+                    message="Field name .* shadows an attribute",
+                    category=UserWarning,
+                )
+                created = create_model(
+                    class_name,
+                    __base__=cls,
+                    __module__=getattr(Class, "__module__", None) or __name__,
+                    __doc__=desc or "",
+                    **kwargs,
+                )
         except (PydanticSchemaGenerationError, PydanticUserError, NameError) as exc:
             raise schema_error(what, exc) from exc
         model = cast("type[BackendClass]", created)

@@ -248,13 +248,21 @@ class BackendFunction(BaseModel):
         kwargs.update(fields)
         desc = utils.get_desc(docstring)
         try:
-            created = create_model(
-                class_name,
-                __base__=cls,
-                __module__=getattr(func, "__module__", None) or __name__,
-                __doc__=desc or "",
-                **kwargs,
-            )
+            with warnings.catch_warnings():
+                # a parameter named like a deprecated BaseModel method (json,
+                # copy, schema...) is a fine field name
+                warnings.filterwarnings(
+                    "ignore",
+                    message="Field name .* shadows an attribute",
+                    category=UserWarning,
+                )
+                created = create_model(
+                    class_name,
+                    __base__=cls,
+                    __module__=getattr(func, "__module__", None) or __name__,
+                    __doc__=desc or "",
+                    **kwargs,
+                )
         except (PydanticSchemaGenerationError, PydanticUserError, NameError) as exc:
             raise schema_error(what, exc) from exc
         model = cast("type[BackendFunction]", created)

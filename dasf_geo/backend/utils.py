@@ -170,6 +170,11 @@ def check_parameters(sig: inspect.Signature, what: str) -> None:
                 f"cannot expose {what}: the parameter name {name!r} is used by "
                 "the request itself; rename the parameter"
             )
+        if name.startswith("model_"):
+            raise ConfigurationError(
+                f"cannot expose {what}: the parameter {name!r} starts with "
+                "'model_', which pydantic reserves for its own methods; rename it"
+            )
         if name.startswith("_"):
             raise ConfigurationError(
                 f"cannot expose {what}: the parameter {name!r} starts with an "

@@ -329,3 +329,25 @@ def test_none_return_annotation():
     assert model.model_validate(
         {"func_name": "nothing", "a": 1}
     )().model_dump_json() == ("null")
+
+
+@pytest.mark.parametrize("name", ["json", "copy", "schema", "dict", "validate"])
+def test_parameters_named_like_basemodel_methods(name):
+    namespace: dict[str, Any] = {}
+    exec(f"def f({name}: int) -> int:\n    return {name}\n", namespace)
+    model = BackendFunction.create_model(namespace["f"])
+    request = model.model_validate({"func_name": "f", name: 4})
+    assert request().root == 4
+    assert request.model_dump_json() == f'{{"func_name":"f","{name}":4}}'
+
+
+def test_parameters_in_pydantic_namespace_are_rejected():
+    def f(model_config: int) -> int:
+        return model_config
+
+    with pytest.raises(ConfigurationError) as err:
+        BackendFunction.create_model(f)
+    assert str(err.value) == (
+        "cannot expose function 'f': the parameter 'model_config' starts with "
+        "'model_', which pydantic reserves for its own methods; rename it"
+    )
