@@ -379,9 +379,8 @@ def messaging_config_from(
         if "DE_BACKEND_WEBSOCKET_URL" in env
         else bool(kwargs.get("websocket_url"))
     )
-    if use_ws:
-        return WebsocketURLConfig(**kwargs)
-    kwargs.pop("websocket_url", None)
-    kwargs.pop("producer_url", None)
-    kwargs.pop("consumer_url", None)
-    return PulsarConfig(**kwargs)
+    config_class: type[PulsarConfig] | type[WebsocketURLConfig]
+    config_class = WebsocketURLConfig if use_ws else PulsarConfig
+    # options of the other kind of config (host/port vs. URLs) do not apply
+    kwargs = {k: v for k, v in kwargs.items() if k in config_class.model_fields}
+    return config_class(**kwargs)

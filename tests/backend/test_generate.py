@@ -401,3 +401,36 @@ def test_xarray_stub_round_trip(make_module, load_client, wire):
     np.testing.assert_array_equal(ds["t"].values, np.arange(4, dtype="f4"))
     assert client.mean(ds) == 1.5
     assert sent[-1]["func_name"] == "mean"
+
+
+def test_messaging_config_from_environment_kind(monkeypatch):
+    from dasf_geo.config.backend import messaging_config_from
+    from dasf_geo.config.messaging import PulsarConfig, WebsocketURLConfig
+
+    embedded = {"topic": "t", "host": "broker.example.org", "port": 8081}
+    config = messaging_config_from(embedded)
+    assert isinstance(config, PulsarConfig)
+    assert (config.host, config.port, config.topic) == ("broker.example.org", 8081, "t")
+    monkeypatch.setenv("DE_BACKEND_WEBSOCKET_URL", "ws://127.0.0.1:9/ws")
+    config = messaging_config_from(embedded)
+    assert isinstance(config, WebsocketURLConfig)
+    assert config.websocket_url == "ws://127.0.0.1:9/ws"
+    assert config.topic == "t"
+    monkeypatch.setenv("DE_BACKEND_PORT", "not a port")
+    monkeypatch.delenv("DE_BACKEND_WEBSOCKET_URL")
+    with pytest.raises(ConfigurationError, match="port"):
+        messaging_config_from(embedded)
+
+
+def test_shell_falls_back_to_the_standard_console(make_module, monkeypatch):
+    import code as code_module
+
+    mod = make_module(HELLO_WORLD)
+    backend = BackendModule.create_model(mod.__name__, **TOPIC)
+    seen = {}
+    monkeypatch.setitem(sys.modules, "IPython", None)  # not installed
+    monkeypatch.setattr(
+        code_module, "interact", lambda banner, local: seen.update(local)
+    )
+    backend.shell()
+    assert seen == {"Model": backend}
