@@ -432,3 +432,35 @@ def test_merge_must_be_a_bool():
     with pytest.raises(ConfigurationError) as err:
         configure(merge="yes", doc="x")  # type: ignore[arg-type]
     assert str(err.value) == "configure(): merge must be True or False, got 'yes'"
+
+
+def test_class_constructor_validators_serializers_and_annotations():
+    @configure(
+        validators={"size": [double]},
+        serializers={"size": as_hex},
+        annotations={"label": str},
+    )
+    class Box:
+        def __init__(self, size: int, label="box"):
+            self.size = size
+            self.label = label
+
+        def describe(self) -> str:
+            return f"{self.label}:{self.size}"
+
+    model = BackendClass.create_model(Box)
+    request = model.model_validate(
+        {"class_name": "Box", "size": 2, "function": {"func_name": "describe"}}
+    )
+    assert request().root == "box:4"
+    assert json.loads(request.model_dump_json())["size"] == "0x4"
+    with pytest.raises(ValidationError) as err:
+        model.model_validate(
+            {
+                "class_name": "Box",
+                "size": 1,
+                "label": 3,
+                "function": {"func_name": "describe"},
+            }
+        )
+    assert err.value.errors(include_url=False)[0]["loc"] == ("label",)
