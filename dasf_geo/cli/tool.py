@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,7 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             take_extra(args, extra)
         except argparse.ArgumentTypeError as exc:
             parser.error(str(exc))
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except BrokenPipeError:
+        # the reader went away (``dasf-geo call … | head``): not an error
+        # of ours; silence the flush at exit as the Python docs advise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

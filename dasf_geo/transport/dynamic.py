@@ -256,11 +256,13 @@ def encode_value(value: Any) -> Any:
     from pydantic import BaseModel, TypeAdapter
     from pydantic_core import to_jsonable_python
 
-    from dasf_geo.data import resolve_annotation
+    from dasf_geo.data import DataOptions, resolve_annotation
 
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
-    annotation = resolve_annotation(type(value))
+    # the backend checks CF and crs on arrival, under its own options
+    options = DataOptions(cf="off", crs="off", demap="off")
+    annotation = resolve_annotation(type(value), options)
     if annotation is not type(value):
         return TypeAdapter(annotation).dump_python(value, mode="json")
     return to_jsonable_python(value)
