@@ -9,7 +9,8 @@ of unacked sends, as dasf_geo's transport does):
 - DASF fragments (512,000 base64 characters, 375 kB of data each).
 
 Also streams ``--stream-mb`` MB of fragments on a fresh broker and reports
-the broker's peak memory above idle (``VmHWM`` - idle ``VmRSS``).
+the broker's peak memory above idle (``VmHWM`` - idle ``VmRSS``), and the
+rate of the broker's sans-I/O core alone, to show what the sockets cost.
 
     python benchmarks/bench_broker.py [--repeat 5] [--small 20000]
         [--fragments 400] [--stream-mb 100] [--persistent]
@@ -122,6 +123,26 @@ async def push(url: str, topic: str, payload: bytes, n: int, window: int, domain
     return seconds, n * len(payload)
 
 
+def core_rates(payload: bytes, n: int) -> float:
+    """Messages/s through ``BrokerCore`` alone: publish, render, ack (no I/O)."""
+    from dasf_geo.broker.core import BrokerCore
+    from dasf_geo.broker.names import TopicName
+
+    name = TopicName(False, "public", "default", "core")
+    core = BrokerCore()
+    consumer = core.subscribe(name, "s")
+    topic = core.add_producer(name)
+    frame = b'{"payload":"' + payload + b'","properties":{"i":"1"},"context":"7"}'
+    start = time.perf_counter()
+    for _ in range(n):
+        core.publish(topic, frame)
+        out = core.next_frame(consumer)
+        assert out is not None
+        end = out.index(b'"', 14)
+        core.consumer_frame(consumer, b'{"messageId":"' + out[14:end] + b'"}')
+    return n / (time.perf_counter() - start)
+
+
 def run_case(url: str, payload: bytes, n: int, window: int, domain: str, tag: str):
     topic = f"bench-{tag}-{os.getpid()}-{time.monotonic_ns()}"
     return asyncio.run(push(url, topic, payload, n, window, domain))
@@ -186,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             broker.stop()
 
+    core_small = statistics.median(core_rates(small, args.small) for _ in range(3))
+    core_fragment = statistics.median(
+        core_rates(fragment, args.fragments) for _ in range(3)
+    )
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, medians of "
         f"{args.repeat} runs, one producer -> broker process -> one consumer"
@@ -201,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{nbytes / seconds / MB:.1f} MB/s; broker memory idle "
         f"{idle / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB "
         f"(+{(peak - idle) / 1024:.1f} MiB)"
+    )
+    print(
+        f"BrokerCore alone (publish, render, ack; no sockets): {core_small:,.0f} "
+        f"small messages/s, {core_fragment * FRAGMENT_CHARS / MB:,.0f} MB/s of "
+        "fragments"
     )
     return 0
 
