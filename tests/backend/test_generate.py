@@ -78,7 +78,17 @@ def assert_clean(code: str) -> None:
     """The code parses and has no unused imports or undefined names."""
     ast.parse(code)
     proc = subprocess.run(
-        [str(RUFF), "check", "--isolated", "--select", "F", "--stdin-filename", "c.py"],
+        [
+            str(RUFF),
+            "check",
+            "--isolated",
+            "--select",
+            "E,W,F",
+            "--ignore",
+            "E501",
+            "--stdin-filename",
+            "c.py",
+        ],
         input=code,
         capture_output=True,
         text=True,
