@@ -103,10 +103,7 @@ def merge_options(
         return own
     if own is None:
         return module
-    merge = getattr(module, "merge", None)
-    if merge is not None:
-        return merge(own)  # type: ignore[no-any-return]
-    return module.model_copy(update=own.model_dump(exclude_unset=True))
+    return module.merge(own)
 
 
 def check_callable(obj: Any, what: str) -> None:

@@ -464,3 +464,40 @@ def test_class_constructor_validators_serializers_and_annotations():
             }
         )
     assert err.value.errors(include_url=False)[0]["loc"] == ("label",)
+
+
+def test_class_name_option_is_the_rpc_name():
+    @configure(name="Greeter")
+    class _InternalGreeter:
+        def __init__(self, message: str):
+            self.message = message
+
+        def say(self) -> str:
+            return self.message
+
+    module = BackendModule.create_model(
+        members=[_InternalGreeter], messaging_config={"topic": "t"}
+    )
+    request = {
+        "class_name": "Greeter",
+        "message": "hi",
+        "function": {"func_name": "say"},
+    }
+    assert module.process_request(request).root == "hi"
+    assert module.get_api_info().classes[0].name == "Greeter"
+
+
+def test_data_options_merge_module_and_member():
+    @configure(data_options={"cf": "strict"})
+    def f(a: int) -> int:
+        return a
+
+    model = BackendFunction.create_model(f, data_options=DataOptions(crs="required"))
+    from dasf_geo.backend.utils import merge_options
+
+    merged = merge_options(
+        DataOptions(crs="required"), model.backend_config.data_options
+    )
+    assert merged.cf == "strict"
+    assert merged.crs == "required"
+    assert merge_options(None, None) is None
