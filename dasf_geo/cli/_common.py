@@ -77,9 +77,12 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--namespace", help="Pulsar namespace (default: default)")
     group.add_argument(
         "--persistent",
-        action="store_true",
+        nargs="?",
+        const="persistent",
+        choices=("persistent", "non-persistent"),
         default=None,
-        help="use persistent topics (default: non-persistent)",
+        help="use persistent topics (as the module command line: --persistent "
+        "persistent; default: non-persistent)",
     )
 
 

@@ -161,6 +161,7 @@ def start_backend(
     *extra: str,
     wait: bool = True,
     env: dict[str, str] | None = None,
+    persistent: bool = False,
 ) -> Proc:
     """Run ``python MODULE -t TOPIC -H 127.0.0.1 -p PORT [extra] listen``."""
     proc = Proc(
@@ -174,21 +175,26 @@ def start_backend(
             "-p",
             str(broker.port),
             *extra,
+            *(["--persistent", "persistent"] if persistent else []),
             "listen",
         ],
         env=dict(env or {}),
     ).start()
     if wait:
-        wait_for_backend(topic, broker, proc)
+        wait_for_backend(topic, broker, proc, persistent=persistent)
     return proc
 
 
-def wait_for_backend(topic: str, broker: BrokerProc, proc: Proc | None = None) -> None:
+def wait_for_backend(
+    topic: str, broker: BrokerProc, proc: Proc | None = None, persistent: bool = False
+) -> None:
     """Wait until a backend on ``topic`` answers a ping."""
     from dasf_geo.transport.client import Client
 
+    config = pulsar_config(topic, broker.url, persistent=persistent)
+
     def ping() -> bool:
-        with Client(pulsar_config(topic, broker.url), timeout=2) as client:
+        with Client(config, timeout=2) as client:
             client.ping(timeout=2)
         return True
 
