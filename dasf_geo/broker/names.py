@@ -8,7 +8,9 @@ Two layouts reach the same topics (PROTOCOL.md "Transport"):
 - the plain layout of dasf-broker-django: ``/ws/{topic}``,
   ``/ws/{topic}/{subscription}`` and ``/ws/status-ping``. A plain topic
   ``t`` is the Pulsar topic ``non-persistent://public/default/t``, so
-  peers using either layout talk to each other.
+  peers using either layout talk to each other. A plain-layout consumer
+  without a ``subscriptionType`` gets its own subscription, so that every
+  consumer gets every message, as on dasf-broker-django.
 
 Names are checked before anything else happens, so that no name can carry a
 path trick (``..``, ``%2e``, ``/``) into the store, the logs or ``/topics``.
@@ -84,12 +86,14 @@ class Route:
         topic: the topic (None for ``status-ping``).
         subscription: the subscription name of a consumer, else None.
         params: the query parameters (last value wins).
+        plain: True for the plain (dasf-broker-django) layout.
     """
 
     kind: str
     topic: TopicName | None
     subscription: str | None
     params: dict[str, str]
+    plain: bool = False
 
 
 def validate_topic_part(value: str, what: str = "topic") -> str:
@@ -191,12 +195,12 @@ def parse_path(path: str) -> Route | None:
         subscription = validate_subscription(rest[6]) if kind == "consumer" else None
         return Route(kind, topic, subscription, params)
     if len(rest) == 1 and rest[0] == "status-ping":
-        return Route("status-ping", None, None, params)
+        return Route("status-ping", None, None, params, plain=True)
     if len(rest) == 1:
-        return Route(
-            "producer", _topic(False, "public", "default", rest[0]), None, params
-        )
+        topic = _topic(False, "public", "default", rest[0])
+        return Route("producer", topic, None, params, plain=True)
     if len(rest) == 2:
         topic = _topic(False, "public", "default", rest[0])
-        return Route("consumer", topic, validate_subscription(rest[1]), params)
+        subscription = validate_subscription(rest[1])
+        return Route("consumer", topic, subscription, params, plain=True)
     return None

@@ -186,6 +186,7 @@ class Broker:
         ] = weakref.WeakKeyDictionary()
         self._drained: asyncio.Event | None = None
         self._started_at = 0.0
+        self._connections = 0
 
     # --- addresses ------------------------------------------------------------
 
@@ -366,7 +367,7 @@ class Broker:
                     403,
                     f"{grant.name!r} may not {action} topic {route.topic.local!r}\n",
                 )
-        if route.kind == "consumer":
+        if route.kind == "consumer" and not _broadcast(route):
             assert route.topic is not None and route.subscription is not None
             try:
                 sub_type, queue_size, _ = _consumer_params(route.params)
@@ -452,11 +453,18 @@ class Broker:
         assert core is not None and route.topic is not None
         assert route.subscription is not None
         sub_type, queue_size, pull = _consumer_params(route.params)
+        subscription = route.subscription
+        if _broadcast(route):
+            # dasf-broker-django sends every message to every connected
+            # consumer of a topic, whatever the subscription name: give
+            # each connection its own subscription
+            self._connections += 1
+            subscription = f"{subscription}.{self._connections}"
         wake = asyncio.Event()
         try:
             consumer = core.subscribe(
                 route.topic,
-                route.subscription,
+                subscription,
                 sub_type,
                 receiver_queue_size=queue_size,
                 pull_mode=pull,
@@ -522,6 +530,11 @@ class Broker:
 def _unknown_error(exc: Exception) -> bytes:
     text = f"the broker failed to handle the message: {type(exc).__name__}: {exc}"
     return json.dumps({"result": "send-error:8", "errorMsg": text[:500]}).encode()
+
+
+def _broadcast(route: Route) -> bool:
+    """True for a plain-layout consumer that asked for no subscription type."""
+    return route.plain and "subscriptionType" not in route.params
 
 
 def _reason(text: str) -> str:

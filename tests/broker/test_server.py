@@ -552,3 +552,23 @@ async def test_acks_of_unknown_ids_are_ignored(broker):
         await recv_json(producer)
         msg = await recv_json(c)
         assert base64.b64decode(msg["payload"]) == b"still here"
+
+
+async def test_plain_layout_consumers_each_get_every_message(broker):
+    # as dasf-broker-django: every connected consumer of a topic gets every
+    # message, whatever its subscription name, unless it asks for a type
+    plain = broker.websocket_url + "/news/reader"
+    async with (
+        connect(plain) as one,
+        connect(plain) as two,
+        connect(plain + "?subscriptionType=Shared") as shared_a,
+        connect(plain + "?subscriptionType=Shared") as shared_b,
+        connect(broker.websocket_url + "/news") as producer,
+    ):
+        for i in range(2):
+            await producer.send(message(context=i))
+            assert (await recv_json(producer))["result"] == "ok"
+        assert [(await recv_json(one))["context"] for _ in range(2)] == [0, 1]
+        assert [(await recv_json(two))["context"] for _ in range(2)] == [0, 1]
+        shared = [await recv_json(shared_a), await recv_json(shared_b)]
+        assert sorted(m["context"] for m in shared) == [0, 1]
