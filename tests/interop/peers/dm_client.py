@@ -4,7 +4,7 @@ Runs in the reference venv. Usage::
 
     python dm_client.py calls '{"stub": PATH, "header": {...}, "calls": [...]}'
     python dm_client.py bench '{"stub": PATH, "header": {...}, "call": {...},
-                                "n": 100, "warmup": 5}'
+                                "n": 100, "warmup": 5, "start_at": EPOCH}'
 
 A call is ``{"function": NAME, "args": {...}}`` or ``{"class": NAME,
 "init": {...}, "method": NAME, "args": {...}}``. Arguments named in
@@ -13,7 +13,9 @@ A call is ``{"function": NAME, "args": {...}}`` or ``{"class": NAME,
 
 ``calls`` prints one line per call: ``{"ok": true, "result": …, "seconds":
 …}`` or ``{"ok": false, "error_type": …, "error": …}``; ``bench`` prints
-``{"latencies": [...]}`` (seconds per call, warm-up excluded).
+``{"latencies": [...], "begin": …, "end": …}`` (seconds per call, warm-up
+excluded; wall-clock ``time.time()`` around the timed loop, which starts at
+``start_at`` if given so that parallel callers overlap).
 """
 
 import importlib
@@ -131,12 +133,17 @@ def run_bench(spec: dict[str, Any]) -> None:
     call = spec["call"]
     for _ in range(int(spec.get("warmup", 0))):
         make_call(module, call)
+    start_at = float(spec.get("start_at", 0))
+    if start_at > time.time():
+        time.sleep(start_at - time.time())  # line up with the other callers
     latencies = []
+    begin = time.time()
     for _ in range(int(spec["n"])):
         start = time.perf_counter()
         make_call(module, call)
         latencies.append(time.perf_counter() - start)
-    print(json.dumps({"latencies": latencies}), flush=True)
+    end = time.time()
+    print(json.dumps({"latencies": latencies, "begin": begin, "end": end}), flush=True)
 
 
 if __name__ == "__main__":
