@@ -57,6 +57,9 @@ def test_demessaging_backend_and_client_talk_through_our_broker(
     assert made["dims"] == {"time": 1, "lat": 2, "lon": 3}
     assert made["data_vars"]["t2m"]["values"] == [[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]]
     assert made["data_vars"]["t2m"]["attrs"] == {"units": "K"}
+    # The reference backend loses the global attributes, ``crs`` included:
+    # its return validator rebuilds the reply with ``xr.Dataset(ds)``.
+    assert made["attrs"] == {}
     scaled = out[5]["result"]["__dataset__"]
     assert scaled["data_vars"]["t2m"]["values"] == [[[0.0, 2.0], [4.0, 6.0]]]
 
