@@ -94,6 +94,11 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--indent", type=int, default=None, help="indent the printed JSON"
     )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="draw no progress bar for large replies (drawn only on a terminal)",
+    )
     add_connection_options(parser)
     parser.set_defaults(run=run, extra_arguments=_more_arguments)
 
@@ -186,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             config=config,
             timeout=args.timeout,
             decode=args.output is not None,
+            progress=False if args.no_progress else None,
         ) as service:
             result = _invoke(service, args.function, arguments)
     except (DasfGeoError, AttributeError, TypeError) as exc:

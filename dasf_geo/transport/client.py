@@ -35,6 +35,7 @@ from dasf_geo.exceptions import (
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     EXT_ERRORS,
+    EXT_SIZE,
     MessageType,
     PropertyKeys,
     Status,
@@ -311,13 +312,21 @@ class AsyncClient:
                 ),
             )
             return
-        pending.received += len(msg.payload)
+        pending.received += len(msg.payload) // 4 * 3
+        if pending.progress is not None and (
+            data is None or props.get(PropertyKeys.NUM_FRAGMENTS.value) is not None
+        ):
+            total = props.get(EXT_SIZE)
+            with contextlib.suppress(Exception):  # a broken callback must not hurt
+                pending.progress(
+                    {
+                        "kind": "transfer",
+                        "received": len(data) if data is not None else pending.received,
+                        "total": total if isinstance(total, int) else None,
+                        "done": data is not None,
+                    }
+                )
         if data is None:
-            if pending.progress is not None:
-                with contextlib.suppress(Exception):
-                    pending.progress(
-                        {"kind": "transfer", "received_base64_bytes": pending.received}
-                    )
             return
         status = str(props.get(PropertyKeys.STATUS.value) or Status.SUCCESS.value)
         self._finish(

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from dasf_geo.exceptions import ConfigurationError, RemoteError
 from dasf_geo.transport.client import AsyncClient, Client
+from dasf_geo.transport.progress import ProgressBar, terminal_progress
 
 __all__ = [
     "AsyncService",
@@ -280,6 +281,20 @@ def decode_value(schema: Mapping[str, Any], value: Any) -> Any:
 
 # --- the service facades ----------------------------------------------------
 
+#: ``None``: a bar on a terminal; ``False``: none; ``True``: always a bar;
+#: a callable: called with every progress event
+ProgressOption = bool | Callable[[dict[str, Any]], None] | None
+
+
+def _progress_for(option: ProgressOption, name: str) -> Any:
+    if option is None:
+        return terminal_progress(f"{name}()")
+    if option is True:
+        return ProgressBar(f"{name}()")
+    if option is False:
+        return None
+    return option
+
 
 def _make_function(
     sig: _Signature, call: Callable[[dict[str, Any], _Signature], Any]
@@ -404,16 +419,27 @@ class Service:
     """
 
     def __init__(
-        self, client: Client, api_info: dict[str, Any], *, decode: bool = True
+        self,
+        client: Client,
+        api_info: dict[str, Any],
+        *,
+        decode: bool = True,
+        progress: ProgressOption = None,
     ) -> None:
         self._client = client
         self._decode = decode
+        self._progress = progress
         self.topic = client.topic
         self.api_info = api_info
         self._members = _build_members(api_info, self._send)
 
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
-        result = self._client.call(request)
+        bar = _progress_for(self._progress, sig.name)
+        try:
+            result = self._client.call(request, progress=bar)
+        finally:
+            if isinstance(bar, ProgressBar):
+                bar.close()
         return sig.decode(result) if self._decode else result
 
     def __getattr__(self, name: str) -> Any:
@@ -458,16 +484,27 @@ class AsyncService:
     """
 
     def __init__(
-        self, client: AsyncClient, api_info: dict[str, Any], *, decode: bool = True
+        self,
+        client: AsyncClient,
+        api_info: dict[str, Any],
+        *,
+        decode: bool = True,
+        progress: ProgressOption = None,
     ) -> None:
         self._client = client
         self._decode = decode
+        self._progress = progress
         self.topic = client.topic
         self.api_info = api_info
         self._members = _build_members(api_info, self._send)
 
     async def _call(self, request: dict[str, Any], sig: _Signature) -> Any:
-        result = await self._client.call(request)
+        bar = _progress_for(self._progress, sig.name)
+        try:
+            result = await self._client.call(request, progress=bar)
+        finally:
+            if isinstance(bar, ProgressBar):
+                bar.close()
         return sig.decode(result) if self._decode else result
 
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
@@ -507,6 +544,7 @@ def connect(
     timeout: float | None = None,
     config: Any = None,
     decode: bool = True,
+    progress: ProgressOption = None,
     **options: Any,
 ) -> Service:
     """Connect to the service on ``topic`` and return it as a :class:`Service`.
@@ -522,6 +560,10 @@ def connect(
             arguments are ignored).
         decode: turn results back into Python objects (``xr.Dataset``…)
             as the backend's return schema says; False gives the JSON values.
+        progress: progress of large replies and the backend's progress
+            reports: ``None`` draws a bar when standard error is a terminal,
+            ``True`` always, ``False`` never; a callable receives the events
+            (see :mod:`dasf_geo.transport.progress`).
         **options: further messaging config fields.
 
     Raises:
@@ -536,7 +578,7 @@ def connect(
     client = Client(config, topic, timeout=timeout)
     try:
         api_info = client.api_info(timeout)
-        return Service(client, api_info, decode=decode)
+        return Service(client, api_info, decode=decode, progress=progress)
     except BaseException:
         client.close()
         raise
@@ -551,6 +593,7 @@ async def aconnect(
     timeout: float | None = None,
     config: Any = None,
     decode: bool = True,
+    progress: ProgressOption = None,
     **options: Any,
 ) -> AsyncService:
     """The asyncio form of :func:`connect`; returns an :class:`AsyncService`."""
@@ -562,7 +605,7 @@ async def aconnect(
     try:
         await client.start()
         api_info = await client.api_info(timeout)
-        return AsyncService(client, api_info, decode=decode)
+        return AsyncService(client, api_info, decode=decode, progress=progress)
     except BaseException:
         await client.close()
         raise

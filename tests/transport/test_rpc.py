@@ -293,3 +293,49 @@ def test_blocking_client_from_threads(make_config):
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout(30))
+
+
+async def test_progress_events_for_a_fragmented_reply(make_config):
+    config = make_config(max_payload_size=100_000)
+    events: list[dict] = []
+    async with (
+        running_listener(Handler(config.topic), config),
+        AsyncClient(config) as client,
+    ):
+        result = await client.call(
+            {"op": "blob", "n": 1_000_000}, progress=events.append
+        )
+        assert (
+            await client.call({"op": "echo", "value": 1}, progress=events.append) == 1
+        )
+    assert result == "x" * 1_000_000
+    total = len(json.dumps(result))
+    assert all(e["kind"] == "transfer" and e["total"] == total for e in events)
+    received = [e["received"] for e in events]
+    assert received == sorted(received) and len(received) > 5
+    assert events[-1] == {
+        "kind": "transfer",
+        "received": total,
+        "total": total,
+        "done": True,
+    }
+    assert [e["done"] for e in events].count(True) == 1  # none for the small reply
+
+
+def test_progress_bar_draws_and_closes():
+    import io
+
+    from dasf_geo.transport.progress import ProgressBar, terminal_progress
+
+    out = io.StringIO()
+    bar = ProgressBar("get_data()", out, min_bytes=10)
+    bar({"kind": "transfer", "received": 5, "total": 100, "done": False})
+    bar({"kind": "report", "report": {"step_message": "reading", "status": "running"}})
+    bar({"kind": "transfer", "received": 100, "total": 100, "done": True})
+    text = out.getvalue()
+    assert "get_data()" in text and "get_data(): reading [running]" in text
+    assert bar._bar is None
+    small = ProgressBar("x", out, min_bytes=1000)
+    small({"kind": "transfer", "received": 5, "total": 100, "done": False})
+    assert small._bar is None
+    assert terminal_progress("x", io.StringIO()) is None  # not a terminal
