@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import SchemaError
 
 from dasf_geo.backend import utils
 from dasf_geo.backend.function import (
@@ -352,13 +353,18 @@ class BackendClass(BaseModel):
                     __doc__=desc or "",
                     **kwargs,
                 )
-        except (PydanticSchemaGenerationError, PydanticUserError, NameError) as exc:
+        except (
+            PydanticSchemaGenerationError,
+            PydanticUserError,
+            NameError,
+            SchemaError,
+        ) as exc:
             raise schema_error(what, exc) from exc
         model = cast("type[BackendClass]", created)
         model.backend_config = backend_config
         try:
             model.model_json_schema()
-        except (PydanticSchemaGenerationError, PydanticUserError) as exc:
+        except (PydanticSchemaGenerationError, PydanticUserError, SchemaError) as exc:
             raise schema_error(what, exc) from exc
         return model
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import SchemaError
 
 from dasf_geo.backend import utils
 from dasf_geo.config.api import merge_config
@@ -263,7 +264,12 @@ class BackendFunction(BaseModel):
                     __doc__=desc or "",
                     **kwargs,
                 )
-        except (PydanticSchemaGenerationError, PydanticUserError, NameError) as exc:
+        except (
+            PydanticSchemaGenerationError,
+            PydanticUserError,
+            NameError,
+            SchemaError,
+        ) as exc:
             raise schema_error(what, exc) from exc
         model = cast("type[BackendFunction]", created)
         model.return_model = get_return_model(docstring, backend_config, options)
@@ -271,7 +277,7 @@ class BackendFunction(BaseModel):
         try:
             model.model_json_schema()
             model.return_model.model_json_schema()
-        except (PydanticSchemaGenerationError, PydanticUserError) as exc:
+        except (PydanticSchemaGenerationError, PydanticUserError, SchemaError) as exc:
             raise schema_error(what, exc) from exc
         return model
 

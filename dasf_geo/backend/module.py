@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import SchemaError
 
 from dasf_geo.backend import utils
 from dasf_geo.backend.class_ import BackendClass, ClassAPIModel, tagged_union
@@ -302,7 +303,7 @@ class BackendModule(RootModel[Any]):
                 root=(root_type, Field(description="The member to call.")),
                 **kws,
             )
-        except (PydanticSchemaGenerationError, PydanticUserError) as exc:
+        except (PydanticSchemaGenerationError, PydanticUserError, SchemaError) as exc:
             raise schema_error(f"module {class_name!r}", exc) from exc
         new = cast("type[BackendModule]", created)
         new.model_config["title"] = topic

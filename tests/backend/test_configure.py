@@ -501,3 +501,14 @@ def test_data_options_merge_module_and_member():
     assert merged.cf == "strict"
     assert merged.crs == "required"
     assert merge_options(None, None) is None
+
+
+def test_field_params_that_pydantic_cannot_apply():
+    @configure(field_params={"a": {"ge": "x"}})
+    def f(a: int) -> int:
+        return a
+
+    with pytest.raises(ConfigurationError) as err:
+        BackendFunction.create_model(f)
+    assert str(err.value).startswith("cannot build the request model of function 'f'")
+    assert "'ge' must be coercible to an integer" in str(err.value)
