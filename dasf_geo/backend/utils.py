@@ -229,13 +229,22 @@ def with_validators(
 
 
 def is_progress_report(annotation: Any) -> bool:
-    """Whether ``annotation`` is (or contains) a deprogressapi report class."""
+    """Whether ``annotation`` is (or contains) a progress report class.
+
+    That is :class:`dasf_geo.protocol.progress.ProgressReport` or a
+    deprogressapi report class.
+    """
+    from dasf_geo.protocol.progress import ProgressReport
+
     candidates = get_args(annotation) if get_origin(annotation) else (annotation,)
     for cls in candidates:
-        if inspect.isclass(cls) and any(
-            base.__name__ == "BaseReport"
-            and base.__module__.split(".")[0] == "deprogressapi"
-            for base in cls.__mro__
+        if inspect.isclass(cls) and (
+            issubclass(cls, ProgressReport)
+            or any(
+                base.__name__ == "BaseReport"
+                and base.__module__.split(".")[0] == "deprogressapi"
+                for base in cls.__mro__
+            )
         ):
             return True
     return False

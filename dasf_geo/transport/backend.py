@@ -55,6 +55,7 @@ from dasf_geo.protocol.messages import (
     parse_request_header,
     reply_properties,
 )
+from dasf_geo.protocol.progress import ProgressReport, ReportSender
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
     add_query,
@@ -94,8 +95,13 @@ class RequestHandler(Protocol):
     topic: str
     debug: bool
 
-    def handle(self, payload: bytes | bytearray) -> bytes:
+    def handle(
+        self, payload: bytes | bytearray, progress: ReportSender | None = None
+    ) -> bytes:
         """Validate and run one request (UTF-8 JSON); return the JSON reply.
+
+        ``progress`` sends a progress report (JSON text, status) to the
+        caller; a handler attaches it to the function's reporters.
 
         Raises:
             pydantic.ValidationError: the request is invalid.
@@ -124,9 +130,13 @@ class ModuleHandler:
         self._info: str | None = None
         self._api_info: str | None = None
 
-    def handle(self, payload: bytes | bytearray) -> bytes:
+    def handle(
+        self, payload: bytes | bytearray, progress: ReportSender | None = None
+    ) -> bytes:
         """Validate the request, run it and serialise the return model."""
         model = self.module_cls.model_validate_json(payload)
+        if progress is not None:
+            attach_reporters(model, progress)
         result = model()
         return bytes(result.__pydantic_serializer__.to_json(result))
 
@@ -141,6 +151,23 @@ class ModuleHandler:
         if self._api_info is None:
             self._api_info = self.module_cls.get_api_info().model_dump_json()
         return self._api_info
+
+
+def attach_reporters(model: Any, sender: ReportSender) -> None:
+    """Give the progress reports among a request's arguments to ``sender``.
+
+    Each report is copied first, so that a default report shared by all
+    calls of a function is never mutated by one of them.
+    """
+    function = getattr(model, "root", model)
+    function = getattr(function, "function", function)  # a class's method
+    for name in type(function).model_fields:
+        value = getattr(function, name, None)
+        if isinstance(value, ProgressReport):
+            report = value.model_copy(deep=True)
+            report.attach(sender)
+            # bypass validate_assignment: the value is a valid report already
+            function.__dict__[name] = report
 
 
 def default_subscription(topic: str) -> str:
@@ -411,10 +438,12 @@ class Listener:
                 self._reply_error(incoming, f"unsupported message type {mtype!r}")
             )
 
-    def _execute(self, data: bytes | bytearray) -> bytes:
+    def _execute(
+        self, data: bytes | bytearray, progress: ReportSender | None = None
+    ) -> bytes:
         """Runs in a worker thread."""
         try:
-            return self.handler.handle(payload_bytes(data))
+            return self.handler.handle(payload_bytes(data), progress)
         except ValidationError as exc:
             raise _RequestError(
                 f"error validating request: {exc}", structured_errors(exc)
@@ -429,7 +458,9 @@ class Listener:
         try:
             loop = asyncio.get_running_loop()
             try:
-                result = await loop.run_in_executor(self._pool, self._execute, data)
+                result = await loop.run_in_executor(
+                    self._pool, self._execute, data, self._progress_sender(incoming)
+                )
             except _RequestError as exc:
                 await self._reply_error(incoming, exc.text, exc.errors)
                 return
@@ -444,6 +475,33 @@ class Listener:
             await self._reply(incoming, result, status=Status.SUCCESS)
         finally:
             self._active -= 1
+
+    def _progress_sender(self, incoming: _Incoming) -> ReportSender:
+        """A sender for progress reports of one request (called from a worker)."""
+        loop = asyncio.get_running_loop()
+
+        def send(report_json: str, status: str) -> None:
+            try:
+                state: Status | None = Status(status)
+            except ValueError:
+                state = None
+            future = asyncio.run_coroutine_threadsafe(
+                self._reply(
+                    incoming,
+                    report_json.encode("utf-8"),
+                    MessageType.PROGRESS,
+                    state,
+                    _final=False,
+                ),
+                loop,
+            )
+            try:
+                # wait, so that reports arrive in order and before the reply
+                future.result(self.open_timeout)
+            except Exception as exc:  # a lost report must not fail the request
+                logger.warning("could not send a progress report: %s", exc)
+
+        return send
 
     async def _reply_error(
         self,
@@ -460,6 +518,7 @@ class Listener:
         payload: bytes,
         message_type: MessageType = MessageType.RESPONSE,
         status: Status | None = None,
+        _final: bool = True,
         **extra: Any,
     ) -> None:
         header = incoming.header
@@ -473,6 +532,8 @@ class Listener:
                 "could not send the reply to %s: %s", header.response_topic, exc
             )
             return
+        if not _final:
+            return  # a progress report: the request is still running
         self.answered += 1
         await self._ack(incoming.message_ids)
 

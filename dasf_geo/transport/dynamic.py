@@ -190,6 +190,8 @@ class _Signature:
         for pname, pschema in props.items():
             if pname in skip or not isinstance(pschema, Mapping):
                 continue
+            if pschema.get("is_reporter"):
+                continue  # the backend fills progress reporters in itself
             if not pname.isidentifier() or keyword.iskeyword(pname):
                 raise RemoteError(
                     f"the API of {name!r} has a parameter {pname!r} that is not "

@@ -148,6 +148,21 @@ def test_dynamic_client(served):
             hello.unexposed_method()
 
 
+def test_progress_reports_reach_the_caller(served):
+    url, _ = served
+    events: list[dict] = []
+    with dasf_geo.connect("e2e-serve", url, progress=events.append) as svc:
+        assert "reporter" not in inspect.signature(svc.steps).parameters
+        assert svc.steps(2) == 2
+        assert svc.steps(1) == 1  # a fresh report per call
+    reports = [e["report"] for e in events if e["kind"] == "report"]
+    assert [r["status"] for r in reports] == ["running"] * 5 + ["success"] + [
+        "running"
+    ] * 3 + ["success"]
+    assert [c["step_message"] for c in reports[5]["children"]] == ["step 0", "step 1"]
+    assert len(reports[-1]["children"]) == 1
+
+
 def test_five_mb_result_and_argument(served):
     url, _ = served
     n = 5 * 1024 * 1024

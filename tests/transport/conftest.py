@@ -19,6 +19,7 @@ import pytest
 from pydantic import BaseModel, Field, TypeAdapter
 
 from dasf_geo.broker import EmbeddedBroker
+from dasf_geo.protocol.progress import ProgressReport
 from dasf_geo.transport.backend import Listener
 from tests.conftest import timeout
 
@@ -67,7 +68,7 @@ class Handler:
         self.release = threading.Event()
         self.release.set()
 
-    def handle(self, payload: bytes | bytearray) -> bytes:
+    def handle(self, payload: bytes | bytearray, progress: Any = None) -> bytes:
         # like a backend module: invalid JSON is a pydantic ValidationError
         request = _REQUEST.validate_json(payload)
         with self.lock:
@@ -87,6 +88,13 @@ class Handler:
             return b"null"
         if op == "validate":
             _Args.model_validate(request["args"])
+            return b"null"
+        if op == "report":
+            report = ProgressReport(step_message="working", steps=request["n"])
+            report.attach(progress)
+            with report:
+                for i in range(request["n"]):
+                    report.create_subreport(f"step {i}", submit=True).complete()
             return b"null"
         if op == "fail":
             raise RuntimeError("the function failed on purpose")

@@ -339,3 +339,24 @@ def test_progress_bar_draws_and_closes():
     small({"kind": "transfer", "received": 5, "total": 100, "done": False})
     assert small._bar is None
     assert terminal_progress("x", io.StringIO()) is None  # not a terminal
+
+
+async def test_progress_reports_arrive_in_order_before_the_reply(make_config):
+    config = make_config()
+    events: list[dict] = []
+    async with (
+        running_listener(Handler(config.topic), config),
+        AsyncClient(config) as client,
+    ):
+        assert (
+            await client.call({"op": "report", "n": 2}, progress=events.append) is None
+        )
+    reports = [e["report"] for e in events]
+    assert all(e["kind"] == "report" for e in events)
+    # enter, 2 x (submit child, complete child), exit
+    assert [r["status"] for r in reports] == ["running"] * 5 + ["success"]
+    assert [len(r["children"]) for r in reports] == [0, 1, 1, 2, 2, 2]
+    final = reports[-1]
+    assert final["report_type"] == "tree" and final["step_message"] == "working"
+    assert [c["report_id"] for c in final["children"]] == ["root.0", "root.1"]
+    assert [c["status"] for c in final["children"]] == ["success", "success"]

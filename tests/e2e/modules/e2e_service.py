@@ -8,6 +8,7 @@ import time
 from pydantic import BaseModel
 
 from dasf_geo import configure, main, registry
+from dasf_geo.protocol.progress import ProgressReport
 
 __all__ = [
     "HelloWorld",
@@ -17,6 +18,7 @@ __all__ = [
     "record",
     "size",
     "sleep",
+    "steps",
     "whoami",
 ]
 
@@ -50,6 +52,16 @@ def sleep(seconds: float) -> float:
     """Sleep, then return the seconds slept."""
     time.sleep(seconds)
     return seconds
+
+
+def steps(
+    n: int, reporter: ProgressReport = ProgressReport(step_message="counting")
+) -> int:
+    """Count to ``n``, reporting each step."""
+    with reporter:
+        for i in range(n):
+            reporter.create_subreport(f"step {i}", submit=True).complete()
+    return n
 
 
 def whoami() -> int:
