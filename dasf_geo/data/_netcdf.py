@@ -12,23 +12,32 @@ more:
 
 1. ``compression`` was requested → NetCDF4 (NetCDF3 has no compression);
 2. a variable has a dtype NetCDF3 cannot hold exactly — ``int64``,
-   ``uint8``/``uint16``/``uint32``/``uint64``, ``complex`` is never supported
-   — → NetCDF4;
+   ``uint8``/``uint16``/``uint32``/``uint64``, or fixed-width unicode
+   (``<U``, which NetCDF3 returns as ``object`` strings) — → NetCDF4
+   (``complex`` is never supported);
 3. NetCDF3 encoding fails for a value (e.g. datetimes that need 64-bit
    offsets) → NetCDF4;
 4. otherwise NetCDF3 classic, written by scipy (the fast engine).
+
+Datetimes: values round-trip exactly, but xarray decodes ``datetime64`` to
+nanosecond resolution, so ``datetime64[s]``/``[us]`` come back as
+``datetime64[ns]`` with equal values; dates outside 1677-2262 are refused
+(use cftime datetimes for them). Timedeltas keep their unit.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Hashable
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import cftime
+import numpy as np
 import xarray as xr
 
 from dasf_geo.exceptions import DataError
@@ -98,9 +107,56 @@ def dataset_to_dataarray(ds: xr.Dataset) -> xr.DataArray:
     return da
 
 
+# xarray decodes datetimes to nanoseconds: only dates in that range survive
+_NS_MIN = np.datetime64("1677-09-22", "s")
+_NS_MAX = np.datetime64("2262-04-11", "s")
+
+
+def _check_times(ds: xr.Dataset, nc_format: str) -> None:
+    """Round-trip each datetime/timedelta variable; refuse any change.
+
+    xarray's CF time encoding can lose the last nanoseconds of some values
+    (e.g. NetCDF3 stores int64 offsets as float64) or overflow; checking the
+    (usually small) time variables keeps that from happening silently.
+    """
+    engine = "scipy" if nc_format == "NETCDF3_CLASSIC" else "netcdf4"
+    for name, var in ds.variables.items():
+        if var.dtype.kind not in "mM" or not var.size:
+            continue
+        try:
+            raw = xr.Dataset({"v": var}).to_netcdf(format=nc_format, engine=engine)  # type: ignore[call-overload]
+            with xr.open_dataset(
+                io.BytesIO(raw) if engine == "scipy" else bytes(raw), engine=engine
+            ) as back:
+                values = back["v"].values
+        except Exception as exc:  # xarray/pandas raise many kinds here
+            raise DataError(
+                f"variable {_var_label(name)}: its times cannot be encoded "
+                f"({type(exc).__name__}: {exc}); round them to a coarser unit"
+            ) from exc
+        if values.dtype.kind != var.dtype.kind or not np.array_equal(
+            values.astype(var.dtype), var.values, equal_nan=True
+        ):
+            raise DataError(
+                f"variable {_var_label(name)}: its times do not survive "
+                f"{'NetCDF3' if engine == 'scipy' else 'NetCDF4'} encoding exactly "
+                "(precision beyond what the stored offsets hold); round them to a "
+                "coarser unit, e.g. .dt.floor('us')"
+            )
+
+
 def _check_supported(ds: xr.Dataset) -> None:
     for name, var in ds.variables.items():
         kind = var.dtype.kind
+        if kind == "M" and var.size and np.datetime_data(var.dtype)[0] != "ns":
+            values = var.values
+            values = values[~np.isnat(values)]
+            if values.size and (values.min() < _NS_MIN or values.max() > _NS_MAX):
+                raise DataError(
+                    f"variable {_var_label(name)} has datetimes outside "
+                    "1677-09-22..2262-04-11, which xarray cannot decode as "
+                    "datetime64[ns]; use cftime datetimes for such dates"
+                )
         if kind == "c":
             raise DataError(
                 f"variable {_var_label(name)} has complex dtype {var.dtype}, which "
@@ -109,11 +165,13 @@ def _check_supported(ds: xr.Dataset) -> None:
             )
         if kind == "O" and var.size:
             sample = var.values.ravel()
-            bad = {type(v).__name__ for v in sample if not isinstance(v, (str, bytes))}
+            ok = (str, bytes, cftime.datetime)  # cftime: non-standard calendars
+            bad = {type(v).__name__ for v in sample if not isinstance(v, ok)}
             if bad:
                 raise DataError(
                     f"variable {_var_label(name)} has object dtype holding "
-                    f"{sorted(bad)}; only str or bytes objects can be encoded, "
+                    f"{sorted(bad)}; only str, bytes or cftime datetimes can be "
+                    "encoded, "
                     "convert the variable to a numeric or string dtype"
                 )
 
@@ -158,7 +216,7 @@ def choose_format(
         return "netcdf4"
     ds = dataarray_to_dataset(obj) if isinstance(obj, xr.DataArray) else obj
     for var in ds.variables.values():
-        if var.dtype.str[1:] in _NC3_UNSUPPORTED:
+        if var.dtype.str[1:] in _NC3_UNSUPPORTED or var.dtype.kind == "U":
             return "netcdf4"
     return "netcdf3"
 
@@ -173,14 +231,28 @@ def _encoding_for(ds: xr.Dataset, compression: int | None) -> dict[Hashable, Any
     }
 
 
+def _failing_variable(ds: xr.Dataset, exc: Exception, nc_format: str) -> str:
+    """Name the variable an encoder failed on ("the data" if unknown)."""
+    # xarray notes "Raised while encoding variable 'x' with value ..."
+    for note in getattr(exc, "__notes__", ()):
+        match = re.search(r"while encoding variable '([^']*)'", str(note))
+        if match:
+            return f"variable '{match.group(1)}'"
+    engine = "scipy" if nc_format == "NETCDF3_CLASSIC" else "netcdf4"
+    for name, var in ds.variables.items():
+        try:
+            xr.Dataset({"v": var}).to_netcdf(format=nc_format, engine=engine)  # type: ignore[call-overload]
+        except Exception:  # any failure marks the culprit
+            return f"variable {_var_label(name)}"
+    return "the data"
+
+
 def _nc3_error(ds: xr.Dataset, exc: Exception) -> DataError:
-    names = [
-        str(n) for n, v in ds.variables.items() if v.dtype.str[1:] in _NC3_UNSUPPORTED
-    ]
-    where = f"variable(s) {names}" if names else "the data"
+    where = _failing_variable(ds, exc, "NETCDF3_CLASSIC")
     return DataError(
-        f"NetCDF3 cannot represent {where}: {exc}; use format 'netcdf4' or "
-        "'auto', or convert the variable to int32/float64"
+        f"NetCDF3 cannot represent {where}: {type(exc).__name__}: {exc}; use "
+        "format 'netcdf4' or 'auto', or convert the variable (e.g. datetimes to "
+        "a coarser unit, integers to int32/float64)"
     )
 
 
@@ -253,18 +325,31 @@ def write_netcdf(
                     "'auto', or convert it to int32/float64"
                 )
         try:
+            _check_times(ds, "NETCDF3_CLASSIC")
+        except DataError:
+            if format != "auto":
+                raise
+            fmt = "netcdf4"
+    if fmt == "netcdf3":
+        try:
             _to_netcdf(ds, target, "NETCDF3_CLASSIC", "scipy", {})
-        except (ValueError, TypeError, OverflowError) as exc:
+        except Exception as exc:  # xarray's encoders raise many kinds
             if format != "auto":
                 raise _nc3_error(ds, exc) from exc
             fmt = "netcdf4"
         else:
             return "netcdf3"
+    if fmt in ("netcdf4", "zarr"):
+        _check_times(ds, "NETCDF4")
     if fmt == "netcdf4":
         try:
             _to_netcdf(ds, target, "NETCDF4", "netcdf4", encoding)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise DataError(f"NetCDF4 cannot encode the data: {exc}") from exc
+        except Exception as exc:  # xarray's encoders raise many kinds
+            where = _failing_variable(ds, exc, "NETCDF4")
+            raise DataError(
+                f"NetCDF4 cannot encode {where}: {type(exc).__name__}: {exc}; "
+                "convert the variable (e.g. datetimes to a coarser unit)"
+            ) from exc
         return "netcdf4"
     _write_zarr(ds, target, compression)
     return "zarr"
@@ -314,8 +399,10 @@ def _write_zarr(
                 # zarr's zip store rewrites its metadata entries: harmless
                 warnings.simplefilter("ignore", UserWarning)
                 ds.to_zarr(store, consolidated=False, zarr_format=3, encoding=encoding)
-        except (ValueError, TypeError, NotImplementedError) as exc:
-            raise DataError(f"zarr cannot encode the data: {exc}") from exc
+        except Exception as exc:  # xarray's encoders raise many kinds
+            raise DataError(
+                f"zarr cannot encode the data: {type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             store.close()
         if isinstance(target, (str, os.PathLike)):

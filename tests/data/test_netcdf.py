@@ -157,7 +157,7 @@ def test_object_values_are_refused_naming_the_variable():
     with pytest.raises(DataError) as exc:
         write_netcdf(ds, io.BytesIO())
     assert str(exc.value).startswith(
-        "variable 'o' has object dtype holding ['dict']; only str or bytes"
+        "variable 'o' has object dtype holding ['dict']; only str, bytes or cftime"
     )
 
 
@@ -340,3 +340,40 @@ def test_decompression_bomb_is_refused(monkeypatch):
     zbuf, _ = _netcdf.netcdf_bytes(ds, format="zarr", compression=9)
     with pytest.raises(DataError, match="would take 1600000 bytes"):
         read_netcdf(zbuf)
+
+
+@pytest.mark.parametrize("fmt", ["netcdf3", "netcdf4", "zarr"])
+@pytest.mark.parametrize("calendar", ["360_day", "noleap", "julian"])
+def test_cftime_calendars_roundtrip(fmt, calendar):
+    times = xr.date_range(
+        "2000-01-01", periods=3, freq="D", calendar=calendar, use_cftime=True
+    )
+    ds = xr.Dataset({"v": ("time", [1.0, 2.0, 3.0])}, coords={"time": times})
+    used, back = roundtrip(ds, fmt)
+    assert used == fmt
+    xr.testing.assert_identical(back, ds)
+    assert back.time.values[0].calendar == ds.time.values[0].calendar
+
+
+WIDE_DTYPES = [*NC4_DTYPES, "M8[ns]", "M8[s]", "m8[ns]", "?", "U3", "S3", "f2"]
+
+
+@given(datasets(WIDE_DTYPES), st.sampled_from(["auto", "netcdf3", "netcdf4"]))
+def test_never_silently_altered(ds, fmt):
+    # exact round trip, or an error that names the variable - nothing between
+    try:
+        _, back = roundtrip(ds, fmt)
+    except DataError as exc:
+        assert "variable '" in str(exc)
+        return
+    xr.testing.assert_identical(back, ds)
+    for name in ds.variables:
+        if fmt == "netcdf3" and ds[name].dtype.kind == "U":
+            # documented: NetCDF3 char data comes back as object strings
+            assert back[name].dtype == object
+            continue
+        if ds[name].dtype.kind == "M":
+            # documented: xarray decodes datetimes to nanoseconds
+            assert back[name].dtype == np.dtype("M8[ns]")
+            continue
+        assert back[name].dtype == ds[name].dtype, (name, fmt)
