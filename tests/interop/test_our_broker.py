@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -18,16 +21,41 @@ from tests.interop import peers
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 
+@dataclass
+class Setup:
+    """Our broker with a demessaging backend on ``topic`` and its client stub."""
+
+    endpoint: peers.Endpoint
+    topic: str
+    stub: Path
+
+
+@pytest.fixture(scope="module")
+def ref(dm_python, tmp_path_factory):
+    """One broker, backend and generated client for this module's tests.
+
+    The tests only read from the backend, so sharing it is safe and saves
+    starting a Python process with demessaging for each.
+    """
+    from dasf_geo.broker import EmbeddedBroker
+
+    topic = f"interop-{secrets.token_hex(6)}"
+    with EmbeddedBroker(host="127.0.0.1", port=0) as broker:
+        endpoint = peers.Endpoint("pulsar", broker.url)
+        with peers.start_dm_backend(dm_python, endpoint, topic, timeout(60)):
+            stub = peers.generate_dm_stub(
+                dm_python, endpoint, topic, tmp_path_factory.mktemp("stub"), timeout(60)
+            )
+            yield Setup(endpoint, topic, stub)
+
+
 def results(lines: list[dict]) -> list[dict]:
     """The client's output without the timings."""
     return [{k: v for k, v in line.items() if k != "seconds"} for line in lines]
 
 
-def test_demessaging_backend_and_client_talk_through_our_broker(
-    our_broker, dm_python, topic, start_peer, tmp_path
-):
-    start_peer("dm", our_broker, topic, python=dm_python)
-    stub = peers.generate_dm_stub(dm_python, our_broker, topic, tmp_path, timeout(60))
+def test_demessaging_backend_and_client_talk_through_our_broker(ref, dm_python):
+    stub = ref.stub
     hi = {"class": "HelloWorld", "init": {"message": "hi"}}
     lines = peers.run_dm_client(
         dm_python,
@@ -64,11 +92,8 @@ def test_demessaging_backend_and_client_talk_through_our_broker(
     assert scaled["data_vars"]["t2m"]["values"] == [[[0.0, 2.0], [4.0, 6.0]]]
 
 
-def test_demessaging_client_rejects_bad_arguments_before_sending(
-    our_broker, dm_python, topic, start_peer, tmp_path
-):
-    start_peer("dm", our_broker, topic, python=dm_python)
-    stub = peers.generate_dm_stub(dm_python, our_broker, topic, tmp_path, timeout(60))
+def test_demessaging_client_rejects_bad_arguments_before_sending(ref, dm_python):
+    stub = ref.stub
     [line] = peers.run_dm_client(
         dm_python,
         stub,
@@ -87,11 +112,9 @@ def test_demessaging_client_rejects_bad_arguments_before_sending(
     assert "Input should be greater than or equal to 0" in line["error"]
 
 
-def test_reference_backend_fragments_pass_our_broker_unchanged(
-    our_broker, dm_python, topic, start_peer
-):
+def test_reference_backend_fragments_pass_our_broker_unchanged(ref):
     """A 600,000-character reply is > 512000 base64 characters: two fragments."""
-    start_peer("dm", our_broker, topic, python=dm_python)
+    our_broker, topic = ref.endpoint, ref.topic
     n = 600_000
     replies, _ = peers.raw_request(
         our_broker, topic, {"func_name": "big_string", "n": n}, timeout(60)
@@ -109,17 +132,14 @@ def test_reference_backend_fragments_pass_our_broker_unchanged(
     assert json.loads(peers.join_reply(replies)) == ("0123456789" * 60_000)
 
 
-def test_reference_client_fails_on_a_fragmented_reply(
-    our_broker, dm_python, topic, start_peer, tmp_path
-):
+def test_reference_client_fails_on_a_fragmented_reply(ref, dm_python):
     """Documented weakness of the reference: its client never reassembles.
 
     It decodes the first fragment alone and fails to parse the cut JSON;
     the later fragments are ignored. (dasf_geo's client joins them, see
     test_cross.py.)
     """
-    start_peer("dm", our_broker, topic, python=dm_python)
-    stub = peers.generate_dm_stub(dm_python, our_broker, topic, tmp_path, timeout(60))
+    stub = ref.stub
     [line] = peers.run_dm_client(
         dm_python,
         stub,
@@ -135,10 +155,8 @@ def test_reference_client_fails_on_a_fragmented_reply(
     )
 
 
-def test_reference_backend_answers_bad_requests_with_an_error_reply(
-    our_broker, dm_python, topic, start_peer
-):
-    start_peer("dm", our_broker, topic, python=dm_python)
+def test_reference_backend_answers_bad_requests_with_an_error_reply(ref):
+    our_broker, topic = ref.endpoint, ref.topic
     replies, _ = peers.raw_request(
         our_broker, topic, {"func_name": "no_such_function"}, timeout(60)
     )
