@@ -264,10 +264,21 @@ class ClassConfig(_CallableConfig):
     )
 
 
+def _uses_urls(options: dict[str, Any]) -> bool:
+    """Whether ``options`` describe a plain-layout broker by URL.
+
+    That is ``websocket_url``, or both ``producer_url`` and ``consumer_url``.
+    """
+    return bool(
+        options.get("websocket_url")
+        or (options.get("producer_url") and options.get("consumer_url"))
+    )
+
+
 def _pick_messaging_config(value: Any) -> Any:
-    """A dict with ``websocket_url`` set is a WebsocketURLConfig, else Pulsar."""
+    """A dict that gives broker URLs is a WebsocketURLConfig, else Pulsar."""
     if isinstance(value, dict):
-        if value.get("websocket_url"):
+        if _uses_urls(value):
             return WebsocketURLConfig(**value)
         return PulsarConfig(**value)
     return value
@@ -374,11 +385,7 @@ def messaging_config_from(
         for key, value in defaults.items()
         if f"DE_BACKEND_{key.upper()}" not in env
     }
-    use_ws = (
-        "DE_BACKEND_WEBSOCKET_URL" in env
-        if "DE_BACKEND_WEBSOCKET_URL" in env
-        else bool(kwargs.get("websocket_url"))
-    )
+    use_ws = "DE_BACKEND_WEBSOCKET_URL" in env or _uses_urls(kwargs)
     config_class: type[PulsarConfig] | type[WebsocketURLConfig]
     config_class = WebsocketURLConfig if use_ws else PulsarConfig
     # options of the other kind of config (host/port vs. URLs) do not apply

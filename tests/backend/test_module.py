@@ -568,3 +568,25 @@ def test_static_and_class_methods():
             "exposed as methods (the request creates an instance first); expose it "
             "as a module-level function instead"
         )
+
+
+def test_producer_and_consumer_urls_pick_the_url_config(monkeypatch):
+    from dasf_geo.config import WebsocketURLConfig
+    from dasf_geo.config.backend import ModuleConfig, messaging_config_from
+
+    urls = {
+        "topic": "t",
+        "producer_url": "ws://broker.example/ws/produce",
+        "consumer_url": "ws://broker.example/ws/consume",
+    }
+    config = ModuleConfig(messaging_config=dict(urls))
+    assert isinstance(config.messaging_config, WebsocketURLConfig)
+    assert config.messaging_config.get_topic_url("t") == (
+        "ws://broker.example/ws/produce/t"
+    )
+    for key in list(__import__("os").environ):
+        if key.upper().startswith("DE_BACKEND_"):
+            monkeypatch.delenv(key)
+    embedded = messaging_config_from(dict(urls))
+    assert isinstance(embedded, WebsocketURLConfig)
+    assert embedded.get_topic_url("t", "sub") == "ws://broker.example/ws/consume/t/sub"
