@@ -173,6 +173,8 @@ class Consumer:
         outbox: deliveries waiting to be sent, in order.
         notify: called (without arguments) when the outbox becomes non-empty.
         name: a label for ``/topics`` (e.g. the peer address).
+        ack_timeout: seconds after which an unacked delivery goes back to
+            the subscription (Pulsar's ``ackTimeoutMillis``); None for never.
     """
 
     id: int
@@ -186,6 +188,9 @@ class Consumer:
     closed: bool = False
     inflight: dict[str, _Entry] = field(default_factory=dict)
     inflight_bytes: int = 0
+    #: seconds after which an unacked delivery is redelivered (None: never)
+    ack_timeout: float | None = None
+    deadlines: deque[tuple[float, str]] = field(default_factory=deque)
 
     def _has_room(self, max_bytes: int, continues_key: bool = False) -> bool:
         # more messages of a key this consumer already holds unacked (the
@@ -221,6 +226,8 @@ class Subscription:
     consumers: list[Consumer] = field(default_factory=list)
     backlog: deque[_Entry] = field(default_factory=deque)
     key_owners: dict[bytes, tuple[Consumer, int]] = field(default_factory=dict)
+    #: clock time when the last consumer left (None while it has consumers)
+    idle_since: float | None = None
     _next: int = 0
 
     @property
@@ -288,6 +295,10 @@ class BrokerCore:
             :meth:`is_full` says to pause its producers.
         max_total_bytes: the same limit for the whole broker.
         max_inflight_bytes: unacked payload bytes per consumer.
+        subscription_expiry: seconds after which a durable subscription
+            without consumers is deleted with its messages by :meth:`tick`
+            (Pulsar's ``subscriptionExpirationTimeMinutes``); None: never.
+        clock: the monotonic clock used for ack timeouts and expiry.
 
     Raises:
         BrokerError: the store cannot be read.
@@ -300,11 +311,15 @@ class BrokerCore:
         max_topic_bytes: int = DEFAULT_MAX_TOPIC_BYTES,
         max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
         max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+        subscription_expiry: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.max_topic_bytes = max_topic_bytes
         self.max_total_bytes = max_total_bytes
         self.max_inflight_bytes = max_inflight_bytes
+        self.subscription_expiry = subscription_expiry
+        self.clock = clock
         self.topics: dict[str, Topic] = {}
         self.held_bytes = 0
         #: called with the topic when acks free room below the limits
@@ -520,8 +535,12 @@ class BrokerCore:
         pull_mode: bool = False,
         notify: Callable[[], None] | None = None,
         label: str = "",
+        ack_timeout: float | None = None,
     ) -> Consumer:
         """Connect a consumer to ``subscription`` of topic ``name``.
+
+        ``ack_timeout`` (seconds) sends unacked deliveries back to the
+        subscription when :meth:`tick` finds them older than that.
 
         Raises:
             SubscribeError: an ``Exclusive`` subscription already has a
@@ -553,8 +572,10 @@ class BrokerCore:
             pull_mode=pull_mode,
             notify=notify,
             name=label,
+            ack_timeout=ack_timeout,
         )
         sub.consumers.append(consumer)
+        sub.idle_since = None
         self._dispatch(sub)
         return consumer
 
@@ -583,9 +604,12 @@ class BrokerCore:
         consumer.inflight_bytes = 0
         returned.sort(key=lambda e: e.message.seq)
         sub.backlog.extendleft(reversed(returned))
+        consumer.deadlines.clear()
         if not sub.consumers and not sub.durable:
             self._drop_subscription(sub)
         else:
+            if not sub.consumers:
+                sub.idle_since = self.clock()
             self._dispatch(sub)
 
     def _drop_subscription(self, sub: Subscription) -> None:
@@ -713,6 +737,9 @@ class BrokerCore:
         if not consumer.outbox:
             return None
         token, entry = consumer.outbox.popleft()
+        if consumer.ack_timeout is not None:
+            # Pulsar counts the ack timeout from the delivery to the client
+            consumer.deadlines.append((self.clock() + consumer.ack_timeout, token))
         message = entry.message
         parts = [
             b'{"messageId":"',
@@ -781,6 +808,47 @@ class BrokerCore:
         self._dispatch(sub)
         return True
 
+    # --- time -------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Apply ack timeouts and subscription expiry (call it every second).
+
+        Unacked deliveries older than their consumer's ``ack_timeout`` go
+        back to the front of the backlog with ``redeliveryCount`` + 1 (the
+        old message id is forgotten); durable subscriptions without
+        consumers for ``subscription_expiry`` seconds are deleted.
+        """
+        now = self.clock()
+        for consumer in list(self.all_consumers()):
+            if not consumer.deadlines:
+                continue
+            expired = []
+            while consumer.deadlines and consumer.deadlines[0][0] <= now:
+                _, token = consumer.deadlines.popleft()
+                entry = consumer.inflight.get(token)
+                if entry is not None:
+                    expired.append((token, entry))
+            if not expired:
+                continue
+            sub = consumer.subscription
+            for token, entry in expired:
+                del consumer.inflight[token]
+                consumer.inflight_bytes -= entry.message.size
+                self._forget_key(sub, entry)
+                entry.redelivery_count += 1
+            expired.sort(key=lambda pair: pair[1].message.seq)
+            sub.backlog.extendleft(reversed([entry for _, entry in expired]))
+            self._dispatch(sub)
+        if self.subscription_expiry is not None:
+            for topic in list(self.topics.values()):
+                for sub in list(topic.subscriptions.values()):
+                    if (
+                        sub.idle_since is not None
+                        and not sub.consumers
+                        and now - sub.idle_since >= self.subscription_expiry
+                    ):
+                        self.delete_subscription(topic.name, sub.name)
+
     # --- status-ping (dasf-broker-django) ---------------------------------------
 
     def status_ping(
@@ -840,7 +908,9 @@ class BrokerCore:
 
         for full, name, sub_type in store.subscriptions():
             topic = self.topic(parse(full))
-            topic.subscriptions[name] = Subscription(name, topic, sub_type, True)
+            sub = Subscription(name, topic, sub_type, True)
+            sub.idle_since = self.clock()
+            topic.subscriptions[name] = sub
         for full, message, sub_names in store.messages():
             topic = self.topic(parse(full))
             topic.next_seq = max(topic.next_seq, message.seq + 1)

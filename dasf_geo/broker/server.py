@@ -144,6 +144,8 @@ class Broker:
         max_topic_bytes: unacked bytes per topic before producers pause.
         max_total_bytes: unacked bytes in the broker before producers pause.
         max_inflight_bytes: unacked bytes per consumer.
+        subscription_expiry: seconds after which a durable subscription
+            without consumers is deleted; None (default) keeps it.
 
     Raises:
         ConfigurationError: an option is invalid, the auth file is wrong, or
@@ -162,8 +164,18 @@ class Broker:
         max_topic_bytes: int = DEFAULT_MAX_TOPIC_BYTES,
         max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
         max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+        subscription_expiry: float | None = None,
     ) -> None:
         _validate_options(host, port, max_frame_size, auth, insecure)
+        if subscription_expiry is not None and not (
+            isinstance(subscription_expiry, (int, float))
+            and not isinstance(subscription_expiry, bool)
+            and subscription_expiry > 0
+        ):
+            raise ConfigurationError(
+                "subscription_expiry must be a number of seconds > 0 (or None for "
+                f"never), got {subscription_expiry!r:.60}"
+            )
         if auth is not None and not isinstance(auth, AuthConfig):
             auth = AuthConfig.load(auth)
         self.host = host
@@ -172,11 +184,13 @@ class Broker:
         self.store_path = store
         self.auth: AuthConfig | None = auth
         self.max_frame_size = max_frame_size
-        self.limits = {
+        self.limits: dict[str, Any] = {
             "max_topic_bytes": max_topic_bytes,
             "max_total_bytes": max_total_bytes,
             "max_inflight_bytes": max_inflight_bytes,
+            "subscription_expiry": subscription_expiry,
         }
+        self._ticker: asyncio.Task[None] | None = None
         self.core: BrokerCore | None = None
         self._store: MessageStore | None = None
         self._server: Server | None = None
@@ -278,12 +292,18 @@ class Broker:
             ) from exc
         sockets = list(self._server.sockets)
         self._port = int(sockets[0].getsockname()[1])
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
         self._started_at = time.time()
         logger.info("dasf-geo broker listening on %s", self.url)
 
     async def stop(self) -> None:
         """Close every connection (code 1001) and the store (idempotent)."""
         server, self._server = self._server, None
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
         if server is not None:
             server.close()
             if self._drained is not None:
@@ -310,6 +330,16 @@ class Broker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    async def _tick(self) -> None:
+        """Ack timeouts and subscription expiry, once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.core is not None:
+                try:
+                    self.core.tick()
+                except Exception:  # keep ticking; a bug must not stop the broker
+                    logger.exception("error in the broker's periodic work")
 
     def _on_drain(self, topic: Topic) -> None:
         drained, self._drained = self._drained, asyncio.Event()
@@ -371,6 +401,7 @@ class Broker:
             assert route.topic is not None and route.subscription is not None
             try:
                 sub_type, queue_size, _ = _consumer_params(route.params)
+                _ack_timeout(route.params)
                 assert self.core is not None
                 self.core.check_subscribe(
                     route.topic, route.subscription, sub_type, queue_size
@@ -453,6 +484,7 @@ class Broker:
         assert core is not None and route.topic is not None
         assert route.subscription is not None
         sub_type, queue_size, pull = _consumer_params(route.params)
+        ack_timeout = _ack_timeout(route.params)
         subscription = route.subscription
         if _broadcast(route):
             # dasf-broker-django sends every message to every connected
@@ -470,6 +502,7 @@ class Broker:
                 pull_mode=pull,
                 notify=wake.set,
                 label=_peer(ws),
+                ack_timeout=ack_timeout,
             )
         except SubscribeError as exc:
             # lost a race with another consumer after the handshake check
@@ -552,6 +585,26 @@ def _peer(ws: ServerConnection) -> str:
     return str(address)
 
 
+def _ack_timeout(params: dict[str, str]) -> float | None:
+    """``ackTimeoutMillis`` in seconds (None for 0 or absent).
+
+    Raises:
+        SubscribeError: not a non-negative integer (status 400).
+    """
+    raw = params.get("ackTimeoutMillis")
+    if not raw:
+        return None
+    try:
+        millis = int(raw)
+    except ValueError:
+        millis = -1
+    if millis < 0:
+        raise SubscribeError(
+            400, f"ackTimeoutMillis must be a non-negative integer, got {raw[:40]!r}"
+        )
+    return millis / 1000 if millis else None
+
+
 def _consumer_params(params: dict[str, str]) -> tuple[str, int, bool]:
     """``subscriptionType``, ``receiverQueueSize`` and ``pullMode`` of a consumer.
 
@@ -599,7 +652,7 @@ class EmbeddedBroker:
         auth: str | os.PathLike[str] | AuthConfig | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         insecure: bool = False,
-        **limits: int,
+        **limits: Any,
     ) -> None:
         self.broker = Broker(
             host,

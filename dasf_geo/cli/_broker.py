@@ -56,6 +56,18 @@ def _frame_size(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, got {text!r:.40}"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r:.40}")
+    return value
+
+
 def add_parser(sub: Any) -> None:
     """Register ``dasf-geo broker``."""
     from dasf_geo.broker.server import DEFAULT_MAX_FRAME_SIZE, DEFAULT_PORT
@@ -98,6 +110,14 @@ def add_parser(sub: Any) -> None:
         f"with code 1009 (default: {DEFAULT_MAX_FRAME_SIZE})",
     )
     parser.add_argument(
+        "--subscription-expiry",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="delete durable subscriptions (persistent topics) that have had no "
+        "consumer for this long, with their messages (default: keep them)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="allow a non-loopback --host without --auth (trusted networks only)",
@@ -121,6 +141,7 @@ async def _serve(args: argparse.Namespace) -> None:
         auth=args.auth,
         max_frame_size=args.max_frame_size,
         insecure=args.insecure,
+        subscription_expiry=args.subscription_expiry,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -37,6 +37,14 @@ from tests.conftest import REPO_ROOT, timeout
             "argument --max-frame-size: expected a number of bytes, got 'big'",
         ),
         (["--log-level", "LOUD"], "argument --log-level: invalid choice: 'LOUD'"),
+        (
+            ["--subscription-expiry", "0"],
+            "argument --subscription-expiry: expected seconds > 0, got '0'",
+        ),
+        (
+            ["--subscription-expiry", "soon"],
+            "argument --subscription-expiry: expected a number of seconds, got 'soon'",
+        ),
     ],
 )
 def test_argument_errors(capsys, argv, message):

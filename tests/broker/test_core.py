@@ -523,3 +523,68 @@ def test_rest_of_a_held_key_is_bounded_by_bytes_not_count():
         for _ in range(100):
             core.publish(topic, frame(b"f" * 100, key="transfer-1"))
         assert c.inflight_bytes < 10_000 + 200
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_ack_timeout_redelivers_unacked_messages():
+    clock = FakeClock()
+    core = BrokerCore(clock=clock)
+    c = core.subscribe(T, "s", ack_timeout=30.0)
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"1"))
+    core.publish(topic, frame(b"2"))
+    first = drain(core, c)
+    ack(core, c, first[1])
+    clock.now = 29.0
+    core.tick()
+    assert drain(core, c) == []
+    clock.now = 30.0
+    core.tick()
+    [again] = drain(core, c)
+    assert base64.b64decode(again["payload"]) == b"1"
+    assert again["redeliveryCount"] == 1
+    assert ack(core, c, first[0]) is False  # the old id is gone
+    assert ack(core, c, again) is True
+    clock.now = 100.0
+    core.tick()
+    assert drain(core, c) == [] and core.held_bytes == 0
+
+
+def test_no_ack_timeout_by_default():
+    clock = FakeClock()
+    core = BrokerCore(clock=clock)
+    c = core.subscribe(T, "s")
+    topic = core.add_producer(T)
+    core.publish(topic, frame(b"1"))
+    drain(core, c)
+    clock.now = 10**6
+    core.tick()
+    assert drain(core, c) == []
+
+
+def test_idle_durable_subscriptions_expire(tmp_path):
+    clock = FakeClock()
+    core = BrokerCore(
+        MessageStore(tmp_path / "b.sqlite"), subscription_expiry=60, clock=clock
+    )
+    c = core.subscribe(P, "old")
+    keep = core.subscribe(P, "active")
+    core.unsubscribe(c)
+    topic = core.add_producer(P)
+    core.publish(topic, frame(b"1"))
+    clock.now = 59.0
+    core.tick()
+    assert "old" in core.topics[P.full].subscriptions
+    clock.now = 60.0
+    core.tick()
+    assert set(core.topics[P.full].subscriptions) == {"active"}
+    assert keep.inflight
+    assert core.store is not None
+    assert [name for _, name, _ in core.store.subscriptions()] == ["active"]

@@ -170,6 +170,11 @@ async def test_health_and_topics(broker):
             400,
             "pullMode must be true or false, got 'maybe'",
         ),
+        (
+            consumer_path("t", "s") + "?ackTimeoutMillis=-5",
+            400,
+            "ackTimeoutMillis must be a non-negative integer, got '-5'",
+        ),
     ],
 )
 async def test_bad_paths_are_refused_with_a_reason(broker, path, status, text):
@@ -503,6 +508,11 @@ def test_port_taken_is_a_clear_error():
             {"max_frame_size": 10},
             "max_frame_size must be an integer of at least 1024 bytes, got 10",
         ),
+        (
+            {"subscription_expiry": 0},
+            "subscription_expiry must be a number of seconds > 0 (or None for "
+            "never), got 0",
+        ),
     ],
 )
 def test_bad_options(kwargs, message):
@@ -572,3 +582,18 @@ async def test_plain_layout_consumers_each_get_every_message(broker):
         assert [(await recv_json(two))["context"] for _ in range(2)] == [0, 1]
         shared = [await recv_json(shared_a), await recv_json(shared_b)]
         assert sorted(m["context"] for m in shared) == [0, 1]
+
+
+async def test_ack_timeout_redelivers(broker):
+    url = broker.url + consumer_path("t", "s") + "?ackTimeoutMillis=1000"
+    async with (
+        connect(url) as c,
+        connect(broker.url + producer_path("t")) as producer,
+    ):
+        await producer.send(message(b"slow"))
+        await recv_json(producer)
+        first = await recv_json(c)
+        again = await recv_json(c, 10)  # not acked: back after about a second
+        assert again["redeliveryCount"] == 1
+        assert again["messageId"] != first["messageId"]
+        assert base64.b64decode(again["payload"]) == b"slow"
