@@ -339,14 +339,9 @@ class BrokerCore:
         return topic
 
     def _maybe_forget(self, topic: Topic) -> None:
-        # keep the status-ping data of topics nobody uses right now
-        if (
-            not topic.subscriptions
-            and not topic.producers
-            and not topic.held_bytes
-            and topic.last_pong is None
-            and topic.api_info is None
-        ):
+        # status-ping data goes with the topic: memory stays bounded by the
+        # topics in use
+        if not topic.subscriptions and not topic.producers and not topic.held_bytes:
             self.topics.pop(topic.name.full, None)
 
     def is_full(self, topic: Topic) -> bool:
@@ -858,7 +853,8 @@ class BrokerCore:
 
         Backends post ``pong`` and ``api_info`` replies there; the broker
         records them on the (plain layout) topic named by the
-        ``source_topic`` property, like dasf-broker-django.
+        ``source_topic`` property, like dasf-broker-django, if that topic is
+        in use (has a subscription or a producer).
         """
         try:
             obj = parse_json_object(frame, "message")
@@ -876,12 +872,13 @@ class BrokerCore:
             name = TopicName(False, "public", "default", validate_topic_part(slug))
         except ProtocolError as exc:
             return _status_ack(str(exc), message_id, context)
-        if not may_consume(name):
+        topic = self.topics.get(name.full)
+        if topic is None or not may_consume(name):
+            # dasf-broker-django answers both cases with this text
             return _status_ack(
                 "User is not allowed to publish to this topic", message_id, context
             )
         assert isinstance(props, dict)
-        topic = self.topic(name)
         mtype = props.get("messageType")
         if mtype == "pong":
             topic.last_pong = _now_iso()
@@ -892,7 +889,6 @@ class BrokerCore:
                 return _status_ack(
                     "the api_info property is not JSON text", message_id, context
                 )
-        self._maybe_forget(topic)
         return _status_ack("ok", message_id, context)
 
     # --- persistence ----------------------------------------------------------

@@ -425,6 +425,7 @@ def test_persistent_subscription_keeps_messages_without_consumers(tmp_path):
 
 def test_status_ping_records_pong_and_api_info():
     core = BrokerCore()
+    backend = core.subscribe(TopicName(False, "public", "default", "svc"), "b")
     pong = json.dumps(
         {
             "payload": "",
@@ -449,10 +450,17 @@ def test_status_ping_records_pong_and_api_info():
     assert entry["name"] == "svc" and entry["last_pong"] and entry["api_info"]
     refused = json.loads(core.status_ping(pong, lambda name: False))
     assert refused["result"] == "User is not allowed to publish to this topic"
+    unknown = json.loads(
+        core.status_ping(pong.replace(b'"svc"', b'"nobody"'), lambda name: True)
+    )
+    assert unknown["result"] == "User is not allowed to publish to this topic"
+    assert [t["name"] for t in core.stats()["topics"]] == ["svc"]
     missing = json.loads(core.status_ping(b'{"payload": ""}', lambda n: True))
     assert missing["result"] == "No source topic found."
     bad = json.loads(core.status_ping(b"{", lambda n: True))
     assert bad["result"] == "send-error:3"
+    core.unsubscribe(backend)
+    assert core.stats()["topics"] == []
 
 
 def test_stats_show_backlog_and_consumers():

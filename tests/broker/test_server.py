@@ -113,7 +113,10 @@ async def test_plain_layout_reaches_the_same_topic(broker):
 
 
 async def test_status_ping_route(broker):
-    async with connect(broker.websocket_url + "/status-ping") as ws:
+    async with (
+        connect(broker.websocket_url + "/svc/backend") as backend,
+        connect(broker.websocket_url + "/status-ping") as ws,
+    ):
         await ws.send(
             json.dumps(
                 {
@@ -125,9 +128,10 @@ async def test_status_ping_route(broker):
         )
         ack = await recv_json(ws)
         assert ack["result"] == "ok" and ack["context"] == "9"
-    _, body = await http_get(broker.http_url + "/topics")
-    [topic] = json.loads(body)["topics"]
-    assert topic["name"] == "svc" and topic["last_pong"]
+        _, body = await http_get(broker.http_url + "/topics")
+        [topic] = json.loads(body)["topics"]
+        assert topic["name"] == "svc" and topic["last_pong"]
+        assert backend.state.name == "OPEN"
 
 
 async def test_health_and_topics(broker):
