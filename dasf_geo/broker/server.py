@@ -397,15 +397,15 @@ class Broker:
                     403,
                     f"{grant.name!r} may not {action} topic {route.topic.local!r}\n",
                 )
-        if route.kind == "consumer" and not _broadcast(route):
+        if route.kind == "consumer":
             assert route.topic is not None and route.subscription is not None
             try:
                 sub_type, queue_size, _ = _consumer_params(route.params)
                 _ack_timeout(route.params)
                 assert self.core is not None
-                self.core.check_subscribe(
-                    route.topic, route.subscription, sub_type, queue_size
-                )
+                # a broadcast consumer gets a subscription of its own
+                name = route.subscription + ("." if _broadcast(route) else "")
+                self.core.check_subscribe(route.topic, name, sub_type, queue_size)
             except SubscribeError as exc:
                 return connection.respond(exc.status, exc.reason + "\n")
         self._routes[connection] = (route, grant)
@@ -540,6 +540,10 @@ class Broker:
                     core.consumer_frame(consumer, frame)
                 except ProtocolError as exc:
                     await ws.close(1008, _reason(str(exc)))
+                    return
+                except Exception:  # a bug: close this consumer only
+                    logger.exception("error handling a frame of %s", consumer.name)
+                    await ws.close(1011, "internal error of the broker")
                     return
         except ConnectionClosed:
             pass

@@ -175,6 +175,11 @@ async def test_health_and_topics(broker):
             "pullMode must be true or false, got 'maybe'",
         ),
         (
+            "/ws/t/s?receiverQueueSize=0",
+            400,
+            "receiverQueueSize must be between 1 and 100000, got 0",
+        ),
+        (
             consumer_path("t", "s") + "?ackTimeoutMillis=-5",
             400,
             "ackTimeoutMillis must be a non-negative integer, got '-5'",
