@@ -68,6 +68,7 @@ from dasf_geo.transport._common import (
 from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_url
 
 __all__ = [
+    "BackgroundListener",
     "Listener",
     "ModuleHandler",
     "RequestHandler",
@@ -603,6 +604,88 @@ async def _listen_until_signal(listener: Listener) -> None:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+class BackgroundListener:
+    """Serve a backend module from a background thread of this process.
+
+    For notebooks, tests and examples: the module answers requests while the
+    program goes on. ``with BackgroundListener(module_cls):`` starts it and
+    waits until it consumes its topic; leaving the block finishes the
+    requests in progress and stops it.
+
+    Args:
+        module_cls: a :class:`dasf_geo.backend.BackendModule` subclass.
+        handler: runs the requests (default: the module itself).
+    """
+
+    def __init__(self, module_cls: Any, *, handler: RequestHandler | None = None):
+        self.listener = Listener(
+            handler or ModuleHandler(module_cls), _config_of(module_cls)
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self, timeout: float = 30.0) -> BackgroundListener:
+        """Start serving; return once the topic is consumed.
+
+        Raises:
+            ConnectionFailed: the broker cannot be reached.
+            TransportError: the listener did not connect within ``timeout``.
+        """
+        ready = threading.Event()
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            task = asyncio.create_task(self.listener.run(self._stop))
+            waiter = asyncio.create_task(self.listener.connected.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            ready.set()
+            waiter.cancel()
+            await task
+
+        def run() -> None:
+            try:
+                asyncio.run(main())
+            except BaseException as exc:  # reported by start() or stop()
+                self._error = exc
+            finally:
+                ready.set()
+
+        self._thread = threading.Thread(
+            target=run, name=f"dasf-geo listener {self.listener.topic}", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(timeout) or (
+            self._error is None and not self.listener.connected.is_set()
+        ):
+            self.stop()
+            raise TransportError(
+                f"the listener on topic {self.listener.topic!r} did not connect "
+                f"within {timeout:g} s"
+            )
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the requests in progress and stop (idempotent)."""
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> BackgroundListener:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def test_connect(module_cls: Any) -> bool:
