@@ -830,6 +830,33 @@ class DjangoSite:
         out = self.manage("interop_access", username, *topics)
         return out.strip().splitlines()[-1]
 
+    def topic_api_info(self, slug: str) -> dict[str, Any] | None:
+        """The API the broker recorded for topic ``slug`` (None if none yet).
+
+        dasf-broker-django asks a backend for ``api_info`` when it connects
+        to an empty topic; the answer arrives on ``status-ping``.
+
+        Raises:
+            PeerError: the topic does not exist.
+        """
+        code = (
+            "import json, sys\n"
+            "from dasf_broker.models import BrokerTopic\n"
+            "topic = BrokerTopic.objects.filter(slug=sys.argv[-1]).first()\n"
+            "print(json.dumps('missing' if topic is None else topic.api_info))\n"
+        )
+        out = run_peer(
+            [self.python, "-c", f"import django; django.setup()\n{code}", slug],
+            name=f"reading the api_info of topic {slug!r}",
+            timeout=60.0,
+            cwd=self.directory,
+            env=self.env,
+        )
+        value = json.loads(out.strip().splitlines()[-1])
+        if value == "missing":
+            raise PeerError(f"topic {slug!r} does not exist on the Django site")
+        return value  # type: ignore[no-any-return]
+
     @property
     def websocket_url(self) -> str:
         """The plain-layout websocket URL (``ws://127.0.0.1:PORT/ws``)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 
 import pytest
 
@@ -221,3 +222,56 @@ def test_dasf_geo_backend_and_caller_through_django_with_a_token(
         )
         assert ds["t2m"].values.tolist() == T2M_3x2x2
         assert ds.attrs["crs"] == "EPSG:4326"
+
+
+def _wait_for_api_info(site, slug, peer):
+    deadline = time.monotonic() + timeout(60)
+    while time.monotonic() < deadline:
+        peer.check_alive()
+        info = site.topic_api_info(slug)
+        if info:
+            return info
+        time.sleep(0.2)
+    raise AssertionError(f"no api_info recorded for {slug!r}\n{peer.describe()}")
+
+
+def test_django_learns_the_api_of_a_dasf_geo_backend_as_of_the_reference(
+    django_site, dm_python
+):
+    """On connect to an empty topic the broker asks for ``api_info``
+    (``requestContext`` 1, response topic ``status-ping``) and stores it."""
+    geo_topic, dm_topic = (f"interop-{secrets.token_hex(6)}" for _ in range(2))
+    django_site.create_topic(geo_topic)
+    django_site.create_topic(dm_topic)
+    endpoint = django_site.endpoint()
+    # Started without a readiness ping: a waiting message on the topic would
+    # make the broker skip its api_info request.
+    with (
+        peers.PeerProcess(
+            [
+                peers.OUR_PYTHON,
+                peers.PEERS_DIR / "geo_backend.py",
+                *endpoint.backend_args(geo_topic),
+                "listen",
+            ],
+            name="geo_backend",
+        ) as geo,
+        peers.PeerProcess(
+            [
+                dm_python,
+                peers.PEERS_DIR / "dm_backend.py",
+                *endpoint.backend_args(dm_topic),
+                "listen",
+            ],
+            name="dm_backend",
+        ) as dm,
+    ):
+        ours = _wait_for_api_info(django_site, geo_topic, geo)
+        theirs = _wait_for_api_info(django_site, dm_topic, dm)
+    assert sorted(ours) == sorted(theirs) == ["classes", "functions", "rpc_schema"]
+
+    def names(api, key):
+        return sorted(item["name"] for item in api[key])
+
+    assert names(ours, "functions") == names(theirs, "functions")
+    assert names(ours, "classes") == names(theirs, "classes") == ["HelloWorld"]

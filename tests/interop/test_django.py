@@ -137,3 +137,11 @@ def test_daphne_drops_messages_above_its_limit(django_site, topic):
         {"payload": "A" * (2 << 20), "properties": {}, "context": "ok"},
     )
     assert ack["result"] == "ok"
+
+
+def test_reading_the_api_of_an_unknown_topic_names_it(django_site, topic):
+    with pytest.raises(peers.PeerError) as info:
+        django_site.topic_api_info(topic)
+    assert str(info.value) == f"topic {topic!r} does not exist on the Django site"
+    django_site.create_topic(topic)
+    assert django_site.topic_api_info(topic) is None
