@@ -133,7 +133,11 @@ def start_broker(port: int | None = None, store: Path | None = None) -> BrokerPr
     if store is not None:
         args += ["--store", str(store)]
     broker = BrokerProc(Proc(args).start(), port, store)
-    wait_until(broker.health, f"the broker on port {port}", 20, broker.proc)
+    try:
+        wait_until(broker.health, f"the broker on port {port}", 20, broker.proc)
+    except BaseException:
+        broker.proc.stop()
+        raise
     return broker
 
 
@@ -181,7 +185,11 @@ def start_backend(
         env=dict(env or {}),
     ).start()
     if wait:
-        wait_for_backend(topic, broker, proc, persistent=persistent)
+        try:
+            wait_for_backend(topic, broker, proc, persistent=persistent)
+        except BaseException:
+            proc.stop()  # never leave a process behind a failed test
+            raise
     return proc
 
 
