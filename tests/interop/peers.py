@@ -831,7 +831,7 @@ class DjangoSite:
         return out.strip().splitlines()[-1]
 
     def topic_api_info(self, slug: str) -> dict[str, Any] | None:
-        """The API the broker recorded for topic ``slug`` (None if none yet).
+        """The API the broker recorded for topic ``slug`` (``{}`` if none yet).
 
         dasf-broker-django asks a backend for ``api_info`` when it connects
         to an empty topic; the answer arrives on ``status-ping``.

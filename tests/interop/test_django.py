@@ -144,4 +144,4 @@ def test_reading_the_api_of_an_unknown_topic_names_it(django_site, topic):
         django_site.topic_api_info(topic)
     assert str(info.value) == f"topic {topic!r} does not exist on the Django site"
     django_site.create_topic(topic)
-    assert django_site.topic_api_info(topic) is None
+    assert django_site.topic_api_info(topic) == {}
