@@ -239,11 +239,14 @@ async def test_persistent_topic_survives_restart(tmp_path):
         msg = await recv_json(consumer)
         await consumer.send(json.dumps({"messageId": msg["messageId"]}))
         # ack round trip: /topics reflects it once the ack was handled
-        for _ in range(50):
+        deadline = asyncio.get_running_loop().time() + timeout(10)
+        while asyncio.get_running_loop().time() < deadline:
             _, body = await http_get(first.http_url + "/topics")
             if json.loads(body)["topics"][0]["subscriptions"][0]["backlog"] == 2:
                 break
             await asyncio.sleep(0.02)
+        else:
+            pytest.fail(f"the ack was not handled within {timeout(10)} s: {body}")
     await first.stop()
 
     second = Broker(port=0, store=store)
