@@ -904,9 +904,9 @@ class BrokerCore:
 
         for full, name, sub_type in store.subscriptions():
             topic = self.topic(parse(full))
-            sub = Subscription(name, topic, sub_type, True)
-            sub.idle_since = self.clock()
-            topic.subscriptions[name] = sub
+            durable = Subscription(name, topic, sub_type, True)
+            durable.idle_since = self.clock()
+            topic.subscriptions[name] = durable
         for full, message, sub_names in store.messages():
             topic = self.topic(parse(full))
             topic.next_seq = max(topic.next_seq, message.seq + 1)
