@@ -596,3 +596,11 @@ def test_idle_durable_subscriptions_expire(tmp_path):
     assert keep.inflight
     assert core.store is not None
     assert [name for _, name, _ in core.store.subscriptions()] == ["active"]
+
+
+def test_persistent_topic_without_store_is_not_durable():
+    core = BrokerCore()
+    c = core.subscribe(P, "s")
+    assert not c.subscription.durable
+    core.unsubscribe(c)
+    assert core.topics == {}

@@ -609,3 +609,35 @@ async def test_ack_timeout_redelivers(broker):
         assert again["redeliveryCount"] == 1
         assert again["messageId"] != first["messageId"]
         assert base64.b64decode(again["payload"]) == b"slow"
+
+
+async def test_exclusive_subscription_is_free_again_after_disconnect(broker):
+    url = broker.url + consumer_path("t", "only")
+    async with connect(url):
+        pass
+    # the first consumer left: a reconnecting consumer (demessaging's
+    # run_forever(reconnect=…)) is accepted
+    async with (
+        connect(url) as again,
+        connect(broker.url + producer_path("t")) as producer,
+    ):
+        await producer.send(message(b"back"))
+        await recv_json(producer)
+        assert base64.b64decode((await recv_json(again))["payload"]) == b"back"
+
+
+async def test_failover_moves_to_the_next_consumer(broker):
+    url = broker.url + consumer_path("t", "f") + "?subscriptionType=Failover"
+    async with (
+        connect(url) as active,
+        connect(url) as standby,
+        connect(broker.url + producer_path("t")) as producer,
+    ):
+        await producer.send(message(context=1))
+        await recv_json(producer)
+        assert (await recv_json(active))["context"] == 1
+        with pytest.raises(asyncio.TimeoutError):
+            await recv_json(standby, 0.3)
+        await active.close()
+        moved = await recv_json(standby)
+        assert moved["context"] == 1 and moved["redeliveryCount"] == 1
