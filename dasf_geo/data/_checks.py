@@ -202,36 +202,42 @@ def _units_error(units: str) -> str | None:
     return None
 
 
+def _sattr(attrs: Any, key: str) -> str | None:
+    """The attribute as a string, or None (arrays and numbers are not names)."""
+    value = attrs.get(key)
+    return value if isinstance(value, str) else None
+
+
 def _is_lat(name: Hashable, var: xr.Variable) -> bool:
-    sn = var.attrs.get("standard_name")
+    sn = _sattr(var.attrs, "standard_name")
     if sn in ("latitude", "grid_latitude"):
         return True
-    if var.attrs.get("units") in LAT_UNITS:
+    if _sattr(var.attrs, "units") in LAT_UNITS:
         return True
     return sn is None and str(name).lower() in _LAT_NAMES
 
 
 def _is_lon(name: Hashable, var: xr.Variable) -> bool:
-    sn = var.attrs.get("standard_name")
+    sn = _sattr(var.attrs, "standard_name")
     if sn in ("longitude", "grid_longitude"):
         return True
-    if var.attrs.get("units") in LON_UNITS:
+    if _sattr(var.attrs, "units") in LON_UNITS:
         return True
     return sn is None and str(name).lower() in _LON_NAMES
 
 
 def _is_x(name: Hashable, var: xr.Variable) -> bool:
     return (
-        var.attrs.get("standard_name") == "projection_x_coordinate"
-        or var.attrs.get("axis") == "X"
+        _sattr(var.attrs, "standard_name") == "projection_x_coordinate"
+        or _sattr(var.attrs, "axis") == "X"
         or str(name).lower() in _X_NAMES
     )
 
 
 def _is_y(name: Hashable, var: xr.Variable) -> bool:
     return (
-        var.attrs.get("standard_name") == "projection_y_coordinate"
-        or var.attrs.get("axis") == "Y"
+        _sattr(var.attrs, "standard_name") == "projection_y_coordinate"
+        or _sattr(var.attrs, "axis") == "Y"
         or str(name).lower() in _Y_NAMES
     )
 
@@ -444,7 +450,9 @@ def _check_cf_findings(ds: xr.Dataset, globals_: bool = True) -> list[Finding]:
                         )
                     )
         axis = attrs.get("axis")
-        if axis is not None and axis not in ("X", "Y", "Z", "T"):
+        if axis is not None and (
+            not isinstance(axis, str) or axis not in ("X", "Y", "Z", "T")
+        ):
             out.append(
                 Finding(
                     name, "axis", "axis-attribute", f"{axis!r} must be X, Y, Z or T"
@@ -473,7 +481,7 @@ def _check_cf_findings(ds: xr.Dataset, globals_: bool = True) -> list[Finding]:
             if _is_lat(name, var) and name in ds.coords:
                 if (
                     units not in (None, *LAT_UNITS)
-                    and attrs.get("standard_name") == "latitude"
+                    and _sattr(attrs, "standard_name") == "latitude"
                 ):
                     out.append(
                         Finding(
@@ -496,7 +504,7 @@ def _check_cf_findings(ds: xr.Dataset, globals_: bool = True) -> list[Finding]:
             elif _is_lon(name, var) and name in ds.coords:
                 if (
                     units not in (None, *LON_UNITS)
-                    and attrs.get("standard_name") == "longitude"
+                    and _sattr(attrs, "standard_name") == "longitude"
                 ):
                     out.append(
                         Finding(

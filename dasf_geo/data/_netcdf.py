@@ -22,7 +22,9 @@ more:
 Datetimes: values round-trip exactly, but xarray decodes ``datetime64`` to
 nanosecond resolution, so ``datetime64[s]``/``[us]`` come back as
 ``datetime64[ns]`` with equal values; dates outside 1677-2262 are refused
-(use cftime datetimes for them). Timedeltas keep their unit.
+(use cftime datetimes for them). Timedeltas keep their unit. Fixed-width
+strings keep their kind but may come back narrower (the width of their
+longest value).
 """
 
 from __future__ import annotations

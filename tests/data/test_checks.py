@@ -268,3 +268,58 @@ def test_datetime_coordinates_are_not_flagged():
         attrs={"Conventions": "CF-1.8"},
     )
     assert check_cf(ds, "strict") == []
+
+
+def _hostile_attrs():
+    import xarray.testing.strategies as xrst
+    from hypothesis import strategies as st
+
+    keys = st.sampled_from(
+        [
+            "units",
+            "standard_name",
+            "axis",
+            "calendar",
+            "coordinates",
+            "bounds",
+            "grid_mapping",
+            "_FillValue",
+            "missing_value",
+            "crs",
+            "Conventions",
+        ]
+    )
+    values = st.one_of(
+        xrst.simple_attrs.flatmap(lambda d: st.sampled_from(list(d.values()) or [1])),
+        st.sampled_from(["degrees_north", "days since 2000-01-01", "X", "EPSG:4326"]),
+    )
+    return st.dictionaries(keys, values, max_size=5)
+
+
+def _hostile_dataset(var_attrs, lat_attrs, glob):
+    ds = xr.Dataset(
+        {"v": (("lat", "lon"), np.zeros((2, 2), "f4"), var_attrs)},
+        coords={"lat": ("lat", [0.0, 1.0], lat_attrs), "lon": [0.0, 1.0]},
+        attrs=glob,
+    )
+    return ds
+
+
+def test_checks_survive_hostile_attributes():
+    from hypothesis import given, settings
+
+    @settings(max_examples=25, deadline=None)
+    @given(_hostile_attrs(), _hostile_attrs(), _hostile_attrs())
+    def run(var_attrs, lat_attrs, glob):
+        ds = _hostile_dataset(var_attrs, lat_attrs, glob)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for found in (
+                check_cf(ds, "warn"),
+                check_crs(ds, "optional"),
+                check_demap(ds),
+                check_cf(ds["v"], "warn"),
+            ):
+                assert all(isinstance(f, Finding) and f.rule for f in found)
+
+    run()
