@@ -666,6 +666,8 @@ class BrokerCore:
         consumers = sub.consumers
         count = len(consumers)
         limit = self.max_inflight_bytes
+        if not any(c._has_room(limit, continues_key=True) for c in consumers):
+            return  # nobody can take anything: skip the scan
         waiting: list[_Entry] = []
         scanned = 0
         while sub.backlog and scanned < _MAX_SCAN:
@@ -685,7 +687,10 @@ class BrokerCore:
                         sub._next = (sub._next + i + 1) % count
                         break
                 else:
-                    if not sub.key_owners:
+                    if not any(
+                        owner._has_room(limit, continues_key=True)
+                        for owner, _ in sub.key_owners.values()
+                    ):
                         break
                     # nobody has room for new keys; owners may still take
                     # messages of their keys further back
