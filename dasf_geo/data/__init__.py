@@ -54,8 +54,15 @@ from dasf_geo.data._registry import (
     resolve_annotation,
     unregister,
 )
+from dasf_geo.data._replies import (
+    BINARY_MEDIA_TYPES,
+    read_reply,
+    reply_media_type,
+    write_reply,
+)
 
 __all__ = [
+    "BINARY_MEDIA_TYPES",
     "SCHEMA_TYPE_KEY",
     "CFConventionWarning",
     "CRSWarning",
@@ -80,8 +87,10 @@ __all__ = [
     "get_entry",
     "read_dataarray",
     "read_netcdf",
+    "read_reply",
     "register",
     "registered_types",
+    "reply_media_type",
     "resolve_annotation",
     "standard_name_table",
     "to_dataarray",
@@ -90,4 +99,5 @@ __all__ = [
     "to_ndarray",
     "unregister",
     "write_netcdf",
+    "write_reply",
 ]

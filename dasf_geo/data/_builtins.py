@@ -174,7 +174,21 @@ def _coerce(obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
     return da
 
 
-def _xr_serialize(obj: Any, options: DataOptions, kind: type) -> str:
+def prepare_xarray_reply(
+    obj: Any, options: DataOptions, kind: type
+) -> tuple[xr.Dataset | xr.DataArray, str]:
+    """Check (and, for ``demap="coerce"``, fix) a reply; choose its format.
+
+    The JSON and the binary form of a reply both go through this, so they
+    are checked alike.
+
+    Returns:
+        The object to encode and the format to encode it in.
+
+    Raises:
+        DataError, CFConventionError, CRSError: the reply breaks a rule the
+            options make strict.
+    """
     if not isinstance(obj, kind):
         raise DataError(f"expected a {kind.__name__} to send, got {type(obj).__name__}")
     obj = typing.cast("xr.Dataset | xr.DataArray", obj)
@@ -189,8 +203,13 @@ def _xr_serialize(obj: Any, options: DataOptions, kind: type) -> str:
                 "the reply is not Demap-ready: " + "; ".join(map(str, findings))
             )
     fmt = "netcdf3" if options.demap in ("check", "coerce") else options.format
+    return obj, fmt or "auto"
+
+
+def _xr_serialize(obj: Any, options: DataOptions, kind: type) -> str:
+    obj, fmt = prepare_xarray_reply(obj, options, kind)
     return encode_base64_xarray(
-        obj, format=fmt or "auto", compression=options.compression
+        obj, format=fmt, compression=options.resolved().compression
     )
 
 

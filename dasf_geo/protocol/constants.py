@@ -10,6 +10,7 @@ from enum import Enum
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_SIZE",
+    "EXT_ACCEPT",
     "EXT_CHECKSUM",
     "EXT_ENCODING",
     "EXT_ERRORS",
@@ -72,5 +73,10 @@ EXT_SIZE = "dasfGeoSize"
 EXT_TRANSFER = "dasfGeoTransfer"
 #: On error replies: JSON list of structured errors (pydantic's ``.errors()``).
 EXT_ERRORS = "dasfGeoErrors"
-#: How the payload bytes are to be read (reserved for binary encodings).
+#: On replies: the media type of the payload bytes when they are not the JSON
+#: of the result but its raw binary form (e.g. NetCDF bytes of a Dataset
+#: result). Only sent to callers that asked for it with ``dasfGeoAccept``.
 EXT_ENCODING = "dasfGeoEncoding"
+#: On requests: comma-separated media types the caller can take as a raw
+#: binary reply instead of JSON (saves the second base64 of NetCDF replies).
+EXT_ACCEPT = "dasfGeoAccept"

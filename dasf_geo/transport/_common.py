@@ -7,17 +7,19 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
 from urllib.parse import urlencode
 
 from dasf_geo.protocol.constants import DEFAULT_MAX_PAYLOAD_SIZE, EXT_TRANSFER
-from dasf_geo.protocol.fragments import split_payload
+from dasf_geo.protocol.fragments import Fragment, split_payload, split_stream
 from dasf_geo.transport.connection import AsyncProducer
 
 __all__ = [
     "DEFAULT_SPOOL_THRESHOLD",
     "FileBuffer",
     "MessagingSettings",
+    "OutgoingFile",
     "add_query",
     "buffer_factory",
     "payload_bytes",
@@ -69,16 +71,50 @@ def add_query(url: str, params: Mapping[str, Any]) -> str:
     return url + sep + urlencode({k: str(v) for k, v in params.items()})
 
 
+@dataclass
+class OutgoingFile:
+    """A payload in a (temporary) file, sent fragment by fragment.
+
+    Only one fragment of it is in memory at a time, so a large reply
+    written to a file never becomes one big Python object.
+
+    Attributes:
+        file: a binary file positioned anywhere; it is read from the start.
+        size: the number of payload bytes in it.
+        properties: extra message properties (e.g. ``dasfGeoEncoding``).
+    """
+
+    file: IO[bytes]
+    size: int
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Close the file (a temporary file disappears)."""
+        self.file.close()
+
+
+def _fragments(
+    data: bytes | bytearray | memoryview | OutgoingFile, max_payload_size: int
+) -> Any:
+    if isinstance(data, OutgoingFile):
+        data.file.seek(0)
+        return split_stream(data.file.read, data.size, max_payload_size)
+    return split_payload(data, max_payload_size)
+
+
 async def send_payload(
     producer: AsyncProducer,
-    data: bytes | bytearray | memoryview,
+    data: bytes | bytearray | memoryview | OutgoingFile,
     properties: Mapping[str, Any],
     max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
 ) -> int:
     """Send ``data`` as one message, or as fragments if it is too large.
 
-    Fragments are pipelined within the producer's window and share a message
-    key, so a broker that dispatches by key keeps them on one consumer.
+    Fragments are pipelined within the producer's window (so the sender
+    never runs ahead of the broker by more than the window) and share a
+    message key, so a broker that dispatches by key keeps them on one
+    consumer. An :class:`OutgoingFile` is read one fragment at a time and
+    its properties are added to every message.
 
     Returns:
         The number of messages sent.
@@ -86,9 +122,12 @@ async def send_payload(
     Raises:
         SendError, TransportError: as :meth:`AsyncProducer.send`.
     """
+    if isinstance(data, OutgoingFile) and data.properties:
+        properties = {**properties, **data.properties}
     futures = []
+    fragment: Fragment
     try:
-        for fragment in split_payload(data, max_payload_size):
+        for fragment in _fragments(data, max_payload_size):
             props = dict(properties)
             props.update(fragment.properties)
             key = fragment.properties.get(EXT_TRANSFER)

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -44,6 +45,8 @@ from dasf_geo.exceptions import (
 )
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
+    EXT_ACCEPT,
+    EXT_ENCODING,
     EXT_ERRORS,
     MessageType,
     Status,
@@ -58,6 +61,7 @@ from dasf_geo.protocol.messages import (
 from dasf_geo.protocol.progress import ProgressReport, ReportSender
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
+    OutgoingFile,
     add_query,
     buffer_factory,
     header_of,
@@ -97,12 +101,18 @@ class RequestHandler(Protocol):
     debug: bool
 
     def handle(
-        self, payload: bytes | bytearray, progress: ReportSender | None = None
-    ) -> bytes:
+        self,
+        payload: bytes | bytearray,
+        progress: ReportSender | None = None,
+        accept: frozenset[str] = frozenset(),
+    ) -> bytes | OutgoingFile:
         """Validate and run one request (UTF-8 JSON); return the JSON reply.
 
         ``progress`` sends a progress report (JSON text, status) to the
         caller; a handler attaches it to the function's reporters.
+        ``accept`` lists the media types the caller takes as a raw binary
+        reply: a handler may then return an :class:`OutgoingFile` whose
+        ``dasfGeoEncoding`` property names one of them.
 
         Raises:
             pydantic.ValidationError: the request is invalid.
@@ -125,6 +135,10 @@ class ModuleHandler:
     def __init__(self, module_cls: Any) -> None:
         self.module_cls = module_cls
         config = module_cls.backend_config
+        #: binary replies above this many bytes are spooled to disk
+        self.spool_threshold = int(
+            setting(config.messaging_config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD)
+        )
         self.config = config.messaging_config
         self.topic: str = self.config.topic
         self.debug: bool = bool(getattr(config, "debug", False))
@@ -132,13 +146,25 @@ class ModuleHandler:
         self._api_info: str | None = None
 
     def handle(
-        self, payload: bytes | bytearray, progress: ReportSender | None = None
-    ) -> bytes:
-        """Validate the request, run it and serialise the return model."""
+        self,
+        payload: bytes | bytearray,
+        progress: ReportSender | None = None,
+        accept: frozenset[str] = frozenset(),
+    ) -> bytes | OutgoingFile:
+        """Validate the request, run it and serialise the return model.
+
+        A Dataset or DataArray result goes back as raw NetCDF bytes written
+        to a temporary file when the caller accepts that (see
+        :func:`binary_reply`); otherwise as the JSON of the return model.
+        """
         model = self.module_cls.model_validate_json(payload)
         if progress is not None:
             attach_reporters(model, progress)
         result = model()
+        if accept:
+            binary = binary_reply(result, accept, self.spool_threshold)
+            if binary is not None:
+                return binary
         return bytes(result.__pydantic_serializer__.to_json(result))
 
     def info(self) -> str:
@@ -152,6 +178,44 @@ class ModuleHandler:
         if self._api_info is None:
             self._api_info = self.module_cls.get_api_info().model_dump_json()
         return self._api_info
+
+
+def parse_accept(value: Any) -> frozenset[str]:
+    """The media types of a ``dasfGeoAccept`` property (comma-separated)."""
+    if not isinstance(value, str):
+        return frozenset()
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def binary_reply(
+    result: Any, accept: frozenset[str], spool_threshold: int = DEFAULT_SPOOL_THRESHOLD
+) -> OutgoingFile | None:
+    """The raw binary form of ``result`` if the caller accepts it, else None.
+
+    Applies when the return value itself is an ``xr.Dataset`` or
+    ``xr.DataArray`` encoded by the data registry (no custom
+    ``return_serializer``): it is checked and encoded under the function's
+    data options exactly as for a JSON reply, but written as NetCDF (or
+    zipped zarr) bytes into a spooled temporary file instead of base64 text
+    inside JSON — so the reply is base64-encoded once, on the wire, and
+    never held as one big string.
+    """
+    from dasf_geo.data import write_reply
+
+    field = type(result).model_fields.get("root")
+    if field is None:
+        return None
+    spooled = tempfile.SpooledTemporaryFile(max_size=spool_threshold)  # noqa: SIM115
+    try:
+        media_type = write_reply(result.root, field.metadata, spooled, accept)
+    except BaseException:
+        spooled.close()
+        raise
+    if media_type is None:
+        spooled.close()
+        return None
+    size = spooled.tell()
+    return OutgoingFile(spooled, size, {EXT_ENCODING: media_type})
 
 
 def attach_reporters(model: Any, sender: ReportSender) -> None:
@@ -213,6 +277,8 @@ class _RequestError(Exception):
 class _Incoming:
     header: RequestHeader
     message_ids: list[str] = field(default_factory=list)
+    #: media types the caller takes as a raw binary reply (``dasfGeoAccept``)
+    accept: frozenset[str] = frozenset()
 
 
 class Listener:
@@ -391,7 +457,11 @@ class Listener:
             await self._ack([msg.message_id])
             return
         key = (header.request_context, header.response_topic)
-        incoming = self._incoming.setdefault(key, _Incoming(header))
+        incoming = self._incoming.get(key)
+        if incoming is None:
+            incoming = self._incoming[key] = _Incoming(
+                header, accept=parse_accept(msg.properties.get(EXT_ACCEPT))
+            )
         incoming.message_ids.append(msg.message_id)
         try:
             data = self._reassembler.add(
@@ -440,11 +510,14 @@ class Listener:
             )
 
     def _execute(
-        self, data: bytes | bytearray, progress: ReportSender | None = None
-    ) -> bytes:
+        self,
+        data: bytes | bytearray,
+        progress: ReportSender | None = None,
+        accept: frozenset[str] = frozenset(),
+    ) -> bytes | OutgoingFile:
         """Runs in a worker thread."""
         try:
-            return self.handler.handle(payload_bytes(data), progress)
+            return self.handler.handle(payload_bytes(data), progress, accept)
         except ValidationError as exc:
             raise _RequestError(
                 f"error validating request: {exc}", structured_errors(exc)
@@ -460,7 +533,11 @@ class Listener:
             loop = asyncio.get_running_loop()
             try:
                 result = await loop.run_in_executor(
-                    self._pool, self._execute, data, self._progress_sender(incoming)
+                    self._pool,
+                    self._execute,
+                    data,
+                    self._progress_sender(incoming),
+                    incoming.accept,
                 )
             except _RequestError as exc:
                 await self._reply_error(incoming, exc.text, exc.errors)
@@ -473,7 +550,11 @@ class Listener:
                 text = f"error executing request: {type(exc).__name__}: {detail}"
                 await self._reply_error(incoming, text)
                 return
-            await self._reply(incoming, result, status=Status.SUCCESS)
+            try:
+                await self._reply(incoming, result, status=Status.SUCCESS)
+            finally:
+                if isinstance(result, OutgoingFile):
+                    result.close()
         finally:
             self._active -= 1
 
@@ -516,7 +597,7 @@ class Listener:
     async def _reply(
         self,
         incoming: _Incoming,
-        payload: bytes,
+        payload: bytes | OutgoingFile,
         message_type: MessageType = MessageType.RESPONSE,
         status: Status | None = None,
         _final: bool = True,

@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -34,6 +34,8 @@ from dasf_geo.exceptions import (
 )
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
+    EXT_ACCEPT,
+    EXT_ENCODING,
     EXT_ERRORS,
     EXT_SIZE,
     MessageType,
@@ -44,12 +46,14 @@ from dasf_geo.protocol.fragments import Reassembler
 from dasf_geo.protocol.messages import (
     ConsumerMessage,
     b64decode,
+    b64encode,
     new_request_context,
     new_response_topic,
     request_properties,
 )
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
+    FileBuffer,
     add_query,
     buffer_factory,
     header_of,
@@ -61,6 +65,7 @@ from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_u
 
 __all__ = [
     "AsyncClient",
+    "BinaryValue",
     "Client",
     "Reply",
     "close_clients",
@@ -98,6 +103,17 @@ class Reply:
     properties: dict[str, Any]
     message_type: str
 
+    def value(self) -> Any:
+        """The result: a :class:`BinaryValue` for a binary reply, else the JSON.
+
+        Raises:
+            RemoteError: the payload is not JSON.
+        """
+        encoding = self.properties.get(EXT_ENCODING)
+        if isinstance(encoding, str) and encoding:
+            return BinaryValue(encoding, self.payload)
+        return self.json()
+
     def text(self) -> str:
         """The payload as UTF-8 text."""
         return bytes(payload_bytes(self.payload)).decode("utf-8", "replace")
@@ -114,6 +130,45 @@ class Reply:
             raise RemoteError(
                 f"the backend's reply is not JSON: {self.text()[:200]!r}"
             ) from exc
+
+
+@dataclass
+class BinaryValue:
+    """A result sent as raw bytes (e.g. the NetCDF of a Dataset).
+
+    Attributes:
+        media_type: what the bytes are (the reply's ``dasfGeoEncoding``).
+        data: the bytes; a large reply is a temporary file
+            (:class:`~dasf_geo.transport._common.FileBuffer`).
+    """
+
+    media_type: str
+    data: Any
+
+    def decode(self) -> Any:
+        """The Python object (an ``xr.Dataset`` or ``xr.DataArray``).
+
+        A reply in a temporary file is read from the file, without another
+        copy of the bytes in memory.
+
+        Raises:
+            DataError: the bytes are not what the media type says.
+        """
+        from dasf_geo.data import read_reply
+
+        source = self.data.path if isinstance(self.data, FileBuffer) else self.data
+        return read_reply(self.media_type, source)
+
+    def to_json(self) -> str:
+        """The JSON form of the value, as a caller of a JSON reply sees it.
+
+        That is the base64 text of the bytes (what demessaging callers and
+        the DASF web map read).
+        """
+        return b64encode(payload_bytes(self.data)).decode("ascii")
+
+    def __len__(self) -> int:
+        return len(self.data)
 
 
 def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:
@@ -385,6 +440,7 @@ class AsyncClient:
         timeout: float | None = None,
         what: str | None = None,
         progress: ProgressCallback | None = None,
+        accept: Iterable[str] | None = None,
     ) -> Reply:
         """Send one request and wait for its complete reply.
 
@@ -394,6 +450,9 @@ class AsyncClient:
             timeout: seconds to wait (default: the client's timeout).
             what: how to name the request in errors (e.g. ``hello_world()``).
             progress: called with progress information while waiting.
+            accept: media types this caller takes as a raw binary reply
+                (``dasfGeoAccept``); such a reply carries its type in the
+                ``dasfGeoEncoding`` property.
 
         Returns:
             The reply, whatever its status (see :func:`raise_for_status`).
@@ -412,6 +471,8 @@ class AsyncClient:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[context] = _Pending(future, what, progress)
         props = request_properties(self.response_topic, context, message_type)
+        if accept:
+            props[EXT_ACCEPT] = ",".join(accept)
 
         async def send_and_wait() -> Reply:
             producer = await self._ensure_producer()
@@ -438,8 +499,12 @@ class AsyncClient:
         *,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
+        accept: Iterable[str] | None = None,
     ) -> Any:
         """Send a request object and return the JSON result.
+
+        With ``accept`` (see :meth:`request`), a result the backend sends in
+        binary form comes back as a :class:`BinaryValue`.
 
         Raises:
             RemoteValidationError: the backend rejected the arguments.
@@ -448,9 +513,14 @@ class AsyncClient:
         """
         payload = json.dumps(request).encode("utf-8")
         reply = await self.request(
-            payload, timeout=timeout, what=describe_request(request), progress=progress
+            payload,
+            timeout=timeout,
+            what=describe_request(request),
+            progress=progress,
+            accept=accept,
         )
-        return raise_for_status(reply, self.topic).json()
+        raise_for_status(reply, self.topic)
+        return reply.value()
 
     async def ping(self, timeout: float | None = None) -> float:
         """Ping the backend; return the round-trip time in seconds."""
@@ -683,6 +753,33 @@ def send_request(
     config = module_cls.backend_config.messaging_config
     client = get_client(config)
     what = describe_request(json.loads(payload))
-    reply = client.request(payload, timeout=timeout, what=what, **kwargs)
+    return_model = model.root.return_model
+    reply = client.request(
+        payload,
+        timeout=timeout,
+        what=what,
+        accept=binary_accept(return_model),
+        **kwargs,
+    )
     raise_for_status(reply, client.topic)
-    return model.root.return_model.model_validate_json(payload_bytes(reply.payload))
+    value = reply.value()
+    if isinstance(value, BinaryValue):
+        return return_model.model_validate(value.decode())
+    return return_model.model_validate_json(payload_bytes(reply.payload))
+
+
+def binary_accept(return_model: Any) -> tuple[str, ...] | None:
+    """The binary media types to accept for a reply of ``return_model``.
+
+    Those of the data registry when the return value itself is a Dataset or
+    DataArray, else None (a JSON reply).
+    """
+    from dasf_geo.data import BINARY_MEDIA_TYPES, RegistryType
+
+    field = getattr(return_model, "model_fields", {}).get("root")
+    if field is None:
+        return None
+    for meta in field.metadata:
+        if isinstance(meta, RegistryType) and meta.entry.name.startswith("xarray."):
+            return BINARY_MEDIA_TYPES
+    return None

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dasf_geo.exceptions import ConfigurationError, RemoteError
-from dasf_geo.transport.client import AsyncClient, Client
+from dasf_geo.transport.client import AsyncClient, BinaryValue, Client
 from dasf_geo.transport.progress import ProgressBar, terminal_progress
 
 __all__ = [
@@ -246,8 +246,21 @@ class _Signature:
             raise TypeError(f"{self.name}(): {exc}") from None
         return {name: encode_value(value) for name, value in bound.arguments.items()}
 
-    def decode(self, value: Any) -> Any:
-        return decode_value(self.return_schema, value)
+    @property
+    def accept(self) -> tuple[str, ...] | None:
+        """Binary reply types to ask for: when the result is a Dataset/DataArray."""
+        from dasf_geo.data import BINARY_MEDIA_TYPES, SCHEMA_TYPE_KEY
+
+        kind = self.return_schema.get(SCHEMA_TYPE_KEY)
+        if isinstance(kind, str) and kind.startswith("xarray."):
+            return BINARY_MEDIA_TYPES
+        return None
+
+    def decode(self, value: Any, decode: bool = True) -> Any:
+        """The result as a Python object (``decode``) or as its JSON form."""
+        if isinstance(value, BinaryValue):
+            return value.decode() if decode else value.to_json()
+        return decode_value(self.return_schema, value) if decode else value
 
 
 def encode_value(value: Any) -> Any:
@@ -438,11 +451,11 @@ class Service:
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
         bar = _progress_for(self._progress, sig.name)
         try:
-            result = self._client.call(request, progress=bar)
+            result = self._client.call(request, progress=bar, accept=sig.accept)
         finally:
             if isinstance(bar, ProgressBar):
                 bar.close()
-        return sig.decode(result) if self._decode else result
+        return sig.decode(result, self._decode)
 
     def __getattr__(self, name: str) -> Any:
         members = self.__dict__.get("_members") or {}
@@ -503,11 +516,11 @@ class AsyncService:
     async def _call(self, request: dict[str, Any], sig: _Signature) -> Any:
         bar = _progress_for(self._progress, sig.name)
         try:
-            result = await self._client.call(request, progress=bar)
+            result = await self._client.call(request, progress=bar, accept=sig.accept)
         finally:
             if isinstance(bar, ProgressBar):
                 bar.close()
-        return sig.decode(result) if self._decode else result
+        return sig.decode(result, self._decode)
 
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
         return self._call(request, sig)

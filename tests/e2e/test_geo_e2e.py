@@ -96,3 +96,23 @@ def test_planted_cf_and_crs_defects_are_named(broker_process):
     assert error["loc"] == ["ds"]  # one function: no union tag in front
     assert "variable 'temp' attribute 'units'" in error["msg"]
     assert "[rule units-parseable]" in error["msg"]
+
+
+def test_dataset_reply_is_binary_only_for_callers_that_ask(geo_service):
+    from dasf_geo.data import BINARY_MEDIA_TYPES
+    from dasf_geo.transport.client import BinaryValue, Client
+    from dasf_geo.transport.dynamic import messaging_config
+
+    grid = xr.load_dataset(SAMPLE_DATA / "gridded_temperature.nc")
+    config = messaging_config("geo_service", geo_service)
+    with Client(config, timeout=timeout(60)) as client:
+        binary = client.call({"func_name": "get_data"}, accept=BINARY_MEDIA_TYPES)
+        plain = client.call({"func_name": "get_data"})
+        other = client.call({"func_name": "get_data"}, accept=["text/csv"])
+    assert isinstance(binary, BinaryValue)
+    assert binary.media_type == "application/x-netcdf; xarray=Dataset"
+    assert bytes(binary.data[:4]) == b"CDF\x01"  # NetCDF3 classic, base64 once
+    xr.testing.assert_identical(binary.decode(), grid)
+    # JSON callers (demessaging, the web map) get base64 NetCDF as before,
+    # and it is the same encoding
+    assert isinstance(plain, str) and plain == binary.to_json() == other

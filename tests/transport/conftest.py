@@ -68,7 +68,9 @@ class Handler:
         self.release = threading.Event()
         self.release.set()
 
-    def handle(self, payload: bytes | bytearray, progress: Any = None) -> bytes:
+    def handle(
+        self, payload: bytes | bytearray, progress: Any = None, accept: Any = ()
+    ) -> bytes:
         # like a backend module: invalid JSON is a pydantic ValidationError
         request = _REQUEST.validate_json(payload)
         with self.lock:
