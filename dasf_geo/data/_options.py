@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["DEFAULTS", "DataOptions"]
 
@@ -50,6 +50,16 @@ class DataOptions(BaseModel):
     demap: Literal["check", "coerce", "off"] | None = None
     format: Literal["auto", "netcdf3", "netcdf4", "zarr"] | None = None
     compression: int | None = Field(default=None, ge=1, le=9)
+
+    @field_validator("compression", mode="before")
+    @classmethod
+    def _no_bool_compression(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(
+                "compression must be a zlib level 1-9 (or None), not a bool; "
+                "use e.g. compression=4"
+            )
+        return value
 
     def merge(self, override: DataOptions | None) -> DataOptions:
         """Return these options with every field set (not ``None``) in

@@ -447,3 +447,13 @@ def test_numpy_typing_generics_use_the_ndarray_entry():
     assert (
         schema["a"][SCHEMA_TYPE_KEY] == schema["b"][SCHEMA_TYPE_KEY] == "numpy.ndarray"
     )
+
+
+def test_compression_option_is_a_level_not_a_switch():
+    with pytest.raises(ValidationError) as exc:
+        DataOptions(compression=True)
+    assert exc.value.errors(include_url=False)[0]["msg"] == (
+        "Value error, compression must be a zlib level 1-9 (or None), not a bool; "
+        "use e.g. compression=4"
+    )
+    assert DataOptions(compression="5").compression == 5
