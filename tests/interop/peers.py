@@ -228,8 +228,10 @@ def build_venv(
     if path.exists():
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Without requirements there is nothing for pip to do: skip installing it.
+    no_pip = [] if requirements else ["--without-pip"]
     _run_logged(
-        [str(python), "-m", "venv", str(path)],
+        [str(python), "-m", "venv", *no_pip, str(path)],
         f"creating the virtual environment {path}",
         timeout,
     )
