@@ -11,13 +11,15 @@ callers and the DASF web map (Demap) read, so it is used unless the data need
 more:
 
 1. ``compression`` was requested → NetCDF4 (NetCDF3 has no compression);
-2. a variable has a dtype NetCDF3 cannot hold exactly — ``int64``,
+2. an attribute name clashes with scipy's NetCDF3 writer (e.g. a global
+   ``fp`` or a variable attribute ``data``) → NetCDF4;
+3. a variable has a dtype NetCDF3 cannot hold exactly — ``int64``,
    ``uint8``/``uint16``/``uint32``/``uint64``, or fixed-width unicode
    (``<U``, which NetCDF3 returns as ``object`` strings) — → NetCDF4
    (``complex`` is never supported);
-3. NetCDF3 encoding fails for a value (e.g. datetimes that need 64-bit
+4. NetCDF3 encoding fails for a value (e.g. datetimes that need 64-bit
    offsets) → NetCDF4;
-4. otherwise NetCDF3 classic, written by scipy (the fast engine).
+5. otherwise NetCDF3 classic, written by scipy (the fast engine).
 
 Datetimes: values round-trip exactly, but xarray decodes ``datetime64`` to
 nanosecond resolution, so ``datetime64[s]``/``[us]`` come back as
@@ -62,6 +64,56 @@ FORMATS: tuple[str, ...] = ("auto", "netcdf3", "netcdf4", "zarr")
 
 #: dtypes NetCDF3 cannot store exactly (xarray would narrow or reinterpret them)
 _NC3_UNSUPPORTED = {"i8", "u1", "u2", "u4", "u8"}
+
+# scipy's NetCDF3 writer keeps attributes as Python attributes of its file and
+# variable objects, so these attribute names break writing or reading
+_SCIPY_GLOBAL_CLASH = frozenset(
+    {
+        "fp",
+        "use_mmap",
+        "mode",
+        "dimensions",
+        "variables",
+        "flush",
+        "sync",
+        "close",
+        "createVariable",
+        "createDimension",
+        "_dims",
+        "_recs",
+        "_recsize",
+        "_mm",
+        "_mm_buf",
+        "_attributes",
+    }
+)
+_SCIPY_VARIABLE_CLASH = frozenset(
+    {
+        "data",
+        "dimensions",
+        "typecode",
+        "itemsize",
+        "getValue",
+        "assignValue",
+        "_typecode",
+        "_size",
+        "_shape",
+        "_attributes",
+    }
+)
+
+
+def _nc3_attribute_clash(ds: xr.Dataset) -> str | None:
+    """Describe the first attribute scipy's NetCDF3 writer cannot store."""
+    for key in ds.attrs:
+        if key in _SCIPY_GLOBAL_CLASH:
+            return f"global attribute {key!r}"
+    for name, var in ds.variables.items():
+        for key in var.attrs:
+            if key in _SCIPY_VARIABLE_CLASH:
+                return f"variable {_var_label(name)} attribute {key!r}"
+    return None
+
 
 # xarray's own names for an unnamed DataArray stored as a Dataset; we use the
 # same convention so xr.open_dataarray() of demessaging callers reads ours.
@@ -220,6 +272,8 @@ def choose_format(
     for var in ds.variables.values():
         if var.dtype.str[1:] in _NC3_UNSUPPORTED or var.dtype.kind == "U":
             return "netcdf4"
+    if _nc3_attribute_clash(ds) is not None:
+        return "netcdf4"
     return "netcdf3"
 
 
@@ -326,6 +380,13 @@ def write_netcdf(
                     "NetCDF3 cannot hold exactly; use format 'netcdf4' or "
                     "'auto', or convert it to int32/float64"
                 )
+        clash = _nc3_attribute_clash(ds)
+        if clash is not None:
+            raise DataError(
+                f"{clash} cannot be written by the NetCDF3 (scipy) engine, which "
+                "reserves that name; rename the attribute or use format "
+                "'netcdf4' or 'auto'"
+            )
         try:
             _check_times(ds, "NETCDF3_CLASSIC")
         except DataError:

@@ -364,7 +364,7 @@ def test_never_silently_altered(ds, fmt):
     try:
         _, back = roundtrip(ds, fmt)
     except DataError as exc:
-        assert "variable '" in str(exc)
+        assert "variable '" in str(exc) or "attribute '" in str(exc)
         return
     xr.testing.assert_identical(back, ds)
     for name in ds.variables:
@@ -381,3 +381,24 @@ def test_never_silently_altered(ds, fmt):
             assert back[name].dtype.kind == ds[name].dtype.kind
             continue
         assert back[name].dtype == ds[name].dtype, (name, fmt)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "label"),
+    [
+        ("global", "fp", "global attribute 'fp'"),
+        ("var", "data", "variable 't' attribute 'data'"),
+    ],
+)
+def test_attribute_names_scipy_reserves(where, key, label):
+    ds = _grid()
+    (ds.attrs if where == "global" else ds["t"].attrs)[key] = 1
+    assert choose_format(ds) == "netcdf4"
+    _, back = roundtrip(ds, "auto")
+    xr.testing.assert_identical(back, ds)
+    with pytest.raises(DataError) as exc:
+        write_netcdf(ds, io.BytesIO(), format="netcdf3")
+    assert str(exc.value) == (
+        f"{label} cannot be written by the NetCDF3 (scipy) engine, which reserves "
+        "that name; rename the attribute or use format 'netcdf4' or 'auto'"
+    )
