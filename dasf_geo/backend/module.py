@@ -629,22 +629,33 @@ _FUNCTION_KEYS = [
 _CLASS_KEYS = ["field_params", "validators", "serializers", "data_options"]
 
 
+def _client_signature(config: Any) -> inspect.Signature:
+    """``config.signature`` without the progress reporters (the backend fills
+    those in; a caller never passes one)."""
+    sig = config.signature
+    reporters = getattr(config, "reporter_args", None) or {}
+    return sig.replace(
+        parameters=[p for p in sig.parameters.values() if p.name not in reporters]
+    )
+
+
 def _render_member(model: Any, writer: utils.CodeWriter, module: Any) -> str:
     config = model.backend_config
     if issubclass(model, BackendClass):
         methods = []
         for method_model in config.models.values():
             mconfig = method_model.backend_config
+            msig = _client_signature(mconfig)
             methods.append(
                 {
                     "name": mconfig.name,
                     "signature": writer.signature(
-                        mconfig.signature,
+                        msig,
                         mconfig.annotations,
                         mconfig.return_annotation,
                     ),
                     "doc": utils.docstring_literal(mconfig.doc, 8),
-                    "params": [p for p in mconfig.signature.parameters if p != "self"],
+                    "params": [p for p in msig.parameters if p != "self"],
                     "configure": _configure_args(mconfig, writer, _FUNCTION_KEYS),
                 }
             )
@@ -659,7 +670,7 @@ def _render_member(model: Any, writer: utils.CodeWriter, module: Any) -> str:
             "methods": methods,
         }
     else:
-        sig = config.signature
+        sig = _client_signature(config)
         context = {
             "name": config.name,
             "doc": utils.docstring_literal(config.doc, 4),

@@ -52,7 +52,11 @@ from typing import TYPE_CHECKING, Any
 
 from dasf_geo.broker.names import TopicName
 from dasf_geo.exceptions import BrokerError, ProtocolError
-from dasf_geo.protocol.messages import _split_payload, b64decode, parse_json_object
+from dasf_geo.protocol.messages import (
+    b64decode,
+    parse_json_object,
+    split_payload_frame,
+)
 
 if TYPE_CHECKING:
     from dasf_geo.broker.store import MessageStore
@@ -372,7 +376,7 @@ class BrokerCore:
         never raise: they are answered with ``send-error:<code>`` acks that
         echo the ``context`` when it could be read.
         """
-        split = _split_payload(frame)
+        split = split_payload_frame(frame)
         if split is None:
             try:
                 obj = parse_json_object(frame, "message")

@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from dasf_geo.cli._common import add_connection_options, config_from_args, print_error
-from dasf_geo.exceptions import BrokerError, ConfigurationError, DasfGeoError
+from dasf_geo.exceptions import ConfigurationError, DasfGeoError
 
 __all__ = ["add_parser", "load_module", "run", "start_embedded_broker"]
 
@@ -108,24 +108,17 @@ def load_module(spec: str) -> ModuleType:
 def start_embedded_broker(port: int | None = None) -> Any:
     """Start the embedded broker on 127.0.0.1 at ``port`` or the first free one.
 
+    Without ``port``, 8080 is tried first, then the next 19 ports.
+
     Raises:
         BrokerError: the port (or every port tried) is taken.
     """
     from dasf_geo.broker import EmbeddedBroker
 
-    ports = [port] if port is not None else list(EMBEDDED_PORTS)
-    last: BrokerError | None = None
-    for candidate in ports:
-        broker = EmbeddedBroker(host="127.0.0.1", port=candidate)
-        try:
-            broker.start()
-        except BrokerError as exc:
-            last = exc
-            continue
-        return broker
-    raise BrokerError(
-        f"could not start the embedded broker on 127.0.0.1 ports "
-        f"{ports[0]} to {ports[-1]}: {last}"
+    if port is not None:
+        return EmbeddedBroker(host="127.0.0.1", port=port).start()
+    return EmbeddedBroker.start_on_free_port(
+        EMBEDDED_PORTS.start, attempts=len(EMBEDDED_PORTS), host="127.0.0.1"
     )
 
 

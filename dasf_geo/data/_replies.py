@@ -50,9 +50,16 @@ def reply_media_type(kind: str, format: str) -> str:
 
 
 def write_reply(
-    value: Any, metadata: Iterable[Any], target: IO[bytes], accept: Iterable[str]
+    value: Any,
+    metadata: Iterable[Any],
+    target: IO[bytes] | str | os.PathLike[str],
+    accept: Iterable[str],
 ) -> str | None:
     """Write ``value`` as binary reply bytes into ``target``, if that applies.
+
+    ``target`` is a binary file or a path; given a path, the NetCDF engine
+    writes the file itself (no full-size bytes object in memory, and a
+    dask-backed Dataset is computed chunk by chunk where the engine can).
 
     It applies when ``metadata`` (of the return model's field) carries the
     registry's Dataset or DataArray entry — so no custom serializer is in

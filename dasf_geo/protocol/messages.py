@@ -49,6 +49,7 @@ __all__ = [
     "parse_request_header",
     "reply_properties",
     "request_properties",
+    "split_payload_frame",
 ]
 
 # ``"payload"`` key followed by the opening quote of its string value, with
@@ -219,7 +220,7 @@ class ConsumerMessage:
         return self.properties.get(key)
 
 
-def _split_payload(frame: bytes) -> tuple[dict[str, Any], bytes] | None:
+def split_payload_frame(frame: bytes) -> tuple[dict[str, Any], bytes] | None:
     """Fast path: cut the payload out of ``frame`` and JSON-parse the rest.
 
     Returns None whenever the shape is not the plain one (escapes in the
@@ -259,7 +260,7 @@ def parse_consumer_message(frame: bytes | bytearray | str) -> ConsumerMessage:
         frame = frame.encode("utf-8")
     elif isinstance(frame, bytearray):
         frame = bytes(frame)
-    split = _split_payload(frame)
+    split = split_payload_frame(frame)
     if split is None:
         obj = parse_json_object(frame, "consumer message")
         raw_payload = obj.get("payload", "")

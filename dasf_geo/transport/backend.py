@@ -12,7 +12,10 @@ requests are accepted at a time and further ones get a "queue full" error
 reply at once. A request is acknowledged only after its reply has been
 sent, so a request whose backend dies mid-way is redelivered to another
 consumer of the subscription (at-least-once execution; the caller keeps
-the first reply).
+the first reply). Fragments of a request too large for one message are
+acknowledged as they arrive (a broker bounds the unacknowledged bytes per
+consumer), so such a request is not redelivered: its caller gets an error
+or its timeout instead.
 
 Errors never go unanswered: a payload that is not base64, not UTF-8 JSON,
 or fails validation gets an error reply; validation errors carry
@@ -25,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import tempfile
 import threading
@@ -135,10 +139,6 @@ class ModuleHandler:
     def __init__(self, module_cls: Any) -> None:
         self.module_cls = module_cls
         config = module_cls.backend_config
-        #: binary replies above this many bytes are spooled to disk
-        self.spool_threshold = int(
-            setting(config.messaging_config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD)
-        )
         self.config = config.messaging_config
         self.topic: str = self.config.topic
         self.debug: bool = bool(getattr(config, "debug", False))
@@ -162,7 +162,7 @@ class ModuleHandler:
             attach_reporters(model, progress)
         result = model()
         if accept:
-            binary = binary_reply(result, accept, self.spool_threshold)
+            binary = binary_reply(result, accept)
             if binary is not None:
                 return binary
         return bytes(result.__pydantic_serializer__.to_json(result))
@@ -187,35 +187,35 @@ def parse_accept(value: Any) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
-def binary_reply(
-    result: Any, accept: frozenset[str], spool_threshold: int = DEFAULT_SPOOL_THRESHOLD
-) -> OutgoingFile | None:
+def binary_reply(result: Any, accept: frozenset[str]) -> OutgoingFile | None:
     """The raw binary form of ``result`` if the caller accepts it, else None.
 
     Applies when the return value itself is an ``xr.Dataset`` or
     ``xr.DataArray`` encoded by the data registry (no custom
     ``return_serializer``): it is checked and encoded under the function's
     data options exactly as for a JSON reply, but written as NetCDF (or
-    zipped zarr) bytes into a spooled temporary file instead of base64 text
-    inside JSON — so the reply is base64-encoded once, on the wire, and
-    never held as one big string.
+    zipped zarr) bytes into a temporary file instead of base64 text inside
+    JSON — so the reply is base64-encoded once, on the wire, never held as
+    one big string, and (written by the engine to a path) never held as one
+    big bytes object either.
     """
     from dasf_geo.data import write_reply
 
     field = type(result).model_fields.get("root")
     if field is None:
         return None
-    spooled = tempfile.SpooledTemporaryFile(max_size=spool_threshold)  # noqa: SIM115
+    fd, path = tempfile.mkstemp(prefix="dasf-geo-reply-", suffix=".part")
+    os.close(fd)
     try:
-        media_type = write_reply(result.root, field.metadata, spooled, accept)
-    except BaseException:
-        spooled.close()
-        raise
-    if media_type is None:
-        spooled.close()
-        return None
-    size = spooled.tell()
-    return OutgoingFile(spooled, size, {EXT_ENCODING: media_type})
+        media_type = write_reply(result.root, field.metadata, path, accept)
+        if media_type is None:
+            return None
+        file = open(path, "rb")  # noqa: SIM115  # closed by OutgoingFile.close
+    finally:
+        os.unlink(path)  # the open file keeps the data until it is closed
+    return OutgoingFile(
+        file, os.fstat(file.fileno()).st_size, {EXT_ENCODING: media_type}
+    )
 
 
 def attach_reporters(model: Any, sender: ReportSender) -> None:
@@ -462,17 +462,25 @@ class Listener:
             incoming = self._incoming[key] = _Incoming(
                 header, accept=parse_accept(msg.properties.get(EXT_ACCEPT))
             )
-        incoming.message_ids.append(msg.message_id)
         try:
             data = self._reassembler.add(
                 key, msg.properties, msg.payload, time.monotonic()
             )
         except FragmentError as exc:
             self._incoming.pop(key, None)
+            incoming.message_ids.append(msg.message_id)
             self._spawn(self._reply_error(incoming, f"error receiving request: {exc}"))
             return
         if data is None:
+            # A fragment of a larger request: acknowledged at once, because a
+            # broker holds only so many unacknowledged bytes per consumer
+            # (32 MiB on dasf-geo broker) and a larger request would never
+            # complete. The message that completes the request is acked
+            # after the reply, so a request that fits one message is
+            # redelivered if this backend dies; a fragmented one is not.
+            await self._ack([msg.message_id])
             return
+        incoming.message_ids.append(msg.message_id)
         del self._incoming[key]
         await self._dispatch(incoming, data)
 

@@ -1,0 +1,207 @@
+"""Streaming benchmark: large Dataset replies and arguments, time and memory.
+
+Runs dasf_geo (dasf-geo broker, a backend process, a caller process) and,
+side by side in the same run, the reference demessaging 0.6.4 backend
+through the same broker. For each size it reports wall time, MB/s and the
+peak resident memory above idle (VmHWM after resetting it, minus VmRSS
+before) of backend, broker and caller, measured from /proc.
+
+    python benchmarks/bench_streaming.py [--sizes 10,100] [--lazy 1000]
+        [--repeat 3] [--no-reference]
+
+The reference's Python client cannot reassemble a fragmented reply, so its
+reply is joined by a bare WebSocket caller (its time is from the request to
+the last fragment; no caller memory is reported for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._procs import (
+    BENCH,
+    PYTHON,
+    Process,
+    rss_kib,
+    rss_peak_kib,
+    run_callers,
+    start_broker,
+    wait_until,
+)
+
+MB = 1_000_000
+NX = NY = 500  # one time step is 1 MB of float32
+
+
+def reset_peak(pid: int) -> int:
+    """Reset the peak RSS of ``pid``; return its current RSS in KiB."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return rss_kib(pid)
+
+
+def start_our_backend(url: str, topic: str) -> Process:
+    from dasf_geo.transport.client import Client
+    from dasf_geo.transport.dynamic import messaging_config
+
+    host, port = url.removeprefix("ws://").rsplit(":", 1)
+    proc = Process(
+        [
+            PYTHON,
+            str(BENCH / "bench_geo_service.py"),
+            "-t",
+            topic,
+            "-H",
+            host,
+            "-p",
+            port,
+            "--max-workers",
+            "1",
+            "listen",
+        ]
+    )
+
+    def ping() -> bool:
+        with Client(messaging_config(topic, url), timeout=2) as client:
+            client.ping(timeout=2)
+        return True
+
+    wait_until(ping, "the dasf_geo geo backend")
+    return proc
+
+
+def ours(
+    url: str, topic: str, backend: Process, broker: Process, mode: str, size_mb: int
+) -> dict[str, float]:
+    """One transfer of ``size_mb`` MB; seconds and peak RSS above idle (MB)."""
+    idle_backend = reset_peak(backend.pid)
+    idle_broker = reset_peak(broker.pid)
+    (result,) = run_callers(
+        [
+            [
+                PYTHON,
+                str(BENCH / "_geo_caller.py"),
+                url,
+                topic,
+                mode,
+                str(NX),
+                str(NY),
+                str(size_mb),
+            ]
+        ]
+    )
+    return {
+        "seconds": result["seconds"],
+        "backend": (rss_peak_kib(backend.pid) - idle_backend) / 1024,
+        "broker": (rss_peak_kib(broker.pid) - idle_broker) / 1024,
+        "caller": (result["peak_kib"] - result["idle_kib"]) / 1024,
+    }
+
+
+def reference(url: str, size_mb: int, broker: Process, repeat: int) -> dict[str, Any]:
+    """The reference backend's Dataset reply of ``size_mb`` MB."""
+    from benchmarks import _reference
+    from tests.interop import peers
+
+    out: dict[str, Any] = {}
+    with _reference.ReferenceBackend(url, "bench-geo-ref") as backend:
+        pid = backend.process.proc.pid
+        runs = []
+        for _ in range(repeat):
+            idle_backend = reset_peak(pid)
+            idle_broker = reset_peak(broker.pid)
+            replies, seconds = peers.raw_request(
+                backend.endpoint,
+                backend.topic,
+                {"func_name": "make_dataset", "nx": NX, "ny": NY, "nt": size_mb},
+                1800,
+            )
+            text = json.loads(peers.join_reply(replies))
+            if not isinstance(text, str) or len(text) < size_mb * MB:
+                raise RuntimeError("the reference's reply did not join to a Dataset")
+            del replies, text
+            runs.append(
+                {
+                    "seconds": seconds,
+                    "backend": (rss_peak_kib(pid) - idle_backend) / 1024,
+                    "broker": (rss_peak_kib(broker.pid) - idle_broker) / 1024,
+                }
+            )
+        for key in runs[0]:
+            out[key] = statistics.median(r[key] for r in runs)
+    return out
+
+
+def row(name: str, size_mb: int, r: dict[str, Any]) -> str:
+    caller = f"{r['caller']:.0f}" if "caller" in r else "n/a (client cannot join)"
+    return (
+        f"| {name} | {size_mb} MB | {r['seconds']:.2f} s | "
+        f"{size_mb / r['seconds']:.0f} | {r['backend']:.0f} | {r['broker']:.0f} | "
+        f"{caller} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,100", help="in-memory sizes, MB")
+    parser.add_argument("--lazy", default="", help="dask-backed reply sizes, MB")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-reference", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    lazy = [int(s) for s in args.lazy.split(",") if s]
+
+    rows = []
+    broker, url = start_broker()
+    try:
+        backend = start_our_backend(url, "bench-geo")
+        try:
+            for mode, mode_sizes in (
+                ("reply", sizes),
+                ("request", sizes),
+                ("lazy", lazy),
+            ):
+                for size in mode_sizes:
+                    runs = [
+                        ours(url, "bench-geo", backend, broker, mode, size)
+                        for _ in range(args.repeat)
+                    ]
+                    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                    name = {
+                        "reply": "dasf_geo reply",
+                        "request": "dasf_geo argument",
+                        "lazy": "dasf_geo reply, dask-backed",
+                    }[mode]
+                    rows.append(row(name, size, med))
+        finally:
+            backend.stop()
+        if not args.no_reference:
+            for size in sizes:
+                rows.append(
+                    row(
+                        "demessaging 0.6.4 reply",
+                        size,
+                        reference(url, size, broker, args.repeat),
+                    )
+                )
+    finally:
+        broker.stop()
+
+    print("| transfer | size | time | MB/s | backend MB | broker MB | caller MB |")
+    print("|---|---|---|---|---|---|---|")
+    for line in rows:
+        print(line)
+    print(
+        f"\nmemory: peak resident set above idle, in MB (medians of {args.repeat} runs)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
