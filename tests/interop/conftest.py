@@ -24,6 +24,7 @@ _VENV_FIXTURES = {
 }
 
 
+@pytest.hookimpl(trylast=True)  # after ``-m``/``-k`` deselected what is not run
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
