@@ -652,7 +652,13 @@ def start_dm_backend(
     Raises:
         PeerError: it exited or did not answer a ping within ``timeout``.
     """
-    cmd = [python, module, *endpoint.backend_args(topic), *extra_args, "listen"]
+    cmd: list[str | os.PathLike[str]] = [
+        python,
+        module,
+        *endpoint.backend_args(topic),
+        *extra_args,
+        "listen",
+    ]
     peer = PeerProcess(cmd, name=f"{module.stem}@{topic}", cwd=module.parent)
     try:
         wait_for_backend(endpoint, topic, timeout, process=peer)
@@ -674,7 +680,13 @@ def start_geo_backend(
     Raises:
         PeerError: it exited or did not answer a ping within ``timeout``.
     """
-    cmd = [OUR_PYTHON, module, *endpoint.backend_args(topic), *extra_args, "listen"]
+    cmd: list[str | os.PathLike[str]] = [
+        OUR_PYTHON,
+        module,
+        *endpoint.backend_args(topic),
+        *extra_args,
+        "listen",
+    ]
     peer = PeerProcess(cmd, name=f"{module.stem}@{topic}", cwd=module.parent)
     try:
         wait_for_backend(endpoint, topic, timeout, process=peer)
