@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ __all__ = [
     "payload_bytes",
     "send_payload",
     "setting",
+    "shorten_switch_interval",
 ]
 
 #: Payloads larger than this many bytes are reassembled in a temporary file
@@ -47,6 +49,28 @@ class MessagingSettings(Protocol):
     def get_topic_url(self, topic: str, subscription: str | None = None) -> str:
         """Producer URL (no subscription) or consumer URL of ``topic``."""
         ...
+
+
+#: The GIL switch interval dasf_geo uses where an event loop thread hands
+#: messages to other threads (see :func:`shorten_switch_interval`).
+SWITCH_INTERVAL = 0.001
+
+
+def shorten_switch_interval() -> None:
+    """Lower Python's GIL switch interval from its default 5 ms to 1 ms.
+
+    Backends run requests in worker threads and blocking clients wait on an
+    event loop thread: each call hands a result from one thread to another.
+    Measured on the reference 2-core machine, the thread that gets the
+    result then often waits for the GIL for most of the default 5 ms
+    interval, which tripled the latency of small calls (about 8 ms instead of
+    2.5 ms). The interval is only lowered if it is still Python's default,
+    and not at all with ``DASF_GEO_KEEP_SWITCH_INTERVAL=1``.
+    """
+    if os.environ.get("DASF_GEO_KEEP_SWITCH_INTERVAL", "") not in ("", "0"):
+        return
+    if abs(sys.getswitchinterval() - 0.005) < 1e-9:
+        sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def setting(config: Any, name: str, default: Any) -> Any:

@@ -72,6 +72,7 @@ from dasf_geo.transport._common import (
     payload_bytes,
     send_payload,
     setting,
+    shorten_switch_interval,
 )
 from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_url
 
@@ -669,6 +670,7 @@ def listen(module_cls: Any, *, handler: RequestHandler | None = None) -> None:
     """
     handler = handler or ModuleHandler(module_cls)
     config = _config_of(module_cls)
+    shorten_switch_interval()  # requests run in worker threads
     asyncio.run(_listen_until_signal(Listener(handler, config)))
 
 

@@ -60,6 +60,7 @@ from dasf_geo.transport._common import (
     payload_bytes,
     send_payload,
     setting,
+    shorten_switch_interval,
 )
 from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_url
 
@@ -585,6 +586,7 @@ class _LoopThread:
     """One daemon thread running the event loop of all blocking clients."""
 
     def __init__(self) -> None:
+        shorten_switch_interval()
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self.thread = threading.Thread(

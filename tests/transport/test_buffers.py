@@ -45,3 +45,25 @@ def test_reassembly_into_a_file_buffer_gives_the_payload():
     assert isinstance(out, FileBuffer)
     assert payload_bytes(out) == data
     out.close()
+
+
+def test_switch_interval_is_shortened_only_from_the_default(monkeypatch):
+    import sys
+
+    from dasf_geo.transport._common import SWITCH_INTERVAL, shorten_switch_interval
+
+    before = sys.getswitchinterval()
+    try:
+        monkeypatch.delenv("DASF_GEO_KEEP_SWITCH_INTERVAL", raising=False)
+        sys.setswitchinterval(0.005)
+        shorten_switch_interval()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        sys.setswitchinterval(0.002)  # a user's own choice stays
+        shorten_switch_interval()
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+        monkeypatch.setenv("DASF_GEO_KEEP_SWITCH_INTERVAL", "1")
+        sys.setswitchinterval(0.005)
+        shorten_switch_interval()
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+    finally:
+        sys.setswitchinterval(before)
