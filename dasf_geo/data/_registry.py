@@ -338,9 +338,12 @@ def resolve_annotation(annotation: Any, options: DataOptions | None = None) -> A
             f"options must be a DataOptions, got {type(options).__name__}"
         )
     try:
-        return _resolve_cached(annotation, (options or DataOptions()).resolved())
+        resolved = _resolve_cached(annotation, (options or DataOptions()).resolved())
     except TypeError:  # unhashable annotation (e.g. Annotated with a dict)
         return _resolve(annotation, (options or DataOptions()).resolved(), 0)
+    # the cache may hold an equal but distinct object (``list[int]`` makes a
+    # new alias each time): an unchanged annotation comes back as itself
+    return annotation if resolved == annotation else resolved
 
 
 @lru_cache(maxsize=512)

@@ -33,8 +33,10 @@ from dasf_geo.exceptions import ProtocolError
 from dasf_geo.protocol.constants import MessageType, PropertyKeys, Status
 
 __all__ = [
+    "MAX_REQUEST_CONTEXT",
     "ConsumerMessage",
     "ProducerAck",
+    "RequestContexts",
     "RequestHeader",
     "ack_frame",
     "b64decode",
@@ -304,9 +306,44 @@ def parse_consumer_message(frame: bytes | bytearray | str) -> ConsumerMessage:
 # --- the DASF envelope -----------------------------------------------------
 
 
+#: Request contexts stay below this: dasf-broker-django stores the
+#: ``requestContext`` in a 32-bit integer column and closes the connection
+#: (code 1011) on anything else; demessaging sends small integers too.
+MAX_REQUEST_CONTEXT = 2**31
+
+
 def new_request_context() -> str:
-    """A fresh request context: 128 random bits as 32 hex digits."""
-    return secrets.token_hex(16)
+    """A random request context: a decimal integer below 2**31.
+
+    Callers that send many requests use :class:`RequestContexts`, which
+    never repeats one; this is for one-off requests.
+    """
+    return str(secrets.randbelow(MAX_REQUEST_CONTEXT))
+
+
+class RequestContexts:
+    """The request contexts of one caller: unique decimal integers below 2**31.
+
+    Replies are matched by context within one caller's private response
+    topic (whose name carries 128 random bits), so a context only has to be
+    unique per caller, not unguessable: a counter from a random start,
+    wrapping at 2**31, repeats only after 2**31 requests. Decimal integers
+    are what every DASF peer accepts (see :data:`MAX_REQUEST_CONTEXT`).
+
+    Args:
+        start: the first context (default: random).
+    """
+
+    def __init__(self, start: int | None = None) -> None:
+        if start is None:
+            start = secrets.randbelow(MAX_REQUEST_CONTEXT)
+        self._next = start % MAX_REQUEST_CONTEXT
+
+    def next(self) -> str:
+        """The next context."""
+        value = self._next
+        self._next = (value + 1) % MAX_REQUEST_CONTEXT
+        return str(value)
 
 
 def new_response_topic(topic: str) -> str:

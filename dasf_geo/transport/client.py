@@ -45,9 +45,9 @@ from dasf_geo.protocol.constants import (
 from dasf_geo.protocol.fragments import Reassembler
 from dasf_geo.protocol.messages import (
     ConsumerMessage,
+    RequestContexts,
     b64decode,
     b64encode,
-    new_request_context,
     new_response_topic,
     request_properties,
 )
@@ -228,6 +228,7 @@ class AsyncClient:
             config, "max_payload_size", DEFAULT_MAX_PAYLOAD_SIZE
         )
         self.response_topic = new_response_topic(self.topic)
+        self._contexts = RequestContexts()
         header = header_of(config)
         open_timeout = float(setting(config, "producer_connection_timeout", 30.0))
         self._producer = AsyncProducer(
@@ -468,7 +469,7 @@ class AsyncClient:
             await self.start()
         timeout = self.timeout if timeout is None else timeout
         what = what or f"a {MessageType(message_type).value} message"
-        context = new_request_context()
+        context = self._contexts.next()
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[context] = _Pending(future, what, progress)
         props = request_properties(self.response_topic, context, message_type)

@@ -17,7 +17,6 @@ import time
 import pytest
 
 from dasf_geo.exceptions import RemoteError
-from dasf_geo.transport import client as client_module
 from dasf_geo.transport.client import AsyncClient, Client
 from dasf_geo.validators.xarray import validate_dataset
 from tests.conftest import timeout
@@ -181,24 +180,12 @@ def test_dasf_geo_backend_answers_bad_requests_from_a_raw_caller(
 # dasf_geo backend and caller through dasf-broker-django
 
 
-@pytest.fixture
-def integer_request_contexts(monkeypatch):
-    """Send decimal-integer requestContexts, as demessaging does.
-
-    dasf-broker-django stores ``requestContext`` in an IntegerField and fails
-    the connection (close 1011) on anything else (see
-    test_django.py::test_django_fails_the_connection_on_a_non_integer_request_context).
-    """
-    monkeypatch.setattr(
-        client_module,
-        "new_request_context",
-        lambda: str(secrets.randbelow(2**31)),
-    )
-
-
 def test_dasf_geo_backend_and_caller_through_django_with_a_token(
-    django_site, topic, start_peer, integer_request_contexts
+    django_site, topic, start_peer
 ):
+    """Also shows that our request contexts fit dasf-broker-django's integer
+    column (see test_django.py::
+    test_django_fails_the_connection_on_a_non_integer_request_context)."""
     token = django_site.create_token("geo_user", [topic])
     endpoint = django_site.endpoint(token)
     start_peer("geo", endpoint, topic)

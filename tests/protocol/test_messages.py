@@ -169,12 +169,22 @@ def test_request_and_reply_envelope():
     assert pong["messageType"] == "pong" and "status" not in pong
 
 
-def test_request_context_and_response_topic_are_unguessable():
-    contexts = {m.new_request_context() for _ in range(1000)}
-    assert len(contexts) == 1000
-    assert all(len(c) == 32 for c in contexts)  # 128 bits of hex
+def test_request_contexts_are_unique_integers_every_peer_accepts():
+    contexts = m.RequestContexts()
+    values = [contexts.next() for _ in range(1000)]
+    assert len(set(values)) == 1000
+    assert all(v.isdigit() and 0 <= int(v) < 2**31 for v in values)
+    assert [int(v) for v in values[:2]] == [int(values[0]), int(values[0]) + 1]
+    wrapping = m.RequestContexts(start=2**31 - 1)
+    assert [wrapping.next(), wrapping.next()] == [str(2**31 - 1), "0"]
+    one_off = m.new_request_context()
+    assert one_off.isdigit() and int(one_off) < 2**31
+
+
+def test_response_topic_is_unguessable():
     topic = m.new_response_topic("t")
-    assert topic.startswith("t_") and len(topic) == 2 + 32
+    assert topic.startswith("t_") and len(topic) == 2 + 32  # 128 bits of hex
+    assert m.new_response_topic("t") != topic
 
 
 def test_reference_integer_context_is_accepted():
