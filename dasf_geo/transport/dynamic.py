@@ -423,19 +423,12 @@ def _build_members(
     return members
 
 
-class Service:
-    """A running service, with its functions and classes as attributes.
-
-    Created by :func:`connect`; close it (or use ``with``) when done.
-
-    Attributes:
-        topic: the backend's topic.
-        api_info: the API model the backend sent.
-    """
+class _ServiceBase:
+    """What :class:`Service` and :class:`AsyncService` share: the members."""
 
     def __init__(
         self,
-        client: Client,
+        client: Any,
         api_info: dict[str, Any],
         *,
         decode: bool = True,
@@ -444,18 +437,12 @@ class Service:
         self._client = client
         self._decode = decode
         self._progress = progress
-        self.topic = client.topic
+        self.topic: str = client.topic
         self.api_info = api_info
         self._members = _build_members(api_info, self._send)
 
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
-        bar = _progress_for(self._progress, sig.name)
-        try:
-            result = self._client.call(request, progress=bar, accept=sig.accept)
-        finally:
-            if isinstance(bar, ProgressBar):
-                bar.close()
-        return sig.decode(result, self._decode)
+        raise NotImplementedError
 
     def __getattr__(self, name: str) -> Any:
         members = self.__dict__.get("_members") or {}
@@ -474,6 +461,31 @@ class Service:
         """The names of the service's functions and classes."""
         return list(self._members)
 
+    def __repr__(self) -> str:
+        return f"<dasf_geo service {self.topic!r}: {', '.join(self._members)}>"
+
+
+class Service(_ServiceBase):
+    """A running service, with its functions and classes as attributes.
+
+    Created by :func:`connect`; close it (or use ``with``) when done.
+
+    Attributes:
+        topic: the backend's topic.
+        api_info: the API model the backend sent.
+    """
+
+    _client: Client
+
+    def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
+        bar = _progress_for(self._progress, sig.name)
+        try:
+            result = self._client.call(request, progress=bar, accept=sig.accept)
+        finally:
+            if isinstance(bar, ProgressBar):
+                bar.close()
+        return sig.decode(result, self._decode)
+
     def ping(self, timeout: float | None = None) -> float:
         """Ping the backend; return the round-trip time in seconds."""
         return self._client.ping(timeout)
@@ -488,30 +500,14 @@ class Service:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"<dasf_geo service {self.topic!r}: {', '.join(self._members)}>"
 
-
-class AsyncService:
+class AsyncService(_ServiceBase):
     """The asyncio counterpart of :class:`Service`: calls return coroutines.
 
     Created by :func:`aconnect`; ``await service.close()`` when done.
     """
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        api_info: dict[str, Any],
-        *,
-        decode: bool = True,
-        progress: ProgressOption = None,
-    ) -> None:
-        self._client = client
-        self._decode = decode
-        self._progress = progress
-        self.topic = client.topic
-        self.api_info = api_info
-        self._members = _build_members(api_info, self._send)
+    _client: AsyncClient
 
     async def _call(self, request: dict[str, Any], sig: _Signature) -> Any:
         bar = _progress_for(self._progress, sig.name)
@@ -525,19 +521,9 @@ class AsyncService:
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
         return self._call(request, sig)
 
-    def __getattr__(self, name: str) -> Any:
-        members = self.__dict__.get("_members") or {}
-        if name in members:
-            return members[name]
-        raise AttributeError(
-            f"the service on topic {self.__dict__.get('topic')!r} has no function or "
-            f"class {name!r}; it offers: {', '.join(members) or 'nothing'}"
-        )
-
-    @property
-    def members(self) -> list[str]:
-        """The names of the service's functions and classes."""
-        return list(self._members)
+    async def ping(self, timeout: float | None = None) -> float:
+        """Ping the backend; return the round-trip time in seconds."""
+        return await self._client.ping(timeout)
 
     async def close(self) -> None:
         """Close the connections to the broker."""

@@ -305,3 +305,19 @@ def test_serve_module_that_fails_to_import(tmp_path):
     result = run_cli("serve", str(bad), "--port", str(free_port()))
     assert result.returncode == 1
     assert "importing" in result.stderr and "boom at import" in result.stderr
+
+
+def test_asyncio_dynamic_client(served):
+    url, _ = served
+
+    async def main() -> None:
+        svc = await dasf_geo.aconnect("e2e-serve", url, timeout=timeout(30))
+        async with svc:
+            assert await svc.ping() >= 0
+            results = await asyncio.gather(*(svc.echo(i, tag="a") for i in range(20)))
+            assert results == [{"value": i, "tag": "a"} for i in range(20)]
+            assert await svc.HelloWorld(message="x").repeat_message(1) == ["x"]
+            with pytest.raises(AttributeError, match="has no function or class"):
+                svc.nothing  # noqa: B018
+
+    asyncio.run(main())
