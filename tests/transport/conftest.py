@@ -41,6 +41,7 @@ class Config:
     subscription_type: str | None = None
     persistent: bool = False
     fragment_timeout: float = 60.0
+    spool_threshold: int = 32 * 1024 * 1024
 
     def get_topic_url(self, topic: str, subscription: str | None = None) -> str:
         kind = "consumer" if subscription else "producer"
