@@ -56,6 +56,7 @@ from dasf_geo.data._registry import (
 )
 from dasf_geo.data._replies import (
     BINARY_MEDIA_TYPES,
+    open_reply,
     read_reply,
     reply_media_type,
     write_reply,
@@ -85,6 +86,7 @@ __all__ = [
     "encode_dataframe",
     "encode_ndarray",
     "get_entry",
+    "open_reply",
     "read_dataarray",
     "read_netcdf",
     "read_reply",

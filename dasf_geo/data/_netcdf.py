@@ -425,6 +425,15 @@ def _to_netcdf(
     engine: str,
     encoding: dict[Hashable, Any],
 ) -> None:
+    if (
+        engine == "scipy"
+        and isinstance(target, (str, os.PathLike))
+        and any(var.chunks is not None for var in ds.variables.values())
+    ):
+        # scipy's writer holds every variable in memory until it closes the
+        # file; the netCDF4 library writes the same NetCDF3 classic format
+        # chunk by chunk, so a dask-backed Dataset never exists in full
+        engine = "netcdf4"
     kwargs: dict[str, Any] = {"format": nc_format, "engine": engine}
     if encoding:
         kwargs["encoding"] = encoding

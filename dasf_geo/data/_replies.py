@@ -26,12 +26,23 @@ from dasf_geo.data._builtins import (
     ZARR_MEDIA_TYPE,
     prepare_xarray_reply,
 )
-from dasf_geo.data._netcdf import dataset_to_dataarray, read_netcdf, write_netcdf
+from dasf_geo.data._netcdf import (
+    dataset_to_dataarray,
+    detect_format,
+    read_netcdf,
+    write_netcdf,
+)
 from dasf_geo.data._options import DataOptions
 from dasf_geo.data._registry import RegistryType
 from dasf_geo.exceptions import DataError
 
-__all__ = ["BINARY_MEDIA_TYPES", "read_reply", "reply_media_type", "write_reply"]
+__all__ = [
+    "BINARY_MEDIA_TYPES",
+    "open_reply",
+    "read_reply",
+    "reply_media_type",
+    "write_reply",
+]
 
 _KINDS = {"xarray.Dataset": xr.Dataset, "xarray.DataArray": xr.DataArray}
 
@@ -111,4 +122,46 @@ def read_reply(
             f"{', '.join(BINARY_MEDIA_TYPES)}"
         )
     ds = read_netcdf(source)
+    return dataset_to_dataarray(ds) if media_type.endswith("DataArray") else ds
+
+
+def open_reply(
+    media_type: str, path: str | os.PathLike[str]
+) -> xr.Dataset | xr.DataArray:
+    """Open the binary reply in the file at ``path`` lazily, without loading it.
+
+    Values are read from the file when they are used (dask-backed, chunked
+    along the file's layout, when dask is installed), so a reply larger
+    than memory can be worked on piece by piece. The file must stay in
+    place while the object is used. A zarr reply is loaded (zipped zarr
+    cannot be read in place).
+
+    Raises:
+        DataError: an unknown media type, or a file that is not what it says.
+    """
+    if media_type not in BINARY_MEDIA_TYPES:
+        raise DataError(
+            f"unknown binary reply type {media_type!r}; dasf_geo reads "
+            f"{', '.join(BINARY_MEDIA_TYPES)}"
+        )
+    if media_type.startswith(ZARR_MEDIA_TYPE):
+        return read_reply(media_type, path)
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    detect_format(head)  # a clear error for bytes that are not NetCDF
+    try:
+        import dask  # noqa: F401
+
+        chunks: dict[str, Any] | None = {}
+    except ImportError:  # lazily indexed arrays without dask
+        chunks = None
+    try:
+        # the netCDF4 library reads NetCDF3 too, with reads rather than a
+        # memory map, so values read once do not stay in the process
+        ds = xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+    except Exception as exc:
+        raise DataError(
+            f"cannot open the reply: {type(exc).__name__}: {exc}; the bytes are "
+            "truncated or corrupt"
+        ) from exc
     return dataset_to_dataarray(ds) if media_type.endswith("DataArray") else ds

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -149,15 +150,24 @@ class BinaryValue:
     def decode(self) -> Any:
         """The Python object (an ``xr.Dataset`` or ``xr.DataArray``).
 
-        A reply in a temporary file is read from the file, without another
-        copy of the bytes in memory.
+        A reply smaller than :data:`LAZY_THRESHOLD` is loaded into memory. A
+        larger one stays in its temporary file and is opened lazily (values
+        are read when used; dask-backed when dask is installed); the file is
+        removed when the returned object is garbage-collected or closed.
 
         Raises:
             DataError: the bytes are not what the media type says.
         """
-        from dasf_geo.data import read_reply
+        from dasf_geo.data import open_reply, read_reply
 
-        source = self.data.path if isinstance(self.data, FileBuffer) else self.data
+        data = self.data
+        if isinstance(data, FileBuffer) and len(data) > LAZY_THRESHOLD:
+            value = open_reply(self.media_type, data.path)
+            value.set_close(_closer(value, data))
+            # the file outlives this BinaryValue: it belongs to the object now
+            weakref.finalize(value, data.close)
+            return value
+        source = data.path if isinstance(data, FileBuffer) else data
         return read_reply(self.media_type, source)
 
     def to_json(self) -> str:
@@ -170,6 +180,22 @@ class BinaryValue:
 
     def __len__(self) -> int:
         return len(self.data)
+
+
+#: Binary replies larger than this many bytes are opened lazily from their
+#: temporary file instead of being loaded (see :meth:`BinaryValue.decode`).
+LAZY_THRESHOLD = 256 * 1024 * 1024
+
+
+def _closer(value: Any, buffer: FileBuffer) -> Callable[[], None]:
+    close_backend = getattr(value, "_close", None)
+
+    def close() -> None:
+        if close_backend is not None:
+            close_backend()
+        buffer.close()
+
+    return close
 
 
 def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:

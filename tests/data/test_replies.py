@@ -92,3 +92,23 @@ def test_unknown_media_type_and_garbage_are_refused():
         read_reply("text/plain", b"CDF\x01")
     with pytest.raises(DataError, match="not NetCDF3, NetCDF4 or zipped zarr"):
         read_reply("application/x-netcdf; xarray=Dataset", b"garbage")
+
+
+def test_dask_backed_replies_are_written_chunk_by_chunk_and_opened_lazily(tmp_path):
+    from dasf_geo.data import open_reply
+
+    lazy = dataset().chunk({"lat": 1})
+    path = tmp_path / "reply.nc"
+    media = write_reply(lazy, field_metadata(xr.Dataset), path, BINARY_MEDIA_TYPES)
+    assert media == "application/x-netcdf; xarray=Dataset"
+    assert path.read_bytes()[:4] == b"CDF\x01"  # still NetCDF3 classic
+    opened = open_reply(media, path)
+    assert opened["t"].chunks is not None  # not loaded: read when used
+    xr.testing.assert_identical(opened.load(), dataset())
+    opened.close()
+    with pytest.raises(DataError, match="unknown binary reply type"):
+        open_reply("text/plain", path)
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(b"garbage!")
+    with pytest.raises(DataError, match="not NetCDF3, NetCDF4 or zipped zarr"):
+        open_reply(media, bad)

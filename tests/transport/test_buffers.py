@@ -67,3 +67,34 @@ def test_switch_interval_is_shortened_only_from_the_default(monkeypatch):
         assert sys.getswitchinterval() == pytest.approx(0.005)
     finally:
         sys.setswitchinterval(before)
+
+
+def test_large_binary_replies_are_opened_lazily_and_their_file_removed(monkeypatch):
+    import gc
+    import io
+
+    import numpy as np
+    import xarray as xr
+
+    from dasf_geo.transport import client as client_module
+    from dasf_geo.transport.client import BinaryValue
+
+    ds = xr.Dataset({"t": ("x", np.arange(1000.0))}, attrs={"crs": "EPSG:4326"})
+    raw = io.BytesIO()
+    ds.to_netcdf(raw, engine="scipy")
+    data = raw.getvalue()
+    media = "application/x-netcdf; xarray=Dataset"
+
+    small = BinaryValue(media, data).decode()  # bytes: loaded
+    xr.testing.assert_identical(small, ds)
+
+    monkeypatch.setattr(client_module, "LAZY_THRESHOLD", 100)
+    buffer = FileBuffer(len(data))
+    buffer[:] = data
+    path = buffer.path
+    lazy = BinaryValue(media, buffer).decode()
+    assert not lazy["t"].variable._in_memory
+    xr.testing.assert_identical(lazy.load(), ds)
+    del lazy, buffer
+    gc.collect()
+    assert not os.path.exists(path)  # the file went with the object
