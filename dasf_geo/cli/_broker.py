@@ -22,6 +22,7 @@ import signal
 import sys
 from typing import Any
 
+from dasf_geo.cli._common import positive_seconds
 from dasf_geo.exceptions import DasfGeoError
 
 __all__ = ["add_parser", "run"]
@@ -53,18 +54,6 @@ def _frame_size(text: str) -> int:
             f"expected at least 1024 bytes (DASF fragments are 512000 characters), "
             f"got {value}"
         )
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds, got {text!r:.40}"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r:.40}")
     return value
 
 
@@ -111,7 +100,7 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--subscription-expiry",
-        type=_seconds,
+        type=positive_seconds,
         default=None,
         metavar="SECONDS",
         help="delete durable subscriptions (persistent topics) that have had no "

@@ -30,7 +30,7 @@ from typing import Any
 from dasf_geo.cli._common import (
     add_connection_options,
     config_from_args,
-    positive_float,
+    positive_seconds,
     print_error,
 )
 from dasf_geo.exceptions import DasfGeoError
@@ -86,7 +86,7 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=positive_float,
+        type=positive_seconds,
         default=600.0,
         metavar="SECONDS",
         help="seconds to wait for the reply (default: 600)",

@@ -39,14 +39,16 @@ def parse_header(text: str) -> dict[str, str]:
     return value
 
 
-def positive_float(text: str) -> float:
+def positive_seconds(text: str) -> float:
     """argparse type: a number of seconds > 0."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, got {text!r:.40}"
+        ) from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r:.40}")
     return value
 
 

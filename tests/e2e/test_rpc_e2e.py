@@ -321,3 +321,13 @@ def test_asyncio_dynamic_client(served):
                 svc.nothing  # noqa: B018
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "expected seconds > 0, got '0'"), ("soon", "expected a number of seconds")],
+)
+def test_call_timeout_must_be_positive_seconds(value, message):
+    result = run_cli("call", "t", "f", "--timeout", value)
+    assert result.returncode == 2
+    assert f"argument --timeout: {message}" in result.stderr
