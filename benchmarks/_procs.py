@@ -87,8 +87,10 @@ def start_broker(port: int | None = None) -> tuple[Process, str]:
     return proc, f"ws://127.0.0.1:{port}"
 
 
-def start_backend(url: str, topic: str, *extra: str) -> Process:
-    """Serve benchmarks/bench_service.py on ``topic``; wait until it answers."""
+def start_backend(
+    url: str, topic: str, *extra: str, script: str = "bench_service.py"
+) -> Process:
+    """Serve ``benchmarks/<script>`` on ``topic``; wait until it answers."""
     from dasf_geo.transport.client import Client
     from dasf_geo.transport.dynamic import messaging_config
 
@@ -97,7 +99,7 @@ def start_backend(url: str, topic: str, *extra: str) -> Process:
     proc = Process(
         [
             PYTHON,
-            str(BENCH / "bench_service.py"),
+            str(BENCH / script),
             "-t",
             topic,
             "-H",

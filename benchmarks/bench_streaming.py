@@ -32,8 +32,8 @@ from benchmarks._procs import (
     rss_kib,
     rss_peak_kib,
     run_callers,
+    start_backend,
     start_broker,
-    wait_until,
 )
 
 MB = 1_000_000
@@ -47,32 +47,10 @@ def reset_peak(pid: int) -> int:
 
 
 def start_our_backend(url: str, topic: str) -> Process:
-    from dasf_geo.transport.client import Client
-    from dasf_geo.transport.dynamic import messaging_config
-
-    host, port = url.removeprefix("ws://").rsplit(":", 1)
-    proc = Process(
-        [
-            PYTHON,
-            str(BENCH / "bench_geo_service.py"),
-            "-t",
-            topic,
-            "-H",
-            host,
-            "-p",
-            port,
-            "--max-workers",
-            "1",
-            "listen",
-        ]
+    """Serve bench_geo_service.py with one worker, warmed up."""
+    proc = start_backend(
+        url, topic, "--max-workers", "1", script="bench_geo_service.py"
     )
-
-    def ping() -> bool:
-        with Client(messaging_config(topic, url), timeout=2) as client:
-            client.ping(timeout=2)
-        return True
-
-    wait_until(ping, "the dasf_geo geo backend")
     # warm the reply and argument paths (imports, caches), so that the
     # memory measured afterwards is the transfer's, not the first call's
     import dasf_geo
