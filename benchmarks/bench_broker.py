@@ -11,6 +11,9 @@ of unacked sends, as dasf_geo's transport does):
 Also streams ``--stream-mb`` MB of fragments on a fresh broker and reports
 the broker's peak memory above idle (``VmHWM`` - idle ``VmRSS``), and the
 rate of the broker's sans-I/O core alone, to show what the sockets cost.
+The broker's CPU time per message (user + system, from ``/proc``) counts
+its four frames: the producer's frame, its ack, the delivery and the
+consumer's ack (a DASF call crosses the broker as two messages).
 
     python benchmarks/bench_broker.py [--repeat 5] [--small 20000]
         [--fragments 400] [--stream-mb 100] [--persistent]
@@ -65,6 +68,12 @@ class BrokerProcess:
         text = Path(f"/proc/{self.popen.pid}/status").read_text()
         match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
         return int(match.group(1)) if match else 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the broker process used so far, in seconds."""
+        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rpartition(")")[2]
+        utime, stime = fields.split()[11:13]
+        return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -178,17 +187,20 @@ def main(argv: list[str] | None = None) -> int:
             for name, payload, n, window, domain in cases:
                 rates = []
                 for r in range(args.repeat):
+                    cpu = broker.cpu_seconds()
                     seconds, nbytes = run_case(
                         broker.url, payload, n, window, domain, str(r)
                     )
-                    rates.append((n / seconds, nbytes / seconds / MB))
+                    cpu = broker.cpu_seconds() - cpu
+                    rates.append((n / seconds, nbytes / seconds / MB, cpu / n * 1e6))
                 rows.append(
                     (
                         name,
                         domain,
                         n,
-                        statistics.median(x for x, _ in rates),
-                        statistics.median(y for _, y in rates),
+                        statistics.median(x for x, _, _ in rates),
+                        statistics.median(y for _, y, _ in rates),
+                        statistics.median(z for _, _, z in rates),
                     )
                 )
         finally:
@@ -216,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.repeat} runs, one producer -> broker process -> one consumer"
     )
     print()
-    print("| messages | topic | count | messages/s | MB/s |")
-    print("|---|---|---:|---:|---:|")
-    for name, domain, n, rate, mbps in rows:
-        print(f"| {name} | {domain} | {n} | {rate:,.0f} | {mbps:,.1f} |")
+    print("| messages | topic | count | messages/s | MB/s | broker CPU µs/message |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, domain, n, rate, mbps, cpu in rows:
+        print(f"| {name} | {domain} | {n} | {rate:,.0f} | {mbps:,.1f} | {cpu:,.0f} |")
     print()
     print(
         f"Streaming {nbytes / MB:.0f} MB in {stream_n} fragments: "
