@@ -40,23 +40,22 @@ acks free room again.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
-import secrets
+import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 from dasf_geo.broker.names import TopicName
 from dasf_geo.exceptions import BrokerError, ProtocolError
-from dasf_geo.protocol.messages import (
-    b64decode,
-    parse_json_object,
-    split_payload_frame,
-)
+from dasf_geo.protocol.messages import b64decode
 
 if TYPE_CHECKING:
     from dasf_geo.broker.store import MessageStore
@@ -121,8 +120,61 @@ class SubscribeError(BrokerError):
         self.reason = reason
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# (millisecond, its text) and (second, "YYYY-MM-DDTHH:MM:SS"); replaced as
+# whole tuples, so that brokers in several threads never mix two entries
+_now_cache: tuple[int, str] = (-1, "")
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    """The current UTC time as ISO 8601 with milliseconds.
+
+    ``2026-11-23T21:34:15.123+00:00``, as
+    ``datetime.now(timezone.utc).isoformat(timespec="milliseconds")`` gives,
+    but formatted once per millisecond (the text per second): a busy broker
+    stamps many messages within one millisecond.
+    """
+    global _now_cache, _second_cache
+    millis = time.time_ns() // 1_000_000
+    cached = _now_cache
+    if cached[0] == millis:
+        return cached[1]
+    second, milli = divmod(millis, 1000)
+    day = _second_cache
+    if day[0] != second:
+        stamp = (_EPOCH + timedelta(seconds=second)).isoformat()[:19]
+        day = _second_cache = (second, stamp)
+    text = f"{day[1]}.{milli:03d}+00:00"
+    _now_cache = (millis, text)
+    return text
+
+
+class _Tokens:
+    """Message ids: 96 random bits each, as ``secrets.token_urlsafe(12)``.
+
+    Reads the system's random source once per 1024 ids instead of once per
+    id: 12 random bytes are exactly 16 URL-safe base64 characters, so each
+    16-character slice of a block's encoding is one id.
+    """
+
+    __slots__ = ("_block", "_pos")
+
+    _BLOCK_IDS = 1024
+
+    def __init__(self) -> None:
+        self._block = ""
+        self._pos = 0
+
+    def next(self) -> str:
+        """A new id of 16 URL-safe characters."""
+        pos = self._pos
+        if pos >= len(self._block):
+            raw = os.urandom(12 * self._BLOCK_IDS)
+            self._block = base64.urlsafe_b64encode(raw).decode("ascii")
+            pos = 0
+        self._pos = pos + 16
+        return self._block[pos : pos + 16]
 
 
 @dataclass(eq=False)
@@ -285,8 +337,116 @@ def _ok(message_id: str, context: bytes | None) -> bytes:
     return b"".join(parts)
 
 
+def _compact_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"))``, made once.
+
+    ``json.dumps`` with arguments builds a new encoder on every call; the
+    values dumped here come from ``json.loads`` (no cycles, only JSON
+    types), so one C encoder without cycle markers gives the same text.
+    """
+    encoder = json.JSONEncoder(separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C encoder
+        return encoder.encode
+    c_encode = make(
+        None,
+        encoder.default,
+        encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(c_encode(value, 0))
+
+    return encode
+
+
+_encode = _compact_encoder()
+
+
 def _dump(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+    """Compact JSON text of ``value`` (a value read by ``json.loads``)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value).encode("ascii")
+    if kind is int:
+        return int.__repr__(value).encode("ascii")
+    return _encode(value).encode("utf-8")
+
+
+_decode = json.JSONDecoder().decode
+
+
+def _loads(frame: bytes) -> Any:
+    """``json.loads(frame)``, skipping its encoding detection when possible.
+
+    ``json.loads`` reads bytes as UTF-8 (with ``surrogatepass``) whenever
+    they start with ``{`` followed by a non-NUL byte, so such frames are
+    decoded directly; anything else goes through ``json.loads``.
+    """
+    if frame[:1] == b"{" and frame[1:2] != b"\x00":
+        return _decode(frame.decode("utf-8", "surrogatepass"))
+    return json.loads(frame)
+
+
+def _parse_object(frame: bytes, what: str) -> dict[str, Any]:
+    """Parse a frame that must be a JSON object.
+
+    Raises:
+        ProtocolError: the frame is not UTF-8 JSON or not a JSON object.
+    """
+    try:
+        obj = _loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"the {what} is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ProtocolError(
+            f"the {what} must be a JSON object, got {type(obj).__name__}"
+        )
+    return obj
+
+
+_PAYLOAD_KEY = re.compile(rb'"payload"\s*:\s*"')
+
+
+def _split_payload_frame(frame: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """Cut the payload out of a producer frame and JSON-parse the rest.
+
+    :func:`dasf_geo.protocol.messages.split_payload_frame`, with the
+    cheaper :func:`_loads`. Returns None whenever the shape is not the
+    plain one (escapes in the payload, a nested ``"payload"`` key matched
+    first…); the caller then parses the whole frame, so this never changes
+    a result.
+    """
+    match = _PAYLOAD_KEY.search(frame)
+    if match is None:
+        return None
+    start = match.end()
+    end = frame.find(b'"', start)
+    if end < 0:
+        return None
+    payload = frame[start:end]
+    if b"\\" in payload or not payload.isascii():
+        return None
+    try:
+        # "#" is not base64: if the top-level payload reads "#", the cut was
+        # the top-level one
+        obj = _loads(frame[:start] + b"#" + frame[end:])
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or obj.get("payload") != "#":
+        return None
+    return obj, payload
+
+
+# the plain ack {"messageId": "<id>"} as dasf_geo and the benchmarks send it:
+# read without a JSON parser (ids the broker hands out are URL-safe base64)
+_PLAIN_ACK = re.compile(rb'\{"messageId":"([A-Za-z0-9_\-]+)"\}')
 
 
 class BrokerCore:
@@ -330,6 +490,7 @@ class BrokerCore:
         self.on_drain: Callable[[Topic], None] | None = None
         self.started = time.time()
         self._consumer_ids = 0
+        self._tokens = _Tokens()
         if store is not None:
             self._load(store)
 
@@ -376,10 +537,10 @@ class BrokerCore:
         never raise: they are answered with ``send-error:<code>`` acks that
         echo the ``context`` when it could be read.
         """
-        split = split_payload_frame(frame)
+        split = _split_payload_frame(frame)
         if split is None:
             try:
-                obj = parse_json_object(frame, "message")
+                obj = _parse_object(frame, "message")
             except ProtocolError as exc:
                 return _send_error(SendErrorCode.JSON, str(exc), None)
             raw = obj.get("payload")
@@ -430,7 +591,7 @@ class BrokerCore:
             )
         message = Message(
             seq=topic.next_seq,
-            message_id=secrets.token_urlsafe(12),
+            message_id=self._tokens.next(),
             payload=payload,
             properties=_dump(props),
             publish_time=_now_iso(),
@@ -705,7 +866,7 @@ class BrokerCore:
         sub.backlog.extendleft(reversed(waiting))
 
     def _deliver(self, sub: Subscription, consumer: Consumer, entry: _Entry) -> None:
-        token = secrets.token_urlsafe(12)
+        token = self._tokens.next()
         consumer.inflight[token] = entry
         consumer.inflight_bytes += entry.message.size
         key = entry.message.key
@@ -776,8 +937,14 @@ class BrokerCore:
             ProtocolError: the frame is not JSON, not an object, has no
                 ``messageId`` string, or has an unknown ``type``.
         """
-        obj = parse_json_object(frame, "consumer frame")
-        kind = obj.get("type")
+        plain = _PLAIN_ACK.fullmatch(frame)
+        if plain is not None:
+            kind: Any = None
+            token: Any = plain.group(1).decode("ascii")
+        else:
+            obj = _parse_object(frame, "consumer frame")
+            kind = obj.get("type")
+            token = obj.get("messageId")
         if kind == "permit":
             permits = obj.get("permitMessages")
             if type(permits) is not int or permits < 1:
@@ -792,7 +959,6 @@ class BrokerCore:
                 f"unknown frame type {str(kind)[:40]!r}: send {{'messageId': …}} "
                 "to acknowledge, type 'negativeAcknowledge' or 'permit'"
             )
-        token = obj.get("messageId")
         if not isinstance(token, str) or not token:
             raise ProtocolError(
                 "the consumer frame has no 'messageId' string: acknowledge with "
@@ -866,11 +1032,11 @@ class BrokerCore:
         in use (has a subscription or a producer).
         """
         try:
-            obj = parse_json_object(frame, "message")
+            obj = _parse_object(frame, "message")
         except ProtocolError as exc:
             return _send_error(SendErrorCode.JSON, str(exc), None)
         context = None if "context" not in obj else _dump(obj["context"])
-        message_id = secrets.token_urlsafe(12)
+        message_id = self._tokens.next()
         props = obj.get("properties")
         slug = props.get("source_topic") if isinstance(props, dict) else None
         if not isinstance(slug, str) or not slug:

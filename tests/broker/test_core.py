@@ -604,3 +604,101 @@ def test_persistent_topic_without_store_is_not_durable():
     assert not c.subscription.durable
     core.unsubscribe(c)
     assert core.topics == {}
+
+
+# --- the cheap per-message helpers give what the json module gives ---------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "7",
+        'é ☃ "quoted" \\ \n \ud800',
+        "",
+        0,
+        -12,
+        2**70,
+        True,
+        None,
+        1.5,
+        float("nan"),
+        [1, "a", {"b": None}],
+        {"messageType": "request", "n": 1, "nested": {"x": [1.0, False]}},
+        {},
+    ],
+)
+def test_dump_is_compact_json_dumps(value):
+    from dasf_geo.broker.core import _dump
+
+    assert _dump(value) == json.dumps(value, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"payload": "aGk=", "context": 1}',
+        '{"a": "é"}'.encode("utf-16"),
+        '{"a": "é"}'.encode("utf-16-le"),
+        '{"a": "é"}'.encode("utf-8-sig"),
+        b'{"a": "\xed\xa0\x80"}',  # a lone surrogate, as json.loads reads it
+        b"[1, 2]",
+        b'  {"a": 1}  ',
+    ],
+)
+def test_loads_reads_what_json_loads_reads(raw):
+    from dasf_geo.broker.core import _loads
+
+    assert _loads(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw", [b'{"a": 1} x', b"{\xff}", b"{", b'{"a":\x001}'])
+def test_loads_fails_as_json_loads_does(raw):
+    from dasf_geo.broker.core import _loads
+
+    with pytest.raises((ValueError, UnicodeDecodeError)) as ours:
+        _loads(raw)
+    with pytest.raises((ValueError, UnicodeDecodeError)) as theirs:
+        json.loads(raw)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_now_iso_matches_datetime_isoformat(monkeypatch):
+    from datetime import datetime, timezone
+
+    from dasf_geo.broker import core
+
+    for ns in (0, 1_764_000_000_999_999_999, 1_764_000_001_000_000_000, 1_000_500):
+        monkeypatch.setattr(core.time, "time_ns", lambda ns=ns: ns)
+        expected = datetime.fromtimestamp(ns // 1000 / 1e6, timezone.utc).isoformat(
+            timespec="milliseconds"
+        )
+        assert core._now_iso() == expected
+        assert core._now_iso() == expected  # from the cache
+
+
+def test_message_ids_are_16_url_safe_characters_and_unique():
+    import re
+
+    core = BrokerCore()
+    ids = [core._tokens.next() for _ in range(3000)]  # three random blocks
+    assert all(re.fullmatch(r"[A-Za-z0-9_\-]{16}", i) for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_plain_and_spelled_out_acks_are_the_same():
+    core = BrokerCore()
+    consumer = core.subscribe(T, "s", receiver_queue_size=10)
+    topic = core.add_producer(T)
+    for i in range(3):
+        core.publish(topic, frame(context=i))
+    one, two, three = drain(core, consumer)
+    assert core.consumer_frame(
+        consumer, f'{{"messageId":"{one["messageId"]}"}}'.encode()
+    )
+    assert core.consumer_frame(
+        consumer, f'{{ "messageId" : "{two["messageId"]}" }}'.encode()
+    )
+    assert not core.consumer_frame(consumer, b'{"messageId":"unknown"}')
+    assert list(consumer.inflight) == [three["messageId"]]
+    with pytest.raises(ProtocolError, match="no 'messageId' string"):
+        core.consumer_frame(consumer, b'{"messageId":""}')
