@@ -51,6 +51,8 @@ __all__ = [
     "Fragment",
     "Reassembler",
     "crc32_hex",
+    "fits_one_message",
+    "one_message",
     "piece_chars",
     "split_payload",
     "split_stream",
@@ -97,6 +99,26 @@ class Fragment:
     properties: dict[str, Any]
 
 
+def fits_one_message(size: int, max_payload_size: int) -> bool:
+    """True if ``size`` bytes go into one message (their base64 fits)."""
+    return 4 * math.ceil(size / 3) <= max_payload_size
+
+
+def one_message(
+    data: bytes | bytearray | memoryview, *, extensions: bool = True
+) -> Fragment:
+    """``data`` as the single message of an unfragmented payload.
+
+    Its properties carry the checksum and size (``dasfGeo*``) unless
+    ``extensions`` is False. See :func:`fits_one_message`.
+    """
+    text = b64encode(data)
+    props: dict[str, Any] = {}
+    if extensions:
+        props = {EXT_CHECKSUM: crc32_hex(text), EXT_SIZE: len(data)}
+    return Fragment(text, props)
+
+
 def split_stream(
     read: Callable[[int], bytes],
     size: int,
@@ -121,18 +143,13 @@ def split_stream(
     """
     chars = piece_chars(max_payload_size)
     piece_bytes = chars // 4 * 3
-    encoded_size = 4 * math.ceil(size / 3)
-    if encoded_size <= max_payload_size:
+    if fits_one_message(size, max_payload_size):
         data = read(size) if size else b""
         if len(data) != size:
             raise FragmentError(
                 f"payload source ended after {len(data)} of {size} bytes"
             )
-        text = b64encode(data)
-        props: dict[str, Any] = {}
-        if extensions:
-            props = {EXT_CHECKSUM: crc32_hex(text), EXT_SIZE: size}
-        yield Fragment(text, props)
+        yield one_message(data, extensions=extensions)
         return
     count = math.ceil(size / piece_bytes)
     transfer = secrets.token_hex(8)

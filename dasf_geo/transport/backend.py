@@ -35,7 +35,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,7 +55,7 @@ from dasf_geo.protocol.constants import (
     MessageType,
     Status,
 )
-from dasf_geo.protocol.fragments import Reassembler
+from dasf_geo.protocol.fragments import Reassembler, fits_one_message, one_message
 from dasf_geo.protocol.messages import (
     ConsumerMessage,
     RequestHeader,
@@ -74,7 +74,12 @@ from dasf_geo.transport._common import (
     setting,
     shorten_switch_interval,
 )
-from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_url
+from dasf_geo.transport.connection import (
+    AsyncConsumer,
+    AsyncProducer,
+    check_ack,
+    redact_url,
+)
 
 __all__ = [
     "BackgroundListener",
@@ -318,7 +323,10 @@ class Listener:
             },
         )
         self._consumer = AsyncConsumer(
-            self.consumer_url, self.header, open_timeout=self.open_timeout
+            self.consumer_url,
+            self.header,
+            open_timeout=self.open_timeout,
+            on_message=self._on_message,
         )
         self._reassembler = Reassembler(
             max_size=int(setting(config, "max_request_size", 1 << 30)),
@@ -331,6 +339,9 @@ class Listener:
         self._producers: dict[str, tuple[AsyncProducer, float]] = {}
         self._producer_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: one future per request in progress, done once it is answered
+        self._running: set[asyncio.Future[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._active = 0
         self._pool = ThreadPoolExecutor(
             max_workers=self.max_workers, thread_name_prefix=f"dasf-geo {self.topic}"
@@ -352,6 +363,7 @@ class Listener:
                 wrong URL is reported at once instead of retried forever).
         """
         self._stopping = stop or asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         await self._consumer.connect()
         logger.info("connection to %s established", redact_url(self.consumer_url))
         self.connected.set()
@@ -364,38 +376,47 @@ class Listener:
             housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
+            # messages that arrive from now on are left unacknowledged (the
+            # broker gives them to another backend once this one is gone);
+            # requests in progress are answered and acknowledged first
+            if self._running or self._tasks:
+                logger.info(
+                    "finishing %d request(s) in progress",
+                    len(self._running) + len(self._tasks),
+                )
+            while self._running or self._tasks:
+                await asyncio.gather(
+                    *self._running, *self._tasks, return_exceptions=True
+                )
             await self._consumer.close()
-            if self._tasks:
-                logger.info("finishing %d request(s) in progress", len(self._tasks))
-                await asyncio.gather(*self._tasks, return_exceptions=True)
             for producer, _ in list(self._producers.values()):
                 await producer.close()
             self._producers.clear()
             self._pool.shutdown(wait=False)
 
     async def _consume_until_stopped(self) -> None:
+        """Wait for the stop signal; reconnect whenever the connection drops.
+
+        Messages are handled by :meth:`_on_message` as they arrive.
+        """
         assert self._stopping is not None
         stop_wait = asyncio.ensure_future(self._stopping.wait())
         try:
             while not self._stopping.is_set():
-                receive = asyncio.ensure_future(self._consumer.receive())
-                done, _ = await asyncio.wait(
-                    {receive, stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                closed = asyncio.ensure_future(self._consumer.wait_closed())
+                await asyncio.wait(
+                    {closed, stop_wait}, return_when=asyncio.FIRST_COMPLETED
                 )
-                if receive not in done:
-                    receive.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await receive
+                closed.cancel()
+                if self._stopping.is_set():
                     break
-                try:
-                    msg = receive.result()
-                except TransportError as exc:
-                    self.connected.clear()
-                    logger.warning("lost the connection to the broker: %s", exc)
-                    if not await self._reconnect():
-                        break
-                    continue
-                await self._on_message(msg)
+                self.connected.clear()
+                logger.warning(
+                    "lost the connection to the broker: %s",
+                    self._consumer._closed_error(),
+                )
+                if not await self._reconnect():
+                    break
         finally:
             stop_wait.cancel()
 
@@ -445,17 +466,26 @@ class Listener:
 
     # --- message handling ---------------------------------------------------
 
-    async def _ack(self, message_ids: list[str]) -> None:
+    def _ack(self, message_ids: list[str]) -> None:
         for message_id in message_ids:
             with contextlib.suppress(TransportError):
-                await self._consumer.ack(message_id)
+                self._consumer.ack_now(message_id)
 
-    async def _on_message(self, msg: ConsumerMessage) -> None:
+    def _on_message(self, msg: ConsumerMessage) -> None:
+        """Called by the consumer for every message, on the event loop."""
+        if self._stopping is not None and self._stopping.is_set():
+            return  # left unacked: redelivered to another backend
+        try:
+            self._handle_message(msg)
+        except Exception:  # a bug must not cost the connection
+            logger.exception("error handling message %s", msg.message_id)
+
+    def _handle_message(self, msg: ConsumerMessage) -> None:
         try:
             header = parse_request_header(msg.properties)
         except ProtocolError as exc:
             logger.warning("dropping message %s: %s", msg.message_id, exc)
-            await self._ack([msg.message_id])
+            self._ack([msg.message_id])
             return
         key = (header.request_context, header.response_topic)
         incoming = self._incoming.get(key)
@@ -479,13 +509,13 @@ class Listener:
             # complete. The message that completes the request is acked
             # after the reply, so a request that fits one message is
             # redelivered if this backend dies; a fragmented one is not.
-            await self._ack([msg.message_id])
+            self._ack([msg.message_id])
             return
         incoming.message_ids.append(msg.message_id)
         del self._incoming[key]
-        await self._dispatch(incoming, data)
+        self._dispatch(incoming, data)
 
-    async def _dispatch(self, incoming: _Incoming, data: bytes | bytearray) -> None:
+    def _dispatch(self, incoming: _Incoming, data: bytes | bytearray) -> None:
         header = incoming.header
         mtype = header.message_type
         if mtype == MessageType.PING.value:
@@ -504,15 +534,14 @@ class Listener:
                     )
                 )
                 return
-            self._active += 1
-            self._spawn(self._run_request(incoming, data))
+            self._start_request(incoming, data)
         elif mtype in {
             MessageType.PONG.value,
             MessageType.RESPONSE.value,
             MessageType.PROGRESS.value,
             MessageType.LOG.value,
         }:
-            await self._ack(incoming.message_ids)
+            self._ack(incoming.message_ids)
         else:
             self._spawn(
                 self._reply_error(incoming, f"unsupported message type {mtype!r}")
@@ -537,35 +566,121 @@ class Listener:
                 raise
             raise _RequestError(f"error validating request: {exc}") from exc
 
-    async def _run_request(self, incoming: _Incoming, data: bytes | bytearray) -> None:
+    def _start_request(self, incoming: _Incoming, data: bytes | bytearray) -> None:
+        """Run a request in the worker pool; answer it when it is done.
+
+        No task is created per request: the pool's future hands the result
+        back to the event loop, where a small reply is sent at once (see
+        :meth:`_request_done`).
+        """
+        loop = self._loop
+        assert loop is not None
+        self._active += 1
+        done: asyncio.Future[None] = loop.create_future()
+        self._running.add(done)
+        done.add_done_callback(self._running.discard)
         try:
-            loop = asyncio.get_running_loop()
-            try:
-                result = await loop.run_in_executor(
-                    self._pool,
-                    self._execute,
-                    data,
-                    self._progress_sender(incoming),
-                    incoming.accept,
-                )
-            except _RequestError as exc:
-                await self._reply_error(incoming, exc.text, exc.errors)
-                return
-            except Exception as exc:
-                logger.error(
-                    "request %s failed", incoming.header.request_context, exc_info=True
-                )
-                detail = traceback.format_exc() if self.handler.debug else str(exc)
-                text = f"error executing request: {type(exc).__name__}: {detail}"
-                await self._reply_error(incoming, text)
-                return
-            try:
-                await self._reply(incoming, result, status=Status.SUCCESS)
-            finally:
-                if isinstance(result, OutgoingFile):
-                    result.close()
-        finally:
+            work = self._pool.submit(
+                self._execute, data, self._progress_sender(incoming), incoming.accept
+            )
+        except RuntimeError as exc:  # the pool is shut down
             self._active -= 1
+            done.set_result(None)
+            self._spawn(self._reply_error(incoming, f"error executing request: {exc}"))
+            return
+        work.add_done_callback(
+            lambda w: loop.call_soon_threadsafe(self._request_done, incoming, w, done)
+        )
+
+    def _request_done(
+        self, incoming: _Incoming, work: Future[Any], done: asyncio.Future[None]
+    ) -> None:
+        """On the event loop: answer a request whose function returned."""
+        self._active -= 1
+        error = work.exception()
+        result = None if error is not None else work.result()
+        if isinstance(result, (bytes, bytearray)) and self._reply_now(
+            incoming, result, done
+        ):
+            return
+        self._spawn(self._finish_request(incoming, result, error, done))
+
+    def _reply_now(
+        self, incoming: _Incoming, result: bytes, done: asyncio.Future[None]
+    ) -> bool:
+        """Send a small successful reply at once, if a producer is ready.
+
+        The request is acknowledged when the broker acknowledges the reply.
+        Returns False (nothing sent) when the slow path must do it.
+        """
+        header = incoming.header
+        entry = self._producers.get(header.response_topic)
+        if entry is None or not fits_one_message(len(result), self.max_payload_size):
+            return False
+        producer = entry[0]
+        if not producer.connected or not producer.has_room:
+            return False
+        props = reply_properties(
+            header, self.topic, MessageType.RESPONSE, Status.SUCCESS
+        )
+        message = one_message(result)
+        props.update(message.properties)
+        try:
+            ack = producer.submit_now(message.payload, props)
+        except TransportError:
+            return False
+        self._producers[header.response_topic] = (producer, time.monotonic())
+
+        def acked(fut: asyncio.Future[Any]) -> None:
+            try:
+                check_ack(fut.result(), producer.url)
+            except Exception as exc:
+                # leave the request unacknowledged: the broker redelivers it
+                logger.error(
+                    "could not send the reply to %s: %s", header.response_topic, exc
+                )
+            else:
+                self.answered += 1
+                self._ack(incoming.message_ids)
+            finally:
+                if not done.done():
+                    done.set_result(None)
+
+        ack.add_done_callback(acked)
+        return True
+
+    async def _finish_request(
+        self,
+        incoming: _Incoming,
+        result: Any,
+        error: BaseException | None,
+        done: asyncio.Future[None],
+    ) -> None:
+        """Answer a request the slow way (errors, large or file replies)."""
+        try:
+            if isinstance(error, _RequestError):
+                await self._reply_error(incoming, error.text, error.errors)
+            elif error is not None:
+                logger.error(
+                    "request %s failed",
+                    incoming.header.request_context,
+                    exc_info=(type(error), error, error.__traceback__),
+                )
+                if self.handler.debug:
+                    detail = "".join(traceback.format_exception(error))
+                else:
+                    detail = str(error)
+                text = f"error executing request: {type(error).__name__}: {detail}"
+                await self._reply_error(incoming, text)
+            else:
+                try:
+                    await self._reply(incoming, result, status=Status.SUCCESS)
+                finally:
+                    if isinstance(result, OutgoingFile):
+                        result.close()
+        finally:
+            if not done.done():
+                done.set_result(None)
 
     def _progress_sender(self, incoming: _Incoming) -> ReportSender:
         """A sender for progress reports of one request (called from a worker)."""
@@ -626,7 +741,7 @@ class Listener:
         if not _final:
             return  # a progress report: the request is still running
         self.answered += 1
-        await self._ack(incoming.message_ids)
+        self._ack(incoming.message_ids)
 
     async def _producer_for(self, topic: str) -> AsyncProducer:
         lock = self._producer_locks.setdefault(topic, asyncio.Lock())

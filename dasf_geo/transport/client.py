@@ -31,6 +31,7 @@ from dasf_geo.exceptions import (
     RemoteError,
     RemoteValidationError,
     RequestTimeout,
+    SendError,
     TransportError,
 )
 from dasf_geo.protocol.constants import (
@@ -43,9 +44,10 @@ from dasf_geo.protocol.constants import (
     PropertyKeys,
     Status,
 )
-from dasf_geo.protocol.fragments import Reassembler
+from dasf_geo.protocol.fragments import Reassembler, fits_one_message, one_message
 from dasf_geo.protocol.messages import (
     ConsumerMessage,
+    ProducerAck,
     RequestContexts,
     b64decode,
     b64encode,
@@ -63,7 +65,12 @@ from dasf_geo.transport._common import (
     setting,
     shorten_switch_interval,
 )
-from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_url
+from dasf_geo.transport.connection import (
+    AsyncConsumer,
+    AsyncProducer,
+    check_ack,
+    redact_url,
+)
 
 __all__ = [
     "AsyncClient",
@@ -267,6 +274,7 @@ class AsyncClient:
             ),
             header,
             open_timeout=open_timeout,
+            on_message=self._on_reply_message,
         )
         self._reassembler = Reassembler(
             max_size=int(setting(config, "max_request_size", 1 << 30)),
@@ -313,7 +321,7 @@ class AsyncClient:
             raise
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._read_replies(), name="dasf-geo replies"),
+            loop.create_task(self._watch_replies(), name="dasf-geo replies"),
             loop.create_task(self._expire_fragments(), name="dasf-geo expiry"),
         ]
         self._started = True
@@ -353,23 +361,29 @@ class AsyncClient:
             delay = min(delay * 2, 5.0)
         return False
 
-    async def _read_replies(self) -> None:
+    async def _watch_replies(self) -> None:
+        """Reconnect the reply consumer whenever its connection closes."""
         while not self._closed:
-            try:
-                msg = await self._consumer.receive()
-            except TransportError as exc:
-                if self._closed:
-                    return
-                logger.warning("lost the reply connection: %s", exc)
-                # pending requests keep waiting until their own timeout; on
-                # a persistent topic the broker redelivers what we missed
-                if not await self._reconnect_consumer():
-                    return
-                continue
-            # if the ack fails the message is redelivered; duplicates are dropped
-            with contextlib.suppress(TransportError):
-                await self._consumer.ack(msg.message_id)
+            await self._consumer.wait_closed()
+            if self._closed:
+                return
+            logger.warning(
+                "lost the reply connection: %s", self._consumer._closed_error()
+            )
+            # pending requests keep waiting until their own timeout; on a
+            # persistent topic the broker redelivers what we missed
+            if not await self._reconnect_consumer():
+                return
+
+    def _on_reply_message(self, msg: ConsumerMessage) -> None:
+        """Called by the consumer for every message on the response topic."""
+        # if the ack fails the message is redelivered; duplicates are dropped
+        with contextlib.suppress(TransportError):
+            self._consumer.ack_now(msg.message_id)
+        try:
             self._handle_reply(msg)
+        except Exception:  # never let one reply break the connection
+            logger.exception("error handling a reply on %s", self.response_topic)
 
     def _handle_reply(self, msg: ConsumerMessage) -> None:
         props = msg.properties
@@ -496,30 +510,73 @@ class AsyncClient:
         timeout = self.timeout if timeout is None else timeout
         what = what or f"a {MessageType(message_type).value} message"
         context = self._contexts.next()
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
         self._pending[context] = _Pending(future, what, progress)
         props = request_properties(self.response_topic, context, message_type)
         if accept:
             props[EXT_ACCEPT] = ",".join(accept)
+        # one timer instead of asyncio.wait_for (no extra task per call)
+        task = asyncio.current_task()
+        timed_out = False
 
-        async def send_and_wait() -> Reply:
-            producer = await self._ensure_producer()
-            await send_payload(producer, payload, props, self.max_payload_size)
-            return await future
+        def on_timeout() -> None:
+            nonlocal timed_out
+            timed_out = True
+            if task is not None:
+                task.cancel()
 
+        timer = loop.call_later(timeout, on_timeout)
         try:
-            return await asyncio.wait_for(send_and_wait(), timeout)
-        except asyncio.TimeoutError:
+            producer = self._producer
+            if not producer.connected:
+                producer = await self._ensure_producer()
+            if producer.has_room and fits_one_message(
+                len(payload), self.max_payload_size
+            ):
+                # the common case: one message, sent at once; its ack is
+                # checked when it comes, the reply is awaited meanwhile
+                message = one_message(payload)
+                props.update(message.properties)
+                ack = producer.submit_now(message.payload, props)
+                ack.add_done_callback(
+                    lambda fut: self._check_ack(fut, context, producer.url)
+                )
+            else:
+                await send_payload(producer, payload, props, self.max_payload_size)
+            return await future
+        except asyncio.CancelledError:
+            if not timed_out:
+                raise
+            uncancel = getattr(task, "uncancel", None)
+            if uncancel is not None:
+                uncancel()
             raise RequestTimeout(
                 f"no reply from topic {self.topic!r} to {what} within {timeout:g} s",
                 url=self.url,
                 topic=self.topic,
             ) from None
         finally:
+            timer.cancel()
             self._pending.pop(context, None)
             self._reassembler.discard((context, MessageType.RESPONSE.value))
             if not future.done():
                 future.cancel()
+
+    def _check_ack(
+        self, fut: asyncio.Future[ProducerAck], context: str, url: str
+    ) -> None:
+        """Fail request ``context`` if the broker did not accept it."""
+        if fut.cancelled():
+            return
+        error = fut.exception()
+        if error is None:
+            try:
+                check_ack(fut.result(), url)
+            except SendError as exc:
+                error = exc
+        if error is not None:
+            self._finish(context, error=error)
 
     async def call(
         self,

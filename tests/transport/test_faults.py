@@ -154,8 +154,16 @@ async def test_a_caller_that_leaves_mid_stream_does_not_hurt_the_backend(make_co
     async with running_listener(handler, config):
         client = AsyncClient(config)
         await client.start()
-        big = asyncio.create_task(client.call({"op": "blob", "n": 20_000_000}))
-        await asyncio.sleep(0.3)
+        streaming = asyncio.Event()
+
+        def on_progress(info: dict) -> None:
+            if info.get("kind") == "transfer" and not info.get("done"):
+                streaming.set()
+
+        big = asyncio.create_task(
+            client.call({"op": "blob", "n": 50_000_000}, progress=on_progress)
+        )
+        await asyncio.wait_for(streaming.wait(), timeout(30))
         await client.close()  # gone while the reply streams
         with pytest.raises(Exception):  # noqa: B017  # closed under it
             await big
