@@ -19,7 +19,10 @@ more:
    (``complex`` is never supported);
 4. NetCDF3 encoding fails for a value (e.g. datetimes that need 64-bit
    offsets) → NetCDF4;
-5. otherwise NetCDF3 classic, written by scipy (the fast engine).
+5. otherwise NetCDF3 classic: in-memory data by :mod:`._nc3writer` (the
+   bytes scipy's writer makes, converted chunk by chunk instead of copied
+   whole), whatever it leaves aside by scipy, dask-backed data written to a
+   path by the netCDF4 library.
 
 Datetimes: values round-trip exactly, but xarray decodes ``datetime64`` to
 nanosecond resolution, so ``datetime64[s]``/``[us]`` come back as
@@ -44,6 +47,7 @@ import cftime
 import numpy as np
 import xarray as xr
 
+from dasf_geo.data._nc3writer import write_nc3
 from dasf_geo.exceptions import DataError
 
 __all__ = [
@@ -434,6 +438,15 @@ def _to_netcdf(
         # file; the netCDF4 library writes the same NetCDF3 classic format
         # chunk by chunk, so a dask-backed Dataset never exists in full
         engine = "netcdf4"
+    if (
+        engine == "scipy"
+        and nc_format == "NETCDF3_CLASSIC"
+        and not encoding
+        and write_nc3(ds, target)
+    ):
+        # the same bytes as scipy's writer, without its full copies of the
+        # data; anything it does not handle goes on to scipy (see _nc3writer)
+        return
     kwargs: dict[str, Any] = {"format": nc_format, "engine": engine}
     if encoding:
         kwargs["encoding"] = encoding
