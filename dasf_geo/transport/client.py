@@ -230,10 +230,64 @@ def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:
 
 @dataclass
 class _Pending:
-    future: asyncio.Future[Reply]
+    #: an asyncio future, or a :class:`_ThreadWaiter` of a blocking caller
+    future: Any
     what: str
     progress: ProgressCallback | None = None
     received: int = field(default=0)
+
+
+class _ThreadWaiter:
+    """A reply a blocking thread waits for; completed on the event loop.
+
+    It offers the few methods of an asyncio future that the client uses
+    (``done``, ``set_result``, ``set_exception``, ``cancel``), and a lock
+    the waiting thread blocks on — the cheapest hand-over between threads.
+    """
+
+    __slots__ = (
+        "_done",
+        "_lock",
+        "abandoned",
+        "context",
+        "error",
+        "reply",
+        "task",
+        "timeout",
+    )
+
+    def __init__(self, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._done = False
+        self.timeout = timeout
+        self.reply: Reply | None = None
+        self.error: BaseException | None = None
+        self.context: str | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.abandoned = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, reply: Reply) -> None:
+        if not self._done:
+            self._done = True
+            self.reply = reply
+            self._lock.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        if not self._done:
+            self._done = True
+            self.error = error
+            self._lock.release()
+
+    def cancel(self) -> None:
+        self.set_exception(asyncio.CancelledError())
+
+    def wait(self, timeout: float) -> bool:
+        """Block until completed or ``timeout`` seconds passed."""
+        return self._lock.acquire(True, timeout)
 
 
 class AsyncClient:
@@ -509,13 +563,17 @@ class AsyncClient:
             await self.start()
         timeout = self.timeout if timeout is None else timeout
         what = what or f"a {MessageType(message_type).value} message"
-        context = self._contexts.next()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
-        self._pending[context] = _Pending(future, what, progress)
-        props = request_properties(self.response_topic, context, message_type)
-        if accept:
-            props[EXT_ACCEPT] = ",".join(accept)
+        # the common case: one message, sent at once; its ack is checked when
+        # it comes, the reply is awaited meanwhile
+        context = self._send_at_once(
+            payload, message_type, what, progress, accept, future
+        )
+        sent = context is not None
+        if context is None:
+            context = self._contexts.next()
+            self._pending[context] = _Pending(future, what, progress)
         # one timer instead of asyncio.wait_for (no extra task per call)
         task = asyncio.current_task()
         timed_out = False
@@ -528,21 +586,11 @@ class AsyncClient:
 
         timer = loop.call_later(timeout, on_timeout)
         try:
-            producer = self._producer
-            if not producer.connected:
-                producer = await self._ensure_producer()
-            if producer.has_room and fits_one_message(
-                len(payload), self.max_payload_size
-            ):
-                # the common case: one message, sent at once; its ack is
-                # checked when it comes, the reply is awaited meanwhile
-                message = one_message(payload)
-                props.update(message.properties)
-                ack = producer.submit_now(message.payload, props)
-                ack.add_done_callback(
-                    lambda fut: self._check_ack(fut, context, producer.url)
-                )
-            else:
+            if not sent:
+                producer = self._producer
+                if not producer.connected:
+                    producer = await self._ensure_producer()
+                props = self._request_props(context, message_type, accept)
                 await send_payload(producer, payload, props, self.max_payload_size)
             return await future
         except asyncio.CancelledError:
@@ -558,10 +606,118 @@ class AsyncClient:
             ) from None
         finally:
             timer.cancel()
-            self._pending.pop(context, None)
-            self._reassembler.discard((context, MessageType.RESPONSE.value))
+            self._forget(context)
             if not future.done():
                 future.cancel()
+
+    def _request_props(
+        self,
+        context: str,
+        message_type: MessageType | str,
+        accept: Iterable[str] | None,
+    ) -> dict[str, Any]:
+        props = request_properties(self.response_topic, context, message_type)
+        if accept:
+            props[EXT_ACCEPT] = ",".join(accept)
+        return props
+
+    def _send_at_once(
+        self,
+        payload: bytes | bytearray | memoryview,
+        message_type: MessageType | str,
+        what: str,
+        progress: ProgressCallback | None,
+        accept: Iterable[str] | None,
+        future: Any,
+    ) -> str | None:
+        """Send a request that fits one message now, if the producer has room.
+
+        Registers ``future`` for the reply and returns the request's
+        context; returns None (nothing sent, nothing registered) when the
+        request needs the slow path (a connection to open, a full window,
+        fragments).
+        """
+        producer = self._producer
+        if not (
+            self._started
+            and producer.connected
+            and producer.has_room
+            and fits_one_message(len(payload), self.max_payload_size)
+        ):
+            return None
+        context = self._contexts.next()
+        props = self._request_props(context, message_type, accept)
+        message = one_message(payload)
+        props.update(message.properties)
+        self._pending[context] = _Pending(future, what, progress)
+        try:
+            ack = producer.submit_now(message.payload, props)
+        except TransportError:
+            self._pending.pop(context, None)
+            return None
+        ack.add_done_callback(lambda fut: self._check_ack(fut, context, producer.url))
+        return context
+
+    def _forget(self, context: str) -> None:
+        """Stop waiting for the reply to ``context``."""
+        self._pending.pop(context, None)
+        self._reassembler.discard((context, MessageType.RESPONSE.value))
+
+    def _start_for_thread(
+        self,
+        waiter: _ThreadWaiter,
+        payload: bytes,
+        message_type: MessageType | str,
+        what: str,
+        progress: ProgressCallback | None,
+        accept: Iterable[str] | None,
+    ) -> None:
+        """On the event loop: start a request a blocking thread waits for.
+
+        A small request is sent at once and its reply completes ``waiter``
+        directly (no task, no asyncio future); anything else runs
+        :meth:`request` in a task. The blocking thread times out by itself
+        and then calls :meth:`_abandon`.
+        """
+        if waiter.abandoned:
+            return
+        try:
+            context = self._send_at_once(
+                payload, message_type, what, progress, accept, waiter
+            )
+        except Exception as exc:
+            waiter.set_exception(exc)
+            return
+        if context is not None:
+            waiter.context = context
+            return
+
+        async def slow() -> None:
+            try:
+                reply = await self.request(
+                    payload,
+                    message_type=message_type,
+                    timeout=waiter.timeout,
+                    what=what,
+                    progress=progress,
+                    accept=accept,
+                )
+            except BaseException as exc:  # handed to the waiting thread
+                waiter.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                waiter.set_result(reply)
+
+        waiter.task = asyncio.get_running_loop().create_task(slow())
+
+    def _abandon(self, waiter: _ThreadWaiter) -> None:
+        """On the event loop: the blocking thread stopped waiting."""
+        waiter.abandoned = True
+        if waiter.context is not None:
+            self._forget(waiter.context)
+        if waiter.task is not None:
+            waiter.task.cancel()
 
     def _check_ack(
         self, fut: asyncio.Future[ProducerAck], context: str, url: str
@@ -734,13 +890,75 @@ class Client:
     def _run(self, coro: Awaitable[T]) -> T:
         return self._bg.run(coro)  # type: ignore[arg-type]
 
-    def request(self, payload: bytes, **kwargs: Any) -> Reply:
-        """Blocking :meth:`AsyncClient.request`."""
-        return self._run(self._async.request(payload, **kwargs))
+    def request(
+        self,
+        payload: bytes,
+        *,
+        message_type: MessageType | str = MessageType.REQUEST,
+        timeout: float | None = None,
+        what: str | None = None,
+        progress: ProgressCallback | None = None,
+        accept: Iterable[str] | None = None,
+    ) -> Reply:
+        """Blocking :meth:`AsyncClient.request`.
 
-    def call(self, request: dict[str, Any], **kwargs: Any) -> Any:
+        The calling thread hands the request to the event loop thread and
+        waits on a lock that the reply releases.
+        """
+        client = self._async
+        timeout = client.timeout if timeout is None else timeout
+        what = what or f"a {MessageType(message_type).value} message"
+        waiter = _ThreadWaiter(timeout)
+        loop = self._bg.loop
+        loop.call_soon_threadsafe(
+            client._start_for_thread,
+            waiter,
+            payload,
+            message_type,
+            what,
+            progress,
+            accept,
+        )
+        try:
+            completed = waiter.wait(timeout)
+            if not completed and waiter.task is not None:
+                # the slow path's own timer raises a moment later
+                completed = waiter.wait(1.0)
+        except BaseException:  # e.g. KeyboardInterrupt
+            loop.call_soon_threadsafe(client._abandon, waiter)
+            raise
+        if not completed:
+            loop.call_soon_threadsafe(client._abandon, waiter)
+            raise RequestTimeout(
+                f"no reply from topic {client.topic!r} to {what} within "
+                f"{timeout:g} s",
+                url=client.url,
+                topic=client.topic,
+            )
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.reply is not None
+        return waiter.reply
+
+    def call(
+        self,
+        request: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+        accept: Iterable[str] | None = None,
+    ) -> Any:
         """Blocking :meth:`AsyncClient.call`."""
-        return self._run(self._async.call(request, **kwargs))
+        payload = json.dumps(request).encode("utf-8")
+        reply = self.request(
+            payload,
+            timeout=timeout,
+            what=describe_request(request),
+            progress=progress,
+            accept=accept,
+        )
+        raise_for_status(reply, self.topic)
+        return reply.value()
 
     def ping(self, timeout: float | None = None) -> float:
         """Blocking :meth:`AsyncClient.ping`."""
