@@ -1,20 +1,37 @@
 """The broker's asyncio server: a thin layer over :class:`BrokerCore`.
 
 One port serves the WebSocket routes (both URL layouts, see
-:mod:`dasf_geo.broker.names`) and two HTTP routes, answered in the
-``process_request`` hook of the ``websockets`` server before any
-handshake:
+:mod:`dasf_geo.broker.names`) and two HTTP routes:
 
 - ``GET /health``: ``{"status": "ok", "topics": …, "producers": …, …}``;
 - ``GET /topics``: topics, subscriptions, consumers and backlogs (needs a
   valid token when the broker runs with an auth file).
 
-Everything decided at connection time (unknown path, invalid name, missing
-or refused token, busy ``Exclusive`` subscription) refuses the handshake
-with an HTTP status and a one-line text reason, as Pulsar's WebSocket proxy
-does. Frames are read as ``bytes`` (no UTF-8 decoding of large payloads)
-and sent with ``send(frame, text=True)``; compression is off because
-base64 hardly compresses and deflate would cap the throughput.
+The server is built on ``picows`` (a Cython WebSocket library): its
+listener factory sees every HTTP request, upgrade or not, before anything
+is answered, so :meth:`Broker._accept` answers the HTTP routes and refuses
+everything decided at connection time (unknown path, invalid name, missing
+or refused token, busy ``Exclusive`` subscription) with an HTTP status and
+a one-line text reason, as Pulsar's WebSocket proxy does. A plain HTTP
+request to a WebSocket route gets 426.
+
+Each accepted connection is a :class:`picows.WSListener` driven by
+callbacks, without a task per connection: frames arrive in
+``on_ws_frame`` (fragmented messages are joined here, binary frames are
+read as text) and go straight into the core; acks and deliveries are
+written with one call each. Flow control without unbounded buffers:
+
+- a producer's socket is no longer read while its topic is full
+  (:meth:`BrokerCore.is_full`) or while its acks are not being read (the
+  transport holds 1 MiB); frames already read wait in the connection, at
+  most one read buffer;
+- a consumer is written to while its transport holds less than 1 MiB
+  (``pause_writing``/``resume_writing``); the rest of its deliveries wait
+  in the core, bounded by ``receiverQueueSize`` and the inflight bytes.
+
+Keepalive: a connection silent for 20 s is pinged and closed (code 1011)
+if nothing arrives within 60 s more. Compression is off because base64
+hardly compresses and deflate would cap the throughput.
 
 :class:`Broker` runs inside a running event loop; :class:`EmbeddedBroker`
 runs one in a background thread for synchronous code and tests.
@@ -31,14 +48,22 @@ import logging
 import os
 import threading
 import time
-import weakref
+from collections import deque
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from picows import (
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
 
 from dasf_geo.broker.auth import AuthConfig, Grant, token_from_request
 from dasf_geo.broker.core import (
@@ -65,10 +90,48 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
+class _PicowsLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """picows' log, as the broker wants it.
+
+    picows logs every connection and disconnection at INFO, and a peer's
+    protocol violation (an oversize or malformed frame) at ERROR; the
+    first is noise in the broker's log and the second is the peer's
+    problem, not the broker's: both go to DEBUG of
+    ``dasf_geo.broker.server.picows``.
+    """
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """Log ``msg``, at DEBUG if it is one of picows' routine messages."""
+        if level < logging.WARNING or (
+            isinstance(msg, str) and msg.startswith("WS parser error")
+        ):
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
+
+
+_picows_log = _PicowsLog(logging.getLogger(f"{__name__}.picows"), {})
+
 #: Largest frame a client may send: DASF's 500 kB fragments fit 16 times.
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
 #: Pulsar's (and so DASF's) default port.
 DEFAULT_PORT = 8080
+
+_SERVER_HEADER = ("Server", "dasf-geo-broker")
+#: outgoing bytes a connection's transport holds before writing pauses
+_WRITE_LIMIT = 1024 * 1024
+#: seconds of silence before a ping, then seconds to wait for any frame
+_PING_INTERVAL = 20.0
+_PING_TIMEOUT = 60.0
+#: seconds to wait for the peer's close frame (or for the flush) on close
+_CLOSE_TIMEOUT = 5.0
+#: seconds a client has to send its HTTP request after connecting
+_HANDSHAKE_TIMEOUT = 10.0
+
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_CONTINUATION = WSMsgType.CONTINUATION
+_CLOSE = WSMsgType.CLOSE
 
 
 class _PortInUse(BrokerError):
@@ -115,16 +178,38 @@ def _validate_options(
         )
 
 
-def _json_response(status: int, data: Any) -> Response:
+def _response(
+    status: int, body: bytes, headers: Sequence[tuple[str, str]] = ()
+) -> WSUpgradeResponseWithListener:
+    """A plain HTTP answer (no upgrade); picows closes the connection after it."""
+    all_headers = [_SERVER_HEADER, ("Cache-Control", "no-store"), *headers]
+    if status < 400:
+        response = WSUpgradeResponse.create_ok_response(body, all_headers)
+        if status != 200:
+            response.status = HTTPStatus(status)
+    else:
+        response = WSUpgradeResponse.create_error_response(status, body, all_headers)
+    return WSUpgradeResponseWithListener(response, None)
+
+
+def _json_response(status: int, data: Any) -> WSUpgradeResponseWithListener:
     body = (json.dumps(data, indent=1) + "\n").encode("utf-8")
-    headers = Headers(
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-        ]
+    return _response(status, body, [("Content-Type", "application/json")])
+
+
+def _refuse(status: int, reason: str, *headers: tuple[str, str]) -> Any:
+    """Refuse a request with ``status`` and a one-line text reason."""
+    return _response(
+        status,
+        (reason + "\n").encode("utf-8"),
+        [("Content-Type", "text/plain; charset=utf-8"), *headers],
     )
-    return Response(status, HTTPStatus(status).phrase, headers, body)
+
+
+def _is_upgrade(request: WSUpgradeRequest) -> bool:
+    """True if the request asks for a WebSocket (``Upgrade: websocket``)."""
+    upgrade = request.headers.get("Upgrade", "")
+    return "websocket" in (part.strip().lower() for part in upgrade.split(","))
 
 
 class Broker:
@@ -138,8 +223,8 @@ class Broker:
             topics; without it persistent topics are kept in memory only.
         auth: an auth file path, or an :class:`AuthConfig`; None means
             every client may do everything.
-        max_frame_size: largest frame a client may send, in bytes; larger
-            ones close the connection with code 1009.
+        max_frame_size: largest frame (and message) a client may send, in
+            bytes; larger ones close the connection with code 1009.
         insecure: allow a non-loopback ``host`` without ``auth``.
         max_topic_bytes: unacked bytes per topic before producers pause.
         max_total_bytes: unacked bytes in the broker before producers pause.
@@ -193,12 +278,13 @@ class Broker:
         self._ticker: asyncio.Task[None] | None = None
         self.core: BrokerCore | None = None
         self._store: MessageStore | None = None
-        self._server: Server | None = None
-        # weak: a handshake can still fail after process_request
-        self._routes: weakref.WeakKeyDictionary[
-            ServerConnection, tuple[Route, Grant | None]
-        ] = weakref.WeakKeyDictionary()
-        self._drained: asyncio.Event | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: open WebSocket connections (keepalive, stop)
+        self._open: set[_Connection] = set()
+        #: producers waiting for room in their topic
+        self._waiting: set[_Producer] = set()
+        self._resume_scheduled = False
         self._started_at = 0.0
         self._connections = 0
 
@@ -258,25 +344,21 @@ class Broker:
         elif self.store_path is not None:
             self._store = MessageStore(self.store_path)
         core = BrokerCore(self._store, **self.limits)
-        self._drained = asyncio.Event()
         core.on_drain = self._on_drain
         self.core = core
+        self._loop = asyncio.get_running_loop()
         try:
-            self._server = await serve(
-                self._handler,
+            self._server = await ws_create_server(
+                self._accept,
                 self.host,
                 self._requested_port,
-                process_request=self._process_request,
-                max_size=self.max_frame_size,
-                compression=None,
-                # few frames queued per connection: memory stays bounded
-                # while a producer is paused
-                max_queue=4,
-                write_limit=1024 * 1024,
-                ping_interval=20,
-                ping_timeout=60,
-                close_timeout=5,
-                server_header="dasf-geo-broker",
+                max_frame_size=self.max_frame_size,
+                websocket_handshake_timeout=_HANDSHAKE_TIMEOUT,
+                # keepalive is the broker's own (see _Connection.keepalive):
+                # picows' would drop producers whose reading is paused
+                enable_auto_ping=False,
+                enable_auto_pong=True,
+                logger_name=_picows_log,
             )
         except OSError as exc:
             self._close_store()
@@ -290,9 +372,9 @@ class Broker:
             raise BrokerError(
                 f"cannot start the broker on {where}: {exc.strerror or exc}"
             ) from exc
-        sockets = list(self._server.sockets)
+        sockets = list(getattr(self._server, "sockets", ()))
         self._port = int(sockets[0].getsockname()[1])
-        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        self._ticker = self._loop.create_task(self._tick())
         self._started_at = time.time()
         logger.info("dasf-geo broker listening on %s", self.url)
 
@@ -306,9 +388,19 @@ class Broker:
                 await ticker
         if server is not None:
             server.close()
-            if self._drained is not None:
-                self._drained.set()
-            await server.wait_closed()
+            for connection in list(self._open):
+                connection.close(WSCloseCode.GOING_AWAY, "the broker is stopping")
+            loop = asyncio.get_running_loop()
+            # each connection aborts itself after _CLOSE_TIMEOUT at the latest
+            deadline = loop.time() + _CLOSE_TIMEOUT + 1.0
+            while self._open and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            abort = getattr(server, "abort_clients", None)
+            if abort is not None:  # connections still in their handshake
+                abort()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._waiting.clear()
         self._close_store()
 
     def _close_store(self) -> None:
@@ -332,7 +424,8 @@ class Broker:
         await self.stop()
 
     async def _tick(self) -> None:
-        """Ack timeouts and subscription expiry, once a second."""
+        """Ack timeouts, subscription expiry and keepalive, once a second."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(1.0)
             if self.core is not None:
@@ -340,18 +433,44 @@ class Broker:
                     self.core.tick()
                 except Exception:  # keep ticking; a bug must not stop the broker
                     logger.exception("error in the broker's periodic work")
+            now = loop.time()
+            for connection in list(self._open):
+                try:
+                    connection.keepalive(now)
+                except Exception:
+                    logger.exception("error in the keepalive of %s", connection)
 
     def _on_drain(self, topic: Topic) -> None:
-        drained, self._drained = self._drained, asyncio.Event()
-        if drained is not None:
-            drained.set()
+        # called from inside the core (an ack freed room): resume the
+        # waiting producers once the core is done with that ack
+        if self._waiting and not self._resume_scheduled and self._loop is not None:
+            self._resume_scheduled = True
+            self._loop.call_soon(self._resume_producers)
+
+    def _resume_producers(self) -> None:
+        self._resume_scheduled = False
+        core = self.core
+        if core is None:
+            return
+        for producer in list(self._waiting):
+            if not core.is_full(producer.topic):
+                try:
+                    producer.room()
+                except Exception:  # pragma: no cover - a bug; keep the others
+                    logger.exception("error resuming %s", producer)
 
     # --- HTTP and handshake ---------------------------------------------------
 
-    def _process_request(
-        self, connection: ServerConnection, request: Request
-    ) -> Response | None:
-        path = request.path
+    def _accept(self, request: WSUpgradeRequest) -> Any:
+        """picows' listener factory: answer HTTP, refuse, or accept a WebSocket."""
+        try:
+            return self._route(request)
+        except Exception:
+            logger.exception("error handling a request for %r", request.path[:200])
+            return _refuse(500, "internal error of the broker")
+
+    def _route(self, request: WSUpgradeRequest) -> Any:
+        path = request.path.decode("ascii", "replace")
         plain = path.partition("?")[0]
         if plain in ("/health", "/health/"):
             assert self.core is not None
@@ -366,17 +485,17 @@ class Broker:
         try:
             route = parse_path(path)
         except ProtocolError as exc:
-            return connection.respond(400, f"{exc}\n")
+            return _refuse(400, str(exc))
         if plain in ("/topics", "/topics/"):
-            return self._topics(connection, request)
+            return self._topics(request, path)
         if route is None:
-            return connection.respond(
+            return _refuse(
                 404,
                 f"no route {plain[:200]!r} on this dasf-geo broker: connect to "
                 "/ws/v2/producer/{persistent|non-persistent}/TENANT/NAMESPACE/TOPIC, "
                 "/ws/v2/consumer/…/TOPIC/SUBSCRIPTION, /ws/TOPIC, "
                 "/ws/TOPIC/SUBSCRIPTION or /ws/status-ping; or GET /health, "
-                "/topics\n",
+                "/topics",
             )
         grant: Grant | None = None
         if self.auth is not None:
@@ -390,12 +509,11 @@ class Broker:
                     )
                 else:
                     reason = "the token is not known to this broker"
-                return connection.respond(401, reason + "\n")
+                return _refuse(401, reason)
             action = "produce" if route.kind == "producer" else "consume"
             if route.topic is not None and not grant.allows(action, route.topic):
-                return connection.respond(
-                    403,
-                    f"{grant.name!r} may not {action} topic {route.topic.local!r}\n",
+                return _refuse(
+                    403, f"{grant.name!r} may not {action} topic {route.topic.local!r}"
                 )
         if route.kind == "consumer":
             assert route.topic is not None and route.subscription is not None
@@ -407,161 +525,422 @@ class Broker:
                 name = route.subscription + ("." if _broadcast(route) else "")
                 self.core.check_subscribe(route.topic, name, sub_type, queue_size)
             except SubscribeError as exc:
-                return connection.respond(exc.status, exc.reason + "\n")
-        self._routes[connection] = (route, grant)
-        return None
+                return _refuse(exc.status, exc.reason)
+        if not _is_upgrade(request):
+            return _refuse(
+                426,
+                f"{plain[:200]!r} is a WebSocket route: connect with a WebSocket "
+                "client (the request has no 'Upgrade: websocket' header)",
+                ("Upgrade", "websocket"),
+            )
+        listener: _Connection
+        if route.kind == "producer":
+            listener = _Producer(self, route)
+        elif route.kind == "consumer":
+            listener = _Consumer(self, route)
+        else:
+            listener = _StatusPing(self, route, grant)
+        response = WSUpgradeResponse.create_101_response([_SERVER_HEADER])
+        return WSUpgradeResponseWithListener(response, listener)
 
-    def _topics(self, connection: ServerConnection, request: Request) -> Response:
+    def _topics(self, request: WSUpgradeRequest, path: str) -> Any:
         if self.auth is not None:
-            _, _, query = request.path.partition("?")
+            _, _, query = path.partition("?")
             from urllib.parse import parse_qsl
 
             token = token_from_request(request.headers, dict(parse_qsl(query)))
             grant = None if token is None else self.auth.identify(token)
             if grant is None:
-                return connection.respond(
-                    401, "GET /topics on this broker requires a valid token\n"
-                )
+                return _refuse(401, "GET /topics on this broker requires a valid token")
         assert self.core is not None
         return _json_response(200, self.core.stats())
 
-    # --- connections ----------------------------------------------------------
 
-    async def _handler(self, ws: ServerConnection) -> None:
-        entry = self._routes.pop(ws, None)
-        if entry is None:  # pragma: no cover - process_request always sets it
-            await ws.close(1011, "internal error: unknown route")
-            return
-        route, grant = entry
-        try:
-            if route.kind == "producer":
-                await self._producer(ws, route)
-            elif route.kind == "consumer":
-                await self._consumer(ws, route)
-            else:
-                await self._status_ping(ws, grant)
-        except ConnectionClosed:
-            pass
+# --- connections ------------------------------------------------------------------
 
-    async def _wait_for_room(self, ws: ServerConnection, topic: Topic) -> None:
-        assert self.core is not None
-        while self.core.is_full(topic) and self._server is not None:
-            assert self._drained is not None
-            drained = asyncio.ensure_future(self._drained.wait())
-            closed = asyncio.ensure_future(ws.wait_closed())
-            try:
-                await asyncio.wait(
-                    {drained, closed}, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                drained.cancel()
-                closed.cancel()
-            if closed.done() and not closed.cancelled():
+
+class _Connection(WSListener):
+    """An accepted WebSocket connection: frames in, frames out, closing.
+
+    Subclasses handle whole messages in :meth:`message` and set up and tear
+    down in :meth:`connected` and :meth:`disconnected`.
+    """
+
+    def __init__(self, broker: Broker, route: Route) -> None:
+        super().__init__()
+        assert broker.core is not None and broker._loop is not None
+        self.broker = broker
+        self.core: BrokerCore = broker.core
+        self.route = route
+        self.transport: WSTransport | None = None
+        #: True from the handshake until either side starts closing
+        self.open = False
+        #: writing paused: the transport holds _WRITE_LIMIT bytes
+        self.write_blocked = False
+        self.read_paused = False
+        # keepalive: a frame arrived since the last look; idle since; ping
+        self.seen = True
+        self.idle_since = 0.0
+        self.ping_sent: float | None = None
+        # a fragmented message being joined
+        self.parts: list[bytes] | None = None
+        self.parts_size = 0
+        self.abort_timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label}>"
+
+    @property
+    def label(self) -> str:
+        """The peer's address, for logs and ``/topics``."""
+        if self.transport is None:
+            return "?"
+        address = self.transport.underlying_transport.get_extra_info("peername")
+        if isinstance(address, tuple) and len(address) >= 2:
+            return f"{address[0]}:{address[1]}"
+        return str(address)
+
+    # picows callbacks
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        """The handshake is done: start serving the connection."""
+        self.transport = transport
+        self.open = True
+        transport.underlying_transport.set_write_buffer_limits(high=_WRITE_LIMIT)
+        assert self.broker._loop is not None
+        self.idle_since = self.broker._loop.time()
+        self.broker._open.add(self)
+        self.connected()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        """The TCP connection is gone: release what it held."""
+        self.open = False
+        self.broker._open.discard(self)
+        if self.abort_timer is not None:
+            self.abort_timer.cancel()
+            self.abort_timer = None
+        self.parts = None
+        self.disconnected()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        """One frame: whole text or binary messages go to :meth:`message`."""
+        self.seen = True
+        if (
+            frame.fin
+            and self.parts is None
+            and self.open
+            and not transport.is_close_frame_sent
+        ):
+            kind = frame.msg_type
+            if kind is _TEXT or kind is _BINARY:
+                self.message(frame.get_payload_as_bytes())
                 return
+        self._other_frame(transport, frame)
 
-    async def _producer(self, ws: ServerConnection, route: Route) -> None:
+    def _other_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if self.open and transport.is_close_frame_sent:
+            # picows closed the connection itself (an oversize or malformed
+            # frame) and hangs up shortly: read nothing more from it; its
+            # parser even delivers the rest of an oversize frame
+            self.open = False
+            self.parts = None
+            transport.underlying_transport.pause_reading()
+            self.read_paused = True
+            self._abort_later()
+            return
+        kind = frame.msg_type
+        if kind is _CLOSE:
+            if self.open:  # the peer closes: echo its code, then hang up
+                self.open = False
+                if frame.payload_size >= 2:
+                    transport.send_close(frame.get_close_code())
+                else:
+                    transport.send(_CLOSE, b"")
+            transport.disconnect()
+            self._abort_later()
+            return
+        if not self.open or kind not in (_TEXT, _BINARY, _CONTINUATION):
+            return  # closing, or a pong (pings are answered by picows)
+        if kind is _CONTINUATION:
+            if self.parts is None:
+                self.close(
+                    WSCloseCode.PROTOCOL_ERROR,
+                    "a continuation frame without a message to continue",
+                )
+                return
+        elif self.parts is not None:
+            self.close(
+                WSCloseCode.PROTOCOL_ERROR,
+                "a new message started before the fragmented one ended",
+            )
+            return
+        else:
+            self.parts = []
+            self.parts_size = 0
+        size = self.parts_size + frame.payload_size
+        limit = self.broker.max_frame_size
+        if size > limit:
+            self.parts = None
+            self.close(
+                WSCloseCode.MESSAGE_TOO_BIG,
+                f"fragmented message with more than {size} bytes exceeds limit of "
+                f"{limit} bytes",
+            )
+            return
+        assert self.parts is not None
+        self.parts.append(frame.get_payload_as_bytes())
+        self.parts_size = size
+        if frame.fin:
+            data = b"".join(self.parts)
+            self.parts = None
+            self.parts_size = 0
+            self.message(data)
+
+    def pause_writing(self) -> None:
+        """The transport holds _WRITE_LIMIT bytes: stop adding to it."""
+        self.write_blocked = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        """The transport drained: writing may go on."""
+        self.write_blocked = False
+        self._update_reading()
+
+    # for subclasses
+
+    def connected(self) -> None:
+        """Set up after the handshake."""
+
+    def disconnected(self) -> None:
+        """Tear down after the connection is gone."""
+
+    def message(self, data: bytes) -> None:
+        """Handle one whole message (text or binary) the peer sent."""
+
+    def wants_pause(self) -> bool:
+        """True while the peer's socket must not be read."""
+        return self.write_blocked
+
+    # helpers
+
+    def _update_reading(self) -> None:
+        pause = self.open and self.wants_pause()
+        if pause != self.read_paused and self.transport is not None:
+            self.read_paused = pause
+            underlying = self.transport.underlying_transport
+            if pause:
+                underlying.pause_reading()
+            else:
+                underlying.resume_reading()
+
+    def send(self, frame: bytes) -> None:
+        """Send ``frame`` as a text message (ignored once closing)."""
+        if self.open and self.transport is not None:
+            self.transport.send(_TEXT, frame)
+
+    def close(self, code: WSCloseCode, reason: str) -> None:
+        """Start the closing handshake with ``code`` and ``reason``.
+
+        Frames the peer still sends are read and dropped until its close
+        frame arrives (then the broker hangs up); after _CLOSE_TIMEOUT the
+        connection is aborted.
+        """
+        transport = self.transport
+        if not self.open or transport is None:
+            return
+        self.open = False
+        self.parts = None
+        transport.send_close(code, _reason(reason).encode("utf-8"))
+        if self.read_paused:  # read on, to see the peer's close frame
+            self.read_paused = False
+            transport.underlying_transport.resume_reading()
+        self._abort_later()
+
+    def _abort_later(self) -> None:
+        if self.abort_timer is None and self.transport is not None:
+            assert self.broker._loop is not None
+            self.abort_timer = self.broker._loop.call_later(
+                _CLOSE_TIMEOUT, self.transport.disconnect, False
+            )
+
+    def keepalive(self, now: float) -> None:
+        """Ping a silent peer; close if it stays silent (called every second)."""
+        if not self.open or self.transport is None:
+            return
+        if self.seen or self.read_paused:
+            # a paused producer cannot answer: its silence is the broker's
+            self.seen = False
+            self.idle_since = now
+            self.ping_sent = None
+        elif self.ping_sent is None:
+            if now - self.idle_since >= _PING_INTERVAL:
+                self.transport.send_ping()
+                self.ping_sent = now
+        elif now - self.ping_sent >= _PING_TIMEOUT:
+            logger.info(
+                "closing %r: no answer to a ping within %gs", self, _PING_TIMEOUT
+            )
+            self.close(WSCloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self.transport.disconnect(False)
+
+
+class _Producer(_Connection):
+    """A producer: each message is published and acked on the same socket."""
+
+    def connected(self) -> None:
+        """Register the producer; wait at once if its topic is full."""
+        assert self.route.topic is not None
+        self.topic = self.core.add_producer(self.route.topic)
+        #: messages read while the topic was full, published when it drains
+        self.pending: deque[bytes] = deque()
+        self.full = False
+        if self.core.is_full(self.topic):
+            self._wait_for_room()
+
+    def disconnected(self) -> None:
+        """Forget the producer and anything it sent that was not accepted."""
+        self.broker._waiting.discard(self)
+        self.pending.clear()
+        self.core.remove_producer(self.topic)
+
+    def message(self, data: bytes) -> None:
+        """Publish ``data`` and send the ack (or keep it while the topic is full)."""
+        if self.full:
+            self.pending.append(data)
+        else:
+            self._publish(data)
+
+    def wants_pause(self) -> bool:
+        """Stop reading while the topic is full or the acks are not read."""
+        return self.full or self.write_blocked
+
+    def _publish(self, data: bytes) -> None:
         core = self.core
-        assert core is not None and route.topic is not None
-        topic = core.add_producer(route.topic)
         try:
-            while True:
-                if core.is_full(topic):
-                    # stop reading this socket until consumers ack: the
-                    # producer's own window then stops it (backpressure)
-                    await self._wait_for_room(ws, topic)
-                frame = await ws.recv(decode=False)
-                try:
-                    ack = core.publish(topic, frame)
-                except Exception as exc:  # a bug must not cost other clients
-                    logger.exception("error publishing to %s", topic.name)
-                    ack = _unknown_error(exc)
-                await ws.send(ack, text=True)
-        finally:
-            core.remove_producer(topic)
+            ack = core.publish(self.topic, data)
+        except Exception as exc:  # a bug must not cost other clients
+            logger.exception("error publishing to %s", self.topic.name)
+            ack = _unknown_error(exc)
+        self.send(ack)
+        if core.is_full(self.topic):
+            self._wait_for_room()
 
-    async def _consumer(self, ws: ServerConnection, route: Route) -> None:
-        core = self.core
-        assert core is not None and route.topic is not None
-        assert route.subscription is not None
+    def _wait_for_room(self) -> None:
+        # stop reading this socket until consumers ack: the producer's own
+        # window of unacked sends then stops it (backpressure)
+        self.full = True
+        self.broker._waiting.add(self)
+        self._update_reading()
+
+    def room(self) -> None:
+        """The topic has room again: publish what waited, then read on."""
+        if not self.open:
+            self.broker._waiting.discard(self)
+            return
+        self.full = False
+        while self.pending and not self.full and self.open:
+            self._publish(self.pending.popleft())
+        if not self.full:
+            self.broker._waiting.discard(self)
+        self._update_reading()
+
+
+class _Consumer(_Connection):
+    """A consumer: deliveries out as long as the socket takes them, acks in."""
+
+    consumer: Consumer | None = None
+
+    def connected(self) -> None:
+        """Join the subscription and send what is waiting."""
+        route = self.route
+        assert route.topic is not None and route.subscription is not None
         sub_type, queue_size, pull = _consumer_params(route.params)
-        ack_timeout = _ack_timeout(route.params)
         subscription = route.subscription
         if _broadcast(route):
             # dasf-broker-django sends every message to every connected
             # consumer of a topic, whatever the subscription name: give
             # each connection its own subscription
-            self._connections += 1
-            subscription = f"{subscription}.{self._connections}"
-        wake = asyncio.Event()
+            self.broker._connections += 1
+            subscription = f"{subscription}.{self.broker._connections}"
         try:
-            consumer = core.subscribe(
+            self.consumer = self.core.subscribe(
                 route.topic,
                 subscription,
                 sub_type,
                 receiver_queue_size=queue_size,
                 pull_mode=pull,
-                notify=wake.set,
-                label=_peer(ws),
-                ack_timeout=ack_timeout,
+                notify=self._notify,
+                label=self.label,
+                ack_timeout=_ack_timeout(route.params),
             )
-        except SubscribeError as exc:
-            # lost a race with another consumer after the handshake check
-            await ws.close(1008, _reason(exc.reason))
+        except SubscribeError as exc:  # pragma: no cover - checked in the handshake
+            self.close(WSCloseCode.POLICY_VIOLATION, exc.reason)
             return
-        reader = asyncio.ensure_future(self._read_acks(ws, consumer, wake))
+        self._flush()
+
+    def disconnected(self) -> None:
+        """Leave the subscription; unacked messages go back to it."""
+        if self.consumer is not None:
+            self.core.unsubscribe(self.consumer)
+
+    def message(self, data: bytes) -> None:
+        """An ack, negative ack or permit."""
+        assert self.consumer is not None
         try:
-            while True:
-                frame = core.next_frame(consumer)
-                if frame is None:
-                    if reader.done():
-                        break
-                    wake.clear()
-                    await wake.wait()
-                    continue
-                await ws.send(frame, text=True)
-        except ConnectionClosed:
-            pass
-        finally:
-            core.unsubscribe(consumer)
-            if not reader.done():
-                reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            self.core.consumer_frame(self.consumer, data)
+        except ProtocolError as exc:
+            self.close(WSCloseCode.POLICY_VIOLATION, str(exc))
+        except Exception:  # a bug: close this consumer only
+            logger.exception("error handling a frame of %s", self.consumer.name)
+            self.close(WSCloseCode.INTERNAL_ERROR, "internal error of the broker")
 
-    async def _read_acks(
-        self, ws: ServerConnection, consumer: Consumer, wake: asyncio.Event
-    ) -> None:
-        core = self.core
-        assert core is not None
-        try:
-            while True:
-                frame = await ws.recv(decode=False)
-                try:
-                    core.consumer_frame(consumer, frame)
-                except ProtocolError as exc:
-                    await ws.close(1008, _reason(str(exc)))
-                    return
-                except Exception:  # a bug: close this consumer only
-                    logger.exception("error handling a frame of %s", consumer.name)
-                    await ws.close(1011, "internal error of the broker")
-                    return
-        except ConnectionClosed:
-            pass
-        finally:
-            wake.set()
+    def wants_pause(self) -> bool:
+        """Always read a consumer: its acks are what frees room."""
+        return False
 
-    async def _status_ping(self, ws: ServerConnection, grant: Grant | None) -> None:
-        core = self.core
-        assert core is not None
+    def resume_writing(self) -> None:
+        """The transport drained: send what waited."""
+        self.write_blocked = False
+        self._flush()
 
-        def may_consume(name: TopicName) -> bool:
-            return self.auth is None or (
-                grant is not None and grant.allows("consume", name)
-            )
+    def _notify(self) -> None:
+        # called by the core (inside publish, an ack…) when the outbox
+        # became non-empty: send right away if the socket takes it
+        if self.consumer is not None and self.open and not self.write_blocked:
+            try:
+                self._flush()
+            except Exception:  # pragma: no cover - never break the core's work
+                logger.exception("error sending to %r", self)
 
-        while True:
-            frame = await ws.recv(decode=False)
-            await ws.send(core.status_ping(frame, may_consume), text=True)
+    def _flush(self) -> None:
+        consumer = self.consumer
+        transport = self.transport
+        if consumer is None or transport is None:
+            return
+        next_frame = self.core.next_frame
+        send = transport.send
+        while self.open and not self.write_blocked:
+            frame = next_frame(consumer)
+            if frame is None:
+                return
+            send(_TEXT, frame)
+
+
+class _StatusPing(_Connection):
+    """``/ws/status-ping``: pongs and API descriptions of backends."""
+
+    def __init__(self, broker: Broker, route: Route, grant: Grant | None) -> None:
+        super().__init__(broker, route)
+        self.grant = grant
+
+    def _may_consume(self, name: TopicName) -> bool:
+        return self.broker.auth is None or (
+            self.grant is not None and self.grant.allows("consume", name)
+        )
+
+    def message(self, data: bytes) -> None:
+        """Record the pong or API description; send the ack."""
+        self.send(self.core.status_ping(data, self._may_consume))
 
 
 def _unknown_error(exc: Exception) -> bytes:
@@ -580,13 +959,6 @@ def _reason(text: str) -> str:
     if len(data) <= 123:
         return text
     return data[:120].decode("utf-8", "ignore") + "..."
-
-
-def _peer(ws: ServerConnection) -> str:
-    address = ws.remote_address
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return str(address)
 
 
 def _ack_timeout(params: dict[str, str]) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 import urllib.error
@@ -273,7 +274,7 @@ async def test_oversize_frame_closes_with_1009_and_others_keep_working():
             await asyncio.wait_for(hostile.recv(), timeout(5))
         assert info.value.rcvd is not None
         assert info.value.rcvd.code == 1009
-        assert "exceeds limit of 65536 bytes" in info.value.rcvd.reason
+        assert "65536" in info.value.rcvd.reason  # the reason names the limit
         await good.send(message(b"fine"))
         assert (await recv_json(good))["result"] == "ok"
         assert base64.b64decode((await recv_json(consumer))["payload"]) == b"fine"
@@ -650,3 +651,136 @@ async def test_failover_moves_to_the_next_consumer(broker):
         await active.close()
         moved = await recv_json(standby)
         assert moved["context"] == 1 and moved["redeliveryCount"] == 1
+
+
+# --- frames, hostile peers, keepalive and stop (the picows server) ---------------
+
+
+async def raw_handshake(port: int, path: str) -> tuple[Any, Any]:
+    """A WebSocket opened by hand, for peers no library would play."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(b"0123456789abcdef").decode()
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout(5))
+    assert head.startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+def masked_header(length: int, opcode: int = 1) -> bytes:
+    """A client frame header (fin, zero mask) announcing ``length`` bytes."""
+    if length < 126:
+        return bytes([0x80 | opcode, 0x80 | length]) + bytes(4)
+    return bytes([0x80 | opcode, 0x80 | 126]) + length.to_bytes(2, "big") + bytes(4)
+
+
+async def read_all(reader: Any) -> bytes:
+    """What the broker sends until it hangs up (a reset counts as hanging up)."""
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(65536), timeout(10)):
+            data += chunk
+    return data
+
+
+async def test_fragmented_messages_are_joined_and_bounded():
+    async with (
+        Broker(port=0, max_frame_size=64 * 1024) as b,
+        connect(b.url + consumer_path("t", "s")) as consumer,
+        connect(b.url + producer_path("t")) as producer,
+        connect(b.url + producer_path("t"), max_size=None) as hostile,
+    ):
+        text = message(b"y" * 30_000, context="joined")
+        await producer.send([text[:100], text[100:20_000], text[20_000:]])
+        assert (await recv_json(producer))["context"] == "joined"
+        got = await recv_json(consumer)
+        assert base64.b64decode(got["payload"]) == b"y" * 30_000
+        # each fragment fits, the message does not
+        await hostile.send([message(b"z" * 30_000)] * 3)
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(hostile.recv(), timeout(5))
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+        assert "exceeds limit of 65536 bytes" in info.value.rcvd.reason
+        await producer.send(message(b"after"))
+        assert (await recv_json(producer))["result"] == "ok"
+
+
+async def test_garbage_huge_half_open_and_vanishing_peers(broker):
+    port = broker.port
+    # garbage instead of an HTTP request: 400, connection closed
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"\x16\x03\x01 not http at all\r\n\r\n")
+    assert (await read_all(reader)).startswith(b"HTTP/1.1 400")
+    writer.close()
+    # headers without end: dropped once they pass the limit
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 100_000)
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    assert b"200" not in await read_all(reader)
+    writer.close()
+    # a connection that never sends a request, and producers that vanish
+    # in the middle of a frame
+    half_open = await asyncio.open_connection("127.0.0.1", port)
+    for _ in range(3):
+        _, writer = await raw_handshake(port, producer_path("t"))
+        writer.write(masked_header(1000) + b"0123456789")
+        await writer.drain()
+        writer.transport.abort()
+    async with (
+        connect(broker.url + consumer_path("t", "s")) as consumer,
+        connect(broker.url + producer_path("t")) as producer,
+    ):
+        await producer.send(message(b"still served"))
+        assert (await recv_json(producer))["result"] == "ok"
+        got = await recv_json(consumer)
+        assert base64.b64decode(got["payload"]) == b"still served"
+        # the vanished producers are gone
+        deadline = asyncio.get_running_loop().time() + timeout(10)
+        while (
+            json.loads((await http_get(broker.http_url + "/health"))[1])["producers"]
+            != 1
+        ):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+    half_open[1].close()
+
+
+async def test_keepalive_closes_silent_peers_and_keeps_live_ones(monkeypatch):
+    from dasf_geo.broker import server
+
+    monkeypatch.setattr(server, "_PING_INTERVAL", 1.0)
+    monkeypatch.setattr(server, "_PING_TIMEOUT", 1.0)
+    async with (
+        Broker(port=0) as b,
+        connect(b.url + consumer_path("t", "live"), ping_interval=None) as live,
+    ):
+        reader, writer = await raw_handshake(b.port, consumer_path("t", "dead"))
+        # the dead peer reads but never answers: a ping, then a close (1011)
+        data = await read_all(reader)
+        assert data[:2] == b"\x89\x00"
+        assert b"\x88" in data and (1011).to_bytes(2, "big") in data
+        writer.close()
+        # the live one answered its pings (websockets does) and still works
+        async with connect(b.url + producer_path("t")) as producer:
+            await producer.send(message(b"alive"))
+            assert (await recv_json(producer))["result"] == "ok"
+        assert base64.b64decode((await recv_json(live))["payload"]) == b"alive"
+
+
+async def test_stop_closes_connections_with_1001_and_echoes_close_codes():
+    b = Broker(port=0)
+    await b.start()
+    async with connect(b.url + producer_path("t")) as producer:
+        await producer.close(code=4000, reason="done")
+    close = producer.protocol.close_rcvd
+    assert close is not None and close.code == 4000
+    consumer = await connect(b.url + consumer_path("t", "s"))
+    await b.stop()
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(consumer.recv(), timeout(5))
+    assert consumer.close_code == 1001
+    assert not b.running
