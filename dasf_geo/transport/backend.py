@@ -467,9 +467,9 @@ class Listener:
     # --- message handling ---------------------------------------------------
 
     def _ack(self, message_ids: list[str]) -> None:
+        # sent together with other acks due within a few milliseconds
         for message_id in message_ids:
-            with contextlib.suppress(TransportError):
-                self._consumer.ack_now(message_id)
+            self._consumer.ack_soon(message_id)
 
     def _on_message(self, msg: ConsumerMessage) -> None:
         """Called by the consumer for every message, on the event loop."""

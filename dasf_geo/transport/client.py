@@ -432,8 +432,7 @@ class AsyncClient:
     def _on_reply_message(self, msg: ConsumerMessage) -> None:
         """Called by the consumer for every message on the response topic."""
         # if the ack fails the message is redelivered; duplicates are dropped
-        with contextlib.suppress(TransportError):
-            self._consumer.ack_now(msg.message_id)
+        self._consumer.ack_soon(msg.message_id)
         try:
             self._handle_reply(msg)
         except Exception:  # never let one reply break the connection

@@ -80,6 +80,10 @@ PING_IDLE = 20.0
 PING_TIMEOUT = 20.0
 #: Received messages a :class:`AsyncConsumer` queues before it stops reading.
 MAX_QUEUE = 64
+#: Seconds a consumer may hold acks to send them together (see ``ack_soon``).
+ACK_DELAY = 0.005
+#: Acks a consumer sends at once, without waiting for :data:`ACK_DELAY`.
+ACK_BATCH = 64
 
 
 def redact_url(url: str) -> str:
@@ -566,11 +570,15 @@ class AsyncConsumer(WebSocketLink):
         *,
         on_message: Callable[[ConsumerMessage], None] | None = None,
         max_queue: int = MAX_QUEUE,
+        ack_delay: float = ACK_DELAY,
         **kwargs: Any,
     ) -> None:
         super().__init__(url, header, **kwargs)
         self.on_message = on_message
         self.max_queue = max_queue
+        self.ack_delay = ack_delay
+        self._ack_batch: list[str] = []
+        self._ack_timer: asyncio.TimerHandle | None = None
         self._queue: collections.deque[ConsumerMessage] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
@@ -628,6 +636,43 @@ class AsyncConsumer(WebSocketLink):
                 await self._waiter
             finally:
                 self._waiter = None
+
+    def ack_soon(self, message_id: str) -> None:
+        """Acknowledge ``message_id`` within :attr:`ack_delay` seconds.
+
+        Acks that come due together are written back to back, so the broker
+        wakes up once for many of them instead of once per message. The
+        batch is flushed when it reaches :data:`ACK_BATCH` acks, after
+        ``ack_delay`` seconds, and before the connection is closed.
+        Failures are not raised: an unacknowledged message is redelivered.
+        """
+        self._ack_batch.append(message_id)
+        if len(self._ack_batch) >= ACK_BATCH or self.ack_delay <= 0:
+            self.flush_acks()
+        elif self._ack_timer is None:
+            self._ack_timer = asyncio.get_running_loop().call_later(
+                self.ack_delay, self.flush_acks
+            )
+
+    def flush_acks(self) -> None:
+        """Send the acks that :meth:`ack_soon` collected (errors are logged)."""
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        batch, self._ack_batch = self._ack_batch, []
+        if not batch:
+            return
+        try:
+            transport = self._require()
+            for message_id in batch:
+                transport.send(WSMsgType.TEXT, ack_frame(message_id))
+        except TransportError as exc:
+            logger.debug("%d ack(s) not sent: %s", len(batch), exc)
+
+    async def close(self) -> None:
+        """Send the acks still collected, then close the connection."""
+        self.flush_acks()
+        await super().close()
 
     def ack_now(self, message_id: str) -> None:
         """Acknowledge ``message_id`` at once (no waiting).
