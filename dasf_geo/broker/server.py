@@ -49,8 +49,6 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Any
 
 from picows import (
@@ -118,6 +116,7 @@ DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
 DEFAULT_PORT = 8080
 
 _SERVER_HEADER = ("Server", "dasf-geo-broker")
+_NO_STORE = ("Cache-Control", "no-store")
 #: outgoing bytes a connection's transport holds before writing pauses
 _WRITE_LIMIT = 1024 * 1024
 #: seconds of silence before a ping, then seconds to wait for any frame
@@ -178,32 +177,31 @@ def _validate_options(
         )
 
 
-def _response(
-    status: int, body: bytes, headers: Sequence[tuple[str, str]] = ()
-) -> WSUpgradeResponseWithListener:
-    """A plain HTTP answer (no upgrade); picows closes the connection after it."""
-    all_headers = [_SERVER_HEADER, ("Cache-Control", "no-store"), *headers]
-    if status < 400:
-        response = WSUpgradeResponse.create_ok_response(body, all_headers)
-        if status != 200:
-            response.status = HTTPStatus(status)
-    else:
-        response = WSUpgradeResponse.create_error_response(status, body, all_headers)
+def _json_response(data: Any) -> WSUpgradeResponseWithListener:
+    """``200 OK`` with ``data`` as JSON; picows closes the connection after it."""
+    body = (json.dumps(data, indent=1) + "\n").encode("utf-8")
+    response = WSUpgradeResponse.create_ok_response(
+        body,
+        [_SERVER_HEADER, ("Content-Type", "application/json"), _NO_STORE],
+    )
     return WSUpgradeResponseWithListener(response, None)
 
 
-def _json_response(status: int, data: Any) -> WSUpgradeResponseWithListener:
-    body = (json.dumps(data, indent=1) + "\n").encode("utf-8")
-    return _response(status, body, [("Content-Type", "application/json")])
-
-
-def _refuse(status: int, reason: str, *headers: tuple[str, str]) -> Any:
+def _refuse(
+    status: int, reason: str, *headers: tuple[str, str]
+) -> WSUpgradeResponseWithListener:
     """Refuse a request with ``status`` and a one-line text reason."""
-    return _response(
+    response = WSUpgradeResponse.create_error_response(
         status,
         (reason + "\n").encode("utf-8"),
-        [("Content-Type", "text/plain; charset=utf-8"), *headers],
+        [
+            _SERVER_HEADER,
+            ("Content-Type", "text/plain; charset=utf-8"),
+            _NO_STORE,
+            *headers,
+        ],
     )
+    return WSUpgradeResponseWithListener(response, None)
 
 
 def _is_upgrade(request: WSUpgradeRequest) -> bool:
@@ -475,7 +473,6 @@ class Broker:
         if plain in ("/health", "/health/"):
             assert self.core is not None
             return _json_response(
-                200,
                 {
                     "status": "ok",
                     "uptime_s": round(time.time() - self._started_at, 3),
@@ -553,7 +550,7 @@ class Broker:
             if grant is None:
                 return _refuse(401, "GET /topics on this broker requires a valid token")
         assert self.core is not None
-        return _json_response(200, self.core.stats())
+        return _json_response(self.core.stats())
 
 
 # --- connections ------------------------------------------------------------------
@@ -683,7 +680,7 @@ class _Connection(WSListener):
             self.parts = None
             self.close(
                 WSCloseCode.MESSAGE_TOO_BIG,
-                f"fragmented message with more than {size} bytes exceeds limit of "
+                f"fragmented message of at least {size} bytes exceeds limit of "
                 f"{limit} bytes",
             )
             return
