@@ -9,7 +9,6 @@ validates into exactly one member; calling the validated model runs it.
 
 from __future__ import annotations
 
-import ast
 import copy
 import inspect
 import io
@@ -41,6 +40,7 @@ from dasf_geo.backend.function import (
 )
 from dasf_geo.config.api import merge_config
 from dasf_geo.config.backend import ModuleConfig
+from dasf_geo.config.registry import defined_names, registered_source
 from dasf_geo.exceptions import ConfigurationError
 from dasf_geo.templates import Template
 
@@ -465,19 +465,10 @@ class BackendModule(RootModel[Any]):
         """
         config = cls.backend_config
         registry = config.registry
+        objects = _registered_objects(registry.objects, config)
         local_names: set[str] = set()
-        for source in registry.objects:
-            try:
-                tree = ast.parse(source)
-            except SyntaxError:  # pragma: no cover - checked at registration
-                continue
-            for node in tree.body:
-                name = getattr(node, "name", None)
-                if name:
-                    local_names.add(name)
-                for target in getattr(node, "targets", []):
-                    if hasattr(target, "id"):
-                        local_names.add(target.id)
+        for source in objects:
+            local_names |= defined_names(source)
         local_modules = {
             getattr(obj, "__module__", "") for obj in config.members if obj is not None
         }
@@ -488,11 +479,20 @@ class BackendModule(RootModel[Any]):
             _render_member(model, writer, config.module) for model in config.models
         ]
         imports = sorted(writer.imports - {"builtins"})
-        module_imports = [
-            line
-            for line in config.imports.splitlines()
-            if line.strip() and "dasf_geo" not in line
-        ]
+        # the imports of the registered types (from the modules that define
+        # them, which need not be this one), then those of the backend module
+        module_imports = list(
+            dict.fromkeys(
+                [
+                    *registry.object_imports,
+                    *(
+                        line
+                        for line in config.imports.splitlines()
+                        if line.strip() and "dasf_geo" not in line
+                    ),
+                ]
+            )
+        )
         messaging = json.dumps(cls._messaging_defaults(), indent=4, sort_keys=True)
         data_options = None
         if config.data_options is not None:
@@ -504,7 +504,7 @@ class BackendModule(RootModel[Any]):
             imports=imports,
             module_imports=module_imports,
             registry_imports=sorted(registry.imports.items()),
-            objects=registry.objects,
+            objects=objects,
             names=[m.backend_config.name for m in config.models],
             members=rendered,
             messaging=messaging,
@@ -552,6 +552,7 @@ class BackendModule(RootModel[Any]):
                 f"{line_length!r:.40}"
             )
         code = cls.render()
+        code = utils.drop_duplicate_imports(code)
         code = utils.drop_unused_imports(code)
         if use_formatters:
             code = _format(code, line_length, use_autoflake, use_black, use_isort)
@@ -585,6 +586,42 @@ def _format(
         else:
             code = black.format_str(code, mode=black.Mode(line_length=line_length))
     return code
+
+
+def _registered_objects(sources: list[str], config: Any) -> list[str]:
+    """The registered code to inline into the client of ``config``'s module.
+
+    The registry is global, so it may hold several types of the same name,
+    registered by different modules. Only one of them is inlined: the one
+    that is this backend module's own (or a member's module's), else the one
+    registered last (the one that the name would be bound to anyway).
+    """
+    by_name: dict[str, list[int]] = {}
+    for index, source in enumerate(sources):
+        names = defined_names(source)
+        if len(names) == 1:
+            by_name.setdefault(names.pop(), []).append(index)
+    modules = [config.module] if config.module is not None else []
+    modules += [inspect.getmodule(obj) for obj in config.members]
+    drop: set[int] = set()
+    for name, indexes in by_name.items():
+        if len(indexes) < 2:
+            continue
+        keep = indexes[-1]
+        for module in filter(None, modules):
+            obj = vars(module).get(name)
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            try:
+                own = registered_source(obj)
+            except (OSError, TypeError):
+                continue
+            matches = [i for i in indexes if sources[i] == own]
+            if matches:
+                keep = matches[-1]
+                break
+        drop.update(i for i in indexes if i != keep)
+    return [source for i, source in enumerate(sources) if i not in drop]
 
 
 def _configure_args(config: Any, writer: utils.CodeWriter, keys: list[str]) -> str:

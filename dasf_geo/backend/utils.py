@@ -578,6 +578,55 @@ def drop_unused_imports(code: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def drop_duplicate_imports(code: str) -> str:
+    """Remove names that the leading imports of ``code`` import twice.
+
+    A name is dropped from an import when an earlier import of the leading
+    import block bound it from the same source (``from typing import List``
+    twice, or ``import datetime`` twice); imports of the same name from
+    different sources are left alone. The generated module collects imports
+    from several places (the template, the backend module, the modules of
+    registered types), which may overlap.
+    """
+    tree = ast.parse(code)
+    seen: dict[str, tuple[Any, ...]] = {}
+    lines = code.splitlines()
+    replacements: list[tuple[int, int, str]] = []
+    for index, node in enumerate(tree.body):
+        if (
+            index == 0
+            and isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+        ):
+            continue  # the module docstring
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            break
+        keep = []
+        for alias in node.names:
+            key: tuple[Any, ...]
+            if isinstance(node, ast.Import):
+                bound = alias.asname or alias.name.split(".")[0]
+                key = ("import", alias.name, alias.asname)
+            else:
+                bound = alias.asname or alias.name
+                key = ("from", node.module, node.level, alias.name)
+            if alias.name != "*" and seen.get(bound) == key:
+                continue
+            seen[bound] = key
+            keep.append(alias)
+        if len(keep) == len(node.names):
+            continue
+        new = ""
+        if keep:
+            node.names = keep
+            new = ast.unparse(node)
+        assert node.end_lineno is not None
+        replacements.append((node.lineno - 1, node.end_lineno, new))
+    for start, end, new in reversed(replacements):
+        lines[start:end] = [new] if new else []
+    return "\n".join(lines) + "\n"
+
+
 def tidy_blank_lines(code: str) -> str:
     """Collapse runs of blank lines to at most two and strip trailing spaces."""
     code = "\n".join(line.rstrip() for line in code.splitlines())

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
+import sys
 import textwrap
 from typing import Any, TypeVar
 
@@ -57,6 +59,96 @@ def _strip_register_decorator(source: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def registered_source(obj: Any) -> str:
+    """The code of ``obj`` as :meth:`ApiRegistry.register_type` records it.
+
+    Raises:
+        OSError, TypeError: the source of ``obj`` cannot be found.
+    """
+    source = textwrap.dedent(inspect.getsource(obj))
+    return _strip_register_decorator(source)
+
+
+def defined_names(source: str) -> set[str]:
+    """The names that the top-level statements of ``source`` define."""
+    names: set[str] = set()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # pragma: no cover - checked at registration
+        return names
+    for node in tree.body:
+        name = getattr(node, "name", None)
+        if isinstance(name, str):
+            names.add(name)
+        for target in getattr(node, "targets", []):
+            if isinstance(target, ast.Name):
+                names.add(target.id)
+        target = getattr(node, "target", None)
+        if isinstance(node, ast.AnnAssign) and isinstance(target, ast.Name):
+            names.add(target.id)
+    return names
+
+
+def _used_names(source: str) -> set[str]:
+    """The names ``source`` reads: bare names, roots of attribute chains, and
+    the names in string annotations (forward references)."""
+    used: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and len(node.value) <= 500
+        ):
+            try:
+                expr = ast.parse(node.value.strip(), mode="eval")
+            except SyntaxError:
+                continue
+            used.update(n.id for n in ast.walk(expr) if isinstance(n, ast.Name))
+    return used
+
+
+def _needed_imports(obj: Any, source: str) -> list[str]:
+    """The import statements of ``obj``'s module that ``source`` needs.
+
+    One statement per imported name (``from typing import List``,
+    ``import numpy as np``), taken from the module-level imports of the module
+    that defines ``obj``; relative imports are made absolute, ``__future__``
+    and star imports are left out. Empty if the module's source is unknown.
+    """
+    module = inspect.getmodule(obj) or sys.modules.get(
+        getattr(obj, "__module__", "") or ""
+    )
+    if module is None:
+        return []
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    used = _used_names(source)
+    package = getattr(module, "__package__", None)
+    lines: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                bound = alias.asname or alias.name.split(".")[0]
+                if bound in used:
+                    lines.append(ast.unparse(ast.Import(names=[alias])))
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            base = node.module or ""
+            if node.level:
+                try:
+                    base = importlib.util.resolve_name("." * node.level + base, package)
+                except (ImportError, ValueError):
+                    continue
+            for alias in node.names:
+                if alias.name != "*" and (alias.asname or alias.name) in used:
+                    stmt = ast.ImportFrom(module=base, names=[alias], level=0)
+                    lines.append(ast.unparse(stmt))
+    return lines
+
+
 class ApiRegistry(BaseModel):
     """A registry of imports and code for generated client stubs.
 
@@ -65,6 +157,9 @@ class ApiRegistry(BaseModel):
             every generated module.
         objects: source code (classes, functions, statements) inlined into
             every generated module, in registration order.
+        object_imports: the import statements that the registered types in
+            ``objects`` need, taken from the modules that define them (a type
+            registered in one module may end up in the client of another).
     """
 
     model_config = ConfigDict(validate_assignment=True)
@@ -82,6 +177,14 @@ class ApiRegistry(BaseModel):
         description=(
             "Source code for objects that should be inlined in the generated "
             "Python API."
+        ),
+    )
+
+    object_imports: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Import statements (one name each) that the registered types in "
+            "``objects`` need, from the modules that define them."
         ),
     )
 
@@ -139,7 +242,10 @@ class ApiRegistry(BaseModel):
 
         Use it as a decorator on the pydantic models that exposed functions
         take or return, so that the client module can validate replies into
-        the same type. The object itself is returned unchanged.
+        the same type. The imports of the object's module that its code uses
+        are recorded too (:attr:`object_imports`), so that every generated
+        client that inlines it also imports them. The object itself is
+        returned unchanged.
 
         Args:
             obj: a class or function defined in a source file.
@@ -156,17 +262,22 @@ class ApiRegistry(BaseModel):
             )
         name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
         try:
-            source = inspect.getsource(obj)  # type: ignore[arg-type]
+            source = registered_source(obj)
         except (OSError, TypeError) as exc:
             raise ConfigurationError(
                 f"registry.register_type: cannot find the source code of "
                 f"{name!r} ({exc}); define it in a module file, or pass its "
                 "code to registry.hard_code()"
             ) from exc
-        source = textwrap.dedent(source)
-        source = _strip_register_decorator(source)
         if source not in self.objects:
             self.objects = [*self.objects, source]
+        new = [
+            line
+            for line in dict.fromkeys(_needed_imports(obj, source))
+            if line not in self.object_imports
+        ]
+        if new:
+            self.object_imports = [*self.object_imports, *new]
         return obj
 
     def hard_code(self, python_code: str) -> None:
@@ -203,13 +314,22 @@ class ApiRegistry(BaseModel):
     def copy_registry(self) -> ApiRegistry:
         """An independent copy (used by generated modules and tests)."""
         return ApiRegistry.model_construct(
-            imports=dict(self.imports), objects=list(self.objects)
+            imports=dict(self.imports),
+            objects=list(self.objects),
+            object_imports=list(self.object_imports),
         )
 
 
 #: Attributes of the global registry that this module forwards (see below).
 _FORWARDED = frozenset(
-    {"register_type", "register_import", "hard_code", "imports", "objects"}
+    {
+        "register_type",
+        "register_import",
+        "hard_code",
+        "imports",
+        "objects",
+        "object_imports",
+    }
 )
 
 

@@ -21,9 +21,11 @@ _counter = itertools.count()
 def clean_registry() -> Iterator[None]:
     """Each test starts from, and leaves, the global registry as it was."""
     imports, objects = dict(registry.imports), list(registry.objects)
+    object_imports = list(registry.object_imports)
     yield
     registry.imports = imports
     registry.objects = objects
+    registry.object_imports = object_imports
 
 
 @pytest.fixture

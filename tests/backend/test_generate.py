@@ -117,6 +117,104 @@ def test_hello_world_stub(make_module, load_client, wire, options, request):
     assert inspect.signature(client.hello_world) == inspect.signature(mod.hello_world)
 
 
+HELLO_TYPED_LIST = """
+from typing import Dict, List
+
+__all__ = ["names"]
+
+
+def names(counts: Dict[str, int]) -> List[str]:
+    return sorted(counts)
+"""
+
+
+@pytest.mark.parametrize("options", FORMATS)
+def test_type_registered_by_another_module_brings_its_imports(
+    make_module, load_client, wire, options, request
+):
+    """Two stubs in one process: the global registry holds GreetResponse (from
+    the first module) when the second is generated, and the second client
+    inlines it; its imports (BaseModel, List, datetime) must come along
+    although the second module imports none of them (or, for List, imports it
+    in another statement)."""
+    sent, backends = wire
+    greet = make_module(HELLO_GREET)
+    first = BackendModule.create_model(greet.__name__, **TOPIC)
+    assert_clean(first.generate(**options))
+    suffix = request.node.callspec.id.replace("-", "_")
+    for source, call, expected in [
+        (HELLO_WORLD, ("hello_world",), "HelloWorld"),
+        (HELLO_TYPED_LIST, ("names", {"b": 1, "a": 2}), ["a", "b"]),
+    ]:
+        mod = make_module(source)
+        backend = BackendModule.create_model(mod.__name__, **TOPIC)
+        backends["hello-world-topic"] = backend
+        code = backend.generate(**options)
+        assert "class GreetResponse(BaseModel):" in code
+        assert_clean(code)
+        client = load_client(code, f"{call[0]}_second_client_{suffix}")
+        assert getattr(client, call[0])(*call[1:]) == expected
+        assert set(client.GreetResponse.model_fields) == {
+            "message",
+            "greetings",
+            "greeting_time",
+        }
+    assert [s["func_name"] for s in sent] == ["hello_world", "names"]
+
+
+RESULT_TYPE = """
+from pydantic import BaseModel
+from dasf_geo import registry
+
+__all__ = ["get"]
+
+
+@registry.register_type
+class Result(BaseModel):
+    {field}: {type}
+
+
+def get() -> Result:
+    return Result({field}={value!r})
+"""
+
+
+@pytest.mark.parametrize("options", FORMATS)
+def test_same_named_types_of_two_modules_each_client_gets_its_own(
+    make_module, load_client, wire, options, request
+):
+    """Two modules register different types named ``Result`` in the global
+    registry: each client inlines one ``Result``, its own module's."""
+    _sent, backends = wire
+    suffix = request.node.callspec.id.replace("-", "_")
+    mods = {
+        "a": make_module(RESULT_TYPE.format(field="count", type="int", value=1)),
+        "b": make_module(RESULT_TYPE.format(field="label", type="str", value="x")),
+        "c": make_module(HELLO_WORLD),
+    }
+    models = {
+        topic: BackendModule.create_model(
+            mod.__name__, messaging_config={"topic": f"result-{topic}"}
+        )
+        for topic, mod in mods.items()
+    }
+    for topic, backend in models.items():
+        backends[f"result-{topic}"] = backend
+    for topic, expected in [("a", {"count": 1}), ("b", {"label": "x"})]:
+        code = models[topic].generate(**options)
+        assert_clean(code)
+        assert code.count("class Result(BaseModel):") == 1
+        client = load_client(code, f"result_client_{topic}_{suffix}")
+        result = client.get()
+        assert isinstance(result, client.Result)
+        assert result.model_dump() == expected
+    # a module without a Result of its own: the one registered last
+    code = models["c"].generate(**options)
+    assert_clean(code)
+    assert code.count("class Result(BaseModel):") == 1
+    assert "label: str" in code
+
+
 def test_formatting_options_change_the_layout_not_the_code(make_module):
     mod = make_module(HELLO_GREET)
     backend = BackendModule.create_model(mod.__name__, **TOPIC)

@@ -59,6 +59,90 @@ def test_register_type_as_decorator_drops_the_decorator(make_module):
     assert source == "class Area(BaseModel):\n    size: float\n"
 
 
+def test_register_type_records_the_imports_its_code_needs(make_module):
+    reg = ApiRegistry()
+    reg.register_type(Point)
+    reg.register_type(helper)
+    assert reg.object_imports == ["from pydantic import BaseModel"]
+    make_module("VALUE = 1\n", name="registry_sibling")
+    mod = make_module(
+        """
+        from __future__ import annotations
+
+        import datetime
+        import os.path
+        import typing as t
+        from collections import OrderedDict as OD, deque
+        from pydantic import BaseModel, Field
+
+        from registry_sibling import VALUE
+
+        __all__ = ["Stamp", "Unrelated"]
+
+
+        class Stamp(BaseModel):
+            when: datetime.datetime
+            tags: t.List[str] = Field(default_factory=list)
+            parts: "OD[str, int]" = OD()
+
+            def limit(self) -> int:
+                return VALUE
+
+
+        class Unrelated:
+            queue = deque()
+            path = os.path
+        """,
+    )
+    reg.register_type(mod.Stamp)
+    assert reg.object_imports == [
+        "from pydantic import BaseModel",
+        "import datetime",
+        "import typing as t",
+        "from collections import OrderedDict as OD",
+        "from pydantic import Field",
+        "from registry_sibling import VALUE",
+    ]
+    reg.register_type(mod.Stamp)
+    assert len(reg.object_imports) == 6  # registering twice adds nothing
+    copied = reg.copy_registry()
+    assert copied.object_imports == reg.object_imports
+    assert copied.object_imports is not reg.object_imports
+
+
+def test_register_type_makes_relative_imports_absolute(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    pkg = tmp_path / "registry_relpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "units.py").write_text("UNIT = 'm'\n")
+    (pkg / "models.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from .units import UNIT\n\n\n"
+        "class Length(BaseModel):\n"
+        "    value: float\n"
+        "    unit: str = UNIT\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        models = importlib.import_module("registry_relpkg.models")
+        reg = ApiRegistry()
+        reg.register_type(models.Length)
+    finally:
+        for name in (
+            "registry_relpkg",
+            "registry_relpkg.models",
+            "registry_relpkg.units",
+        ):
+            sys.modules.pop(name, None)
+    assert reg.object_imports == [
+        "from pydantic import BaseModel",
+        "from registry_relpkg.units import UNIT",
+    ]
+
+
 def test_register_type_errors():
     reg = ApiRegistry()
     with pytest.raises(ConfigurationError) as err:
