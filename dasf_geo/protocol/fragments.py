@@ -162,7 +162,7 @@ def split_stream(
                 f"{size} bytes"
             )
         text = b64encode(data)
-        props = {_FRAGMENT: index, _NUM_FRAGMENTS: count}
+        props: dict[str, Any] = {_FRAGMENT: index, _NUM_FRAGMENTS: count}
         if extensions:
             props[EXT_CHECKSUM] = crc32_hex(text)
             props[EXT_SIZE] = size
