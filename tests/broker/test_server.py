@@ -784,3 +784,37 @@ async def test_stop_closes_connections_with_1001_and_echoes_close_codes():
         await asyncio.wait_for(consumer.recv(), timeout(5))
     assert consumer.close_code == 1001
     assert not b.running
+
+
+async def test_a_producer_not_reading_its_acks_is_not_read_either():
+    # a small, fixed receive buffer: the kernel may not absorb the acks
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    async with Broker(port=0) as b:
+        sock.connect(("127.0.0.1", b.port))
+        sock.setblocking(False)
+        producer = await connect(b.url + producer_path("t"), sock=sock, max_size=None)
+        # acks echo the context: 300 acks of 50 kB are more than the
+        # kernel's buffers and the 1 MiB the broker holds per connection
+        big = "c" * 50_000
+        n = 300
+
+        async def send_all() -> None:
+            for i in range(n):
+                await producer.send(message(str(i).encode(), context=[i, big]))
+
+        sending = asyncio.ensure_future(send_all())
+        [connection] = list(b._open)
+        deadline = asyncio.get_running_loop().time() + timeout(30)
+        while not (connection.write_blocked and connection.read_paused):
+            assert asyncio.get_running_loop().time() < deadline, "never paused"
+            await asyncio.sleep(0.02)
+        assert b.core is not None
+        [topic] = b.core.topics.values()
+        assert topic.published < n  # the rest waits in the sockets
+        acks = [await recv_json(producer, 10) for _ in range(n)]
+        await sending
+        assert [a["context"][0] for a in acks] == list(range(n))
+        assert all(a["result"] == "ok" for a in acks)
+        assert topic.published == n and not connection.read_paused
+        await producer.close()
