@@ -10,7 +10,8 @@ Hierarchy::
     DasfGeoError
     ├── ConfigurationError        misuse: a bad option, a bad @configure call
     ├── ProtocolError             a message that breaks the DASF/Pulsar protocol
-    │   └── FragmentError         a fragmented payload cannot be reassembled
+    │   ├── FragmentError         a fragmented payload cannot be reassembled
+    │   └── PartError             a multipart request cannot be cut into its parts
     ├── DataError                 a value cannot be validated or serialized
     │   ├── UnsupportedTypeError  no entry in the type registry for a type
     │   ├── CFConventionError     a CF-convention violation (strict mode)
@@ -37,6 +38,7 @@ __all__ = [
     "DasfGeoError",
     "DataError",
     "FragmentError",
+    "PartError",
     "ProtocolError",
     "RemoteError",
     "RemoteValidationError",
@@ -64,6 +66,13 @@ class ProtocolError(DasfGeoError, ValueError):
 
 class FragmentError(ProtocolError):
     """A fragmented payload cannot be reassembled (missing, corrupt, too big)."""
+
+
+class PartError(ProtocolError):
+    """A multipart request's ``dasfGeoParts`` or placeholders do not fit its payload.
+
+    The message names the part and what is wrong with it.
+    """
 
 
 class DataError(DasfGeoError, ValueError):

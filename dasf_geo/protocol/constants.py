@@ -14,8 +14,13 @@ __all__ = [
     "EXT_CHECKSUM",
     "EXT_ENCODING",
     "EXT_ERRORS",
+    "EXT_FEATURES",
+    "EXT_PARTS",
     "EXT_SIZE",
     "EXT_TRANSFER",
+    "FEATURE_PARTS",
+    "JSON_MEDIA_TYPE",
+    "PART_KEY",
     "MessageType",
     "PropertyKeys",
     "Status",
@@ -80,3 +85,19 @@ EXT_ENCODING = "dasfGeoEncoding"
 #: On requests: comma-separated media types the caller can take as a raw
 #: binary reply instead of JSON (saves the second base64 of NetCDF replies).
 EXT_ACCEPT = "dasfGeoAccept"
+#: On requests: how to cut a multipart payload (the JSON text of the request
+#: followed by raw binary parts, e.g. the NetCDF bytes of a Dataset argument):
+#: JSON text of a list of ``{"size": bytes, "type": media type}``, the JSON
+#: part first. See :mod:`dasf_geo.protocol.parts`.
+EXT_PARTS = "dasfGeoParts"
+#: On ``pong``, ``info`` and ``api_info`` replies of dasf_geo backends: the
+#: comma-separated protocol extensions the backend understands (e.g.
+#: ``parts``), so that a caller only uses them with backends that do.
+EXT_FEATURES = "dasfGeoFeatures"
+#: The feature name of multipart requests (in ``dasfGeoFeatures``).
+FEATURE_PARTS = "parts"
+#: In the JSON part of a multipart request: ``{"$dasfGeoPart": n}`` stands
+#: for the value in binary part ``n`` (1-based; part 0 is the JSON itself).
+PART_KEY = "$dasfGeoPart"
+#: The media type of the JSON part of a multipart request.
+JSON_MEDIA_TYPE = "application/json"
