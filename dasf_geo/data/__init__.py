@@ -43,7 +43,15 @@ from dasf_geo.data._netcdf import (
     write_netcdf,
 )
 from dasf_geo.data._options import DataOptions
+from dasf_geo.data._parts import (
+    BinaryPart,
+    OutgoingPart,
+    PartWriter,
+    request_parts,
+    resolve_placeholder,
+)
 from dasf_geo.data._registry import (
+    PARTS_CONTEXT,
     SCHEMA_TYPE_KEY,
     RegistryType,
     TypeEntry,
@@ -64,12 +72,16 @@ from dasf_geo.data._replies import (
 
 __all__ = [
     "BINARY_MEDIA_TYPES",
+    "PARTS_CONTEXT",
     "SCHEMA_TYPE_KEY",
+    "BinaryPart",
     "CFConventionWarning",
     "CRSWarning",
     "DataOptions",
     "DataWarning",
     "Finding",
+    "OutgoingPart",
+    "PartWriter",
     "RegistryType",
     "TypeEntry",
     "check_cf",
@@ -93,7 +105,9 @@ __all__ = [
     "register",
     "registered_types",
     "reply_media_type",
+    "request_parts",
     "resolve_annotation",
+    "resolve_placeholder",
     "standard_name_table",
     "to_dataarray",
     "to_dataframe",

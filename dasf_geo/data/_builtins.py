@@ -21,6 +21,7 @@ from dasf_geo.data._netcdf import (
     read_netcdf,
 )
 from dasf_geo.data._options import DataOptions
+from dasf_geo.data._parts import BinaryPart
 from dasf_geo.data._registry import register
 from dasf_geo.exceptions import DataError
 
@@ -58,18 +59,28 @@ def _raw(value: Any, label: str | None) -> bytes | bytearray | memoryview | None
     return None
 
 
+def _part_dataset(part: BinaryPart, label: str | None) -> xr.Dataset:
+    try:
+        return part.dataset()
+    except DataError as exc:
+        raise DataError(f"{label}: {exc}" if label else str(exc)) from exc
+
+
 def to_dataset(value: Any, label: str | None = None) -> xr.Dataset:
     """Coerce ``value`` into a Dataset, as demessaging's ``validate_dataset``.
 
     Accepted: a Dataset; base64 text of NetCDF3/NetCDF4/zipped zarr; the raw
     bytes; a ``Dataset.to_dict()`` dict; a DataArray (converted with
-    ``to_dataset``).
+    ``to_dataset``); a :class:`~dasf_geo.data.BinaryPart` of a multipart
+    request.
 
     Raises:
         DataError: anything else, or undecodable content.
     """
     if isinstance(value, xr.Dataset):
         return value
+    if isinstance(value, BinaryPart):
+        return _part_dataset(value, label)
     raw = _raw(value, label)
     if raw is not None:
         return read_netcdf(raw)
@@ -94,13 +105,16 @@ def to_dataarray(value: Any, label: str | None = None) -> xr.DataArray:
 
     Accepted: a DataArray; base64 text or raw bytes of NetCDF holding one
     data variable; a ``DataArray.to_dict()`` dict; nested lists or an
-    ndarray (like ``xr.DataArray(value)``).
+    ndarray (like ``xr.DataArray(value)``); a
+    :class:`~dasf_geo.data.BinaryPart` of a multipart request.
 
     Raises:
         DataError: anything else, or undecodable content.
     """
     if isinstance(value, xr.DataArray):
         return value
+    if isinstance(value, BinaryPart):
+        return dataset_to_dataarray(_part_dataset(value, label))
     raw = _raw(value, label)
     if raw is not None:
         return dataset_to_dataarray(read_netcdf(raw))

@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from dasf_geo.data._options import DataOptions
 from dasf_geo.exceptions import ConfigurationError, DataError, UnsupportedTypeError
+from dasf_geo.protocol.constants import PART_KEY
 
 __all__ = [
     "SCHEMA_TYPE_KEY",
@@ -31,6 +32,9 @@ __all__ = [
 
 #: JSON-schema key naming the registry entry a schema describes
 SCHEMA_TYPE_KEY = "x-dasf-type"
+#: The key of a parts writer in pydantic's serialization context (see
+#: :class:`dasf_geo.data.PartWriter`)
+PARTS_CONTEXT = "dasf_geo.parts"
 _MAX_DEPTH = 64
 
 Validate = Callable[[Any, DataOptions, "str | None"], Any]
@@ -277,6 +281,11 @@ class RegistryType:
 
         def validate(value: Any, info: core_schema.ValidationInfo) -> Any:
             try:
+                if type(value) is dict and PART_KEY in value:
+                    # a binary part of a multipart request (see _parts.py)
+                    from dasf_geo.data._parts import resolve_placeholder
+
+                    value = resolve_placeholder(value, entry.name)
                 return entry.validate(value, options, info.field_name)
             except PydanticCustomError:
                 raise
@@ -294,13 +303,19 @@ class RegistryType:
                     },
                 ) from exc
 
-        def serialize(obj: Any) -> Any:
+        def serialize(obj: Any, info: core_schema.SerializationInfo) -> Any:
+            context = info.context
+            if type(context) is dict and PARTS_CONTEXT in context:
+                # a multipart request: the object travels as a binary part
+                part = context[PARTS_CONTEXT].add(obj, self)
+                if part is not None:
+                    return part
             return entry.serialize(obj, options)
 
         return core_schema.with_info_plain_validator_function(
             validate,
             serialization=core_schema.plain_serializer_function_ser_schema(
-                serialize, when_used="json"
+                serialize, info_arg=True, when_used="json"
             ),
         )
 
