@@ -46,6 +46,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections import deque
@@ -122,6 +123,9 @@ _WRITE_LIMIT = 1024 * 1024
 #: seconds of silence before a ping, then seconds to wait for any frame
 _PING_INTERVAL = 20.0
 _PING_TIMEOUT = 60.0
+#: a producer socket's kernel receive buffer (Linux doubles it): bounds
+#: what one read takes in, so the broker's read buffer stays a few MiB
+_PRODUCER_RCVBUF = 1024 * 1024
 #: seconds to wait for the peer's close frame (or for the flush) on close
 _CLOSE_TIMEOUT = 5.0
 #: seconds a client has to send its HTTP request after connecting
@@ -787,6 +791,13 @@ class _Producer(_Connection):
     def connected(self) -> None:
         """Register the producer; wait at once if its topic is full."""
         assert self.route.topic is not None
+        # picows reads whatever the kernel holds into one buffer that grows
+        # to fit (and never shrinks): a fixed receive buffer bounds it, and
+        # with it what is read while the topic is full
+        assert self.transport is not None
+        sock = self.transport.underlying_transport.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _PRODUCER_RCVBUF)
         self.topic = self.core.add_producer(self.route.topic)
         #: messages read while the topic was full, published when it drains
         self.pending: deque[bytes] = deque()
