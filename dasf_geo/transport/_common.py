@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 from urllib.parse import urlencode
 
-from dasf_geo.protocol.constants import DEFAULT_MAX_PAYLOAD_SIZE, EXT_TRANSFER
+from dasf_geo.protocol.constants import (
+    DEFAULT_MAX_PAYLOAD_SIZE,
+    EXT_PARTS,
+    EXT_TRANSFER,
+    JSON_MEDIA_TYPE,
+)
 from dasf_geo.protocol.fragments import Fragment, split_payload, split_stream
+from dasf_geo.protocol.parts import PartSpec, parts_property
 from dasf_geo.transport.connection import AsyncProducer
 
 __all__ = [
@@ -21,9 +28,12 @@ __all__ = [
     "FileBuffer",
     "MessagingSettings",
     "OutgoingFile",
+    "OutgoingParts",
+    "ReceivedPart",
     "add_query",
     "buffer_factory",
     "payload_bytes",
+    "received_parts",
     "send_payload",
     "setting",
     "shorten_switch_interval",
@@ -118,18 +128,87 @@ class OutgoingFile:
         self.file.close()
 
 
+class _PartFile(Protocol):
+    file: IO[bytes]
+    size: int
+    media_type: str
+
+
+class OutgoingParts:
+    """A multipart request payload: its JSON text, then each part's file.
+
+    The payload is read one fragment at a time across the JSON bytes and
+    the files (see :mod:`dasf_geo.protocol.parts`), so neither the parts'
+    bytes nor their base64 text nor the whole payload is ever in memory.
+    Its ``dasfGeoParts`` property is in :attr:`properties`. Closing it
+    leaves the files to their owner (e.g. a
+    :class:`~dasf_geo.data.PartWriter`).
+
+    Args:
+        head: the UTF-8 JSON of the request, placeholders in place.
+        parts: the binary parts (``file``, ``size``, ``media_type``), in
+            the order of their placeholders' numbers.
+    """
+
+    def __init__(self, head: bytes, parts: list[_PartFile]) -> None:
+        self.head = head
+        self.parts = list(parts)
+        self.size = len(head) + sum(part.size for part in self.parts)
+        self.properties: dict[str, Any] = {
+            EXT_PARTS: parts_property(
+                [(len(head), JSON_MEDIA_TYPE)]
+                + [(part.size, part.media_type) for part in self.parts]
+            )
+        }
+
+    def reader(self) -> Callable[[int], bytes]:
+        """A ``read(n)`` over the whole payload, from its start."""
+        segments: list[Any] = [memoryview(self.head)]
+        for part in self.parts:
+            part.file.seek(0)
+            segments.append(part)
+        index = 0
+        offset = 0  # within the JSON text
+        left = [part.size for part in self.parts]
+
+        def read(n: int) -> bytes:
+            nonlocal index, offset
+            chunks = []
+            while n > 0 and index < len(segments):
+                segment = segments[index]
+                if index == 0:
+                    chunk = bytes(segment[offset : offset + n])
+                    offset += len(chunk)
+                    done = offset >= len(segment)
+                else:
+                    want = min(n, left[index - 1])
+                    chunk = segment.file.read(want) if want else b""
+                    left[index - 1] -= len(chunk)
+                    done = left[index - 1] <= 0 or len(chunk) < want
+                chunks.append(chunk)
+                n -= len(chunk)
+                if done:
+                    index += 1
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+        return read
+
+
 def _fragments(
-    data: bytes | bytearray | memoryview | OutgoingFile, max_payload_size: int
+    data: bytes | bytearray | memoryview | OutgoingFile | OutgoingParts,
+    max_payload_size: int,
 ) -> Any:
     if isinstance(data, OutgoingFile):
         data.file.seek(0)
         return split_stream(data.file.read, data.size, max_payload_size)
+    if isinstance(data, OutgoingParts):
+        return split_stream(data.reader(), data.size, max_payload_size)
     return split_payload(data, max_payload_size)
 
 
 async def send_payload(
     producer: AsyncProducer,
-    data: bytes | bytearray | memoryview | OutgoingFile,
+    data: bytes | bytearray | memoryview | OutgoingFile | OutgoingParts,
     properties: Mapping[str, Any],
     max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
 ) -> int:
@@ -138,8 +217,8 @@ async def send_payload(
     Fragments are pipelined within the producer's window (so the sender
     never runs ahead of the broker by more than the window) and share a
     message key, so a broker that dispatches by key keeps them on one
-    consumer. An :class:`OutgoingFile` is read one fragment at a time and
-    its properties are added to every message.
+    consumer. An :class:`OutgoingFile` or :class:`OutgoingParts` is read
+    one fragment at a time and its properties are added to every message.
 
     Returns:
         The number of messages sent.
@@ -147,7 +226,7 @@ async def send_payload(
     Raises:
         SendError, TransportError: as :meth:`AsyncProducer.send`.
     """
-    if isinstance(data, OutgoingFile) and data.properties:
+    if isinstance(data, (OutgoingFile, OutgoingParts)) and data.properties:
         properties = {**properties, **data.properties}
     futures = []
     fragment: Fragment
@@ -260,3 +339,107 @@ def payload_bytes(payload: Any) -> bytes | bytearray:
     if isinstance(payload, (bytes, bytearray)):
         return payload
     return bytes(payload)
+
+
+@dataclass(frozen=True)
+class ReceivedPart:
+    """One binary part of a received multipart request.
+
+    Attributes:
+        index: the part's number (from 1).
+        media_type: its declared media type.
+        source: its bytes (a view into the reassembled payload) or the path
+            of a temporary file that holds exactly them.
+        size: its size in bytes.
+    """
+
+    index: int
+    media_type: str
+    source: memoryview | str
+    size: int
+
+
+def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
+    """Copy ``count`` bytes at ``offset`` of file ``src`` to the start of ``dst``.
+
+    In the kernel where it can (``copy_file_range``, else ``sendfile``),
+    so the bytes never pass through this process.
+    """
+    done = 0
+    try:
+        while done < count:
+            n = os.copy_file_range(src, dst, count - done, offset + done, done)
+            if n == 0:
+                break
+            done += n
+    except OSError:  # not supported between these files: fall back
+        pass
+    if done < count:
+        os.lseek(dst, done, os.SEEK_SET)
+        try:
+            while done < count:
+                n = os.sendfile(dst, src, offset + done, count - done)
+                if n == 0:
+                    break
+                done += n
+        except OSError:
+            while done < count:
+                chunk = os.pread(src, min(count - done, 1 << 22), offset + done)
+                if not chunk:
+                    break
+                os.pwrite(dst, chunk, done)
+                done += len(chunk)
+    if done != count:
+        raise OSError(f"copied {done} of {count} bytes of a request part")
+
+
+@contextlib.contextmanager
+def received_parts(
+    data: Any, specs: list[PartSpec]
+) -> Iterator[tuple[bytes, list[ReceivedPart]]]:
+    """Cut a reassembled multipart payload into its JSON and binary parts.
+
+    A payload in memory is cut into views (no copies). A payload reassembled
+    in a :class:`FileBuffer` gives each binary part a temporary file of its
+    own, copied in the kernel, so that a NetCDF reader can open it; leaving
+    the block removes those files and the buffer's.
+
+    Args:
+        data: the reassembled payload (``bytes``, ``bytearray`` or
+            :class:`FileBuffer`).
+        specs: the parts, as :func:`~dasf_geo.protocol.parts.parse_parts`
+            returns them (the JSON part first).
+
+    Yields:
+        The JSON text and the binary parts.
+    """
+    files: list[FileBuffer] = []
+    try:
+        head_spec, *binary = specs
+        if isinstance(data, FileBuffer):
+            head = data[head_spec.offset : head_spec.end]
+            parts = []
+            for spec in binary:
+                part_file = FileBuffer(spec.size)
+                files.append(part_file)
+                _copy_range(
+                    data.file.fileno(), part_file.file.fileno(), spec.offset, spec.size
+                )
+                parts.append(
+                    ReceivedPart(spec.index, spec.media_type, part_file.path, spec.size)
+                )
+        else:
+            view = memoryview(data).cast("B")
+            head = bytes(view[head_spec.offset : head_spec.end])
+            parts = [
+                ReceivedPart(
+                    spec.index, spec.media_type, view[spec.offset : spec.end], spec.size
+                )
+                for spec in binary
+            ]
+        yield head, parts
+    finally:
+        for part_file in files:
+            part_file.close()
+        if isinstance(data, FileBuffer):
+            data.close()

@@ -20,6 +20,12 @@ or its timeout instead.
 Errors never go unanswered: a payload that is not base64, not UTF-8 JSON,
 or fails validation gets an error reply; validation errors carry
 pydantic's structured error list in the ``dasfGeoErrors`` property.
+
+A handler with ``part_media_types`` (such as :class:`ModuleHandler`) also
+takes multipart requests (:mod:`dasf_geo.protocol.parts`): the listener
+says so in the ``dasfGeoFeatures`` property of its ``pong``, ``info`` and
+``api_info`` replies, cuts such a request into its JSON and its binary
+parts, and removes the parts' temporary files once it is answered.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from pydantic import ValidationError
 from dasf_geo.exceptions import (
     DasfGeoError,
     FragmentError,
+    PartError,
     ProtocolError,
     TransportError,
 )
@@ -52,6 +59,8 @@ from dasf_geo.protocol.constants import (
     EXT_ACCEPT,
     EXT_ENCODING,
     EXT_ERRORS,
+    EXT_FEATURES,
+    EXT_PARTS,
     MessageType,
     Status,
 )
@@ -62,14 +71,17 @@ from dasf_geo.protocol.messages import (
     parse_request_header,
     reply_properties,
 )
+from dasf_geo.protocol.parts import features_property, parse_parts
 from dasf_geo.protocol.progress import ProgressReport, ReportSender
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
     OutgoingFile,
+    ReceivedPart,
     add_query,
     buffer_factory,
     header_of,
     payload_bytes,
+    received_parts,
     send_payload,
     setting,
     shorten_switch_interval,
@@ -124,6 +136,11 @@ class RequestHandler(Protocol):
         reply: a handler may then return an :class:`OutgoingFile` whose
         ``dasfGeoEncoding`` property names one of them.
 
+        A handler whose ``part_media_types`` attribute lists media types
+        also gets multipart requests: then ``payload`` is their JSON part
+        and a keyword argument ``parts`` (a list of :class:`ReceivedPart`)
+        holds the binary parts its placeholders refer to.
+
         Raises:
             pydantic.ValidationError: the request is invalid.
             Exception: anything the user's code raises.
@@ -142,7 +159,14 @@ class RequestHandler(Protocol):
 class ModuleHandler:
     """A :class:`RequestHandler` for a :class:`dasf_geo.backend.BackendModule`."""
 
+    #: the media types of binary parts a multipart request may carry
+    #: (NetCDF or zipped zarr of a Dataset or DataArray argument)
+    part_media_types: frozenset[str]
+
     def __init__(self, module_cls: Any) -> None:
+        from dasf_geo.data import BINARY_MEDIA_TYPES
+
+        self.part_media_types = frozenset(BINARY_MEDIA_TYPES)
         self.module_cls = module_cls
         config = module_cls.backend_config
         self.config = config.messaging_config
@@ -156,14 +180,35 @@ class ModuleHandler:
         payload: bytes | bytearray,
         progress: ReportSender | None = None,
         accept: frozenset[str] = frozenset(),
+        parts: list[ReceivedPart] | None = None,
     ) -> bytes | OutgoingFile:
         """Validate the request, run it and serialise the return model.
 
         A Dataset or DataArray result goes back as raw NetCDF bytes written
         to a temporary file when the caller accepts that (see
         :func:`binary_reply`); otherwise as the JSON of the return model.
+
+        ``parts`` are the binary parts of a multipart request: its
+        placeholders are validated as the Dataset or DataArray in the part
+        they name (see :func:`dasf_geo.data.request_parts`).
+
+        Raises:
+            pydantic.ValidationError: the request is invalid (a part that
+                is not NetCDF, a placeholder for a part that does not
+                exist, … name the argument).
+            PartError: a part no placeholder refers to.
         """
-        model = self.module_cls.model_validate_json(payload)
+        if parts is None:
+            model = self.module_cls.model_validate_json(payload)
+        else:
+            from dasf_geo.data import BinaryPart, request_parts
+
+            received = [
+                BinaryPart(p.index, p.media_type, p.source, p.size) for p in parts
+            ]
+            with request_parts(received):
+                model = self.module_cls.model_validate_json(payload)
+            del received  # the arguments hold what they need
         if progress is not None:
             attach_reporters(model, progress)
         result = model()
@@ -285,6 +330,8 @@ class _Incoming:
     message_ids: list[str] = field(default_factory=list)
     #: media types the caller takes as a raw binary reply (``dasfGeoAccept``)
     accept: frozenset[str] = frozenset()
+    #: the raw ``dasfGeoParts`` property of a multipart request, else None
+    parts: Any = None
 
 
 class Listener:
@@ -350,6 +397,12 @@ class Listener:
         self.connected = asyncio.Event()
         #: number of requests answered so far (any status)
         self.answered = 0
+        #: what ``pong``, ``info`` and ``api_info`` replies advertise
+        self._features: dict[str, Any] = (
+            {EXT_FEATURES: features_property()}
+            if getattr(handler, "part_media_types", None)
+            else {}
+        )
 
     # --- life cycle ---------------------------------------------------------
 
@@ -490,8 +543,11 @@ class Listener:
         key = (header.request_context, header.response_topic)
         incoming = self._incoming.get(key)
         if incoming is None:
+            props = msg.properties
             incoming = self._incoming[key] = _Incoming(
-                header, accept=parse_accept(msg.properties.get(EXT_ACCEPT))
+                header,
+                accept=parse_accept(props.get(EXT_ACCEPT)),
+                parts=props.get(EXT_PARTS),
             )
         try:
             data = self._reassembler.add(
@@ -500,7 +556,10 @@ class Listener:
         except FragmentError as exc:
             self._incoming.pop(key, None)
             incoming.message_ids.append(msg.message_id)
-            self._spawn(self._reply_error(incoming, f"error receiving request: {exc}"))
+            text = f"error receiving request: {exc}"
+            if incoming.parts is not None and "more than the limit" in text:
+                text += _parts_over(incoming.parts, self._reassembler.max_size)
+            self._spawn(self._reply_error(incoming, text))
             return
         if data is None:
             # A fragment of a larger request: acknowledged at once, because a
@@ -519,11 +578,17 @@ class Listener:
         header = incoming.header
         mtype = header.message_type
         if mtype == MessageType.PING.value:
-            self._spawn(self._reply(incoming, b"", MessageType.PONG))
+            self._spawn(self._reply(incoming, b"", MessageType.PONG, **self._features))
         elif mtype == MessageType.INFO.value:
-            self._spawn(self._reply(incoming, b"", info=self.handler.info()))
+            self._spawn(
+                self._reply(incoming, b"", info=self.handler.info(), **self._features)
+            )
         elif mtype == MessageType.API_INFO.value:
-            self._spawn(self._reply(incoming, b"", api_info=self.handler.api_info()))
+            self._spawn(
+                self._reply(
+                    incoming, b"", api_info=self.handler.api_info(), **self._features
+                )
+            )
         elif mtype == MessageType.REQUEST.value:
             if self.queue_size is not None and self._active >= self.queue_size:
                 self._spawn(
@@ -552,19 +617,58 @@ class Listener:
         data: bytes | bytearray,
         progress: ReportSender | None = None,
         accept: frozenset[str] = frozenset(),
+        parts: Any = None,
     ) -> bytes | OutgoingFile:
         """Runs in a worker thread."""
         try:
-            return self.handler.handle(payload_bytes(data), progress, accept)
+            if parts is None:
+                return self.handler.handle(payload_bytes(data), progress, accept)
+            return self._execute_parts(data, progress, accept, parts)
         except ValidationError as exc:
             raise _RequestError(
                 f"error validating request: {exc}", structured_errors(exc)
             ) from exc
+        except PartError as exc:
+            raise _RequestError(f"error reading the request's parts: {exc}") from exc
         except ValueError as exc:
             # pydantic raises ValueError for JSON it cannot parse at all
             if isinstance(exc, DasfGeoError) or not _is_json_error(exc):
                 raise
             raise _RequestError(f"error validating request: {exc}") from exc
+
+    def _execute_parts(
+        self,
+        data: Any,
+        progress: ReportSender | None,
+        accept: frozenset[str],
+        parts: Any,
+    ) -> bytes | OutgoingFile:
+        """Run a multipart request: cut it, hand the parts to the handler.
+
+        The parts' temporary files (and a reassembly file) are removed once
+        the handler returned, whatever happened.
+
+        Raises:
+            PartError: the handler takes no parts, or ``dasfGeoParts`` does
+                not fit the payload.
+        """
+        media_types = getattr(self.handler, "part_media_types", None)
+        try:
+            if not media_types:
+                raise PartError(
+                    f"the backend on topic {self.topic!r} does not take multipart "
+                    f"requests ({EXT_PARTS})"
+                )
+            specs = parse_parts(parts, len(data), media_types)
+        except BaseException:
+            close = getattr(data, "close", None)
+            if close is not None:
+                close()
+            raise
+        with received_parts(data, specs) as (head, binary):
+            return self.handler.handle(  # type: ignore[call-arg]
+                head, progress, accept, parts=binary
+            )
 
     def _start_request(self, incoming: _Incoming, data: bytes | bytearray) -> None:
         """Run a request in the worker pool; answer it when it is done.
@@ -581,7 +685,11 @@ class Listener:
         done.add_done_callback(self._running.discard)
         try:
             work = self._pool.submit(
-                self._execute, data, self._progress_sender(incoming), incoming.accept
+                self._execute,
+                data,
+                self._progress_sender(incoming),
+                incoming.accept,
+                incoming.parts,
             )
         except RuntimeError as exc:  # the pool is shut down
             self._active -= 1
@@ -760,6 +868,25 @@ class Listener:
                 await producer.connect()
             self._producers[topic] = (producer, time.monotonic())
             return producer
+
+
+def _parts_over(parts: Any, limit: int) -> str:
+    """Which parts of a multipart request that is too large are the cause.
+
+    Returns ``"; part 1 (…) is above the limit of N bytes"`` (or, when no
+    part alone is, the largest part), to append to the error.
+    """
+    try:
+        specs = parse_parts(parts, None)
+    except PartError as exc:
+        return f"; {exc}"
+    over = [spec for spec in specs if spec.size > limit]
+    if over:
+        names = ", ".join(spec.describe() for spec in over)
+        verb = "is" if len(over) == 1 else "are"
+        return f"; {names} {verb} above the limit of {limit} bytes"
+    largest = max(specs[1:] or specs, key=lambda spec: spec.size)
+    return f"; the largest part is {largest.describe()}"
 
 
 def _is_json_error(exc: ValueError) -> bool:

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -39,7 +40,9 @@ from dasf_geo.protocol.constants import (
     EXT_ACCEPT,
     EXT_ENCODING,
     EXT_ERRORS,
+    EXT_FEATURES,
     EXT_SIZE,
+    FEATURE_PARTS,
     MessageType,
     PropertyKeys,
     Status,
@@ -54,9 +57,11 @@ from dasf_geo.protocol.messages import (
     new_response_topic,
     request_properties,
 )
+from dasf_geo.protocol.parts import parse_features
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
     FileBuffer,
+    OutgoingParts,
     add_query,
     buffer_factory,
     header_of,
@@ -339,6 +344,10 @@ class AsyncClient:
         )
         self._pending: dict[str, _Pending] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: the protocol extensions the backend advertised (``dasfGeoFeatures``
+        #: of its last ``pong``, ``info`` or ``api_info`` reply); None until
+        #: one came
+        self.features: frozenset[str] | None = None
         self._started = False
         self._closed = False
         self._producer_lock: asyncio.Lock | None = None
@@ -347,6 +356,21 @@ class AsyncClient:
     def url(self) -> str:
         """The producer URL of the backend's topic (token hidden)."""
         return redact_url(self._producer.url)
+
+    @property
+    def supports_parts(self) -> bool:
+        """True once the backend said it takes multipart requests.
+
+        Learned from the ``dasfGeoFeatures`` property of its ``pong``,
+        ``info`` or ``api_info`` replies (see :meth:`ping`); False while
+        unknown, so that other DASF backends keep getting JSON requests.
+        """
+        features = self.features
+        return features is not None and FEATURE_PARTS in features
+
+    def _learn(self, reply: Reply) -> None:
+        """Remember what the backend advertised in a metadata reply."""
+        self.features = parse_features(reply.properties.get(EXT_FEATURES))
 
     async def __aenter__(self) -> AsyncClient:
         await self.start()
@@ -529,7 +553,7 @@ class AsyncClient:
 
     async def request(
         self,
-        payload: bytes | bytearray | memoryview,
+        payload: bytes | bytearray | memoryview | OutgoingParts,
         *,
         message_type: MessageType | str = MessageType.REQUEST,
         timeout: float | None = None,
@@ -540,7 +564,9 @@ class AsyncClient:
         """Send one request and wait for its complete reply.
 
         Args:
-            payload: the raw request bytes (UTF-8 JSON for ``request``).
+            payload: the raw request bytes (UTF-8 JSON for ``request``), or
+                a multipart request (:class:`OutgoingParts`, only for a
+                backend that :attr:`supports_parts`).
             message_type: ``request``, ``ping``, ``info`` or ``api_info``.
             timeout: seconds to wait (default: the client's timeout).
             what: how to name the request in errors (e.g. ``hello_world()``).
@@ -622,7 +648,7 @@ class AsyncClient:
 
     def _send_at_once(
         self,
-        payload: bytes | bytearray | memoryview,
+        payload: bytes | bytearray | memoryview | OutgoingParts,
         message_type: MessageType | str,
         what: str,
         progress: ProgressCallback | None,
@@ -641,6 +667,7 @@ class AsyncClient:
             self._started
             and producer.connected
             and producer.has_room
+            and not isinstance(payload, OutgoingParts)
             and fits_one_message(len(payload), self.max_payload_size)
         ):
             return None
@@ -665,7 +692,7 @@ class AsyncClient:
     def _start_for_thread(
         self,
         waiter: _ThreadWaiter,
-        payload: bytes,
+        payload: bytes | OutgoingParts,
         message_type: MessageType | str,
         what: str,
         progress: ProgressCallback | None,
@@ -740,18 +767,22 @@ class AsyncClient:
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
         accept: Iterable[str] | None = None,
+        parts: Any = None,
     ) -> Any:
         """Send a request object and return the JSON result.
 
         With ``accept`` (see :meth:`request`), a result the backend sends in
-        binary form comes back as a :class:`BinaryValue`.
+        binary form comes back as a :class:`BinaryValue`. With ``parts`` (a
+        :class:`~dasf_geo.data.PartWriter` whose placeholders are in
+        ``request``), the request is sent in multipart form; only do that
+        when the backend :attr:`supports_parts`.
 
         Raises:
             RemoteValidationError: the backend rejected the arguments.
             RemoteError: the backend answered with an error.
             RequestTimeout, TransportError: see :meth:`request`.
         """
-        payload = json.dumps(request).encode("utf-8")
+        payload = _request_payload(request, parts)
         reply = await self.request(
             payload,
             timeout=timeout,
@@ -763,18 +794,25 @@ class AsyncClient:
         return reply.value()
 
     async def ping(self, timeout: float | None = None) -> float:
-        """Ping the backend; return the round-trip time in seconds."""
+        """Ping the backend; return the round-trip time in seconds.
+
+        The ``pong`` also tells which protocol extensions the backend
+        understands (see :attr:`features`).
+        """
         start = time.perf_counter()
-        await self.request(
+        reply = await self.request(
             b"", message_type=MessageType.PING, timeout=timeout, what="ping"
         )
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        self._learn(reply)
+        return elapsed
 
     async def api_info(self, timeout: float | None = None) -> dict[str, Any]:
         """Ask the backend for its API (classes, functions, schemas)."""
         reply = await self.request(
             b"", message_type=MessageType.API_INFO, timeout=timeout, what="api_info"
         )
+        self._learn(reply)
         return _json_property(
             raise_for_status(reply, self.topic), "api_info", self.topic
         )
@@ -784,7 +822,16 @@ class AsyncClient:
         reply = await self.request(
             b"", message_type=MessageType.INFO, timeout=timeout, what="info"
         )
+        self._learn(reply)
         return _json_property(raise_for_status(reply, self.topic), "info", self.topic)
+
+
+def _request_payload(request: dict[str, Any], parts: Any) -> bytes | OutgoingParts:
+    """The payload of ``request``: its JSON, followed by any binary parts."""
+    payload = json.dumps(request).encode("utf-8")
+    if parts is not None and parts.parts:
+        return OutgoingParts(payload, parts.parts)
+    return payload
 
 
 def _json_property(reply: Reply, key: str, topic: str) -> dict[str, Any]:
@@ -886,12 +933,22 @@ class Client:
         """Default seconds to wait for a reply."""
         return self._async.timeout
 
+    @property
+    def features(self) -> frozenset[str] | None:
+        """See :attr:`AsyncClient.features`."""
+        return self._async.features
+
+    @property
+    def supports_parts(self) -> bool:
+        """See :attr:`AsyncClient.supports_parts`."""
+        return self._async.supports_parts
+
     def _run(self, coro: Awaitable[T]) -> T:
         return self._bg.run(coro)  # type: ignore[arg-type]
 
     def request(
         self,
-        payload: bytes,
+        payload: bytes | OutgoingParts,
         *,
         message_type: MessageType | str = MessageType.REQUEST,
         timeout: float | None = None,
@@ -946,9 +1003,10 @@ class Client:
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
         accept: Iterable[str] | None = None,
+        parts: Any = None,
     ) -> Any:
         """Blocking :meth:`AsyncClient.call`."""
-        payload = json.dumps(request).encode("utf-8")
+        payload = _request_payload(request, parts)
         reply = self.request(
             payload,
             timeout=timeout,
@@ -1032,7 +1090,11 @@ def send_request(
 
     The request is validated locally first (so bad arguments fail before
     anything is sent), sent to the module's topic, and the JSON reply is
-    validated with the request's return model.
+    validated with the request's return model. Dataset and DataArray
+    arguments travel as binary parts of a multipart request (raw NetCDF,
+    base64-encoded once) when the backend takes them: the shared client
+    asks it once, with a ping, the first time a request has such an
+    argument; other backends get the JSON form.
 
     Args:
         module_cls: a :class:`dasf_geo.backend.BackendModule` subclass.
@@ -1052,23 +1114,83 @@ def send_request(
         model = module_cls.model_validate(request.root)
     else:
         model = module_cls.model_validate(request)
-    payload = model.model_dump_json().encode("utf-8")
     config = module_cls.backend_config.messaging_config
     client = get_client(config)
-    what = describe_request(json.loads(payload))
     return_model = model.root.return_model
-    reply = client.request(
-        payload,
-        timeout=timeout,
-        what=what,
-        accept=binary_accept(return_model),
-        **kwargs,
-    )
+    writer = _part_writer(client, model, timeout)
+    try:
+        if writer is None:
+            head = model.model_dump_json().encode("utf-8")
+            payload: bytes | OutgoingParts = head
+        else:
+            from dasf_geo.data import PARTS_CONTEXT
+
+            head = model.model_dump_json(context={PARTS_CONTEXT: writer}).encode()
+            payload = OutgoingParts(head, writer.parts) if writer.parts else head
+        reply = client.request(
+            payload,
+            timeout=timeout,
+            what=describe_request(json.loads(head)),
+            accept=binary_accept(return_model),
+            **kwargs,
+        )
+    finally:
+        if writer is not None:
+            writer.close()
     raise_for_status(reply, client.topic)
     value = reply.value()
     if isinstance(value, BinaryValue):
         return return_model.model_validate(value.decode())
     return return_model.model_validate_json(payload_bytes(reply.payload))
+
+
+#: Longest wait for the ``pong`` that tells whether a backend takes
+#: multipart requests (see :func:`send_request`).
+PROBE_TIMEOUT = 10.0
+
+
+def _part_writer(client: Client, model: Any, timeout: float | None) -> Any:
+    """A :class:`~dasf_geo.data.PartWriter` if ``model`` goes multipart, else None.
+
+    That is when it has a Dataset or DataArray argument and the backend
+    takes multipart requests. A shared client that does not know yet asks
+    once, with a ping (a backend that does not answer within
+    :data:`PROBE_TIMEOUT` seconds gets JSON requests from this client).
+    """
+    if client.features is not None and not client.supports_parts:
+        return None
+    if not _has_xarray_argument(model):
+        return None
+    if client.features is None:
+        wait = min(PROBE_TIMEOUT, client.timeout if timeout is None else timeout)
+        try:
+            client.ping(wait)
+        except TransportError as exc:
+            logger.info("JSON requests for topic %r: %s", client.topic, exc)
+            client._async.features = frozenset()
+    if not client.supports_parts:
+        return None
+    from dasf_geo.data import PartWriter
+
+    return PartWriter()
+
+
+def _has_xarray_argument(model: Any) -> bool:
+    """True if an argument of the request ``model`` is a Dataset or DataArray."""
+    xr = sys.modules.get("xarray")
+    if xr is None:  # never imported: no argument can be one
+        return False
+    kinds = (xr.Dataset, xr.DataArray)
+    member = getattr(model, "root", model)
+    for obj in (member, getattr(member, "function", None)):
+        if obj is None or not hasattr(type(obj), "model_fields"):
+            continue
+        if any(
+            isinstance(getattr(obj, name, None), kinds)
+            for name in type(obj).model_fields
+        ):
+            return True
+    return False
 
 
 def binary_accept(return_model: Any) -> tuple[str, ...] | None:

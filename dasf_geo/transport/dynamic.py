@@ -15,7 +15,10 @@ checked by the backend, whose structured errors come back as
 :class:`~dasf_geo.exceptions.RemoteValidationError`. Values of registered
 data types (``xr.Dataset``, ``pd.DataFrame``, ``np.ndarray``…) are encoded on
 the way out and decoded on the way back, guided by the JSON schema the
-backend published (``contentMediaType``).
+backend published (``contentMediaType``). When the backend's API info says
+it takes multipart requests (``dasfGeoFeatures``), Dataset and DataArray
+arguments travel as raw NetCDF parts after the JSON instead of base64 text
+inside it (see :mod:`dasf_geo.protocol.parts`).
 
 :func:`aconnect` is the asyncio counterpart: the same attributes, but calls
 return coroutines.
@@ -39,6 +42,8 @@ __all__ = [
     "Service",
     "aconnect",
     "connect",
+    "encode_request",
+    "encode_value",
     "messaging_config",
 ]
 
@@ -239,12 +244,13 @@ class _Signature:
         return "\n".join(lines)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The JSON request fields for a call (TypeError for a bad call)."""
+        """The arguments of a call by name, not encoded yet (TypeError for a
+        bad call); :func:`encode_request` encodes them."""
         try:
             bound = self.signature().bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.name}(): {exc}") from None
-        return {name: encode_value(value) for name, value in bound.arguments.items()}
+        return dict(bound.arguments)
 
     @property
     def accept(self) -> tuple[str, ...] | None:
@@ -263,16 +269,19 @@ class _Signature:
         return decode_value(self.return_schema, value) if decode else value
 
 
-def encode_value(value: Any) -> Any:
+def encode_value(value: Any, parts: Any = None) -> Any:
     """The JSON form of an argument value.
 
     Registered data types (``xr.Dataset``…) use their registered serializer;
-    pydantic models and other values use pydantic's JSON conversion.
+    pydantic models and other values use pydantic's JSON conversion. With
+    ``parts`` (a :class:`~dasf_geo.data.PartWriter`), a Dataset or DataArray
+    is written as a binary part of a multipart request and its JSON form is
+    the placeholder that refers to it.
     """
     from pydantic import BaseModel, TypeAdapter
     from pydantic_core import to_jsonable_python
 
-    from dasf_geo.data import DataOptions, resolve_annotation
+    from dasf_geo.data import PARTS_CONTEXT, DataOptions, resolve_annotation
 
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
@@ -280,8 +289,28 @@ def encode_value(value: Any) -> Any:
     options = DataOptions(cf="off", crs="off", demap="off")
     annotation = resolve_annotation(type(value), options)
     if annotation is not type(value):
-        return TypeAdapter(annotation).dump_python(value, mode="json")
+        context = None if parts is None else {PARTS_CONTEXT: parts}
+        return TypeAdapter(annotation).dump_python(value, mode="json", context=context)
     return to_jsonable_python(value)
+
+
+def encode_request(request: dict[str, Any], parts: Any = None) -> dict[str, Any]:
+    """``request`` with every argument value in its JSON form.
+
+    ``request`` is ``{"func_name": …, **arguments}`` or ``{"class_name": …,
+    **arguments, "function": {"func_name": …, **arguments}}`` with Python
+    values; see :func:`encode_value` for ``parts``.
+    """
+    out: dict[str, Any] = {}
+    is_class = "class_name" in request
+    for key, value in request.items():
+        if key in ("func_name", "class_name"):
+            out[key] = value
+        elif is_class and key == "function" and isinstance(value, dict):
+            out[key] = encode_request(value, parts)
+        else:
+            out[key] = encode_value(value, parts)
+    return out
 
 
 def decode_value(schema: Mapping[str, Any], value: Any) -> Any:
@@ -444,6 +473,23 @@ class _ServiceBase:
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
         raise NotImplementedError
 
+    def _encode(self, request: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The JSON request and its binary parts (None for a JSON request).
+
+        Dataset and DataArray arguments become binary parts when the
+        backend takes multipart requests (it said so with its API info).
+        """
+        if not self._client.supports_parts:
+            return encode_request(request), None
+        from dasf_geo.data import PartWriter
+
+        writer = PartWriter()
+        try:
+            return encode_request(request, writer), writer
+        except BaseException:
+            writer.close()
+            raise
+
     def __getattr__(self, name: str) -> Any:
         members = self.__dict__.get("_members") or {}
         if name in members:
@@ -478,10 +524,15 @@ class Service(_ServiceBase):
     _client: Client
 
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
+        encoded, parts = self._encode(request)
         bar = _progress_for(self._progress, sig.name)
         try:
-            result = self._client.call(request, progress=bar, accept=sig.accept)
+            result = self._client.call(
+                encoded, progress=bar, accept=sig.accept, parts=parts
+            )
         finally:
+            if parts is not None:
+                parts.close()
             if isinstance(bar, ProgressBar):
                 bar.close()
         return sig.decode(result, self._decode)
@@ -510,10 +561,15 @@ class AsyncService(_ServiceBase):
     _client: AsyncClient
 
     async def _call(self, request: dict[str, Any], sig: _Signature) -> Any:
+        encoded, parts = self._encode(request)
         bar = _progress_for(self._progress, sig.name)
         try:
-            result = await self._client.call(request, progress=bar, accept=sig.accept)
+            result = await self._client.call(
+                encoded, progress=bar, accept=sig.accept, parts=parts
+            )
         finally:
+            if parts is not None:
+                parts.close()
             if isinstance(bar, ProgressBar):
                 bar.close()
         return sig.decode(result, self._decode)
