@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -116,3 +117,69 @@ def test_dataset_reply_is_binary_only_for_callers_that_ask(geo_service):
     # JSON callers (demessaging, the web map) get base64 NetCDF as before,
     # and it is the same encoding
     assert isinstance(plain, str) and plain == binary.to_json() == other
+
+
+@pytest.fixture(scope="module")
+def args_service():
+    """``dasf-geo serve`` on a module that hands its arguments back."""
+    port = free_port()
+    proc = Proc(
+        [
+            *DASF_GEO,
+            "serve",
+            str(MODULES / "geo_args.py"),
+            "--topic",
+            "geo-args",
+            "--port",
+            str(port),
+        ]
+    ).start()
+    try:
+        wait_until(lambda: "call it with" in proc.output(), "the service", 30, proc)
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        assert proc.stop() == 0, proc.output()
+
+
+def big_grid(nt: int, seed: int = 0) -> xr.Dataset:
+    """``nt`` MB of float32 (500 x 500 per time step), NaNs included."""
+    values = np.random.default_rng(seed).random((nt, 500, 500), dtype="float32")
+    values[0, 0, :7] = np.nan
+    return xr.Dataset(
+        {"t2m": (("time", "lat", "lon"), values, {"units": "K"})},
+        coords={
+            # nanoseconds: what NetCDF readers decode datetimes to
+            "time": pd.date_range("2000-01-01", periods=nt, freq="D", unit="ns"),
+            "lat": ("lat", np.linspace(-80, 80, 500), {"units": "degrees_north"}),
+            "lon": ("lon", np.linspace(-170, 170, 500), {"units": "degrees_east"}),
+        },
+        attrs={"Conventions": "CF-1.8", "crs": "EPSG:4326"},
+    )
+
+
+def assert_bit_exact(got: xr.Dataset, want: xr.Dataset) -> None:
+    xr.testing.assert_identical(got, want)
+    for name, var in want.variables.items():
+        assert got[name].dtype == var.dtype, name
+        assert got[name].values.tobytes() == var.values.tobytes(), name
+
+
+@pytest.mark.parametrize("size_mb", [5, 40], ids=["5MB-in-memory", "40MB-in-a-file"])
+def test_dataset_arguments_travel_as_binary_parts(args_service, size_mb):
+    """A Dataset argument goes as raw NetCDF (base64 once) and comes back exact;
+    above 32 MiB the backend reassembles it in a file and reads the part from a
+    temporary file of its own, removed after the request."""
+    ds = big_grid(size_mb)
+    with dasf_geo.connect("geo-args", args_service, timeout=timeout(120)) as svc:
+        assert svc._client.supports_parts  # learned from the API info
+        assert_bit_exact(svc.echo_dataset(ds), ds)
+        da = svc.echo_dataarray(ds["t2m"])
+        xr.testing.assert_identical(da, ds["t2m"])
+        assert da.values.tobytes() == ds["t2m"].values.tobytes()
+        where = svc.argument_file(ds)
+    if size_mb * 1_000_000 > 32 * 1024 * 1024:
+        assert where["source"].endswith(".part"), where  # the temp-file path
+    else:
+        assert where["source"] == "", where  # decoded from memory
+    assert where["exists"] == bool(where["source"])  # there while the function ran
+    assert not os.path.exists(where["source"])  # removed once it was answered
