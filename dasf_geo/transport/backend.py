@@ -714,7 +714,10 @@ class Listener:
         self._spawn(self._finish_request(incoming, result, error, done))
 
     def _reply_now(
-        self, incoming: _Incoming, result: bytes, done: asyncio.Future[None]
+        self,
+        incoming: _Incoming,
+        result: bytes | bytearray,
+        done: asyncio.Future[None],
     ) -> bool:
         """Send a small successful reply at once, if a producer is ready.
 

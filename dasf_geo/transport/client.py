@@ -526,7 +526,7 @@ class AsyncClient:
         context: str,
         *,
         reply: Reply | None = None,
-        error: Exception | None = None,
+        error: BaseException | None = None,
     ) -> None:
         pending = self._pending.pop(context, None)
         if pending is None or pending.future.done():
