@@ -7,7 +7,7 @@ peak resident memory above idle (VmHWM after resetting it, minus VmRSS
 before) of backend, broker and caller, measured from /proc.
 
     python benchmarks/bench_streaming.py [--sizes 10,100] [--lazy 1000]
-        [--repeat 3] [--no-reference]
+        [--repeat 3] [--no-reference] [--modes reply,argument,lazy]
 
 The reference's Python client cannot reassemble a fragmented reply, so its
 reply is joined by a bare WebSocket caller (its time is from the request to
@@ -140,14 +140,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lazy", default="", help="dask-backed reply sizes, MB")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument(
+        "--modes",
+        default="reply,argument,lazy",
+        help="which dasf_geo rows to run: reply, argument (a Dataset sent to "
+        "the backend), lazy (the dask-backed reply, sizes from --lazy)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     lazy = [int(s) for s in args.lazy.split(",") if s]
+    modes = {m.strip() for m in args.modes.split(",") if m.strip()}
+    unknown = modes - {"reply", "argument", "lazy"}
+    if unknown:
+        parser.error(f"unknown --modes {sorted(unknown)}; use reply, argument, lazy")
 
     rows = []
     broker, url = start_broker()
     try:
         for mode, mode_sizes in (("reply", sizes), ("request", sizes), ("lazy", lazy)):
+            if {"request": "argument"}.get(mode, mode) not in modes:
+                continue
             for size in mode_sizes:
                 runs = []
                 for _ in range(args.repeat):
