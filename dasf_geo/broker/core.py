@@ -459,6 +459,122 @@ def _split_payload_frame(frame: bytes) -> tuple[dict[str, Any], bytes] | None:
 _PLAIN_ACK = re.compile(rb'\{"messageId":"([A-Za-z0-9_\-]+)"\}')
 
 
+def _read_frame(
+    frame: bytes,
+) -> tuple[bytes, bytes, bytes | None, bytes | None] | bytes:
+    """Read a producer frame of any shape, or say what is wrong with it.
+
+    Returns:
+        ``(payload, properties, context, key)`` as bytes (the JSON text of
+        the last three, context and key None if absent), the payload checked
+        as base64; or the ``send-error`` ack for the producer.
+    """
+    split = _split_payload_frame(frame)
+    if split is None:
+        try:
+            obj = _parse_object(frame, "message")
+        except ProtocolError as exc:
+            return _send_error(SendErrorCode.JSON, str(exc), None)
+        raw = obj.get("payload")
+        context = None if "context" not in obj else _dump(obj["context"])
+        if raw is None:
+            return _send_error(
+                SendErrorCode.PAYLOAD_ENCODING,
+                "the message has no 'payload': send the payload as a base64 "
+                "string (empty for no payload)",
+                context,
+            )
+        if not isinstance(raw, str):
+            return _send_error(
+                SendErrorCode.PAYLOAD_ENCODING,
+                f"the 'payload' must be a base64 string, got {type(raw).__name__}",
+                context,
+            )
+        if not raw.isascii():
+            return _send_error(
+                SendErrorCode.PAYLOAD_ENCODING,
+                "the payload is not valid base64: it contains non-ASCII characters",
+                context,
+            )
+        payload = raw.encode("ascii")
+    else:
+        obj, payload = split
+        context = None if "context" not in obj else _dump(obj["context"])
+    if payload:
+        try:
+            _b64decode(payload, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            # as dasf_geo.protocol.messages.b64decode words it
+            return _send_error(
+                SendErrorCode.PAYLOAD_ENCODING,
+                f"the payload is not valid base64: {exc}",
+                context,
+            )
+    props = obj.get("properties")
+    if props is None:
+        props = {}
+    if not isinstance(props, dict):
+        return _send_error(
+            SendErrorCode.JSON,
+            f"the 'properties' must be a JSON object, got {type(props).__name__}",
+            context,
+        )
+    key = obj.get("key")
+    if key is not None and not isinstance(key, str):
+        return _send_error(
+            SendErrorCode.JSON,
+            f"the 'key' must be a string, got {type(key).__name__}",
+            context,
+        )
+    return payload, _dump(props), context, None if key is None else _dump(key)
+
+
+# a JSON string without escapes (what json.dumps writes for printable ASCII
+# text) and an integer as json.dumps writes it
+_J_STR = rb'"[^"\\\x00-\x1f\x80-\xff]*"'
+_J_VALUE = rb"(?:" + _J_STR + rb"|-?[1-9][0-9]*|0)"
+_J_PAIR = _J_STR + rb":" + _J_VALUE
+# the rest of a producer frame after its payload, as dasf_geo and most
+# clients write it: compact properties of strings and integers, a context
+_PLAIN_TAIL = re.compile(
+    rb'","properties":(\{(?:' + _J_PAIR + rb"(?:," + _J_PAIR + rb")*)?\})"
+    rb'(?:,"context":(' + _J_VALUE + rb"))?\}"
+)
+# name and value after name and value, from the start of the properties
+# (a search for strings followed by ':' alone could start at the closing
+# quote of a value)
+_PAIRS = re.compile(rb"(" + _J_STR + rb"):" + _J_VALUE)
+
+
+def _read_plain_frame(
+    frame: bytes,
+) -> tuple[bytes, bytes, bytes | None, bytes | None] | None:
+    """Read ``{"payload":"…","properties":{…},"context":…}`` without JSON.
+
+    Only for the compact shape whose properties are strings without escapes
+    and integers (no repeated names) and whose context is one such value:
+    that text is exactly what ``json.dumps`` writes back for what
+    ``json.loads`` reads from it, so the result is the one :func:`_read_frame`
+    gives (the payload is not checked here). Returns None for anything else.
+    """
+    if not frame.startswith(b'{"payload":"'):
+        return None
+    end = frame.find(b'"', 12)
+    if end < 0:
+        return None
+    payload = frame[12:end]
+    if b"\\" in payload or not payload.isascii():
+        return None
+    match = _PLAIN_TAIL.fullmatch(frame, end)
+    if match is None:
+        return None
+    properties, context = match.groups()
+    names = _PAIRS.findall(properties)
+    if len(names) != len(set(names)):
+        return None  # json.loads keeps the last of repeated names
+    return payload, properties, context, None
+
+
 class BrokerCore:
     """Topics, subscriptions, deliveries and acks, without any I/O.
 
@@ -547,71 +663,32 @@ class BrokerCore:
         never raise: they are answered with ``send-error:<code>`` acks that
         echo the ``context`` when it could be read.
         """
-        split = _split_payload_frame(frame)
-        if split is None:
-            try:
-                obj = _parse_object(frame, "message")
-            except ProtocolError as exc:
-                return _send_error(SendErrorCode.JSON, str(exc), None)
-            raw = obj.get("payload")
-            context = None if "context" not in obj else _dump(obj["context"])
-            if raw is None:
-                return _send_error(
-                    SendErrorCode.PAYLOAD_ENCODING,
-                    "the message has no 'payload': send the payload as a base64 "
-                    "string (empty for no payload)",
-                    context,
-                )
-            if not isinstance(raw, str):
-                return _send_error(
-                    SendErrorCode.PAYLOAD_ENCODING,
-                    f"the 'payload' must be a base64 string, got {type(raw).__name__}",
-                    context,
-                )
-            if not raw.isascii():
-                return _send_error(
-                    SendErrorCode.PAYLOAD_ENCODING,
-                    "the payload is not valid base64: it contains non-ASCII characters",
-                    context,
-                )
-            payload = raw.encode("ascii")
+        plain = _read_plain_frame(frame)
+        if plain is not None:
+            payload, properties, context, key = plain
+            if payload:
+                try:
+                    _b64decode(payload, validate=True)
+                except (binascii.Error, ValueError) as exc:
+                    # as dasf_geo.protocol.messages.b64decode words it
+                    return _send_error(
+                        SendErrorCode.PAYLOAD_ENCODING,
+                        f"the payload is not valid base64: {exc}",
+                        context,
+                    )
         else:
-            obj, payload = split
-            context = None if "context" not in obj else _dump(obj["context"])
-        if payload:
-            try:
-                _b64decode(payload, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                # as dasf_geo.protocol.messages.b64decode words it
-                return _send_error(
-                    SendErrorCode.PAYLOAD_ENCODING,
-                    f"the payload is not valid base64: {exc}",
-                    context,
-                )
-        props = obj.get("properties")
-        if props is None:
-            props = {}
-        if not isinstance(props, dict):
-            return _send_error(
-                SendErrorCode.JSON,
-                f"the 'properties' must be a JSON object, got {type(props).__name__}",
-                context,
-            )
-        key = obj.get("key")
-        if key is not None and not isinstance(key, str):
-            return _send_error(
-                SendErrorCode.JSON,
-                f"the 'key' must be a string, got {type(key).__name__}",
-                context,
-            )
+            read = _read_frame(frame)
+            if isinstance(read, bytes):
+                return read  # an error ack
+            payload, properties, context, key = read
         message = Message(
             seq=topic.next_seq,
             message_id=self._tokens.next(),
             payload=payload,
-            properties=_dump(props),
+            properties=properties,
             publish_time=_now_iso(),
             context=context,
-            key=None if key is None else _dump(key),
+            key=key,
         )
         subs = list(topic.subscriptions.values())
         if topic.name.persistent and self.store is not None and subs:

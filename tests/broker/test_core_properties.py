@@ -125,3 +125,95 @@ def test_no_loss_no_duplicates_bounded_state(steps, sub_type):
     assert remaining == set()
     # everything delivered is acked: the broker holds nothing any more
     assert core.held_bytes == 0
+
+
+# --- the JSON-free reading of plain producer frames gives what json gives -------
+
+_simple_texts = st.text(alphabet="abcXYZ09_-:./ ,{}[]", max_size=6)
+_odd_texts = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6
+) | st.sampled_from(['q"uote', "back\\slash", "é", "\x7f", "tab\t"])
+_simple_values = _simple_texts | st.integers(-(10**20), 10**20)
+_odd_values = (
+    _odd_texts
+    | st.sampled_from([-0, 1.5, -0.0, 1e100, True, False, None])
+    | st.lists(_simple_values, max_size=2)
+)
+
+
+def _often(draw, simple, odd):
+    """``simple`` four times in five, else ``odd``."""
+    return draw(simple if draw(st.integers(0, 4)) else odd)
+
+
+@st.composite
+def producer_frames(draw) -> bytes:
+    payload = _often(
+        draw,
+        st.sampled_from(["", "aGk=", "aGVsbG8="]),
+        st.sampled_from(["aGk", "a\\/b", "***", "é", "aGk=\n"]),
+    )
+    props = {}
+    for _ in range(draw(st.integers(0, 4))):
+        name = _often(draw, _simple_texts, _odd_texts)
+        props[name] = _often(draw, _simple_values, _odd_values)
+    parts = [f'"payload":{json.dumps(payload)}']
+    if draw(st.integers(0, 4)):
+        text = json.dumps(props, separators=(",", ":"))
+        if props and not draw(st.integers(0, 4)):  # a repeated name
+            first = json.dumps(next(iter(props)))
+            text = text[:-1] + f",{first}:1}}"
+        parts.append(f'"properties":{text}')
+    if draw(st.integers(0, 4)):
+        parts.append(
+            f'"context":{json.dumps(_often(draw, _simple_values, _odd_values))}'
+        )
+    if not draw(st.integers(0, 4)):
+        parts.append(f'"key":{json.dumps(draw(_simple_texts))}')
+    separator = _often(draw, st.just(","), st.just(", "))
+    return ("{" + separator.join(parts) + "}").encode("utf-8")
+
+
+@settings(max_examples=400, deadline=None)
+@given(producer_frames())
+def test_plain_frames_read_as_json_reads_them(frame):
+    from dasf_geo.broker import core
+
+    plain = core._read_plain_frame(frame)
+    if plain is None:
+        return
+    expected = core._read_frame(frame)
+    payload = plain[0]
+    try:
+        if payload:
+            core._b64decode(payload, validate=True)
+    except ValueError:
+        assert isinstance(expected, bytes)
+        assert json.loads(expected)["result"] == "send-error:7"
+        return
+    assert expected == plain
+
+
+def test_plain_frames_take_the_fast_path():
+    from dasf_geo.broker import core
+
+    frame = (
+        b'{"payload":"aGk=","properties":{"messageType":"request","n":-12,'
+        b'"z":0},"context":"7"}'
+    )
+    assert core._read_plain_frame(frame) == (
+        b"aGk=",
+        b'{"messageType":"request","n":-12,"z":0}',
+        b'"7"',
+        None,
+    )
+    for other in (
+        b'{"payload":"aGk=","properties":{"a":1,"a":2}}',  # repeated name
+        b'{"payload":"","properties":{":":"",":":1}}',  # hidden by the values
+        b'{"payload":"aGk=","properties":{"a":1.5}}',  # a float
+        b'{"payload":"aGk=", "properties":{}}',  # not compact
+        b'{"payload":"aGk=","properties":{"a":"\\u00e9"}}',  # an escape
+        b'{"payload":"aGk=","properties":{},"key":"k"}',  # a key
+    ):
+        assert core._read_plain_frame(other) is None
+        assert not isinstance(core._read_frame(other), bytes)
