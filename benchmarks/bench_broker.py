@@ -13,10 +13,12 @@ the broker's peak memory above idle (``VmHWM`` - idle ``VmRSS``), and the
 rate of the broker's sans-I/O core alone, to show what the sockets cost.
 The broker's CPU time per message (user + system, from ``/proc``) counts
 its four frames: the producer's frame, its ack, the delivery and the
-consumer's ack (a DASF call crosses the broker as two messages).
+consumer's ack. RPC-shaped calls (a request to a backend's topic and the
+reply to the caller's response topic, 8 frames, one call in flight per
+caller, 1 and 4 callers) give the broker's CPU time per small DASF call.
 
     python benchmarks/bench_broker.py [--repeat 5] [--small 20000]
-        [--fragments 400] [--stream-mb 100] [--persistent]
+        [--fragments 400] [--stream-mb 100] [--persistent] [--rpc-calls 2000]
 
 Prints a Markdown table; throughput columns are medians of ``--repeat`` runs.
 MB/s counts payload bytes as sent on the wire (base64 text), 1 MB = 10^6 B.
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import connect
 
@@ -132,6 +135,74 @@ async def push(url: str, topic: str, payload: bytes, n: int, window: int, domain
     return seconds, n * len(payload)
 
 
+async def rpc_calls(url: str, calls: int, callers: int) -> float:
+    """RPC-shaped traffic: ``callers`` callers, each with one call in flight.
+
+    A call is what a DASF call of a small function sends through the
+    broker: the request to the backend's topic (acked), its delivery (acked
+    by the backend), the reply to the caller's response topic (acked) and
+    its delivery (acked by the caller): 4 frames in and 4 out. Returns the
+    seconds ``calls`` calls took in all.
+    """
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    base = f"{url}/ws/v2/{{}}/non-persistent/public/default/{{}}"
+    service = f"rpc-{tag}"
+    props = '"messageType":"{}","requestContext":"{}","response_topic":"{}"'
+
+    async def backend(consumer, producers) -> None:
+        while True:
+            frame = await consumer.recv(decode=False)
+            end = frame.index(b'"', 14)
+            await consumer.send(b'{"messageId":"' + frame[14:end] + b'"}', text=True)
+            start = frame.index(b'"response_topic":"') + 18
+            topic = frame[start : frame.index(b'"', start)].decode()
+            context = frame[frame.rindex(b'"context":') + 10 : -1].decode()
+            producer = producers.get(topic)
+            if producer is None:
+                producer = producers[topic] = await connect(
+                    base.format("producer", topic), compression=None
+                )
+            reply = props.format("response", context.strip('"'), "")
+            await producer.send(
+                f'{{"payload":"b2s=","properties":{{{reply}}},"context":{context}}}',
+                text=True,
+            )
+            await producer.recv(decode=False)
+
+    async def caller(i: int, n: int) -> None:
+        topic = f"{service}_{i}"
+        async with (
+            connect(base.format("consumer", topic) + "/caller", compression=None) as c,
+            connect(base.format("producer", service), compression=None) as p,
+        ):
+            for k in range(n):
+                request = props.format("request", k, topic)
+                await p.send(
+                    f'{{"payload":"aGk=","properties":{{{request}}},"context":"{k}"}}',
+                    text=True,
+                )
+                ack = await p.recv(decode=False)
+                if not ack.startswith(b'{"result":"ok"'):
+                    raise RuntimeError(f"send failed: {ack[:200]!r}")
+                frame = await c.recv(decode=False)
+                end = frame.index(b'"', 14)
+                await c.send(b'{"messageId":"' + frame[14:end] + b'"}', text=True)
+
+    producers: dict[str, Any] = {}
+    consumer_url = base.format("consumer", service) + "/backend?subscriptionType=Shared"
+    async with connect(consumer_url, compression=None) as consumer:
+        serving = asyncio.ensure_future(backend(consumer, producers))
+        try:
+            await caller(callers, 50)  # warm up
+            start = time.perf_counter()
+            await asyncio.gather(*(caller(i, calls // callers) for i in range(callers)))
+            return time.perf_counter() - start
+        finally:
+            serving.cancel()
+            for producer in producers.values():
+                await producer.close()
+
+
 def core_rates(payload: bytes, n: int) -> float:
     """Messages/s through ``BrokerCore`` alone: publish, render, ack (no I/O)."""
     from dasf_geo.broker.core import BrokerCore
@@ -165,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-mb", type=int, default=100)
     parser.add_argument(
         "--persistent", action="store_true", help="also measure persistent topics"
+    )
+    parser.add_argument(
+        "--rpc-calls", type=int, default=2000, help="RPC-shaped calls per run"
     )
     args = parser.parse_args(argv)
 
@@ -203,6 +277,24 @@ def main(argv: list[str] | None = None) -> int:
                         statistics.median(z for _, _, z in rates),
                     )
                 )
+            rpc_rows = []
+            for callers in (1, 4):
+                rates = []
+                for _ in range(args.repeat):
+                    cpu = broker.cpu_seconds()
+                    seconds = asyncio.run(
+                        rpc_calls(broker.url, args.rpc_calls, callers)
+                    )
+                    cpu = broker.cpu_seconds() - cpu
+                    n = args.rpc_calls // callers * callers + 50  # with the warm-up
+                    rates.append((args.rpc_calls / seconds, cpu / n * 1e6))
+                rpc_rows.append(
+                    (
+                        callers,
+                        statistics.median(x for x, _ in rates),
+                        statistics.median(y for _, y in rates),
+                    )
+                )
         finally:
             broker.stop()
 
@@ -232,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|---:|")
     for name, domain, n, rate, mbps, cpu in rows:
         print(f"| {name} | {domain} | {n} | {rate:,.0f} | {mbps:,.1f} | {cpu:,.0f} |")
+    print()
+    print("| RPC-shaped calls: callers | calls/s | broker CPU µs/call |")
+    print("|---|---:|---:|")
+    for callers, rate, cpu in rpc_rows:
+        print(f"| {callers} | {rate:,.0f} | {cpu:,.0f} |")
     print()
     print(
         f"Streaming {nbytes / MB:.0f} MB in {stream_n} fragments: "
