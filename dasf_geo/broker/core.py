@@ -22,7 +22,9 @@ Delivery model (Pulsar's, PROTOCOL.md "Consumer side"):
   key) are bounded by bytes only, so a consumer that acks fragments after
   using the whole payload does not wait forever for its rest;
 - in a ``Shared`` subscription, messages with a key go to the consumer
-  holding unacked messages of that key;
+  that got the earlier messages of that key, while it holds any of them
+  unacked and for ``KEY_AFFINITY`` (60) seconds after it acked the last
+  one (a consumer may ack fragments as they arrive);
 - unacked messages of a consumer that goes away, and negatively acked ones,
   go back to the front of the subscription's backlog with
   ``redeliveryCount`` + 1;
@@ -90,6 +92,10 @@ DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
 
 #: Most backlog entries one dispatch looks at past messages that must wait.
 _MAX_SCAN = 10_000
+#: Seconds a key stays with its consumer after its last message was acked
+#: (the fragments of one payload share a key and must reach one consumer,
+#: also when it acks each fragment on arrival).
+KEY_AFFINITY = 60.0
 
 #: The subscription types the broker implements (Pulsar spelling).
 SUBSCRIPTION_TYPES = ("Exclusive", "Shared", "Failover")
@@ -284,6 +290,9 @@ class Subscription:
     consumers: list[Consumer] = field(default_factory=list)
     backlog: deque[_Entry] = field(default_factory=deque)
     key_owners: dict[bytes, tuple[Consumer, int]] = field(default_factory=dict)
+    #: clock time when a key's last unacked message was acked; its owner
+    #: keeps the key for :data:`KEY_AFFINITY` seconds after that
+    key_released: dict[bytes, float] = field(default_factory=dict)
     #: clock time when the last consumer left (None while it has consumers)
     idle_since: float | None = None
     _next: int = 0
@@ -853,6 +862,7 @@ class BrokerCore:
         consumer.outbox.clear()
         for key in [k for k, (c, _) in sub.key_owners.items() if c is consumer]:
             del sub.key_owners[key]
+            sub.key_released.pop(key, None)
         consumer.inflight_bytes = 0
         returned.sort(key=lambda e: e.message.seq)
         sub.backlog.extendleft(reversed(returned))
@@ -968,6 +978,7 @@ class BrokerCore:
         if key is not None:
             owner = sub.key_owners.get(key)
             sub.key_owners[key] = (consumer, 1 if owner is None else owner[1] + 1)
+            sub.key_released.pop(key, None)
         if consumer.pull_mode:
             consumer.permits -= 1
         was_empty = not consumer.outbox
@@ -975,15 +986,17 @@ class BrokerCore:
         if was_empty and consumer.notify is not None:
             consumer.notify()
 
-    @staticmethod
-    def _forget_key(sub: Subscription, entry: _Entry) -> None:
+    def _forget_key(self, sub: Subscription, entry: _Entry) -> None:
         key = entry.message.key
         if key is None:
             return
         owner = sub.key_owners.get(key)
         if owner is not None:
             if owner[1] <= 1:
-                del sub.key_owners[key]
+                # keep the key with its consumer for a while: a receiver
+                # that acks fragments as they arrive must still get the rest
+                sub.key_owners[key] = (owner[0], 0)
+                sub.key_released[key] = self.clock()
             else:
                 sub.key_owners[key] = (owner[0], owner[1] - 1)
 
@@ -1097,6 +1110,10 @@ class BrokerCore:
             expired.sort(key=lambda pair: pair[1].message.seq)
             sub.backlog.extendleft(reversed([entry for _, entry in expired]))
             self._dispatch(sub)
+        for topic in self.topics.values():
+            for sub in topic.subscriptions.values():
+                if sub.key_released:
+                    self._release_keys(sub, now)
         if self.subscription_expiry is not None:
             for topic in list(self.topics.values()):
                 for sub in list(topic.subscriptions.values()):
@@ -1106,6 +1123,16 @@ class BrokerCore:
                         and now - sub.idle_since >= self.subscription_expiry
                     ):
                         self.delete_subscription(topic.name, sub.name)
+
+    @staticmethod
+    def _release_keys(sub: Subscription, now: float) -> None:
+        """Forget keys without unacked messages for :data:`KEY_AFFINITY` s."""
+        stale = [k for k, t in sub.key_released.items() if now - t >= KEY_AFFINITY]
+        for key in stale:
+            del sub.key_released[key]
+            owner = sub.key_owners.get(key)
+            if owner is not None and owner[1] == 0:
+                del sub.key_owners[key]
 
     # --- status-ping (dasf-broker-django) ---------------------------------------
 

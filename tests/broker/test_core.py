@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dasf_geo.broker.core import BrokerCore, SubscribeError
+from dasf_geo.broker.core import KEY_AFFINITY, BrokerCore, SubscribeError
 from dasf_geo.broker.names import TopicName
 from dasf_geo.broker.store import MessageStore
 from dasf_geo.exceptions import ProtocolError
@@ -491,7 +491,8 @@ def test_stats_show_backlog_and_consumers():
 
 
 def test_shared_keeps_messages_of_one_key_on_one_consumer():
-    core = BrokerCore(max_inflight_bytes=400)  # room for 3 of the k1 messages
+    clock = FakeClock()
+    core = BrokerCore(max_inflight_bytes=400, clock=clock)  # room for 3 k1 messages
     a = core.subscribe(T, "s", "Shared", receiver_queue_size=3)
     b = core.subscribe(T, "s", "Shared", receiver_queue_size=3)
     topic = core.add_producer(T)
@@ -508,10 +509,36 @@ def test_shared_keeps_messages_of_one_key_on_one_consumer():
     ack(core, holder, holder_msgs[0])
     [fourth] = drain(core, holder)
     assert base64.b64decode(fourth["payload"]) == b"k1-3" * 30
-    # once every k1 message is acked, the key is free again
+    # once every k1 message is acked, the key stays with its holder for
+    # KEY_AFFINITY seconds (more fragments may follow), then it is free
     for m in [*holder_msgs[1:], fourth]:
         ack(core, holder, m)
+    assert holder.subscription.key_owners[b'"k1"'] == (holder, 0)
+    clock.now += KEY_AFFINITY - 1
+    core.tick()
+    assert b'"k1"' in holder.subscription.key_owners
+    clock.now += 1
+    core.tick()
     assert b'"k1"' not in holder.subscription.key_owners
+    assert not holder.subscription.key_released
+
+
+def test_fragments_stick_to_a_consumer_that_acks_each_on_arrival():
+    # a backend acks each fragment of a large request as it arrives; the
+    # next fragment must still reach it, not the other backend
+    core = BrokerCore()
+    a = core.subscribe(T, "s", "Shared", receiver_queue_size=16)
+    b = core.subscribe(T, "s", "Shared", receiver_queue_size=16)
+    topic = core.add_producer(T)
+    got: dict[str, list[int]] = {"a": [], "b": []}
+    for i in range(10):
+        core.publish(topic, frame(b"f" * 100, {"i": i}, key="transfer-1"))
+        for name, consumer in (("a", a), ("b", b)):
+            for m in drain(core, consumer):
+                got[name].append(int(m["properties"]["i"]))
+                ack(core, consumer, m)
+    assert sorted(got["a"] + got["b"]) == list(range(10))
+    assert got["a"] == [] or got["b"] == [], got
 
 
 def test_rest_of_a_held_key_is_bounded_by_bytes_not_count():
