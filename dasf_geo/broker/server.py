@@ -927,11 +927,9 @@ class _Consumer(_Connection):
             return
         next_frame = self.core.next_frame
         send = transport.send
-        while self.open and not self.write_blocked:
-            frame = next_frame(consumer)
-            if frame is None:
-                return
-            send(_TEXT, frame)
+        outbox = consumer.outbox
+        while outbox and self.open and not self.write_blocked:
+            send(_TEXT, next_frame(consumer))
 
 
 class _StatusPing(_Connection):
