@@ -24,7 +24,8 @@ written with one call each. Flow control without unbounded buffers:
 - a producer's socket is no longer read while its topic is full
   (:meth:`BrokerCore.is_full`) or while its acks are not being read (the
   transport holds 1 MiB); frames already read wait in the connection, at
-  most one read buffer;
+  most one read buffer, which a fixed 1 MiB socket receive buffer keeps at
+  a few MiB;
 - a consumer is written to while its transport holds less than 1 MiB
   (``pause_writing``/``resume_writing``); the rest of its deliveries wait
   in the core, bounded by ``receiverQueueSize`` and the inflight bytes.
