@@ -60,6 +60,8 @@ from pybase64 import b64decode as _b64decode  # as dasf_geo.protocol.messages
 
 from dasf_geo.broker.names import TopicName
 from dasf_geo.exceptions import BrokerError, ProtocolError
+from dasf_geo.protocol.messages import loads_json as _loads
+from dasf_geo.protocol.messages import split_payload_frame as _split_payload_frame
 
 if TYPE_CHECKING:
     from dasf_geo.broker.store import MessageStore
@@ -398,21 +400,6 @@ def _dump(value: Any) -> bytes:
     return _encode(value).encode("utf-8")
 
 
-_decode = json.JSONDecoder().decode
-
-
-def _loads(frame: bytes) -> Any:
-    """``json.loads(frame)``, skipping its encoding detection when possible.
-
-    ``json.loads`` reads bytes as UTF-8 (with ``surrogatepass``) whenever
-    they start with ``{`` followed by a non-NUL byte, so such frames are
-    decoded directly; anything else goes through ``json.loads``.
-    """
-    if frame[:1] == b"{" and frame[1:2] != b"\x00":
-        return _decode(frame.decode("utf-8", "surrogatepass"))
-    return json.loads(frame)
-
-
 def _parse_object(frame: bytes, what: str) -> dict[str, Any]:
     """Parse a frame that must be a JSON object.
 
@@ -430,42 +417,24 @@ def _parse_object(frame: bytes, what: str) -> dict[str, Any]:
     return obj
 
 
-_PAYLOAD_KEY = re.compile(rb'"payload"\s*:\s*"')
-
-
-def _split_payload_frame(frame: bytes) -> tuple[dict[str, Any], bytes] | None:
-    """Cut the payload out of a producer frame and JSON-parse the rest.
-
-    :func:`dasf_geo.protocol.messages.split_payload_frame`, with the
-    cheaper :func:`_loads`. Returns None whenever the shape is not the
-    plain one (escapes in the payload, a nested ``"payload"`` key matched
-    first…); the caller then parses the whole frame, so this never changes
-    a result.
-    """
-    match = _PAYLOAD_KEY.search(frame)
-    if match is None:
-        return None
-    start = match.end()
-    end = frame.find(b'"', start)
-    if end < 0:
-        return None
-    payload = frame[start:end]
-    if b"\\" in payload or not payload.isascii():
-        return None
-    try:
-        # "#" is not base64: if the top-level payload reads "#", the cut was
-        # the top-level one
-        obj = _loads(frame[:start] + b"#" + frame[end:])
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(obj, dict) or obj.get("payload") != "#":
-        return None
-    return obj, payload
-
-
 # the plain ack {"messageId": "<id>"} as dasf_geo and the benchmarks send it:
 # read without a JSON parser (ids the broker hands out are URL-safe base64)
 _PLAIN_ACK = re.compile(rb'\{"messageId":"([A-Za-z0-9_\-]+)"\}')
+
+
+def _invalid_base64(payload: bytes, context: bytes | None) -> bytes | None:
+    """The ``send-error`` ack for a payload that is not base64, else None."""
+    if payload:
+        try:
+            _b64decode(payload, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            # as dasf_geo.protocol.messages.b64decode words it
+            return _send_error(
+                SendErrorCode.PAYLOAD_ENCODING,
+                f"the payload is not valid base64: {exc}",
+                context,
+            )
+    return None
 
 
 def _read_frame(
@@ -509,16 +478,9 @@ def _read_frame(
     else:
         obj, payload = split
         context = None if "context" not in obj else _dump(obj["context"])
-    if payload:
-        try:
-            _b64decode(payload, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            # as dasf_geo.protocol.messages.b64decode words it
-            return _send_error(
-                SendErrorCode.PAYLOAD_ENCODING,
-                f"the payload is not valid base64: {exc}",
-                context,
-            )
+    invalid = _invalid_base64(payload, context)
+    if invalid is not None:
+        return invalid
     props = obj.get("properties")
     if props is None:
         props = {}
@@ -675,16 +637,9 @@ class BrokerCore:
         plain = _read_plain_frame(frame)
         if plain is not None:
             payload, properties, context, key = plain
-            if payload:
-                try:
-                    _b64decode(payload, validate=True)
-                except (binascii.Error, ValueError) as exc:
-                    # as dasf_geo.protocol.messages.b64decode words it
-                    return _send_error(
-                        SendErrorCode.PAYLOAD_ENCODING,
-                        f"the payload is not valid base64: {exc}",
-                        context,
-                    )
+            invalid = _invalid_base64(payload, context)
+            if invalid is not None:
+                return invalid
         else:
             read = _read_frame(frame)
             if isinstance(read, bytes):

@@ -42,6 +42,7 @@ __all__ = [
     "b64decode",
     "b64encode",
     "build_producer_frame",
+    "loads_json",
     "negative_ack_frame",
     "new_request_context",
     "new_response_topic",
@@ -222,6 +223,22 @@ class ConsumerMessage:
         return self.properties.get(key)
 
 
+_decode = json.JSONDecoder().decode
+
+
+def loads_json(frame: bytes) -> Any:
+    """``json.loads(frame)``, skipping its encoding detection when possible.
+
+    ``json.loads`` reads bytes as UTF-8 (with ``surrogatepass``) whenever
+    they start with ``{`` followed by a non-NUL byte, so such frames are
+    decoded directly; anything else goes through ``json.loads``. Results
+    and errors are those of ``json.loads``.
+    """
+    if frame[:1] == b"{" and frame[1:2] != b"\x00":
+        return _decode(frame.decode("utf-8", "surrogatepass"))
+    return json.loads(frame)
+
+
 def split_payload_frame(frame: bytes) -> tuple[dict[str, Any], bytes] | None:
     """Fast path: cut the payload out of ``frame`` and JSON-parse the rest.
 
@@ -243,7 +260,7 @@ def split_payload_frame(frame: bytes) -> tuple[dict[str, Any], bytes] | None:
         # "#" is not base64: if the top-level payload reads "#", the cut was
         # the top-level one (a nested "payload" key matched first would
         # leave the real payload, never "#", at the top)
-        obj = json.loads(frame[:start] + b"#" + frame[end:])
+        obj = loads_json(frame[:start] + b"#" + frame[end:])
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(obj, dict) or obj.get("payload") != "#":
