@@ -1034,7 +1034,11 @@ def test_connect(module_cls: Any) -> bool:
 
     async def check() -> None:
         consumer = AsyncConsumer(
-            listener.consumer_url, listener.header, open_timeout=listener.open_timeout
+            listener.consumer_url,
+            listener.header,
+            open_timeout=listener.open_timeout,
+            # left unacked: the broker hands them on once this check closes
+            on_message=lambda msg: None,
         )
         producer = AsyncProducer(
             config.get_topic_url(listener.topic),

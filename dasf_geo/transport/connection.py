@@ -78,8 +78,6 @@ PING_IDLE = 20.0
 #: Seconds to wait for the broker's pong before the connection counts as dead
 #: (picows needs it no longer than :data:`PING_IDLE`).
 PING_TIMEOUT = 20.0
-#: Received messages a :class:`AsyncConsumer` queues before it stops reading.
-MAX_QUEUE = 64
 #: Seconds a consumer may hold acks to send them together (see ``ack_soon``).
 ACK_DELAY = 0.005
 #: Acks a consumer sends at once, without waiting for :data:`ACK_DELAY`.
@@ -554,13 +552,14 @@ def _json_text(value: str) -> bytes:
 class AsyncConsumer(WebSocketLink):
     """Receives the messages of one subscription and acknowledges them.
 
-    Messages are either queued for :meth:`receive` or, with ``on_message``,
-    handed to that callback as they arrive (on the event loop, without a
-    task switch).
+    Each well-formed message is handed to ``on_message`` as it arrives (on
+    the event loop, without a task switch); frames that are not consumer
+    messages are logged and skipped. How many messages arrive before any is
+    acked is bounded by the broker (``receiverQueueSize``).
 
     Args:
-        on_message: called with each well-formed message (optional).
-        max_queue: queued messages before the socket stops being read.
+        on_message: called with each message.
+        ack_delay: seconds :meth:`ack_soon` may hold an ack.
     """
 
     def __init__(
@@ -568,24 +567,15 @@ class AsyncConsumer(WebSocketLink):
         url: str,
         header: Mapping[str, str] | None = None,
         *,
-        on_message: Callable[[ConsumerMessage], None] | None = None,
-        max_queue: int = MAX_QUEUE,
+        on_message: Callable[[ConsumerMessage], None],
         ack_delay: float = ACK_DELAY,
         **kwargs: Any,
     ) -> None:
         super().__init__(url, header, **kwargs)
         self.on_message = on_message
-        self.max_queue = max_queue
         self.ack_delay = ack_delay
         self._ack_batch: list[str] = []
         self._ack_timer: asyncio.TimerHandle | None = None
-        self._queue: collections.deque[ConsumerMessage] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._reading_paused = False
-
-    def _on_connected(self) -> None:
-        self._queue.clear()
-        self._reading_paused = False
 
     def _on_frame(self, data: bytes) -> None:
         try:
@@ -593,49 +583,7 @@ class AsyncConsumer(WebSocketLink):
         except ProtocolError as exc:
             logger.warning("ignoring a frame from %s: %s", redact_url(self.url), exc)
             return
-        if self.on_message is not None:
-            self.on_message(msg)
-            return
-        self._queue.append(msg)
-        self._wake()
-        if len(self._queue) >= self.max_queue and not self._reading_paused:
-            transport = self._transport
-            if transport is not None:
-                self._reading_paused = True
-                transport.underlying_transport.pause_reading()
-
-    def _on_disconnected(self) -> None:
-        super()._on_disconnected()
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def receive(self) -> ConsumerMessage:
-        """Wait for the next well-formed message.
-
-        Frames that are not valid consumer messages are logged and skipped.
-
-        Raises:
-            TransportError: the connection closed.
-        """
-        while True:
-            if self._queue:
-                msg = self._queue.popleft()
-                if self._reading_paused and len(self._queue) < self.max_queue // 2:
-                    self._reading_paused = False
-                    transport = self._transport
-                    if transport is not None and not transport.is_disconnected:
-                        transport.underlying_transport.resume_reading()
-                return msg
-            self._require()
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+        self.on_message(msg)
 
     def ack_soon(self, message_id: str) -> None:
         """Acknowledge ``message_id`` within :attr:`ack_delay` seconds.
@@ -681,14 +629,6 @@ class AsyncConsumer(WebSocketLink):
             TransportError: the connection closed.
         """
         self._send_now(ack_frame(message_id))
-
-    async def ack(self, message_id: str) -> None:
-        """Acknowledge ``message_id``.
-
-        Raises:
-            TransportError: the connection closed.
-        """
-        self.ack_now(message_id)
 
     async def negative_ack(self, message_id: str) -> None:
         """Ask the broker to redeliver ``message_id`` (Pulsar negative ack)."""
