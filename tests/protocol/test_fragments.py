@@ -16,6 +16,8 @@ from dasf_geo.protocol.constants import EXT_CHECKSUM, EXT_SIZE, EXT_TRANSFER
 from dasf_geo.protocol.fragments import (
     Reassembler,
     crc32_hex,
+    fits_one_message,
+    one_message,
     piece_chars,
     split_payload,
     split_stream,
@@ -124,6 +126,22 @@ def test_small_payload_is_one_message_without_fragment_keys():
     assert frag.payload == b"aGVsbG8="
     assert frag.properties == {EXT_CHECKSUM: crc32_hex(b"aGVsbG8="), EXT_SIZE: 5}
     assert Reassembler().add("k", frag.properties, frag.payload) == b"hello"
+
+
+def test_fits_one_message_at_the_base64_boundary():
+    # n bytes take 4 * ceil(n / 3) base64 characters
+    assert fits_one_message(0, 0)
+    assert fits_one_message(3, 4)
+    assert not fits_one_message(4, 4)
+    assert fits_one_message(6, 8)
+    assert not fits_one_message(7, 8)
+
+
+def test_one_message_is_what_split_payload_sends_for_a_small_payload():
+    for data in (b"", b"x", b"hello world" * 10):
+        (frag,) = split_payload(data, 10_000)
+        assert one_message(data) == frag
+    assert one_message(b"hello", extensions=False).properties == {}
 
 
 def test_empty_payload():

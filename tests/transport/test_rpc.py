@@ -295,6 +295,42 @@ def test_blocking_client_from_threads(make_config):
         thread.join(timeout(30))
 
 
+def test_blocking_client_timeout_names_the_call_and_the_client_goes_on(make_config):
+    """The blocking client's own timer: exact message, then the late reply is
+    dropped and the next call gets its own answer."""
+    config = make_config(topic="slow-blocking", max_workers=2)
+    handler = Handler(config.topic)
+    handler.release.clear()
+
+    async def serve(stop: asyncio.Event) -> None:
+        async with running_listener(handler, config):
+            await stop.wait()
+
+    import threading
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(stop),))
+    thread.start()
+    try:
+        with Client(config, timeout=timeout(10)) as client:
+            client.ping()  # connected: the next request takes the fast path
+            with pytest.raises(RequestTimeout) as info:
+                client.request(
+                    json.dumps({"op": "wait"}).encode(), timeout=0.3, what="wait()"
+                )
+            assert str(info.value) == (
+                "no reply from topic 'slow-blocking' to wait() within 0.3 s"
+            )
+            assert info.value.topic == "slow-blocking"
+            handler.release.set()  # the late reply arrives and is dropped
+            assert client.call({"op": "echo", "value": 7}) == 7
+            assert client._async._pending == {}
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout(30))
+
+
 async def test_progress_events_for_a_fragmented_reply(make_config):
     config = make_config(max_payload_size=100_000)
     events: list[dict] = []
