@@ -11,7 +11,9 @@ Hierarchy::
     ├── ConfigurationError        misuse: a bad option, a bad @configure call
     ├── ProtocolError             a message that breaks the DASF/Pulsar protocol
     │   ├── FragmentError         a fragmented payload cannot be reassembled
+    │   │   └── FragmentTooLarge  … because it is above the size limit
     │   └── PartError             a multipart request cannot be cut into its parts
+    ├── PayloadTooLarge           a request or reply above its hard size limit
     ├── DataError                 a value cannot be validated or serialized
     │   ├── UnsupportedTypeError  no entry in the type registry for a type
     │   ├── CFConventionError     a CF-convention violation (strict mode)
@@ -38,7 +40,9 @@ __all__ = [
     "DasfGeoError",
     "DataError",
     "FragmentError",
+    "FragmentTooLarge",
     "PartError",
+    "PayloadTooLarge",
     "ProtocolError",
     "RemoteError",
     "RemoteValidationError",
@@ -66,6 +70,38 @@ class ProtocolError(DasfGeoError, ValueError):
 
 class FragmentError(ProtocolError):
     """A fragmented payload cannot be reassembled (missing, corrupt, too big)."""
+
+
+class PayloadTooLarge(DasfGeoError, ValueError):
+    """A request or a reply is larger than its hard size limit.
+
+    Raised by a caller before it sends a request above the call's
+    ``max_size``, and when a reply is (or grows) above it — whether the
+    backend refused to send it or the caller stopped receiving it.
+
+    Attributes:
+        size: the payload's size in bytes (for a reply cut off on arrival:
+            the bytes received when the limit was passed), if known.
+        limit: the limit in bytes.
+        topic: the backend's topic, if known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        size: int | None = None,
+        limit: int | None = None,
+        topic: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+        self.topic = topic
+
+
+class FragmentTooLarge(FragmentError, PayloadTooLarge):
+    """A payload being reassembled is above the receiver's size limit."""
 
 
 class PartError(ProtocolError):

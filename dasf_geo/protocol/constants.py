@@ -12,9 +12,12 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD_SIZE",
     "EXT_ACCEPT",
     "EXT_CHECKSUM",
+    "EXT_COMPRESSION",
     "EXT_ENCODING",
     "EXT_ERRORS",
     "EXT_FEATURES",
+    "EXT_FRAGMENT_SIZE",
+    "EXT_MAX_SIZE",
     "EXT_PARTS",
     "EXT_SIZE",
     "EXT_TRANSFER",
@@ -94,6 +97,14 @@ EXT_PARTS = "dasfGeoParts"
 #: comma-separated protocol extensions the backend understands (e.g.
 #: ``parts``), so that a caller only uses them with backends that do.
 EXT_FEATURES = "dasfGeoFeatures"
+#: On requests: the largest payload of one message, in base64 characters,
+#: for the request's fragments and the reply's (see
+#: :mod:`dasf_geo.protocol.options`).
+EXT_FRAGMENT_SIZE = "dasfGeoFragmentSize"
+#: On requests: zlib level 1-9 for the call's Dataset/DataArray values.
+EXT_COMPRESSION = "dasfGeoCompression"
+#: On requests: the largest request or reply, in bytes, the caller accepts.
+EXT_MAX_SIZE = "dasfGeoMaxSize"
 #: The feature name of multipart requests (in ``dasfGeoFeatures``).
 FEATURE_PARTS = "parts"
 #: In the JSON part of a multipart request: ``{"$dasfGeoPart": n}`` stands

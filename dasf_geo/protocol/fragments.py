@@ -37,7 +37,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dasf_geo.exceptions import FragmentError, ProtocolError
+from dasf_geo.exceptions import FragmentError, FragmentTooLarge, ProtocolError
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     EXT_CHECKSUM,
@@ -251,6 +251,15 @@ class _Transfer:
         return f"received {len(self.received)} of {self.count} fragments"
 
 
+def _check_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise FragmentTooLarge(
+            f"the payload has {size} bytes, more than the limit of {limit} bytes",
+            size=size,
+            limit=limit,
+        )
+
+
 class Reassembler:
     """Collects fragments and returns each payload once it is complete.
 
@@ -338,6 +347,7 @@ class Reassembler:
         properties: Mapping[str, Any],
         payload: bytes,
         now: float = 0.0,
+        max_size: int | None = None,
     ) -> bytes | bytearray | None:
         """Add one message's payload.
 
@@ -347,6 +357,9 @@ class Reassembler:
             properties: the message's properties.
             payload: its base64 text as ASCII bytes.
             now: the current time in seconds (any monotonic clock).
+            max_size: the size limit of this payload, in decoded bytes, if
+                not the reassembler's ``max_size`` (the first fragment's
+                value holds for the whole transfer).
 
         Returns:
             The decoded payload when this message completes it (at once for
@@ -355,22 +368,24 @@ class Reassembler:
 
         Raises:
             FragmentError: the message is inconsistent with the others of its
-                transfer, corrupt, or the payload exceeds ``max_size``. The
-                transfer is dropped.
+                transfer, corrupt, or the payload exceeds ``max_size``
+                (:class:`~dasf_geo.exceptions.FragmentTooLarge`, with the
+                size and the limit). The transfer is dropped.
         """
         index = _int_prop(properties, _FRAGMENT, "fragment index")
         count = _int_prop(properties, _NUM_FRAGMENTS, "number of fragments")
         total = _int_prop(properties, EXT_SIZE, "payload size")
+        limit = self.max_size if max_size is None else max_size
         if index is None and count is None:
             _check_crc(properties, payload, "the message")
-            self._check_size(total if total is not None else len(payload) // 4 * 3)
+            _check_size(total if total is not None else len(payload) // 4 * 3, limit)
             data = _decode(payload, "payload")
             if total is not None and len(data) != total:
                 raise FragmentError(
                     f"the payload has {len(data)} bytes, but its sender announced "
                     f"{total}"
                 )
-            self._check_size(len(data))
+            _check_size(len(data), limit)
             return data
         if index is None or count is None:
             raise FragmentError(
@@ -382,18 +397,11 @@ class Reassembler:
             return None  # a late duplicate of a completed transfer
         try:
             return self._add_fragment(
-                full_key, index, count, total, payload, properties, now
+                full_key, index, count, total, payload, properties, now, limit
             )
         except FragmentError:
             self._drop(full_key)
             raise
-
-    def _check_size(self, size: int) -> None:
-        if size > self.max_size:
-            raise FragmentError(
-                f"the payload has {size} bytes, more than the limit of "
-                f"{self.max_size} bytes"
-            )
 
     def _add_fragment(
         self,
@@ -404,26 +412,29 @@ class Reassembler:
         payload: bytes,
         properties: Mapping[str, Any],
         now: float,
+        limit: int,
     ) -> bytes | bytearray | None:
         where = f"fragment {index} of {count}"
         if count < 1 or not 0 <= index < count:
             raise FragmentError(f"invalid {where}")
         if total is not None and total < 0:
             raise FragmentError(f"invalid payload size {total} in {where}")
-        if total is not None:
-            self._check_size(total)
         transfer = self._transfers.get(full_key)
+        if transfer is not None:
+            limit = transfer.max_size
+        if total is not None:
+            _check_size(total, limit)
         if transfer is None:
             # a hostile count must not make us reserve anything up front;
             # each piece carries at least 1 byte, so count is bounded by size
-            if count > self.max_size + 1:
-                self._check_size(count)
+            if count > limit + 1:
+                _check_size(count, limit)
             transfer = _Transfer(
                 count=count,
                 total=total,
                 started=now,
                 touched=now,
-                max_size=self.max_size,
+                max_size=limit,
             )
             if total is not None:
                 transfer.buffer = self._buffer_factory(total)
@@ -455,7 +466,7 @@ class Reassembler:
         else:
             self._store_decoded(transfer, index, last, _decode(payload, where), where)
         transfer.received.add(index)
-        self._check_size(transfer.received_bytes)
+        _check_size(transfer.received_bytes, transfer.max_size)
         if len(transfer.received) < count:
             return None
         del self._transfers[full_key]
@@ -543,5 +554,5 @@ class Reassembler:
                 f"the joined payload has {transfer.received_bytes} bytes, but its "
                 f"sender announced {transfer.total}"
             )
-        self._check_size(len(data))
+        _check_size(len(data), transfer.max_size)
         return data
