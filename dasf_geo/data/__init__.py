@@ -51,6 +51,7 @@ from dasf_geo.data._parts import (
     resolve_placeholder,
 )
 from dasf_geo.data._registry import (
+    COMPRESSION_CONTEXT,
     PARTS_CONTEXT,
     SCHEMA_TYPE_KEY,
     RegistryType,
@@ -72,6 +73,7 @@ from dasf_geo.data._replies import (
 
 __all__ = [
     "BINARY_MEDIA_TYPES",
+    "COMPRESSION_CONTEXT",
     "PARTS_CONTEXT",
     "SCHEMA_TYPE_KEY",
     "BinaryPart",

@@ -284,9 +284,10 @@ def choose_format(
 def _encoding_for(ds: xr.Dataset, compression: int | None) -> dict[Hashable, Any]:
     if compression is None:
         return {}
+    # coordinates too: a curvilinear grid's 2-D lat/lon weigh as much as data
     return {
         name: {"zlib": True, "complevel": int(compression)}
-        for name, var in ds.data_vars.items()
+        for name, var in ds.variables.items()
         if var.dtype.kind in "biuf"
     }
 

@@ -73,6 +73,26 @@ class DataOptions(BaseModel):
         }
         return self.model_copy(update=update) if update else self
 
+    def with_call_compression(self, level: int | None) -> DataOptions:
+        """These options with the zlib ``level`` a caller asked for one call.
+
+        Unchanged when ``level`` is None, or when the options force NetCDF3
+        (``format="netcdf3"``, or ``demap`` checks: the web map reads only
+        NetCDF3), which cannot be compressed: then the value is sent
+        uncompressed, as its function says.
+        """
+        if (
+            level is None
+            or self.format == "netcdf3"
+            or self.demap
+            in (
+                "check",
+                "coerce",
+            )
+        ):
+            return self
+        return self.model_copy(update={"compression": level})
+
     def resolved(self) -> DataOptions:
         """Return a copy where every ``None`` is replaced by its default."""
         update = {

@@ -82,10 +82,13 @@ class PartWriter:
 
     Args:
         dir: where to create the temporary files (default: the system's).
+        compression: zlib level 1-9 asked for this call: the parts are then
+            compressed NetCDF4 (see :meth:`DataOptions.with_call_compression`).
     """
 
-    def __init__(self, dir: str | None = None) -> None:
+    def __init__(self, dir: str | None = None, compression: int | None = None) -> None:
         self.dir = dir
+        self.compression = compression
         self.parts: list[OutgoingPart] = []
 
     def add(self, value: Any, registry_type: Any) -> dict[str, int] | None:
@@ -112,7 +115,9 @@ class PartWriter:
         )
         os.close(fd)
         try:
-            media_type = write_reply(value, [registry_type], path, BINARY_MEDIA_TYPES)
+            media_type = write_reply(
+                value, [registry_type], path, BINARY_MEDIA_TYPES, self.compression
+            )
             if media_type is None:
                 return None
             file = open(path, "rb")  # noqa: SIM115  # closed by close()

@@ -20,6 +20,8 @@ from dasf_geo.exceptions import ConfigurationError, DataError, UnsupportedTypeEr
 from dasf_geo.protocol.constants import PART_KEY
 
 __all__ = [
+    "COMPRESSION_CONTEXT",
+    "PARTS_CONTEXT",
     "SCHEMA_TYPE_KEY",
     "TypeEntry",
     "decode_by_schema",
@@ -35,6 +37,10 @@ SCHEMA_TYPE_KEY = "x-dasf-type"
 #: The key of a parts writer in pydantic's serialization context (see
 #: :class:`dasf_geo.data.PartWriter`)
 PARTS_CONTEXT = "dasf_geo.parts"
+#: Key of pydantic's serialization context for the zlib level (1-9) a caller
+#: asked for one call: Dataset/DataArray values are then written as
+#: compressed NetCDF4 (see :meth:`DataOptions.with_call_compression`).
+COMPRESSION_CONTEXT = "dasf_geo.compression"
 _MAX_DEPTH = 64
 
 Validate = Callable[[Any, DataOptions, "str | None"], Any]
@@ -305,12 +311,16 @@ class RegistryType:
 
         def serialize(obj: Any, info: core_schema.SerializationInfo) -> Any:
             context = info.context
-            if type(context) is dict and PARTS_CONTEXT in context:
+            if type(context) is not dict:
+                return entry.serialize(obj, options)
+            if PARTS_CONTEXT in context:
                 # a multipart request: the object travels as a binary part
                 part = context[PARTS_CONTEXT].add(obj, self)
                 if part is not None:
                     return part
-            return entry.serialize(obj, options)
+            return entry.serialize(
+                obj, options.with_call_compression(context.get(COMPRESSION_CONTEXT))
+            )
 
         return core_schema.with_info_plain_validator_function(
             validate,

@@ -65,6 +65,7 @@ def write_reply(
     metadata: Iterable[Any],
     target: IO[bytes] | str | os.PathLike[str],
     accept: Iterable[str],
+    compression: int | None = None,
 ) -> str | None:
     """Write ``value`` as binary reply bytes into ``target``, if that applies.
 
@@ -76,6 +77,9 @@ def write_reply(
     registry's Dataset or DataArray entry — so no custom serializer is in
     the way — ``value`` is such an object, and the caller accepts the media
     type of the format the data options choose.
+
+    ``compression`` is a zlib level a caller asked for this call (see
+    :meth:`DataOptions.with_call_compression`).
 
     Returns:
         The media type written, or None (nothing written: send JSON).
@@ -90,7 +94,9 @@ def write_reply(
     if kind is None or not isinstance(value, kind):
         return None
     accepted = set(accept)
-    options: DataOptions = registry_type.options or DataOptions()
+    options = (registry_type.options or DataOptions()).with_call_compression(
+        compression
+    )
     if not any(t in accepted for t in BINARY_MEDIA_TYPES):
         return None
     obj, fmt = prepare_xarray_reply(value, options, kind)
