@@ -41,6 +41,9 @@ _LAZY: dict[str, str] = {
     "WebsocketURLConfig": "dasf_geo.config",
     "LoggingConfig": "dasf_geo.config",
     "DasfGeoError": "dasf_geo.exceptions",
+    "PayloadTooLarge": "dasf_geo.exceptions",
+    "TransferOptions": "dasf_geo.protocol.options",
+    "transfer_options": "dasf_geo.protocol.options",
     "connect": "dasf_geo.transport.dynamic",
     "aconnect": "dasf_geo.transport.dynamic",
 }
@@ -54,7 +57,9 @@ __all__ = [
     "FunctionConfig",
     "LoggingConfig",
     "ModuleConfig",
+    "PayloadTooLarge",
     "PulsarConfig",
+    "TransferOptions",
     "WebsocketURLConfig",
     "__version__",
     "aconnect",
@@ -62,6 +67,7 @@ __all__ = [
     "connect",
     "main",
     "registry",
+    "transfer_options",
 ]
 
 
@@ -78,7 +84,8 @@ if TYPE_CHECKING:  # pragma: no cover
         configure,
         registry,
     )
-    from dasf_geo.exceptions import DasfGeoError
+    from dasf_geo.exceptions import DasfGeoError, PayloadTooLarge
+    from dasf_geo.protocol.options import TransferOptions, transfer_options
     from dasf_geo.transport.dynamic import aconnect, connect
 
 

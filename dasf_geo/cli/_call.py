@@ -17,6 +17,9 @@ The result is printed as JSON (the form it travelled in). ``--output FILE``
 writes it decoded instead: a Dataset or DataArray as NetCDF, a DataFrame as
 CSV (or Parquet for ``.parquet``), an array as ``.npy``, anything else as
 JSON.
+
+``--fragment-size``, ``--compression`` and ``--max-size`` set the transfer
+options of the call (see :class:`dasf_geo.TransferOptions`).
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from typing import Any
 
 from dasf_geo.cli._common import (
     add_connection_options,
+    add_transfer_options,
     config_from_args,
     positive_seconds,
     print_error,
+    transfer_from_args,
 )
 from dasf_geo.exceptions import DasfGeoError
 
@@ -99,6 +104,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="draw no progress bar for large replies (drawn only on a terminal)",
     )
+    add_transfer_options(parser)
     add_connection_options(parser)
     parser.set_defaults(run=run, extra_arguments=_more_arguments)
 
@@ -192,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             decode=args.output is not None,
             progress=False if args.no_progress else None,
+            transfer=transfer_from_args(args),
         ) as service:
             result = _invoke(service, args.function, arguments)
     except (DasfGeoError, AttributeError, TypeError) as exc:

@@ -52,6 +52,68 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def _option_type(name: str, parse: Any) -> Any:
+    """argparse type for transfer option ``name``, checked by TransferOptions."""
+
+    def convert(text: str) -> int:
+        from dasf_geo.protocol.options import TransferOptions
+
+        try:
+            value = parse(text)
+            TransferOptions(**{name: value})
+        except ValueError as exc:  # ConfigurationError is a ValueError
+            detail = str(exc)
+            if isinstance(exc, ConfigurationError):
+                detail = detail.removeprefix(f"{name} ")
+            elif parse is int:
+                detail = f"must be an integer, got {text!r:.40}"
+            raise argparse.ArgumentTypeError(detail) from None
+        return int(value)
+
+    convert.__name__ = name  # argparse names the type in some messages
+    return convert
+
+
+def add_transfer_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--fragment-size``/``--compression``/``--max-size`` to ``parser``."""
+    from dasf_geo.protocol.options import MIN_FRAGMENT_SIZE, parse_size
+
+    group = parser.add_argument_group("transfer (this call only)")
+    group.add_argument(
+        "--fragment-size",
+        type=_option_type("fragment_size", int),
+        metavar="CHARS",
+        help="largest message payload in base64 characters for the request and "
+        f"the reply (at least {MIN_FRAGMENT_SIZE}; the backend never sends "
+        "larger fragments than its own max_payload_size)",
+    )
+    group.add_argument(
+        "--compression",
+        type=_option_type("compression", int),
+        metavar="LEVEL",
+        help="zlib level 1-9: Dataset/DataArray arguments and results travel "
+        "as compressed NetCDF4 (unless the function forces NetCDF3)",
+    )
+    group.add_argument(
+        "--max-size",
+        type=_option_type("max_size", parse_size),
+        metavar="SIZE",
+        help="refuse a request or reply larger than SIZE (bytes, or with a "
+        "unit: 50MB, 2GiB)",
+    )
+
+
+def transfer_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~dasf_geo.protocol.options.TransferOptions` of ``args``."""
+    from dasf_geo.protocol.options import TransferOptions
+
+    return TransferOptions(
+        fragment_size=getattr(args, "fragment_size", None),
+        compression=getattr(args, "compression", None),
+        max_size=getattr(args, "max_size", None),
+    )
+
+
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--broker``/``--websocket-url``/``--header``… to ``parser``."""
     group = parser.add_argument_group("broker connection")

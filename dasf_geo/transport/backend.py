@@ -71,6 +71,11 @@ from dasf_geo.protocol.messages import (
     parse_request_header,
     reply_properties,
 )
+from dasf_geo.protocol.options import (
+    TOO_LARGE_ERROR,
+    TransferOptions,
+    format_size,
+)
 from dasf_geo.protocol.parts import features_property, parse_parts
 from dasf_geo.protocol.progress import ProgressReport, ReportSender
 from dasf_geo.transport._common import (
@@ -136,6 +141,10 @@ class RequestHandler(Protocol):
         reply: a handler may then return an :class:`OutgoingFile` whose
         ``dasfGeoEncoding`` property names one of them.
 
+        A handler is passed ``compression=level`` (a keyword argument) when
+        the caller asked for compressed Dataset/DataArray values in this
+        call (``dasfGeoCompression``).
+
         A handler whose ``part_media_types`` attribute lists media types
         also gets multipart requests: then ``payload`` is their JSON part
         and a keyword argument ``parts`` (a list of :class:`ReceivedPart`)
@@ -181,12 +190,15 @@ class ModuleHandler:
         progress: ReportSender | None = None,
         accept: frozenset[str] = frozenset(),
         parts: list[ReceivedPart] | None = None,
+        compression: int | None = None,
     ) -> bytes | OutgoingFile:
         """Validate the request, run it and serialise the return model.
 
         A Dataset or DataArray result goes back as raw NetCDF bytes written
         to a temporary file when the caller accepts that (see
         :func:`binary_reply`); otherwise as the JSON of the return model.
+        ``compression`` (a zlib level the caller asked for) makes such a
+        result compressed NetCDF4, unless its function forces NetCDF3.
 
         ``parts`` are the binary parts of a multipart request: its
         placeholders are validated as the Dataset or DataArray in the part
@@ -213,10 +225,18 @@ class ModuleHandler:
             attach_reporters(model, progress)
         result = model()
         if accept:
-            binary = binary_reply(result, accept)
+            binary = binary_reply(result, accept, compression)
             if binary is not None:
                 return binary
-        return bytes(result.__pydantic_serializer__.to_json(result))
+        if compression is None:
+            return bytes(result.__pydantic_serializer__.to_json(result))
+        from dasf_geo.data import COMPRESSION_CONTEXT
+
+        return bytes(
+            result.__pydantic_serializer__.to_json(
+                result, context={COMPRESSION_CONTEXT: compression}
+            )
+        )
 
     def info(self) -> str:
         """The module's JSON schema (cached)."""
@@ -238,7 +258,9 @@ def parse_accept(value: Any) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
-def binary_reply(result: Any, accept: frozenset[str]) -> OutgoingFile | None:
+def binary_reply(
+    result: Any, accept: frozenset[str], compression: int | None = None
+) -> OutgoingFile | None:
     """The raw binary form of ``result`` if the caller accepts it, else None.
 
     Applies when the return value itself is an ``xr.Dataset`` or
@@ -248,7 +270,7 @@ def binary_reply(result: Any, accept: frozenset[str]) -> OutgoingFile | None:
     zipped zarr) bytes into a temporary file instead of base64 text inside
     JSON — so the reply is base64-encoded once, on the wire, never held as
     one big string, and (written by the engine to a path) never held as one
-    big bytes object either.
+    big bytes object either. ``compression``: see :func:`write_reply`.
     """
     from dasf_geo.data import write_reply
 
@@ -258,7 +280,7 @@ def binary_reply(result: Any, accept: frozenset[str]) -> OutgoingFile | None:
     fd, path = tempfile.mkstemp(prefix="dasf-geo-reply-", suffix=".part")
     os.close(fd)
     try:
-        media_type = write_reply(result.root, field.metadata, path, accept)
+        media_type = write_reply(result.root, field.metadata, path, accept, compression)
         if media_type is None:
             return None
         file = open(path, "rb")  # noqa: SIM115  # closed by OutgoingFile.close
@@ -332,6 +354,10 @@ class _Incoming:
     accept: frozenset[str] = frozenset()
     #: the raw ``dasfGeoParts`` property of a multipart request, else None
     parts: Any = None
+    #: the caller's per-call options (``dasfGeoFragmentSize``, …)
+    options: TransferOptions = field(default_factory=TransferOptions)
+    #: what is wrong with those properties (answered with an error), if anything
+    options_error: str | None = None
 
 
 class Listener:
@@ -549,6 +575,10 @@ class Listener:
                 accept=parse_accept(props.get(EXT_ACCEPT)),
                 parts=props.get(EXT_PARTS),
             )
+            try:
+                incoming.options = TransferOptions.from_properties(props)
+            except ProtocolError as exc:
+                incoming.options_error = str(exc)
         try:
             data = self._reassembler.add(
                 key, msg.properties, msg.payload, time.monotonic()
@@ -590,6 +620,14 @@ class Listener:
                 )
             )
         elif mtype == MessageType.REQUEST.value:
+            if incoming.options_error is not None:
+                self._spawn(
+                    self._reply_error(
+                        incoming,
+                        f"error in the request's options: {incoming.options_error}",
+                    )
+                )
+                return
             if self.queue_size is not None and self._active >= self.queue_size:
                 self._spawn(
                     self._reply_error(
@@ -618,12 +656,17 @@ class Listener:
         progress: ReportSender | None = None,
         accept: frozenset[str] = frozenset(),
         parts: Any = None,
+        compression: int | None = None,
     ) -> bytes | OutgoingFile:
         """Runs in a worker thread."""
+        # only handlers asked for compression need to know the keyword
+        extra = {} if compression is None else {"compression": compression}
         try:
             if parts is None:
-                return self.handler.handle(payload_bytes(data), progress, accept)
-            return self._execute_parts(data, progress, accept, parts)
+                return self.handler.handle(
+                    payload_bytes(data), progress, accept, **extra
+                )
+            return self._execute_parts(data, progress, accept, parts, extra)
         except ValidationError as exc:
             raise _RequestError(
                 f"error validating request: {exc}", structured_errors(exc)
@@ -642,6 +685,7 @@ class Listener:
         progress: ReportSender | None,
         accept: frozenset[str],
         parts: Any,
+        extra: dict[str, Any],
     ) -> bytes | OutgoingFile:
         """Run a multipart request: cut it, hand the parts to the handler.
 
@@ -667,7 +711,7 @@ class Listener:
             raise
         with received_parts(data, specs) as (head, binary):
             return self.handler.handle(  # type: ignore[call-arg]
-                head, progress, accept, parts=binary
+                head, progress, accept, parts=binary, **extra
             )
 
     def _start_request(self, incoming: _Incoming, data: bytes | bytearray) -> None:
@@ -690,6 +734,7 @@ class Listener:
                 self._progress_sender(incoming),
                 incoming.accept,
                 incoming.parts,
+                incoming.options.compression,
             )
         except RuntimeError as exc:  # the pool is shut down
             self._active -= 1
@@ -707,6 +752,13 @@ class Listener:
         self._active -= 1
         error = work.exception()
         result = None if error is not None else work.result()
+        limit = incoming.options.max_size
+        if limit is not None and result is not None:
+            size = result.size if isinstance(result, OutgoingFile) else len(result)
+            if size > limit:
+                if isinstance(result, OutgoingFile):
+                    result.close()
+                result, error = None, _too_large(size, limit)
         if isinstance(result, (bytes, bytearray)) and self._reply_now(
             incoming, result, done
         ):
@@ -726,7 +778,9 @@ class Listener:
         """
         header = incoming.header
         entry = self._producers.get(header.response_topic)
-        if entry is None or not fits_one_message(len(result), self.max_payload_size):
+        if entry is None or not fits_one_message(
+            len(result), self._fragment_size(incoming)
+        ):
             return False
         producer = entry[0]
         if not producer.connected or not producer.has_room:
@@ -842,7 +896,7 @@ class Listener:
         props = reply_properties(header, self.topic, message_type, status, **extra)
         try:
             producer = await self._producer_for(header.response_topic)
-            await send_payload(producer, payload, props, self.max_payload_size)
+            await send_payload(producer, payload, props, self._fragment_size(incoming))
         except TransportError as exc:
             # leave the request unacknowledged: the broker redelivers it
             logger.error(
@@ -853,6 +907,13 @@ class Listener:
             return  # a progress report: the request is still running
         self.answered += 1
         self._ack(incoming.message_ids)
+
+    def _fragment_size(self, incoming: _Incoming) -> int:
+        """The fragment size of a reply: the caller's, if not above ours."""
+        asked = incoming.options.fragment_size
+        if asked is None:
+            return self.max_payload_size
+        return min(asked, self.max_payload_size)
 
     async def _producer_for(self, topic: str) -> AsyncProducer:
         lock = self._producer_locks.setdefault(topic, asyncio.Lock())
@@ -871,6 +932,25 @@ class Listener:
                 await producer.connect()
             self._producers[topic] = (producer, time.monotonic())
             return producer
+
+
+def _too_large(size: int, limit: int) -> _RequestError:
+    """The error answering a reply above the caller's ``dasfGeoMaxSize``."""
+    text = (
+        f"the reply is {format_size(size)}, above the caller's limit of "
+        f"{format_size(limit)} (max_size); ask for less data or raise the limit"
+    )
+    return _RequestError(
+        text,
+        [
+            {
+                "type": TOO_LARGE_ERROR,
+                "loc": ["reply"],
+                "msg": text,
+                "ctx": {"size": size, "limit": limit},
+            }
+        ],
+    )
 
 
 def _parts_over(parts: Any, limit: int) -> str:

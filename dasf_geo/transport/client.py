@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 from dasf_geo.exceptions import (
     FragmentError,
+    FragmentTooLarge,
+    PayloadTooLarge,
     RemoteError,
     RemoteValidationError,
     RequestTimeout,
@@ -56,6 +58,12 @@ from dasf_geo.protocol.messages import (
     b64encode,
     new_response_topic,
     request_properties,
+)
+from dasf_geo.protocol.options import (
+    TOO_LARGE_ERROR,
+    TransferOptions,
+    current_transfer_options,
+    format_size,
 )
 from dasf_geo.protocol.parts import parse_features
 from dasf_geo.transport._common import (
@@ -214,6 +222,8 @@ def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:
     """Return ``reply`` if it succeeded, else raise the backend's error.
 
     Raises:
+        PayloadTooLarge: the backend did not send a reply above the call's
+            ``max_size`` (see :class:`~dasf_geo.protocol.options.TransferOptions`).
         RemoteValidationError: the backend rejected the arguments; its
             ``errors`` list says which and why.
         RemoteError: any other error reply.
@@ -228,6 +238,17 @@ def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:
             parsed = json.loads(raw)
             if isinstance(parsed, list):
                 errors = [e for e in parsed if isinstance(e, dict)]
+    too_large = next((e for e in errors if e.get("type") == TOO_LARGE_ERROR), None)
+    if too_large is not None:
+        ctx = too_large.get("ctx")
+        ctx = ctx if isinstance(ctx, dict) else {}
+        where = f"the backend on topic {topic!r}" if topic else "the backend"
+        raise PayloadTooLarge(
+            f"{where} did not send its reply: {message}",
+            size=ctx.get("size") if isinstance(ctx.get("size"), int) else None,
+            limit=ctx.get("limit") if isinstance(ctx.get("limit"), int) else None,
+            topic=topic,
+        )
     if errors:
         raise RemoteValidationError(message, errors=errors, topic=topic)
     raise RemoteError(message, topic=topic)
@@ -240,6 +261,8 @@ class _Pending:
     what: str
     progress: ProgressCallback | None = None
     received: int = field(default=0)
+    #: the call's ``max_size`` (None: the client's ``max_request_size``)
+    max_size: int | None = None
 
 
 class _ThreadWaiter:
@@ -475,8 +498,15 @@ class AsyncClient:
             return
         try:
             data = self._reassembler.add(
-                (str(context), mtype), props, msg.payload, time.monotonic()
+                (str(context), mtype),
+                props,
+                msg.payload,
+                time.monotonic(),
+                pending.max_size,
             )
+        except FragmentTooLarge as exc:
+            self._finish(str(context), error=self._reply_too_large(pending, exc))
+            return
         except FragmentError as exc:
             self._finish(
                 str(context),
@@ -508,6 +538,31 @@ class AsyncClient:
             reply=Reply(
                 status=status, payload=data, properties=props, message_type=mtype
             ),
+        )
+
+    def _reply_too_large(
+        self, pending: _Pending, exc: FragmentTooLarge
+    ) -> FragmentTooLarge:
+        """The error for a reply announced or grown above the size limit.
+
+        A :class:`FragmentTooLarge`: both a
+        :class:`~dasf_geo.exceptions.PayloadTooLarge` and a
+        :class:`~dasf_geo.exceptions.FragmentError`.
+        """
+        limit = exc.limit if exc.limit is not None else 0
+        name = (
+            "max_size"
+            if pending.max_size is not None
+            else "the client's max_request_size"
+        )
+        size = exc.size if exc.size is not None else 0
+        return FragmentTooLarge(
+            f"the reply to {pending.what} from topic {self.topic!r} is above the "
+            f"limit of {format_size(limit)} ({name}): {format_size(size)} "
+            "announced or received; it was not kept",
+            size=exc.size,
+            limit=exc.limit,
+            topic=self.topic,
         )
 
     def _handle_progress(self, pending: _Pending, msg: ConsumerMessage) -> None:
@@ -560,6 +615,7 @@ class AsyncClient:
         what: str | None = None,
         progress: ProgressCallback | None = None,
         accept: Iterable[str] | None = None,
+        options: TransferOptions | None = None,
     ) -> Reply:
         """Send one request and wait for its complete reply.
 
@@ -574,11 +630,16 @@ class AsyncClient:
             accept: media types this caller takes as a raw binary reply
                 (``dasfGeoAccept``); such a reply carries its type in the
                 ``dasfGeoEncoding`` property.
+            options: fragment size, compression and size limit of this call
+                (over those of an enclosing
+                :func:`~dasf_geo.protocol.options.transfer_options` block).
 
         Returns:
             The reply, whatever its status (see :func:`raise_for_status`).
 
         Raises:
+            PayloadTooLarge: the request, or the reply as it arrives, is
+                above the call's ``max_size``.
             RequestTimeout: no complete reply within ``timeout`` seconds; the
                 message names the topic, the request and the seconds.
             FragmentError: the reply's fragments could not be joined.
@@ -588,17 +649,21 @@ class AsyncClient:
             await self.start()
         timeout = self.timeout if timeout is None else timeout
         what = what or f"a {MessageType(message_type).value} message"
+        opts = current_transfer_options().merge(options)
+        self._check_size(payload, opts, what)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
         # the common case: one message, sent at once; its ack is checked when
         # it comes, the reply is awaited meanwhile
         context = self._send_at_once(
-            payload, message_type, what, progress, accept, future
+            payload, message_type, what, progress, accept, future, opts
         )
         sent = context is not None
         if context is None:
             context = self._contexts.next()
-            self._pending[context] = _Pending(future, what, progress)
+            self._pending[context] = _Pending(
+                future, what, progress, max_size=opts.max_size
+            )
         # one timer instead of asyncio.wait_for (no extra task per call)
         task = asyncio.current_task()
         timed_out = False
@@ -615,8 +680,13 @@ class AsyncClient:
                 producer = self._producer
                 if not producer.connected:
                     producer = await self._ensure_producer()
-                props = self._request_props(context, message_type, accept)
-                await send_payload(producer, payload, props, self.max_payload_size)
+                props = self._request_props(context, message_type, accept, opts)
+                await send_payload(
+                    producer,
+                    payload,
+                    props,
+                    opts.fragment_size or self.max_payload_size,
+                )
             return await future
         except asyncio.CancelledError:
             if not timed_out:
@@ -640,11 +710,35 @@ class AsyncClient:
         context: str,
         message_type: MessageType | str,
         accept: Iterable[str] | None,
+        options: TransferOptions,
     ) -> dict[str, Any]:
         props = request_properties(self.response_topic, context, message_type)
         if accept:
             props[EXT_ACCEPT] = ",".join(accept)
+        if options:
+            props.update(options.properties())
         return props
+
+    def _check_size(
+        self,
+        payload: bytes | bytearray | memoryview | OutgoingParts,
+        options: TransferOptions,
+        what: str,
+    ) -> None:
+        """Refuse to send a request above the call's ``max_size``."""
+        limit = options.max_size
+        if limit is None:
+            return
+        size = payload.size if isinstance(payload, OutgoingParts) else len(payload)
+        if size > limit:
+            raise PayloadTooLarge(
+                f"the request to {what} for topic {self.topic!r} is "
+                f"{format_size(size)}, above the limit of {format_size(limit)} "
+                "(max_size); it was not sent",
+                size=size,
+                limit=limit,
+                topic=self.topic,
+            )
 
     def _send_at_once(
         self,
@@ -654,6 +748,7 @@ class AsyncClient:
         progress: ProgressCallback | None,
         accept: Iterable[str] | None,
         future: Any,
+        options: TransferOptions,
     ) -> str | None:
         """Send a request that fits one message now, if the producer has room.
 
@@ -668,14 +763,18 @@ class AsyncClient:
             and producer.connected
             and producer.has_room
             and not isinstance(payload, OutgoingParts)
-            and fits_one_message(len(payload), self.max_payload_size)
+            and fits_one_message(
+                len(payload), options.fragment_size or self.max_payload_size
+            )
         ):
             return None
         context = self._contexts.next()
-        props = self._request_props(context, message_type, accept)
+        props = self._request_props(context, message_type, accept, options)
         message = one_message(payload)
         props.update(message.properties)
-        self._pending[context] = _Pending(future, what, progress)
+        self._pending[context] = _Pending(
+            future, what, progress, max_size=options.max_size
+        )
         try:
             ack = producer.submit_now(message.payload, props)
         except TransportError:
@@ -697,6 +796,7 @@ class AsyncClient:
         what: str,
         progress: ProgressCallback | None,
         accept: Iterable[str] | None,
+        options: TransferOptions,
     ) -> None:
         """On the event loop: start a request a blocking thread waits for.
 
@@ -709,7 +809,7 @@ class AsyncClient:
             return
         try:
             context = self._send_at_once(
-                payload, message_type, what, progress, accept, waiter
+                payload, message_type, what, progress, accept, waiter, options
             )
         except Exception as exc:
             waiter.set_exception(exc)
@@ -727,6 +827,7 @@ class AsyncClient:
                     what=what,
                     progress=progress,
                     accept=accept,
+                    options=options,
                 )
             except BaseException as exc:  # handed to the waiting thread
                 waiter.set_exception(exc)
@@ -768,6 +869,7 @@ class AsyncClient:
         progress: ProgressCallback | None = None,
         accept: Iterable[str] | None = None,
         parts: Any = None,
+        options: TransferOptions | None = None,
     ) -> Any:
         """Send a request object and return the JSON result.
 
@@ -775,9 +877,11 @@ class AsyncClient:
         binary form comes back as a :class:`BinaryValue`. With ``parts`` (a
         :class:`~dasf_geo.data.PartWriter` whose placeholders are in
         ``request``), the request is sent in multipart form; only do that
-        when the backend :attr:`supports_parts`.
+        when the backend :attr:`supports_parts`. ``options``: see
+        :meth:`request`.
 
         Raises:
+            PayloadTooLarge: the request or the reply is above ``max_size``.
             RemoteValidationError: the backend rejected the arguments.
             RemoteError: the backend answered with an error.
             RequestTimeout, TransportError: see :meth:`request`.
@@ -789,6 +893,7 @@ class AsyncClient:
             what=describe_request(request),
             progress=progress,
             accept=accept,
+            options=options,
         )
         raise_for_status(reply, self.topic)
         return reply.value()
@@ -955,6 +1060,7 @@ class Client:
         what: str | None = None,
         progress: ProgressCallback | None = None,
         accept: Iterable[str] | None = None,
+        options: TransferOptions | None = None,
     ) -> Reply:
         """Blocking :meth:`AsyncClient.request`.
 
@@ -964,6 +1070,8 @@ class Client:
         client = self._async
         timeout = client.timeout if timeout is None else timeout
         what = what or f"a {MessageType(message_type).value} message"
+        opts = current_transfer_options().merge(options)
+        client._check_size(payload, opts, what)
         waiter = _ThreadWaiter(timeout)
         loop = self._bg.loop
         loop.call_soon_threadsafe(
@@ -974,6 +1082,7 @@ class Client:
             what,
             progress,
             accept,
+            opts,
         )
         try:
             completed = waiter.wait(timeout)
@@ -1004,6 +1113,7 @@ class Client:
         progress: ProgressCallback | None = None,
         accept: Iterable[str] | None = None,
         parts: Any = None,
+        options: TransferOptions | None = None,
     ) -> Any:
         """Blocking :meth:`AsyncClient.call`."""
         payload = _request_payload(request, parts)
@@ -1013,6 +1123,7 @@ class Client:
             what=describe_request(request),
             progress=progress,
             accept=accept,
+            options=options,
         )
         raise_for_status(reply, self.topic)
         return reply.value()
@@ -1084,7 +1195,12 @@ def close_clients() -> None:
 
 
 def send_request(
-    module_cls: Any, request: Any, *, timeout: float | None = None, **kwargs: Any
+    module_cls: Any,
+    request: Any,
+    *,
+    timeout: float | None = None,
+    options: TransferOptions | None = None,
+    **kwargs: Any,
 ) -> Any:
     """Send ``request`` to the backend of ``module_cls`` and return the result.
 
@@ -1100,12 +1216,18 @@ def send_request(
         module_cls: a :class:`dasf_geo.backend.BackendModule` subclass.
         request: a dict, a module instance, or a file-like object with JSON.
         timeout: seconds to wait for the reply.
+        options: fragment size, compression and size limit of this call
+            (over those of an enclosing
+            :func:`~dasf_geo.protocol.options.transfer_options` block).
+        **kwargs: further arguments of :meth:`Client.request`.
 
     Raises:
         pydantic.ValidationError: the request is invalid locally.
+        PayloadTooLarge: the request or the reply is above ``max_size``.
         RemoteError: the backend answered with an error.
         RequestTimeout, TransportError: see :meth:`AsyncClient.request`.
     """
+    opts = current_transfer_options().merge(options)
     if hasattr(request, "read"):
         model = module_cls.model_validate_json(request.read())
     elif isinstance(request, module_cls):
@@ -1117,21 +1239,26 @@ def send_request(
     config = module_cls.backend_config.messaging_config
     client = get_client(config)
     return_model = model.root.return_model
-    writer = _part_writer(client, model, timeout)
+    writer = _part_writer(client, model, timeout, opts.compression)
     try:
-        if writer is None:
+        if writer is None and opts.compression is None:
             head = model.model_dump_json().encode("utf-8")
             payload: bytes | OutgoingParts = head
         else:
-            from dasf_geo.data import PARTS_CONTEXT
+            from dasf_geo.data import COMPRESSION_CONTEXT, PARTS_CONTEXT
 
-            head = model.model_dump_json(context={PARTS_CONTEXT: writer}).encode()
-            payload = OutgoingParts(head, writer.parts) if writer.parts else head
+            context: dict[str, Any] = {COMPRESSION_CONTEXT: opts.compression}
+            if writer is not None:
+                context[PARTS_CONTEXT] = writer
+            head = model.model_dump_json(context=context).encode()
+            has_parts = writer is not None and writer.parts
+            payload = OutgoingParts(head, writer.parts) if has_parts else head
         reply = client.request(
             payload,
             timeout=timeout,
             what=describe_request(json.loads(head)),
             accept=binary_accept(return_model),
+            options=opts,
             **kwargs,
         )
     finally:
@@ -1149,7 +1276,9 @@ def send_request(
 PROBE_TIMEOUT = 10.0
 
 
-def _part_writer(client: Client, model: Any, timeout: float | None) -> Any:
+def _part_writer(
+    client: Client, model: Any, timeout: float | None, compression: int | None
+) -> Any:
     """A :class:`~dasf_geo.data.PartWriter` if ``model`` goes multipart, else None.
 
     That is when it has a Dataset or DataArray argument and the backend
@@ -1172,7 +1301,7 @@ def _part_writer(client: Client, model: Any, timeout: float | None) -> Any:
         return None
     from dasf_geo.data import PartWriter
 
-    return PartWriter()
+    return PartWriter(compression=compression)
 
 
 def _has_xarray_argument(model: Any) -> bool:

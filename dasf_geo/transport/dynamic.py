@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dasf_geo.exceptions import ConfigurationError, RemoteError
+from dasf_geo.protocol.options import TransferOptions, current_transfer_options
 from dasf_geo.transport.client import AsyncClient, BinaryValue, Client
 from dasf_geo.transport.progress import ProgressBar, terminal_progress
 
@@ -269,19 +270,25 @@ class _Signature:
         return decode_value(self.return_schema, value) if decode else value
 
 
-def encode_value(value: Any, parts: Any = None) -> Any:
+def encode_value(value: Any, parts: Any = None, compression: int | None = None) -> Any:
     """The JSON form of an argument value.
 
     Registered data types (``xr.Dataset``…) use their registered serializer;
     pydantic models and other values use pydantic's JSON conversion. With
     ``parts`` (a :class:`~dasf_geo.data.PartWriter`), a Dataset or DataArray
     is written as a binary part of a multipart request and its JSON form is
-    the placeholder that refers to it.
+    the placeholder that refers to it. ``compression`` (a zlib level) writes
+    a Dataset or DataArray as compressed NetCDF4.
     """
     from pydantic import BaseModel, TypeAdapter
     from pydantic_core import to_jsonable_python
 
-    from dasf_geo.data import PARTS_CONTEXT, DataOptions, resolve_annotation
+    from dasf_geo.data import (
+        COMPRESSION_CONTEXT,
+        PARTS_CONTEXT,
+        DataOptions,
+        resolve_annotation,
+    )
 
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
@@ -289,17 +296,21 @@ def encode_value(value: Any, parts: Any = None) -> Any:
     options = DataOptions(cf="off", crs="off", demap="off")
     annotation = resolve_annotation(type(value), options)
     if annotation is not type(value):
-        context = None if parts is None else {PARTS_CONTEXT: parts}
+        context: dict[str, Any] = {COMPRESSION_CONTEXT: compression}
+        if parts is not None:
+            context[PARTS_CONTEXT] = parts
         return TypeAdapter(annotation).dump_python(value, mode="json", context=context)
     return to_jsonable_python(value)
 
 
-def encode_request(request: dict[str, Any], parts: Any = None) -> dict[str, Any]:
+def encode_request(
+    request: dict[str, Any], parts: Any = None, compression: int | None = None
+) -> dict[str, Any]:
     """``request`` with every argument value in its JSON form.
 
     ``request`` is ``{"func_name": …, **arguments}`` or ``{"class_name": …,
     **arguments, "function": {"func_name": …, **arguments}}`` with Python
-    values; see :func:`encode_value` for ``parts``.
+    values; see :func:`encode_value` for ``parts`` and ``compression``.
     """
     out: dict[str, Any] = {}
     is_class = "class_name" in request
@@ -307,9 +318,9 @@ def encode_request(request: dict[str, Any], parts: Any = None) -> dict[str, Any]
         if key in ("func_name", "class_name"):
             out[key] = value
         elif is_class and key == "function" and isinstance(value, dict):
-            out[key] = encode_request(value, parts)
+            out[key] = encode_request(value, parts, compression)
         else:
-            out[key] = encode_value(value, parts)
+            out[key] = encode_value(value, parts, compression)
     return out
 
 
@@ -462,10 +473,14 @@ class _ServiceBase:
         *,
         decode: bool = True,
         progress: ProgressOption = None,
+        transfer: TransferOptions | None = None,
     ) -> None:
         self._client = client
         self._decode = decode
         self._progress = progress
+        #: transfer options of every call (under those of an enclosing
+        #: :func:`~dasf_geo.protocol.options.transfer_options` block)
+        self.transfer = transfer or TransferOptions()
         self.topic: str = client.topic
         self.api_info = api_info
         self._members = _build_members(api_info, self._send)
@@ -473,19 +488,26 @@ class _ServiceBase:
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
         raise NotImplementedError
 
-    def _encode(self, request: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    def _options(self) -> TransferOptions:
+        """The transfer options of a call made now."""
+        return self.transfer.merge(current_transfer_options())
+
+    def _encode(
+        self, request: dict[str, Any], options: TransferOptions
+    ) -> tuple[dict[str, Any], Any]:
         """The JSON request and its binary parts (None for a JSON request).
 
         Dataset and DataArray arguments become binary parts when the
         backend takes multipart requests (it said so with its API info).
         """
+        compression = options.compression
         if not self._client.supports_parts:
-            return encode_request(request), None
+            return encode_request(request, None, compression), None
         from dasf_geo.data import PartWriter
 
-        writer = PartWriter()
+        writer = PartWriter(compression=compression)
         try:
-            return encode_request(request, writer), writer
+            return encode_request(request, writer, compression), writer
         except BaseException:
             writer.close()
             raise
@@ -524,11 +546,12 @@ class Service(_ServiceBase):
     _client: Client
 
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
-        encoded, parts = self._encode(request)
+        options = self._options()
+        encoded, parts = self._encode(request, options)
         bar = _progress_for(self._progress, sig.name)
         try:
             result = self._client.call(
-                encoded, progress=bar, accept=sig.accept, parts=parts
+                encoded, progress=bar, accept=sig.accept, parts=parts, options=options
             )
         finally:
             if parts is not None:
@@ -561,11 +584,12 @@ class AsyncService(_ServiceBase):
     _client: AsyncClient
 
     async def _call(self, request: dict[str, Any], sig: _Signature) -> Any:
-        encoded, parts = self._encode(request)
+        options = self._options()
+        encoded, parts = self._encode(request, options)
         bar = _progress_for(self._progress, sig.name)
         try:
             result = await self._client.call(
-                encoded, progress=bar, accept=sig.accept, parts=parts
+                encoded, progress=bar, accept=sig.accept, parts=parts, options=options
             )
         finally:
             if parts is not None:
@@ -602,6 +626,7 @@ def connect(
     config: Any = None,
     decode: bool = True,
     progress: ProgressOption = None,
+    transfer: TransferOptions | None = None,
     **options: Any,
 ) -> Service:
     """Connect to the service on ``topic`` and return it as a :class:`Service`.
@@ -621,6 +646,10 @@ def connect(
             reports: ``None`` draws a bar when standard error is a terminal,
             ``True`` always, ``False`` never; a callable receives the events
             (see :mod:`dasf_geo.transport.progress`).
+        transfer: fragment size, compression and size limit of every call
+            (a :class:`~dasf_geo.protocol.options.TransferOptions`; a
+            :func:`~dasf_geo.protocol.options.transfer_options` block around
+            a call overrides them).
         **options: further messaging config fields.
 
     Raises:
@@ -635,7 +664,9 @@ def connect(
     client = Client(config, topic, timeout=timeout)
     try:
         api_info = client.api_info(timeout)
-        return Service(client, api_info, decode=decode, progress=progress)
+        return Service(
+            client, api_info, decode=decode, progress=progress, transfer=transfer
+        )
     except BaseException:
         client.close()
         raise
@@ -651,6 +682,7 @@ async def aconnect(
     config: Any = None,
     decode: bool = True,
     progress: ProgressOption = None,
+    transfer: TransferOptions | None = None,
     **options: Any,
 ) -> AsyncService:
     """The asyncio form of :func:`connect`; returns an :class:`AsyncService`."""
@@ -662,7 +694,9 @@ async def aconnect(
     try:
         await client.start()
         api_info = await client.api_info(timeout)
-        return AsyncService(client, api_info, decode=decode, progress=progress)
+        return AsyncService(
+            client, api_info, decode=decode, progress=progress, transfer=transfer
+        )
     except BaseException:
         await client.close()
         raise

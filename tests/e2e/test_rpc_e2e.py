@@ -126,6 +126,30 @@ def test_call_cli_bad_input_names_the_problem(served):
     assert f"127.0.0.1:{port}" in result.stderr
 
 
+def test_call_cli_transfer_options(served):
+    url, _ = served
+    value = "v" * 5000
+    args = ("call", "e2e-serve", "echo", "value=1", f"tag={value}", "--broker", url)
+    result = run_cli(*args, "--fragment-size", "1024", "--compression", "4")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"value": 1, "tag": value}
+    result = run_cli(*args, "--max-size", "1kB")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: the request to echo() for topic 'e2e-serve' is 5,044 bytes, above "
+        "the limit of 1,000 bytes (max_size); it was not sent\n"
+    )
+    assert "Traceback" not in result.stderr
+    for option, text, message in [
+        ("--max-size", "lots", "'lots' is not a size"),
+        ("--compression", "12", "must be a zlib level 1-9, got 12"),
+        ("--fragment-size", "100", "must be an integer of at least 1024"),
+    ]:
+        result = run_cli(*args, option, text)
+        assert result.returncode == 2
+        assert f"argument {option}: {message}" in result.stderr
+
+
 def test_dynamic_client(served):
     url, _ = served
     with dasf_geo.connect("e2e-serve", url, timeout=timeout(30)) as svc:

@@ -125,11 +125,16 @@ def make_config(broker):
 
 
 async def raw_request(
-    client: Any, config: Config, payload: bytes, message_type: str = "request"
+    client: Any,
+    config: Config,
+    payload: bytes,
+    message_type: str = "request",
+    properties: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], asyncio.Future[Any]]:
     """Send a hand-made request with a plain websockets producer.
 
-    The reply is awaited through ``client``'s response topic.
+    The reply is awaited through ``client``'s response topic. ``properties``
+    are added to the request's.
 
     Returns:
         The broker's ack and a future for the reply.
@@ -144,6 +149,7 @@ async def raw_request(
     client._pending[context] = _Pending(fut, "a raw request")
     props = m.request_properties(client.response_topic, context)
     props["messageType"] = message_type
+    props.update(properties or {})
     async with websockets.connect(config.get_topic_url(config.topic)) as raw:
         await raw.send(m.build_producer_frame(payload, props, "c1").decode())
         ack = json.loads(await asyncio.wait_for(raw.recv(), timeout(10)))

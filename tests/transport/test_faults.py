@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import websockets
 
-from dasf_geo.exceptions import FragmentError
+from dasf_geo.exceptions import FragmentError, PayloadTooLarge
 from dasf_geo.protocol import messages as m
 from dasf_geo.protocol.fragments import Fragment, split_payload
 from dasf_geo.transport.client import AsyncClient
@@ -143,8 +143,15 @@ async def test_a_reply_above_the_limit_is_refused_and_spooled_files_removed(
     )
     before = leftover_files()
     async with fake_backend(config, VALUE, lambda f: f), AsyncClient(config) as client:
-        with pytest.raises(FragmentError, match="more than the limit of 30000 bytes"):
+        with pytest.raises(FragmentError) as caught:
             await client.call({"op": "any"}, timeout=timeout(30))
+    assert isinstance(caught.value, PayloadTooLarge)
+    assert (caught.value.limit, caught.value.size) == (30_000, 54_896)
+    assert str(caught.value) == (
+        "the reply to the request from topic 'faults-big' is above the limit of "
+        "30,000 bytes (30 kB) (the client's max_request_size): 54,896 bytes "
+        "(54.9 kB) announced or received; it was not kept"
+    )
     assert leftover_files() <= before
 
 

@@ -1,0 +1,334 @@
+"""Per-call transfer options through a real broker and backend.
+
+Fragment size, compression and the hard size limit, set per call, per
+``transfer_options`` block and per service; hostile option properties; a
+backend that ignores the options (as demessaging does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from dasf_geo import BackendModule, PayloadTooLarge, TransferOptions, transfer_options
+from dasf_geo.data import BINARY_MEDIA_TYPES, DataOptions, PartWriter
+from dasf_geo.exceptions import FragmentError
+from dasf_geo.protocol.options import EXT_COMPRESSION, EXT_FRAGMENT_SIZE, EXT_MAX_SIZE
+from dasf_geo.transport.backend import ModuleHandler
+from dasf_geo.transport.client import AsyncClient, Client
+from dasf_geo.transport.dynamic import aconnect, encode_request
+from tests.conftest import timeout
+from tests.transport.conftest import Handler, raw_request, running_listener
+from tests.transport.test_faults import VALUE, fake_backend, leftover_files
+
+HDF5 = b"\x89HDF\r\n\x1a\n"  # NetCDF4 files are HDF5 files
+NETCDF3 = b"CDF"
+
+#: JSON of a 100,000-character string: 100,002 bytes, 133,336 base64 chars
+BLOB = {"op": "blob", "n": 100_000}
+BLOB_CHARS = 133_336
+
+
+def count_fragments() -> tuple[list[int], Any]:
+    """A progress callback counting the reply's fragments, and its count."""
+    seen = [0]
+
+    def on_progress(info: dict[str, Any]) -> None:
+        if info["kind"] == "transfer":
+            seen[0] += 1
+
+    return seen, on_progress
+
+
+def count_sent(client: AsyncClient) -> list[int]:
+    """Count the messages ``client`` sends from now on."""
+    sent = [0]
+    producer = client._producer
+    submit_now = producer.submit_now  # every send ends here
+
+    def counting_submit_now(*args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        return submit_now(*args, **kwargs)
+
+    producer.submit_now = counting_submit_now  # type: ignore[method-assign]
+    return sent
+
+
+async def test_the_reply_comes_in_fragments_of_the_asked_size(make_config):
+    config = make_config(topic="opt-frag")
+    async with (
+        running_listener(Handler(config.topic), config),
+        AsyncClient(config) as client,
+    ):
+        seen, on_progress = count_fragments()
+        value = await client.call(
+            BLOB, progress=on_progress, options=TransferOptions(fragment_size=10_000)
+        )
+        assert value == "x" * 100_000
+        assert seen[0] == math.ceil(BLOB_CHARS / 10_000)
+        # without the option: one message (no fragment, no transfer event)
+        seen, on_progress = count_fragments()
+        assert await client.call(BLOB, progress=on_progress) == "x" * 100_000
+        assert seen[0] == 0
+
+
+async def test_a_backend_never_sends_fragments_above_its_own_limit(make_config):
+    config = make_config(topic="opt-frag-cap", max_payload_size=20_000)
+    backend = Handler(config.topic)
+    async with running_listener(backend, config):
+        caller = make_config(topic="opt-frag-cap")  # the default 512,000
+        async with AsyncClient(caller) as client:
+            seen, on_progress = count_fragments()
+            value = await client.call(
+                BLOB,
+                progress=on_progress,
+                options=TransferOptions(fragment_size=100_000),
+            )
+    assert value == "x" * 100_000
+    assert seen[0] == math.ceil(BLOB_CHARS / 20_000)
+
+
+async def test_the_request_is_cut_with_the_asked_size(make_config):
+    config = make_config(topic="opt-frag-req")
+    async with (
+        running_listener(Handler(config.topic), config),
+        AsyncClient(config) as client,
+    ):
+        sent = count_sent(client)
+        request = {"op": "size", "value": "y" * 30_000}
+        with transfer_options(fragment_size=4096):
+            assert await client.call(request, timeout=timeout(30)) == 30_000
+        chars = len(base64.b64encode(json.dumps(request).encode()))
+        assert sent[0] == math.ceil(chars / 4096)
+        sent[0] = 0
+        assert await client.call(request, timeout=timeout(30)) == 30_000
+        assert sent[0] == 1
+
+
+async def test_a_request_above_max_size_is_not_sent(make_config):
+    config = make_config(topic="opt-max-req")
+    backend = Handler(config.topic)
+    async with running_listener(backend, config), AsyncClient(config) as client:
+        sent = count_sent(client)
+        request = {"op": "size", "id": 1, "value": "y" * 2000}
+        size = len(json.dumps(request))
+        with pytest.raises(PayloadTooLarge) as caught:
+            await client.call(request, options=TransferOptions(max_size=1000))
+        assert str(caught.value) == (
+            f"the request to the request for topic 'opt-max-req' is {size:,} bytes, "
+            "above the limit of 1,000 bytes (max_size); it was not sent"
+        )
+        assert (caught.value.size, caught.value.limit) == (size, 1000)
+        assert sent[0] == 0 and backend.executed == []
+
+        # the same through the blocking client, and in a block
+        def blocking_calls() -> Any:
+            blocking = Client(config)
+            try:
+                with transfer_options(max_size=1000), pytest.raises(PayloadTooLarge):
+                    blocking.call(request)
+                return blocking.call({**request, "value": "z"})
+            finally:
+                blocking.close()
+
+        assert await asyncio.to_thread(blocking_calls) == 1
+    assert backend.executed == [1]
+
+
+async def test_the_backend_refuses_a_reply_above_max_size(make_config):
+    config = make_config(topic="opt-max-reply")
+    backend = Handler(config.topic)
+    async with running_listener(backend, config), AsyncClient(config) as client:
+        seen, on_progress = count_fragments()
+        with pytest.raises(PayloadTooLarge) as caught:
+            await client.call(
+                BLOB, progress=on_progress, options=TransferOptions(max_size=50_000)
+            )
+        assert str(caught.value) == (
+            "the backend on topic 'opt-max-reply' did not send its reply: the reply "
+            "is 100,002 bytes (100 kB), above the caller's limit of 50,000 bytes "
+            "(50 kB) (max_size); ask for less data or raise the limit"
+        )
+        assert (caught.value.size, caught.value.limit) == (100_002, 50_000)
+        assert seen[0] == 0  # nothing of the reply was sent
+        # exactly at the limit it is sent; the backend keeps serving
+        value = await client.call(BLOB, options=TransferOptions(max_size=100_002))
+        assert value == "x" * 100_000
+
+
+async def test_a_backend_that_ignores_max_size_is_cut_off(make_config):
+    """demessaging backends ignore dasfGeoMaxSize: the caller stops receiving."""
+    config = make_config(topic="opt-max-ignored", spool_threshold=1000)
+    before = leftover_files()
+    async with fake_backend(config, VALUE, lambda f: f), AsyncClient(config) as client:
+        with pytest.raises(PayloadTooLarge) as caught:
+            await client.call(
+                {"op": "any"},
+                timeout=timeout(30),
+                options=TransferOptions(max_size=20_000),
+            )
+    assert isinstance(caught.value, FragmentError)
+    assert caught.value.limit == 20_000
+    assert "above the limit of 20,000 bytes (20 kB) (max_size)" in str(caught.value)
+    assert leftover_files() <= before
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        (
+            {EXT_COMPRESSION: "11"},
+            "property 'dasfGeoCompression' must be a zlib level 1-9, got 11",
+        ),
+        (
+            {EXT_FRAGMENT_SIZE: "12"},
+            "property 'dasfGeoFragmentSize' must be an integer of at least 1024 "
+            "(base64 characters), got 12",
+        ),
+        (
+            {EXT_MAX_SIZE: "lots"},
+            "property 'dasfGeoMaxSize' must be a decimal integer, got 'lots'",
+        ),
+    ],
+)
+async def test_malformed_option_properties_get_an_error_reply(
+    make_config, props, message
+):
+    config = make_config(topic="opt-hostile")
+    backend = Handler(config.topic)
+    async with running_listener(backend, config), AsyncClient(config) as client:
+        payload = base64.b64encode(
+            json.dumps({"op": "echo", "id": 1, "value": 1}).encode()
+        )
+        ack, fut = await raw_request(client, config, payload, properties=props)
+        assert ack["result"] == "ok"
+        reply = await asyncio.wait_for(fut, timeout(10))
+        assert reply.status == "error"
+        assert reply.text() == f"error in the request's options: {message}"
+        assert backend.executed == []
+        # the backend goes on serving
+        assert await client.call({"op": "echo", "id": 2, "value": 5}) == 5
+    assert backend.executed == [2]
+
+
+# --- compression, with a real backend module ---------------------------------
+
+
+def zeros(n: int = 100_000) -> xr.Dataset:
+    return xr.Dataset(
+        {"t": (("x",), np.zeros(n), {"units": "K"})},
+        coords={"x": ("x", np.arange(n, dtype="float64"), {"units": "m"})},
+        attrs={"Conventions": "CF-1.8"},
+    )
+
+
+def echo(ds: xr.Dataset) -> xr.Dataset:
+    """Return ``ds`` as it arrived."""
+    return ds
+
+
+def first_bytes(ds: xr.Dataset) -> str:
+    """The first bytes of the file the Dataset argument was read from."""
+    source = ds.encoding.get("source")
+    if not source:
+        return "memory"
+    with open(source, "rb") as fh:
+        return fh.read(8).hex()
+
+
+def module_for(config: Any, port: int) -> Any:
+    from dasf_geo import configure
+
+    echo3 = configure(data_options=DataOptions(format="netcdf3"))(_echo3)
+    return BackendModule.create_model(
+        members=[echo, echo3, first_bytes],
+        messaging_config=dict(topic=config.topic, host="127.0.0.1", port=port),
+    )
+
+
+def _echo3(ds: xr.Dataset) -> xr.Dataset:
+    """Return ``ds`` as NetCDF3, always (as for the web map)."""
+    return ds
+
+
+async def test_compression_makes_the_binary_reply_netcdf4(make_config, broker):
+    config = make_config(topic="opt-zlib")
+    ds = zeros()
+    handler = ModuleHandler(module_for(config, broker.port))
+    async with running_listener(handler, config), AsyncClient(config) as client:
+        request = encode_request({"func_name": "echo", "ds": ds})
+        plain = await client.request(
+            json.dumps(request).encode(), accept=BINARY_MEDIA_TYPES
+        )
+        packed = await client.request(
+            json.dumps(request).encode(),
+            accept=BINARY_MEDIA_TYPES,
+            options=TransferOptions(compression=4),
+        )
+        assert bytes(plain.payload[:3]) == NETCDF3
+        assert bytes(packed.payload[:8]) == HDF5
+        assert len(packed.payload) < len(plain.payload) / 20
+        xr.testing.assert_identical(packed.value().decode().load(), ds)
+        # a function that forces NetCDF3 sends it uncompressed
+        forced = await client.request(
+            json.dumps({**request, "func_name": "_echo3"}).encode(),
+            accept=BINARY_MEDIA_TYPES,
+            options=TransferOptions(compression=4),
+        )
+        assert bytes(forced.payload[:3]) == NETCDF3
+
+
+async def test_compression_of_a_json_reply_and_of_arguments(make_config, broker):
+    config = make_config(topic="opt-zlib-json")
+    ds = zeros()
+    handler = ModuleHandler(module_for(config, broker.port))
+    async with running_listener(handler, config), AsyncClient(config) as client:
+        # a JSON caller (no dasfGeoAccept): base64 NetCDF4 inside the JSON
+        request = encode_request({"func_name": "echo", "ds": ds}, compression=4)
+        assert base64.b64decode(request["ds"])[:8] == HDF5
+        with transfer_options(compression=4):
+            value = await client.call(request)
+        assert base64.b64decode(value)[:8] == HDF5
+        # a Dataset argument as a compressed binary part
+        await client.ping()
+        writer = PartWriter(compression=4)
+        try:
+            encoded = encode_request({"func_name": "first_bytes", "ds": ds}, writer)
+            from dasf_geo.transport._common import OutgoingParts
+
+            assert writer.parts[0].size < 20_000
+            payload = OutgoingParts(json.dumps(encoded).encode(), writer.parts)
+            reply = await client.request(payload)
+        finally:
+            writer.close()
+        assert json.loads(reply.text()) in (HDF5.hex(), "memory")
+
+
+async def test_a_service_applies_its_transfer_options(make_config, broker):
+    config = make_config(topic="opt-service")
+    ds = zeros()
+    handler = ModuleHandler(module_for(config, broker.port))
+    async with running_listener(handler, config):
+        service = await aconnect(
+            config.topic,
+            config=config,
+            transfer=TransferOptions(max_size=100_000),
+            progress=False,
+        )
+        try:
+            with pytest.raises(PayloadTooLarge, match=r"above the limit of 100,000"):
+                await service.echo(ds)  # the NetCDF argument alone is larger
+            with transfer_options(compression=6):
+                # the block keeps the service's limit and adds compression
+                back = await service.echo(ds)
+            xr.testing.assert_identical(back.load(), ds)
+            assert service.transfer == TransferOptions(max_size=100_000)
+        finally:
+            await service.close()
