@@ -4,6 +4,7 @@ Usage: python _geo_caller.py URL TOPIC MODE NX NY NT
   MODE reply:   call make_dataset and check every value
   MODE lazy:    call lazy_dataset and check every value
   MODE request: send a Dataset argument to dataset_sum and check the sum
+  MODE lazy-request: the same with a dask-backed Dataset argument
 Prints one JSON line: seconds, the payload's bytes, this process's idle and
 peak RSS in KiB.
 """
@@ -22,7 +23,12 @@ import numpy as np
 
 import dasf_geo
 from benchmarks._procs import rss_kib, rss_peak_kib
-from benchmarks.bench_geo_service import dataset_sum, make_dataset, values
+from benchmarks.bench_geo_service import (
+    expected_sum,
+    lazy_dataset,
+    make_dataset,
+    values,
+)
 
 
 def check_values(ds, nx: int, ny: int, nt: int) -> None:
@@ -40,15 +46,16 @@ def main() -> None:
     nx, ny, nt = (int(v) for v in sys.argv[4:7])
     with dasf_geo.connect(topic, url, timeout=1800, progress=False) as svc:
         svc.dataset_sum(make_dataset(2, 2, 1))  # warm up connections and caches
-        if mode == "request":
-            # the expected sum first: its own copy of the data must not count
-            # as the transfer's memory
-            expected = dataset_sum(make_dataset(nx, ny, nt))
+        expected = expected_sum(nx * ny * nt)
         idle = rss_kib(os.getpid())
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM)
-        argument = make_dataset(nx, ny, nt) if mode == "request" else None
-        start = time.perf_counter()
+        argument = None
         if mode == "request":
+            argument = make_dataset(nx, ny, nt)
+        elif mode == "lazy-request":
+            argument = lazy_dataset(nx, ny, nt)
+        start = time.perf_counter()
+        if argument is not None:
             total = svc.dataset_sum(argument)
             seconds = time.perf_counter() - start
             if total != expected:

@@ -7,7 +7,7 @@ peak resident memory above idle (VmHWM after resetting it, minus VmRSS
 before) of backend, broker and caller, measured from /proc.
 
     python benchmarks/bench_streaming.py [--sizes 10,100] [--lazy 1000]
-        [--repeat 3] [--no-reference] [--modes reply,argument,lazy]
+        [--repeat 3] [--no-reference] [--modes reply,argument,lazy,lazy-argument]
 
 The reference's Python client cannot reassemble a fragmented reply, so its
 reply is joined by a bare WebSocket caller (its time is from the request to
@@ -142,23 +142,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument(
         "--modes",
-        default="reply,argument,lazy",
+        default="reply,argument,lazy,lazy-argument",
         help="which dasf_geo rows to run: reply, argument (a Dataset sent to "
-        "the backend), lazy (the dask-backed reply, sizes from --lazy)",
+        "the backend), lazy (the dask-backed reply, sizes from --lazy), "
+        "lazy-argument (a dask-backed Dataset sent, sizes from --lazy)",
     )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     lazy = [int(s) for s in args.lazy.split(",") if s]
     modes = {m.strip() for m in args.modes.split(",") if m.strip()}
-    unknown = modes - {"reply", "argument", "lazy"}
+    unknown = modes - {"reply", "argument", "lazy", "lazy-argument"}
     if unknown:
-        parser.error(f"unknown --modes {sorted(unknown)}; use reply, argument, lazy")
+        parser.error(
+            f"unknown --modes {sorted(unknown)}; use reply, argument, lazy, "
+            "lazy-argument"
+        )
 
     rows = []
     broker, url = start_broker()
     try:
-        for mode, mode_sizes in (("reply", sizes), ("request", sizes), ("lazy", lazy)):
-            if {"request": "argument"}.get(mode, mode) not in modes:
+        for mode, mode_sizes in (
+            ("reply", sizes),
+            ("request", sizes),
+            ("lazy", lazy),
+            ("lazy-request", lazy),
+        ):
+            option = {"request": "argument", "lazy-request": "lazy-argument"}
+            if option.get(mode, mode) not in modes:
                 continue
             for size in mode_sizes:
                 runs = []
@@ -175,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     "reply": "dasf_geo reply",
                     "request": "dasf_geo argument",
                     "lazy": "dasf_geo reply, dask-backed",
+                    "lazy-request": "dasf_geo argument, dask-backed",
                 }[mode]
                 rows.append(row(name, size, med))
         if not args.no_reference:

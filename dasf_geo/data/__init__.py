@@ -36,8 +36,10 @@ from dasf_geo.data._checks import (
 )
 from dasf_geo.data._frames import decode_dataframe, encode_dataframe, to_dataframe
 from dasf_geo.data._netcdf import (
+    LAZY_THRESHOLD,
     choose_format,
     detect_format,
+    open_netcdf_lazily,
     read_dataarray,
     read_netcdf,
     write_netcdf,
@@ -74,6 +76,7 @@ from dasf_geo.data._replies import (
 __all__ = [
     "BINARY_MEDIA_TYPES",
     "COMPRESSION_CONTEXT",
+    "LAZY_THRESHOLD",
     "PARTS_CONTEXT",
     "SCHEMA_TYPE_KEY",
     "BinaryPart",
@@ -100,6 +103,7 @@ __all__ = [
     "encode_dataframe",
     "encode_ndarray",
     "get_entry",
+    "open_netcdf_lazily",
     "open_reply",
     "read_dataarray",
     "read_netcdf",

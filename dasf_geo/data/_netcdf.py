@@ -55,6 +55,7 @@ __all__ = [
     "choose_format",
     "detect_format",
     "netcdf_bytes",
+    "open_netcdf_lazily",
     "read_netcdf",
     "write_netcdf",
 ]
@@ -65,6 +66,10 @@ Format = Literal["netcdf3", "netcdf4", "zarr"]
 #: expand a small message enormously); raise it for bigger trusted data
 MAX_DECODED_BYTES = 4 << 30
 FORMATS: tuple[str, ...] = ("auto", "netcdf3", "netcdf4", "zarr")
+#: Dataset/DataArray arguments (binary parts) larger than this many bytes,
+#: received into a temporary file, are opened lazily instead of loaded (the
+#: callers' binary replies have the same threshold, ``client.LAZY_THRESHOLD``)
+LAZY_THRESHOLD = 256 * 1024 * 1024
 
 #: dtypes NetCDF3 cannot store exactly (xarray would narrow or reinterpret them)
 _NC3_UNSUPPORTED = {"i8", "u1", "u2", "u4", "u8"}
@@ -517,6 +522,38 @@ def detect_format(head: bytes) -> str:
 
 
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes]
+
+
+def open_netcdf_lazily(path: str | os.PathLike[str], what: str) -> xr.Dataset:
+    """Open the NetCDF3/4 file at ``path`` without loading its values.
+
+    Values are read from the file when they are used (dask-backed, chunked
+    along the file's layout, when dask is installed). The file must stay in
+    place while the Dataset is used. ``what`` names the data in errors.
+
+    Raises:
+        DataError: the file is not NetCDF, or is truncated or corrupt.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    fmt = detect_format(head)  # a clear error for bytes that are not NetCDF
+    if fmt == "zarr":
+        raise DataError(f"{what} is zipped zarr, which cannot be opened in place")
+    try:
+        import dask  # noqa: F401
+
+        chunks: dict[str, Any] | None = {}
+    except ImportError:  # lazily indexed arrays without dask
+        chunks = None
+    try:
+        # the netCDF4 library reads NetCDF3 too, with reads rather than a
+        # memory map, so values read once do not stay in the process
+        return xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+    except Exception as exc:
+        raise DataError(
+            f"cannot open {what}: {type(exc).__name__}: {exc}; the bytes are "
+            "truncated or corrupt"
+        ) from exc
 
 
 def read_netcdf(source: Source) -> xr.Dataset:

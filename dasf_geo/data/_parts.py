@@ -34,7 +34,12 @@ from typing import IO, Any
 
 import xarray as xr
 
-from dasf_geo.data._netcdf import detect_format, read_netcdf
+from dasf_geo.data._netcdf import (
+    LAZY_THRESHOLD,
+    detect_format,
+    open_netcdf_lazily,
+    read_netcdf,
+)
 from dasf_geo.data._registry import PARTS_CONTEXT
 from dasf_geo.exceptions import DataError, PartError
 from dasf_geo.protocol.constants import PART_KEY
@@ -193,7 +198,14 @@ class BinaryPart:
             return fh.read(4)
 
     def dataset(self) -> xr.Dataset:
-        """The part decoded into a loaded Dataset (once).
+        """The part decoded into a Dataset (once).
+
+        A NetCDF part larger than :data:`~dasf_geo.data.LAZY_THRESHOLD` in
+        its own temporary file is opened lazily: its values are read from
+        the file when the function uses them (dask-backed), so a function
+        that works through a large argument piece by piece never holds it
+        all. The file is removed when the request is answered: a function
+        that keeps the Dataset beyond its call must ``.load()`` it.
 
         Raises:
             DataError: the bytes are not what the media type says (not
@@ -212,7 +224,14 @@ class BinaryPart:
         if found not in _FORMATS_OF.get(base, ()):
             raise DataError(f"{self.describe()} holds {found} data, not {base}")
         try:
-            self._dataset = read_netcdf(self.source)
+            if (
+                isinstance(self.source, (str, os.PathLike))
+                and self.size > LAZY_THRESHOLD
+                and found != "zarr"
+            ):
+                self._dataset = open_netcdf_lazily(self.source, self.describe())
+            else:
+                self._dataset = read_netcdf(self.source)
         except DataError as exc:
             raise DataError(f"{self.describe()}: {exc}") from exc
         return self._dataset

@@ -28,7 +28,7 @@ from dasf_geo.data._builtins import (
 )
 from dasf_geo.data._netcdf import (
     dataset_to_dataarray,
-    detect_format,
+    open_netcdf_lazily,
     read_netcdf,
     write_netcdf,
 )
@@ -152,22 +152,5 @@ def open_reply(
         )
     if media_type.startswith(ZARR_MEDIA_TYPE):
         return read_reply(media_type, path)
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    detect_format(head)  # a clear error for bytes that are not NetCDF
-    try:
-        import dask  # noqa: F401
-
-        chunks: dict[str, Any] | None = {}
-    except ImportError:  # lazily indexed arrays without dask
-        chunks = None
-    try:
-        # the netCDF4 library reads NetCDF3 too, with reads rather than a
-        # memory map, so values read once do not stay in the process
-        ds = xr.open_dataset(path, engine="netcdf4", chunks=chunks)
-    except Exception as exc:
-        raise DataError(
-            f"cannot open the reply: {type(exc).__name__}: {exc}; the bytes are "
-            "truncated or corrupt"
-        ) from exc
+    ds = open_netcdf_lazily(path, "the reply")
     return dataset_to_dataarray(ds) if media_type.endswith("DataArray") else ds

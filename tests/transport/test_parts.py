@@ -59,6 +59,7 @@ def describe(
         "sum": float(ds["t"].sum()) * scale,
         "da": None if da is None else float(da.sum()),
         "source": str(ds.encoding.get("source", "")),
+        "lazy": ds["t"].chunks is not None,
     }
 
 
@@ -156,6 +157,30 @@ async def test_dataset_arguments_round_trip_exactly(make_config, broker, spool):
         assert facts["da"] == float(ds["t"].sum())
         # in a file, the part was read from a temporary file of its own
         assert facts["source"].endswith(".part") == (spool == IN_A_FILE)
+    assert leftover_files() <= before
+
+
+async def test_a_large_argument_in_a_file_is_opened_lazily(
+    make_config, broker, monkeypatch
+):
+    monkeypatch.setattr(dasf_geo.data._parts, "LAZY_THRESHOLD", 1000)
+    config = spool_config(make_config, "parts-lazy", IN_A_FILE)
+    module = module_for(config, broker.port)
+    ds = grid(200)  # 6,400 bytes of values: above the lowered threshold
+    before = leftover_files()
+    async with running_listener(ModuleHandler(module), config):
+        svc = await dasf_geo.aconnect(config.topic, config=config, progress=False)
+        try:
+            facts = await svc.describe(ds)
+            # the echo is written from the lazily opened file, then removed
+            back = await svc.echo(ds)
+            small = await svc.describe(grid(3))
+        finally:
+            await svc.close()
+    assert facts["lazy"] and facts["source"].endswith(".part")
+    assert facts["sum"] == float(ds["t"].sum())
+    xr.testing.assert_identical(back, ds)
+    assert not small["lazy"]  # below the threshold: loaded
     assert leftover_files() <= before
 
 
