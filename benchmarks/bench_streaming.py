@@ -125,6 +125,43 @@ def reference(url: str, size_mb: int, broker: Process, repeat: int) -> dict[str,
     return out
 
 
+def reference_argument(url: str, size_mb: int) -> str:
+    """Try to send a ``size_mb`` MB Dataset argument as the reference does.
+
+    demessaging's client sends the request's JSON, with the Dataset as
+    base64 NetCDF inside, in one message and never fragments it; a bare
+    caller does the same here (to ``scale_dataset`` of the reference
+    backend). Returns the table row's text: the time, or why it failed.
+    """
+    from benchmarks import _reference
+    from benchmarks.bench_geo_service import make_dataset
+    from dasf_geo.data import encode_base64_xarray
+    from tests.interop import peers
+
+    text = encode_base64_xarray(make_dataset(NX, NY, size_mb))
+    frame = (len(text) + 60) * 4 // 3  # the request's JSON, base64 again
+    with _reference.ReferenceBackend(url, "bench-geo-ref") as backend:
+        try:
+            _, seconds = peers.raw_request(
+                backend.endpoint,
+                backend.topic,
+                {"func_name": "scale_dataset", "ds": text, "factor": 1.0},
+                1800,
+            )
+        except peers.PeerError:
+            raise
+        except Exception:  # the broker closed the producer: frame too big
+            return (
+                f"| demessaging 0.6.4 argument | {size_mb} MB | cannot send: one "
+                f"{frame / MB:.0f} MB frame, above the broker's frame limit (the "
+                "reference never fragments requests) | | | | |"
+            )
+    return (
+        f"| demessaging 0.6.4 argument | {size_mb} MB | {seconds:.2f} s | "
+        f"{size_mb / seconds:.0f} | | | |"
+    )
+
+
 def row(name: str, size_mb: int, r: dict[str, Any]) -> str:
     caller = f"{r['caller']:.0f}" if "caller" in r else "n/a (client cannot join)"
     return (
@@ -197,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                         reference(url, size, broker, args.repeat),
                     )
                 )
+            for size in sizes:
+                rows.append(reference_argument(url, size))
     finally:
         broker.stop()
 
