@@ -351,3 +351,16 @@ def test_buffer_of_an_expired_or_discarded_transfer_is_closed():
     assert [key for key, _ in r.expire(now=10)] == ["b"]
     assert [b.closed for b in RecordingBuffer.made] == [True, True]
     assert r.pending == 0
+
+
+@given(st.binary(max_size=5000), st.integers(0, 7))
+def test_crc32_hex_is_zlibs_crc32(data: bytes, offset: int) -> None:
+    """The fast CRC-32 (ISA-L) gives zlib's checksum, for any buffer type."""
+    import zlib
+
+    from dasf_geo.protocol.fragments import crc32_hex
+
+    want = f"{zlib.crc32(data[offset:]) & 0xFFFFFFFF:08x}"
+    assert crc32_hex(data[offset:]) == want
+    assert crc32_hex(memoryview(data)[offset:]) == want
+    assert crc32_hex(bytearray(data)[offset:]) == want
