@@ -18,6 +18,7 @@ from dasf_geo.protocol.constants import (
     EXT_PARTS,
     EXT_TRANSFER,
     JSON_MEDIA_TYPE,
+    PropertyKeys,
 )
 from dasf_geo.protocol.fragments import Fragment, split_payload, split_stream
 from dasf_geo.protocol.parts import PartSpec, parts_property
@@ -44,6 +45,8 @@ __all__ = [
 DEFAULT_SPOOL_THRESHOLD = 32 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
+
+_NUM_FRAGMENTS = PropertyKeys.NUM_FRAGMENTS.value
 
 
 class MessagingSettings(Protocol):
@@ -211,6 +214,7 @@ async def send_payload(
     data: bytes | bytearray | memoryview | OutgoingFile | OutgoingParts,
     properties: Mapping[str, Any],
     max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
+    on_acked: Callable[[int, int], None] | None = None,
 ) -> int:
     """Send ``data`` as one message, or as fragments if it is too large.
 
@@ -219,6 +223,10 @@ async def send_payload(
     message key, so a broker that dispatches by key keeps them on one
     consumer. An :class:`OutgoingFile` or :class:`OutgoingParts` is read
     one fragment at a time and its properties are added to every message.
+
+    ``on_acked(done, total)`` is called each time the broker acknowledged a
+    fragment of a fragmented payload, with the payload bytes (decoded)
+    acknowledged so far and in all.
 
     Returns:
         The number of messages sent.
@@ -230,12 +238,27 @@ async def send_payload(
         properties = {**properties, **data.properties}
     futures = []
     fragment: Fragment
+    total = data.size if isinstance(data, (OutgoingFile, OutgoingParts)) else len(data)
+    acked = [0]
+
+    def count(size: int) -> Callable[[Any], None]:
+        def done(fut: Any) -> None:
+            if on_acked is not None and not fut.cancelled() and not fut.exception():
+                acked[0] = min(total, acked[0] + size)
+                with contextlib.suppress(Exception):  # a broken callback
+                    on_acked(acked[0], total)
+
+        return done
+
     try:
         for fragment in _fragments(data, max_payload_size):
             props = dict(properties)
             props.update(fragment.properties)
             key = fragment.properties.get(EXT_TRANSFER)
-            futures.append(await producer.submit(fragment.payload, props, key=key))
+            fut = await producer.submit(fragment.payload, props, key=key)
+            if on_acked is not None and _NUM_FRAGMENTS in fragment.properties:
+                fut.add_done_callback(count(len(fragment.payload) // 4 * 3))
+            futures.append(fut)
         for fut in futures:
             await producer.wait_ack(fut)
     finally:

@@ -686,6 +686,7 @@ class AsyncClient:
                     payload,
                     props,
                     opts.fragment_size or self.max_payload_size,
+                    _upload_progress(progress),
                 )
             return await future
         except asyncio.CancelledError:
@@ -929,6 +930,21 @@ class AsyncClient:
         )
         self._learn(reply)
         return _json_property(raise_for_status(reply, self.topic), "info", self.topic)
+
+
+def _upload_progress(
+    progress: ProgressCallback | None,
+) -> Callable[[int, int], None] | None:
+    """``send_payload``'s ``on_acked`` giving ``upload`` events to ``progress``."""
+    if progress is None:
+        return None
+
+    def on_acked(sent: int, total: int) -> None:
+        progress(
+            {"kind": "upload", "sent": sent, "total": total, "done": sent >= total}
+        )
+
+    return on_acked
 
 
 def _request_payload(request: dict[str, Any], parts: Any) -> bytes | OutgoingParts:

@@ -3,6 +3,9 @@
 Every call of :class:`~dasf_geo.transport.client.AsyncClient` takes a
 ``progress`` callback; it is called with dicts:
 
+- ``{"kind": "upload", "sent": BYTES, "total": BYTES, "done": bool}``
+  while the fragments of a large request (e.g. a Dataset argument) are
+  acknowledged by the broker;
 - ``{"kind": "transfer", "received": BYTES, "total": BYTES | None,
   "done": bool}`` while the fragments of a large reply arrive (``total`` is
   known when the sender announced it, as dasf_geo backends do);
@@ -12,7 +15,8 @@ Every call of :class:`~dasf_geo.transport.client.AsyncClient` takes a
   ``children``…).
 
 :class:`ProgressBar` is such a callback that draws a tqdm bar (bytes, rate,
-ETA) on standard error, and prints backend reports above it.
+ETA) on standard error for the upload and for the reply, and prints backend
+reports above it.
 """
 
 from __future__ import annotations
@@ -39,18 +43,23 @@ class ProgressBar:
         self.file = file or sys.stderr
         self.min_bytes = min_bytes
         self._bar: Any = None
+        self._bar_kind: str | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:
         """Take one progress event (see the module docstring)."""
         kind = event.get("kind")
         if kind == "transfer":
-            self._transfer(event)
+            self._transfer("transfer", event.get("received"), event)
+        elif kind == "upload":
+            self._transfer("upload", event.get("sent"), event)
         elif kind == "report":
             self._report(event.get("report") or {})
 
-    def _transfer(self, event: dict[str, Any]) -> None:
+    def _transfer(self, kind: str, count: Any, event: dict[str, Any]) -> None:
         total = event.get("total")
-        received = int(event.get("received") or 0)
+        done = int(count or 0)
+        if self._bar is not None and self._bar_kind != kind:
+            self.close()  # the upload is over: the reply's bar follows
         if self._bar is None:
             if total is not None and total < self.min_bytes:
                 return
@@ -58,7 +67,7 @@ class ProgressBar:
 
             self._bar = tqdm(
                 total=total,
-                desc=self.what,
+                desc=f"{self.what} (sending)" if kind == "upload" else self.what,
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,
@@ -66,7 +75,8 @@ class ProgressBar:
                 leave=False,
                 dynamic_ncols=True,
             )
-        self._bar.update(max(0, received - self._bar.n))
+            self._bar_kind = kind
+        self._bar.update(max(0, done - self._bar.n))
         if event.get("done"):
             self.close()
 
@@ -84,6 +94,7 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+            self._bar_kind = None
 
 
 def terminal_progress(what: str, file: IO[str] | None = None) -> ProgressBar | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 
@@ -358,6 +359,31 @@ async def test_progress_events_for_a_fragmented_reply(make_config):
     assert [e["done"] for e in events].count(True) == 1  # none for the small reply
 
 
+async def test_upload_events_for_a_fragmented_request(make_config):
+    config = make_config(max_payload_size=100_000)
+    events: list[dict] = []
+    async with (
+        running_listener(Handler(config.topic), config),
+        AsyncClient(config) as client,
+    ):
+        request = {"op": "size", "value": "y" * 1_000_000}
+        size = await client.call(request, progress=events.append)
+        small = await client.call({"op": "echo", "value": 1}, progress=events.append)
+    assert (size, small) == (1_000_000, 1)
+    total = len(json.dumps(request))
+    uploads = [e for e in events if e["kind"] == "upload"]
+    assert all(e["total"] == total for e in uploads)
+    sent = [e["sent"] for e in uploads]
+    assert sent == sorted(sent) and len(sent) == math.ceil(total * 4 / 3 / 100_000)
+    assert uploads[-1] == {
+        "kind": "upload",
+        "sent": total,
+        "total": total,
+        "done": True,
+    }
+    assert [e["done"] for e in uploads].count(True) == 1  # none for the small one
+
+
 def test_progress_bar_draws_and_closes():
     import io
 
@@ -371,6 +397,15 @@ def test_progress_bar_draws_and_closes():
     text = out.getvalue()
     assert "get_data()" in text and "get_data(): reading [running]" in text
     assert bar._bar is None
+    # an upload bar, then the reply's: one after the other
+    both = ProgressBar("put()", out, min_bytes=10)
+    both({"kind": "upload", "sent": 50, "total": 100, "done": False})
+    assert both._bar is not None and both._bar.desc == "put() (sending)"
+    both({"kind": "upload", "sent": 100, "total": 100, "done": True})
+    assert both._bar is None
+    both({"kind": "transfer", "received": 10, "total": 100, "done": False})
+    assert both._bar.desc == "put()"
+    both.close()
     small = ProgressBar("x", out, min_bytes=1000)
     small({"kind": "transfer", "received": 5, "total": 100, "done": False})
     assert small._bar is None
