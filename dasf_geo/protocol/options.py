@@ -178,8 +178,47 @@ class TransferOptions:
     def __bool__(self) -> bool:
         return any(v is not None for v in dataclasses.astuple(self))
 
-    def merge(self, override: TransferOptions | None) -> TransferOptions:
-        """These options with every option set in ``override`` taking precedence."""
+    @classmethod
+    def of(cls, value: TransferOptions | Mapping[str, Any] | None) -> TransferOptions:
+        """``value`` as options: options as they are, a dict of them, or None.
+
+        A dict's ``max_size`` may be a size with a unit (``"50MB"``).
+
+        Raises:
+            ConfigurationError: anything else, an unknown name or a bad value.
+        """
+        if value is None:
+            return _NO_OPTIONS
+        if isinstance(value, TransferOptions):
+            return value
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(_RULES))
+            if unknown:
+                raise ConfigurationError(
+                    f"unknown transfer option(s) {', '.join(map(repr, unknown))}; "
+                    f"valid are: {', '.join(_RULES)}"
+                )
+            values = dict(value)
+            size = values.get("max_size")
+            if isinstance(size, str):
+                try:
+                    values["max_size"] = parse_size(size)
+                except ValueError as exc:
+                    raise ConfigurationError(f"max_size: {exc}") from None
+            return cls(**values)
+        raise ConfigurationError(
+            "transfer options must be a TransferOptions or a dict of fragment_size, "
+            f"compression and max_size, got {type(value).__name__}"
+        )
+
+    def merge(
+        self, override: TransferOptions | Mapping[str, Any] | None
+    ) -> TransferOptions:
+        """These options with every option set in ``override`` taking precedence.
+
+        ``override`` may be a dict of options (see :meth:`of`).
+        """
+        override = TransferOptions.of(override)
         if not override:
             return self
         update = {
@@ -219,6 +258,9 @@ class TransferOptions:
         return cls(**values)
 
 
+_NO_OPTIONS = TransferOptions()
+
+
 def _int_value(key: str, raw: Any) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
@@ -229,7 +271,6 @@ def _int_value(key: str, raw: Any) -> int:
     raise ProtocolError(f"property {key!r} must be a decimal integer, got {raw!r:.60}")
 
 
-_NO_OPTIONS = TransferOptions()
 _CURRENT: contextvars.ContextVar[TransferOptions | None] = contextvars.ContextVar(
     "dasf_geo_transfer_options", default=None
 )
@@ -242,7 +283,7 @@ def current_transfer_options() -> TransferOptions:
 
 @contextlib.contextmanager
 def transfer_options(
-    options: TransferOptions | None = None,
+    options: TransferOptions | Mapping[str, Any] | None = None,
     *,
     fragment_size: int | None = None,
     compression: int | None = None,
@@ -258,7 +299,8 @@ def transfer_options(
     passed to one call override both.
 
     Args:
-        options: options to apply; the keywords below override them.
+        options: options to apply (or a dict of them); the keywords below
+            override them.
         fragment_size, compression: see :class:`TransferOptions`.
         max_size: bytes, or a size with a unit (``"50MB"``, ``"2GiB"``).
 
@@ -274,7 +316,7 @@ def transfer_options(
         size = None if max_size is None else parse_size(max_size)
     except ValueError as exc:
         raise ConfigurationError(f"max_size: {exc}") from None
-    here = (options or TransferOptions()).merge(
+    here = TransferOptions.of(options).merge(
         TransferOptions(fragment_size, compression, size)
     )
     merged = current_transfer_options().merge(here)

@@ -480,7 +480,7 @@ class _ServiceBase:
         self._progress = progress
         #: transfer options of every call (under those of an enclosing
         #: :func:`~dasf_geo.protocol.options.transfer_options` block)
-        self.transfer = transfer or TransferOptions()
+        self.transfer = TransferOptions.of(transfer)
         self.topic: str = client.topic
         self.api_info = api_info
         self._members = _build_members(api_info, self._send)

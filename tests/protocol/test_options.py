@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 
 import pytest
@@ -76,8 +77,8 @@ def test_json_integers_are_accepted_too() -> None:
             "property 'dasfGeoCompression' must be a decimal integer, got '-3'",
         ),
         (
-            {EXT_COMPRESSION: "４"},  # a full-width digit
-            "property 'dasfGeoCompression' must be a decimal integer, got '４'",
+            {EXT_COMPRESSION: "\uff14"},  # a full-width digit 4
+            "property 'dasfGeoCompression' must be a decimal integer, got '\uff14'",
         ),
         (
             {EXT_FRAGMENT_SIZE: "100"},
@@ -186,11 +187,10 @@ def test_a_block_ends_on_error_and_refuses_bad_values() -> None:
         raise KeyError("x")
     assert current_transfer_options() == TransferOptions()
     with pytest.raises(ConfigurationError, match="max_size: 'lots' is not a size"):
-        with transfer_options(max_size="lots"):
-            pass  # pragma: no cover
+        transfer_options(max_size="lots").__enter__()
     with pytest.raises(ConfigurationError, match="zlib level 1-9, got 12"):
-        with transfer_options(compression=12):
-            pass  # pragma: no cover
+        transfer_options(compression=12).__enter__()
+    assert current_transfer_options() == TransferOptions()
 
 
 def test_blocks_reach_tasks_but_not_other_threads() -> None:
@@ -210,3 +210,30 @@ def test_blocks_reach_tasks_but_not_other_threads() -> None:
     assert seen["task"] == TransferOptions(compression=3)
     # a thread starts with a fresh context (as threading does)
     assert seen["thread"] == TransferOptions()
+
+
+def test_options_from_a_dict_or_nothing() -> None:
+    assert TransferOptions.of(None) == TransferOptions()
+    opts = TransferOptions(compression=2)
+    assert TransferOptions.of(opts) is opts
+    assert TransferOptions.of({"max_size": "2kB", "compression": 1}) == (
+        TransferOptions(compression=1, max_size=2000)
+    )
+    assert opts.merge({"fragment_size": 2048}) == TransferOptions(2048, 2)
+    with transfer_options({"compression": 5}, max_size=10) as here:
+        assert here == TransferOptions(compression=5, max_size=10)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"level": 3}, "unknown transfer option(s) 'level'; valid are: fragment_size"),
+        ({"max_size": "big"}, "max_size: 'big' is not a size"),
+        ({"compression": "4"}, "compression must be a zlib level 1-9, got '4'"),
+        ([("compression", 4)], "must be a TransferOptions or a dict"),
+        (4, "got int"),
+    ],
+)
+def test_options_of_anything_else_name_the_problem(value, message) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        TransferOptions.of(value)
