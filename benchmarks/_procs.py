@@ -20,6 +20,22 @@ BENCH = REPO / "benchmarks"
 PYTHON = sys.executable
 
 
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process: this checkout's ``dasf_geo`` first.
+
+    The repository root comes first on ``PYTHONPATH``, so that the broker,
+    backends and callers import the ``dasf_geo`` next to this script even
+    where another checkout is installed (e.g. editable) in the environment.
+    """
+    path = os.environ.get("PYTHONPATH", "")
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + (os.pathsep + path if path else ""),
+        "PYTHONUNBUFFERED": "1",
+        **(extra or {}),
+    }
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
@@ -37,7 +53,7 @@ class Process:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env=child_env(env),
         )
 
     @property
@@ -123,7 +139,13 @@ def start_backend(
 def run_callers(args_list: list[list[str]]) -> list[dict[str, Any]]:
     """Run caller processes at once; return the JSON each printed last."""
     procs = [
-        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+        subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            env=child_env(),
+        )
         for args in args_list
     ]
     results = []
