@@ -22,6 +22,7 @@ import signal
 import sys
 from typing import Any
 
+from dasf_geo._loop import run as run_loop
 from dasf_geo.cli._common import positive_seconds
 from dasf_geo.exceptions import DasfGeoError
 
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(_serve(args))
+        run_loop(_serve(args))
     except DasfGeoError as exc:
         print(f"dasf-geo broker: error: {exc}", file=sys.stderr)
         return 1

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from dasf_geo._loop import run as run_loop
 from dasf_geo.exceptions import (
     DasfGeoError,
     FragmentError,
@@ -996,7 +997,7 @@ def listen(module_cls: Any, *, handler: RequestHandler | None = None) -> None:
     handler = handler or ModuleHandler(module_cls)
     config = _config_of(module_cls)
     shorten_switch_interval()  # requests run in worker threads
-    asyncio.run(_listen_until_signal(Listener(handler, config)))
+    run_loop(_listen_until_signal(Listener(handler, config)))
 
 
 async def _listen_until_signal(listener: Listener) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from dasf_geo._loop import new_event_loop
 from dasf_geo.exceptions import (
     FragmentError,
     FragmentTooLarge,
@@ -994,7 +995,7 @@ class _LoopThread:
 
     def __init__(self) -> None:
         shorten_switch_interval()
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self._ready = threading.Event()
         self.thread = threading.Thread(
             target=self._run, name="dasf-geo-client", daemon=True
