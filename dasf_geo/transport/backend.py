@@ -796,6 +796,9 @@ class Listener:
         except TransportError:
             return False
         self._producers[header.response_topic] = (producer, time.monotonic())
+        # the acks of earlier requests go out now, with the reply, instead of
+        # waking the loop (and the broker) once more when their timer fires
+        self._consumer.flush_acks()
 
         def acked(fut: asyncio.Future[Any]) -> None:
             try:

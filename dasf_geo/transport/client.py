@@ -783,6 +783,9 @@ class AsyncClient:
             self._pending.pop(context, None)
             return None
         ack.add_done_callback(lambda fut: self._check_ack(fut, context, producer.url))
+        # the acks of earlier replies go out now, with the request, instead
+        # of waking the loop (and the broker) once more when their timer fires
+        self._consumer.flush_acks()
         return context
 
     def _forget(self, context: str) -> None:

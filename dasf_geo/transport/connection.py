@@ -591,7 +591,9 @@ class AsyncConsumer(WebSocketLink):
         Acks that come due together are written back to back, so the broker
         wakes up once for many of them instead of once per message. The
         batch is flushed when it reaches :data:`ACK_BATCH` acks, after
-        ``ack_delay`` seconds, and before the connection is closed.
+        ``ack_delay`` seconds, before the connection is closed, and whenever
+        the owner calls :meth:`flush_acks` because it sends something anyway
+        (the client with its next request, the backend with its next reply).
         Failures are not raised: an unacknowledged message is redelivered.
         """
         self._ack_batch.append(message_id)
