@@ -49,6 +49,7 @@ from pydantic import ValidationError
 
 from dasf_geo._loop import run as run_loop
 from dasf_geo.exceptions import (
+    ConnectionFailed,
     DasfGeoError,
     FragmentError,
     PartError,
@@ -116,6 +117,8 @@ logger = logging.getLogger(__name__)
 #: ``dasf-geo serve`` to print how to call the service).
 on_listening: list[Callable[[Listener], None]] = []
 
+#: Seconds to wait before each further attempt to open a reply's producer.
+REPLY_CONNECT_DELAYS = (0.1, 0.5)
 #: Most structured errors sent back for one request.
 MAX_ERRORS = 100
 #: Largest JSON text of an offending input value that is sent back.
@@ -928,14 +931,36 @@ class Listener:
             else:
                 if entry is not None:
                     await entry[0].close()
-                producer = AsyncProducer(
-                    self.config.get_topic_url(topic),
-                    self.header,
-                    open_timeout=self.open_timeout,
-                )
-                await producer.connect()
+                producer = await self._connect_producer(topic)
             self._producers[topic] = (producer, time.monotonic())
             return producer
+
+    async def _connect_producer(self, topic: str) -> AsyncProducer:
+        """A producer on ``topic``, trying again after a failed handshake.
+
+        A reply whose producer cannot connect is lost to its caller (the
+        request stays unacknowledged), so a failure that may be passing (a
+        handshake that broke off on a busy machine) gets
+        :data:`REPLY_CONNECT_DELAYS` more attempts.
+
+        Raises:
+            ConnectionFailed: the last attempt failed too.
+        """
+        for delay in (*REPLY_CONNECT_DELAYS, None):
+            producer = AsyncProducer(
+                self.config.get_topic_url(topic),
+                self.header,
+                open_timeout=self.open_timeout,
+            )
+            try:
+                await producer.connect()
+                return producer
+            except ConnectionFailed as exc:
+                if delay is None:
+                    raise
+                logger.warning("%s; trying again in %g s", exc, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _too_large(size: int, limit: int) -> _RequestError:

@@ -35,6 +35,7 @@ from picows import (
     WSCloseCode,
     WSError,
     WSFrame,
+    WSInvalidMessageError,
     WSInvalidStatusError,
     WSInvalidURL,
     WSListener,
@@ -220,6 +221,13 @@ class WebSocketLink:
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise ConnectionFailed(
                 f"no connection to {shown} within {self.open_timeout:g} s", url=self.url
+            ) from exc
+        except WSInvalidMessageError as exc:
+            # picows keeps what it could not parse: say what arrived
+            raw = exc.args[1] if len(exc.args) > 1 else b""
+            raise ConnectionFailed(
+                f"cannot connect to {shown}: {exc.args[0]} (received {raw!r:.200})",
+                url=self.url,
             ) from exc
         except (OSError, WSError, WSInvalidURL, ValueError) as exc:
             raise ConnectionFailed(

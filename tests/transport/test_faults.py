@@ -176,3 +176,32 @@ async def test_a_caller_that_leaves_mid_stream_does_not_hurt_the_backend(make_co
             await big
         async with AsyncClient(config) as other:
             assert await other.call({"op": "echo", "value": 5}) == 5
+
+
+async def test_a_reply_producer_that_fails_to_connect_once_is_tried_again(
+    make_config, monkeypatch
+):
+    """A handshake that breaks off once (seen on a busy machine) costs no reply."""
+    from dasf_geo.exceptions import ConnectionFailed
+    from dasf_geo.transport import backend as backend_module
+    from tests.transport.conftest import Handler, running_listener
+
+    connect = backend_module.AsyncProducer.connect
+    failures = [1]
+
+    async def flaky_connect(self):  # type: ignore[no-untyped-def]
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionFailed(f"cannot connect to {self.url}: broke off")
+        await connect(self)
+
+    monkeypatch.setattr(backend_module, "REPLY_CONNECT_DELAYS", (0.01,))
+    config = make_config(topic="faults-handshake")
+    async with (
+        running_listener(Handler(config.topic), config),
+        AsyncClient(config) as client,
+    ):
+        # connected already: only the backend's reply producer is flaky
+        monkeypatch.setattr(backend_module.AsyncProducer, "connect", flaky_connect)
+        assert await client.call({"op": "echo", "value": 3}, timeout=timeout(20)) == 3
+    assert failures == [0]
