@@ -65,6 +65,7 @@ from picows import (
     ws_create_server,
 )
 
+from dasf_geo._loop import new_event_loop
 from dasf_geo.broker.auth import AuthConfig, Grant, token_from_request
 from dasf_geo.broker.core import (
     DEFAULT_MAX_INFLIGHT_BYTES,
@@ -1124,7 +1125,8 @@ class EmbeddedBroker:
         failure: list[BaseException] = []
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
+            # uvloop where available, as for dasf-geo broker (dasf_geo._loop)
+            loop = new_event_loop()
             self._loop = loop
             asyncio.set_event_loop(loop)
 
