@@ -219,3 +219,25 @@ def backend(
         yield proc
     finally:
         proc.stop()
+
+
+@contextlib.contextmanager
+def dasf_geo_serve(
+    module: Path, topic: str | None = None
+) -> Iterator[tuple[str, Proc]]:
+    """``dasf-geo serve MODULE`` with its embedded broker on a free port.
+
+    Yields the broker URL and the process once it printed how to call the
+    service; stops it at the end and checks that it exited cleanly.
+    """
+    port = free_port()
+    args = [sys.executable, "-m", "dasf_geo.cli.tool", "serve", str(module)]
+    args += ["--port", str(port)] + (["--topic", topic] if topic else [])
+    proc = Proc(args).start()
+    try:
+        wait_until(
+            lambda: "call it with" in proc.output(), f"serving {module.name}", 30, proc
+        )
+        yield f"ws://127.0.0.1:{port}", proc
+    finally:
+        assert proc.stop() == 0, proc.output()

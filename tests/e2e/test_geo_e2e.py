@@ -12,9 +12,9 @@ import xarray as xr
 
 import dasf_geo
 from dasf_geo.exceptions import RemoteValidationError
-from tests.conftest import EXAMPLES, SAMPLE_DATA, free_port, timeout
-from tests.e2e.conftest import MODULES, Proc, backend, wait_until
-from tests.e2e.test_rpc_e2e import DASF_GEO, run_cli
+from tests.conftest import EXAMPLES, SAMPLE_DATA, timeout
+from tests.e2e.conftest import MODULES, backend, dasf_geo_serve
+from tests.e2e.test_rpc_e2e import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -22,15 +22,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def geo_service():
     """``dasf-geo serve examples/geo_service.py`` (the README's main job)."""
-    port = free_port()
-    proc = Proc(
-        [*DASF_GEO, "serve", str(EXAMPLES / "geo_service.py"), "--port", str(port)]
-    ).start()
-    try:
-        wait_until(lambda: "call it with" in proc.output(), "the geo service", 30, proc)
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        assert proc.stop() == 0, proc.output()
+    with dasf_geo_serve(EXAMPLES / "geo_service.py") as (url, _):
+        yield url
 
 
 def test_types_round_trip_without_configure(geo_service):
@@ -122,23 +115,8 @@ def test_dataset_reply_is_binary_only_for_callers_that_ask(geo_service):
 @pytest.fixture(scope="module")
 def args_service():
     """``dasf-geo serve`` on a module that hands its arguments back."""
-    port = free_port()
-    proc = Proc(
-        [
-            *DASF_GEO,
-            "serve",
-            str(MODULES / "geo_args.py"),
-            "--topic",
-            "geo-args",
-            "--port",
-            str(port),
-        ]
-    ).start()
-    try:
-        wait_until(lambda: "call it with" in proc.output(), "the service", 30, proc)
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        assert proc.stop() == 0, proc.output()
+    with dasf_geo_serve(MODULES / "geo_args.py", "geo-args") as (url, _):
+        yield url
 
 
 def big_grid(nt: int, seed: int = 0) -> xr.Dataset:

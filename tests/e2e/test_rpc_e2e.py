@@ -17,9 +17,9 @@ from dasf_geo.transport.client import AsyncClient
 from tests.conftest import free_port, timeout
 from tests.e2e.conftest import (
     MODULES,
-    Proc,
     backend,
     consumers_on,
+    dasf_geo_serve,
     pulsar_config,
     start_backend,
     wait_until,
@@ -44,15 +44,8 @@ def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
 @pytest.fixture
 def served():
     """``dasf-geo serve`` on the e2e module with its embedded broker."""
-    port = free_port()
-    proc = Proc(
-        [*DASF_GEO, "serve", str(SERVICE), "--topic", "e2e-serve", "--port", str(port)]
-    ).start()
-    try:
-        wait_until(lambda: "call it with" in proc.output(), "dasf-geo serve", 30, proc)
-        yield f"ws://127.0.0.1:{port}", proc
-    finally:
-        assert proc.stop() == 0, proc.output()
+    with dasf_geo_serve(SERVICE, "e2e-serve") as served:
+        yield served
 
 
 def test_serve_prints_broker_and_call_command(served):

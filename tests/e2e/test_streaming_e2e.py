@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port, timeout
-from tests.e2e.conftest import Proc, wait_until
-from tests.e2e.test_rpc_e2e import DASF_GEO
+from tests.conftest import REPO_ROOT, timeout
+from tests.e2e.conftest import dasf_geo_serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,23 +38,8 @@ def status_kib(pid: int, field: str) -> int:
 
 @pytest.fixture(scope="module")
 def served():
-    port = free_port()
-    proc = Proc(
-        [
-            *DASF_GEO,
-            "serve",
-            str(BENCH / "bench_geo_service.py"),
-            "--topic",
-            "stream-e2e",
-            "--port",
-            str(port),
-        ]
-    ).start()
-    try:
-        wait_until(lambda: "call it with" in proc.output(), "dasf-geo serve", 30, proc)
-        yield proc, f"ws://127.0.0.1:{port}"
-    finally:
-        assert proc.stop() == 0, proc.output()
+    with dasf_geo_serve(BENCH / "bench_geo_service.py", "stream-e2e") as served:
+        yield served
 
 
 @pytest.mark.parametrize(
@@ -70,7 +54,7 @@ def served():
 def test_large_datasets_arrive_intact_in_bounded_memory(
     served, mode, nt, serving_mb, caller_mb
 ):
-    proc, url = served
+    url, proc = served
     pid = proc.popen.pid
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak (VmHWM)
     idle = status_kib(pid, "VmRSS")
