@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import collections.abc
+import contextlib
+import contextvars
 import inspect
 import threading
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import (
+    PydanticCustomError,
+    PydanticSerializationError,
+    core_schema,
+)
 
 from dasf_geo.data._options import DataOptions
 from dasf_geo.exceptions import ConfigurationError, DataError, UnsupportedTypeError
@@ -26,6 +32,7 @@ __all__ = [
     "TypeEntry",
     "decode_by_schema",
     "get_entry",
+    "original_errors",
     "register",
     "registered_types",
     "resolve_annotation",
@@ -310,17 +317,22 @@ class RegistryType:
                 ) from exc
 
         def serialize(obj: Any, info: core_schema.SerializationInfo) -> Any:
-            context = info.context
-            if type(context) is not dict:
-                return entry.serialize(obj, options)
-            if PARTS_CONTEXT in context:
-                # a multipart request: the object travels as a binary part
-                part = context[PARTS_CONTEXT].add(obj, self)
-                if part is not None:
-                    return part
-            return entry.serialize(
-                obj, options.with_call_compression(context.get(COMPRESSION_CONTEXT))
-            )
+            try:
+                context = info.context
+                if type(context) is not dict:
+                    return entry.serialize(obj, options)
+                if PARTS_CONTEXT in context:
+                    # a multipart request: the object travels as a binary part
+                    part = context[PARTS_CONTEXT].add(obj, self)
+                    if part is not None:
+                        return part
+                compression = context.get(COMPRESSION_CONTEXT)
+                return entry.serialize(obj, options.with_call_compression(compression))
+            except DataError as exc:
+                # pydantic turns it into a PydanticSerializationError with the
+                # text only; original_errors() raises it again as it was
+                _last_error.set(exc)
+                raise
 
         return core_schema.with_info_plain_validator_function(
             validate,
@@ -333,6 +345,33 @@ class RegistryType:
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> dict[str, Any]:
         return dict(self.entry.json_schema(self.options))
+
+
+_last_error: contextvars.ContextVar[DataError | None] = contextvars.ContextVar(
+    "dasf_geo_serialization_error", default=None
+)
+
+
+@contextlib.contextmanager
+def original_errors() -> Iterator[None]:
+    """Raise a registry serializer's :class:`DataError` as itself.
+
+    pydantic reports an exception of a serializer function as a
+    ``PydanticSerializationError`` whose text starts "Error calling function
+    …" and which keeps neither the class nor the attributes (a CF finding's
+    list, …). Serializing inside this block raises the original error
+    instead; other serialization errors pass unchanged.
+    """
+    token = _last_error.set(None)
+    try:
+        yield
+    except PydanticSerializationError:
+        original = _last_error.get()
+        if original is not None:
+            raise original from None
+        raise
+    finally:
+        _last_error.reset(token)
 
 
 def resolve_annotation(annotation: Any, options: DataOptions | None = None) -> Any:

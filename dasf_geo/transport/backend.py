@@ -232,15 +232,13 @@ class ModuleHandler:
             binary = binary_reply(result, accept, compression)
             if binary is not None:
                 return binary
-        if compression is None:
-            return bytes(result.__pydantic_serializer__.to_json(result))
-        from dasf_geo.data import COMPRESSION_CONTEXT
+        from dasf_geo.data import COMPRESSION_CONTEXT, original_errors
 
-        return bytes(
-            result.__pydantic_serializer__.to_json(
-                result, context={COMPRESSION_CONTEXT: compression}
+        context = None if compression is None else {COMPRESSION_CONTEXT: compression}
+        with original_errors():  # a CF error of the result, not pydantic's wrapper
+            return bytes(
+                result.__pydantic_serializer__.to_json(result, context=context)
             )
-        )
 
     def info(self) -> str:
         """The module's JSON schema (cached)."""

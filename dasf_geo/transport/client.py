@@ -1271,18 +1271,17 @@ def send_request(
     return_model = model.root.return_model
     writer = _part_writer(client, model, timeout, opts.compression)
     try:
-        if writer is None and opts.compression is None:
-            head = model.model_dump_json().encode("utf-8")
-            payload: bytes | OutgoingParts = head
-        else:
-            from dasf_geo.data import COMPRESSION_CONTEXT, PARTS_CONTEXT
+        from dasf_geo.data import COMPRESSION_CONTEXT, PARTS_CONTEXT, original_errors
 
-            context: dict[str, Any] = {COMPRESSION_CONTEXT: opts.compression}
-            if writer is not None:
-                context[PARTS_CONTEXT] = writer
+        context: dict[str, Any] = {COMPRESSION_CONTEXT: opts.compression}
+        if writer is not None:
+            context[PARTS_CONTEXT] = writer
+        with original_errors():  # e.g. a CF error of an argument, as itself
             head = model.model_dump_json(context=context).encode()
-            has_parts = writer is not None and writer.parts
-            payload = OutgoingParts(head, writer.parts) if has_parts else head
+        has_parts = writer is not None and writer.parts
+        payload: bytes | OutgoingParts = (
+            OutgoingParts(head, writer.parts) if has_parts else head
+        )
         reply = client.request(
             payload,
             timeout=timeout,

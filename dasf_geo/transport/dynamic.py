@@ -287,6 +287,7 @@ def encode_value(value: Any, parts: Any = None, compression: int | None = None) 
         COMPRESSION_CONTEXT,
         PARTS_CONTEXT,
         DataOptions,
+        original_errors,
         resolve_annotation,
     )
 
@@ -299,7 +300,10 @@ def encode_value(value: Any, parts: Any = None, compression: int | None = None) 
         context: dict[str, Any] = {COMPRESSION_CONTEXT: compression}
         if parts is not None:
             context[PARTS_CONTEXT] = parts
-        return TypeAdapter(annotation).dump_python(value, mode="json", context=context)
+        with original_errors():
+            return TypeAdapter(annotation).dump_python(
+                value, mode="json", context=context
+            )
     return to_jsonable_python(value)
 
 

@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from dasf_geo.data import (
     SCHEMA_TYPE_KEY,
@@ -244,6 +251,28 @@ def test_strict_cf_on_output_is_a_serialization_error(grid):
     M2 = model(ds=xr.Dataset, _options=DataOptions(cf="strict"))
     with pytest.raises(PydanticSerializationError, match="rule conventions-attribute"):
         M2.model_construct(ds=m.ds).model_dump_json()
+
+
+def test_original_errors_gives_the_data_error_itself(grid):
+    from pydantic_core import PydanticSerializationError
+
+    from dasf_geo.data import original_errors
+    from dasf_geo.exceptions import CFConventionError
+
+    bad = grid.copy()
+    del bad.attrs["Conventions"]
+    M = model(ds=xr.Dataset, _options=DataOptions(cf="strict"))
+    broken = M.model_construct(ds=bad)
+    rule = "rule conventions-attribute"
+    with pytest.raises(CFConventionError, match=rule) as info, original_errors():
+        broken.model_dump_json()
+    assert info.value.findings  # the finding objects, not only their text
+    assert "Error calling function" not in str(info.value)
+    # other serialization errors pass unchanged; outside the block as before
+    with pytest.raises(PydanticSerializationError), original_errors():
+        TypeAdapter(object).dump_json(object())
+    with pytest.raises(PydanticSerializationError):
+        broken.model_dump_json()
 
 
 def test_demap_check_and_coerce_on_output(grid):

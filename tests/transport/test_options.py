@@ -332,3 +332,33 @@ async def test_a_service_applies_its_transfer_options(make_config, broker):
             assert service.transfer == TransferOptions(max_size=100_000)
         finally:
             await service.close()
+
+
+def _undrawable() -> xr.Dataset:
+    """A reply the web map cannot draw (an int64 variable), checked on output."""
+    return zeros(10).assign(count=(("x",), np.ones(10, "i8")))
+
+
+async def test_a_reply_that_fails_its_output_check_names_the_rule_not_pydantic(
+    make_config, broker
+):
+    from dasf_geo import configure
+    from dasf_geo.exceptions import RemoteError
+
+    config = make_config(topic="opt-demap")
+    checked = configure(data_options=DataOptions(demap="check"))(_undrawable)
+    module = BackendModule.create_model(
+        members=[checked],
+        messaging_config=dict(topic=config.topic, host="127.0.0.1", port=broker.port),
+    )
+    async with (
+        running_listener(ModuleHandler(module), config),
+        AsyncClient(config) as client,
+    ):
+        for accept in (None, BINARY_MEDIA_TYPES):  # a JSON and a binary caller
+            with pytest.raises(RemoteError) as info:
+                await client.call({"func_name": "_undrawable"}, accept=accept)
+            text = info.value.message
+            assert text.startswith("error executing request: DataError: the reply is ")
+            assert "rule demap-dtype" in text
+            assert "PydanticSerializationError" not in text
