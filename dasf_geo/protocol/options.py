@@ -176,7 +176,12 @@ class TransferOptions:
                 raise ConfigurationError(f"{name} {problem}")
 
     def __bool__(self) -> bool:
-        return any(v is not None for v in dataclasses.astuple(self))
+        # on every call's path: no dataclasses.astuple (it deep-copies)
+        return (
+            self.fragment_size is not None
+            or self.compression is not None
+            or self.max_size is not None
+        )
 
     @classmethod
     def of(cls, value: TransferOptions | Mapping[str, Any] | None) -> TransferOptions:
