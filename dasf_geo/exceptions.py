@@ -22,6 +22,7 @@ Hierarchy::
     │   ├── ConnectionFailed      the broker cannot be reached / refused us
     │   ├── SendError             the broker refused a message (non-"ok" ack)
     │   └── RequestTimeout        no (complete) reply within the timeout
+    ├── ResultError               a function's result failed validation
     ├── RemoteError               the backend answered with status "error"
     │   └── RemoteValidationError the backend rejected the request's arguments
     └── BrokerError               the embedded broker cannot start or serve
@@ -47,6 +48,7 @@ __all__ = [
     "RemoteError",
     "RemoteValidationError",
     "RequestTimeout",
+    "ResultError",
     "SendError",
     "TransportError",
     "UnsupportedTypeError",
@@ -169,6 +171,23 @@ class RequestTimeout(TransportError, TimeoutError):
 
     The message names the topic, the function and the number of seconds.
     """
+
+
+class ResultError(DasfGeoError, ValueError):
+    """A backend function ran, but its result failed validation.
+
+    Its return value does not match the return annotation or breaks the
+    function's data rules (e.g. strict CF checks on a Dataset), or a
+    pydantic validation inside the function failed. The request itself was
+    valid: the function's code is what needs the fix.
+
+    Attributes:
+        errors: pydantic's error list.
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.errors = list(errors or [])
 
 
 class RemoteError(DasfGeoError):

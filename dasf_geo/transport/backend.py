@@ -54,6 +54,7 @@ from dasf_geo.exceptions import (
     FragmentError,
     PartError,
     ProtocolError,
+    ResultError,
     TransportError,
 )
 from dasf_geo.protocol.constants import (
@@ -227,7 +228,15 @@ class ModuleHandler:
             del received  # the arguments hold what they need
         if progress is not None:
             attach_reporters(model, progress)
-        result = model()
+        try:
+            result = model()
+        except ValidationError as exc:
+            # the request was valid: the result (or the function's own
+            # validation) is what failed, not the caller's arguments
+            raise ResultError(
+                f"the function ran, but its result is not valid: {exc}",
+                structured_errors(exc),
+            ) from exc
         if accept:
             binary = binary_reply(result, accept, compression)
             if binary is not None:

@@ -362,3 +362,37 @@ async def test_a_reply_that_fails_its_output_check_names_the_rule_not_pydantic(
             assert text.startswith("error executing request: DataError: the reply is ")
             assert "rule demap-dtype" in text
             assert "PydanticSerializationError" not in text
+
+
+def _no_conventions() -> xr.Dataset:
+    """A result that breaks the CF rule its function makes strict."""
+    ds = zeros(10)
+    del ds.attrs["Conventions"]
+    return ds
+
+
+async def test_a_result_that_fails_validation_is_not_blamed_on_the_request(
+    make_config, broker
+):
+    from dasf_geo import configure
+    from dasf_geo.exceptions import RemoteError, RemoteValidationError
+
+    config = make_config(topic="opt-result")
+    strict = configure(data_options=DataOptions(cf="strict"))(_no_conventions)
+    module = BackendModule.create_model(
+        members=[strict],
+        messaging_config=dict(topic=config.topic, host="127.0.0.1", port=broker.port),
+    )
+    async with (
+        running_listener(ModuleHandler(module), config),
+        AsyncClient(config) as client,
+    ):
+        with pytest.raises(RemoteError) as info:
+            await client.call({"func_name": "_no_conventions"})
+    assert not isinstance(info.value, RemoteValidationError)
+    text = info.value.message
+    assert text.startswith(
+        "error executing request: ResultError: the function ran, but its result "
+        "is not valid: 1 validation error for "
+    )
+    assert "rule conventions-attribute" in text
