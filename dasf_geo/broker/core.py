@@ -60,7 +60,7 @@ from pybase64 import b64decode as _b64decode  # as dasf_geo.protocol.messages
 
 from dasf_geo.broker.names import TopicName
 from dasf_geo.exceptions import BrokerError, ProtocolError
-from dasf_geo.protocol.messages import loads_json as _loads
+from dasf_geo.protocol.messages import parse_json_object as _parse_object
 from dasf_geo.protocol.messages import split_payload_frame as _split_payload_frame
 
 if TYPE_CHECKING:
@@ -398,23 +398,6 @@ def _dump(value: Any) -> bytes:
     if kind is int:
         return int.__repr__(value).encode("ascii")
     return _encode(value).encode("utf-8")
-
-
-def _parse_object(frame: bytes, what: str) -> dict[str, Any]:
-    """Parse a frame that must be a JSON object.
-
-    Raises:
-        ProtocolError: the frame is not UTF-8 JSON or not a JSON object.
-    """
-    try:
-        obj = _loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"the {what} is not valid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise ProtocolError(
-            f"the {what} must be a JSON object, got {type(obj).__name__}"
-        )
-    return obj
 
 
 # the plain ack {"messageId": "<id>"} as dasf_geo and the benchmarks send it:

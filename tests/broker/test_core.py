@@ -673,14 +673,14 @@ def test_dump_is_compact_json_dumps(value):
     ],
 )
 def test_loads_reads_what_json_loads_reads(raw):
-    from dasf_geo.broker.core import _loads
+    from dasf_geo.protocol.messages import loads_json as _loads
 
     assert _loads(raw) == json.loads(raw)
 
 
 @pytest.mark.parametrize("raw", [b'{"a": 1} x', b"{\xff}", b"{", b'{"a":\x001}'])
 def test_loads_fails_as_json_loads_does(raw):
-    from dasf_geo.broker.core import _loads
+    from dasf_geo.protocol.messages import loads_json as _loads
 
     with pytest.raises((ValueError, UnicodeDecodeError)) as ours:
         _loads(raw)
