@@ -555,8 +555,7 @@ def drop_unused_imports(code: str) -> str:
         # names listed in __all__ count as used
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             used.add(node.value)
-    lines = code.splitlines()
-    replacements: list[tuple[int, int, str]] = []
+    reduced: list[tuple[ast.Import | ast.ImportFrom, list[ast.alias]]] = []
     for node in tree.body:
         if not isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
@@ -565,16 +564,27 @@ def drop_unused_imports(code: str) -> str:
             bound = alias.asname or alias.name.split(".")[0]
             if bound in used or alias.name == "*":
                 keep.append(alias)
-        if len(keep) == len(node.names):
-            continue
+        if len(keep) != len(node.names):
+            reduced.append((node, keep))
+    return _reduce_imports(code, reduced)
+
+
+def _reduce_imports(
+    code: str, reduced: list[tuple[ast.Import | ast.ImportFrom, list[ast.alias]]]
+) -> str:
+    """``code`` with each import statement of ``reduced`` cut to its kept names.
+
+    A statement that keeps no name is removed; the others are written anew
+    (``ast.unparse``), the rest of the text stays as it was.
+    """
+    lines = code.splitlines()
+    for node, keep in reversed(reduced):
         new = ""
         if keep:
             node.names = keep
             new = ast.unparse(node)
         assert node.end_lineno is not None
-        replacements.append((node.lineno - 1, node.end_lineno, new))
-    for start, end, new in reversed(replacements):
-        lines[start:end] = [new] if new else []
+        lines[node.lineno - 1 : node.end_lineno] = [new] if new else []
     return "\n".join(lines) + "\n"
 
 
@@ -590,8 +600,7 @@ def drop_duplicate_imports(code: str) -> str:
     """
     tree = ast.parse(code)
     seen: dict[str, tuple[Any, ...]] = {}
-    lines = code.splitlines()
-    replacements: list[tuple[int, int, str]] = []
+    reduced: list[tuple[ast.Import | ast.ImportFrom, list[ast.alias]]] = []
     for index, node in enumerate(tree.body):
         if (
             index == 0
@@ -614,17 +623,9 @@ def drop_duplicate_imports(code: str) -> str:
                 continue
             seen[bound] = key
             keep.append(alias)
-        if len(keep) == len(node.names):
-            continue
-        new = ""
-        if keep:
-            node.names = keep
-            new = ast.unparse(node)
-        assert node.end_lineno is not None
-        replacements.append((node.lineno - 1, node.end_lineno, new))
-    for start, end, new in reversed(replacements):
-        lines[start:end] = [new] if new else []
-    return "\n".join(lines) + "\n"
+        if len(keep) != len(node.names):
+            reduced.append((node, keep))
+    return _reduce_imports(code, reduced)
 
 
 def tidy_blank_lines(code: str) -> str:
