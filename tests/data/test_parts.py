@@ -23,19 +23,9 @@ from dasf_geo.data import (
     resolve_annotation,
 )
 from dasf_geo.exceptions import PartError
+from tests.data.test_replies import dataset
 
 NC_DATASET = "application/x-netcdf; xarray=Dataset"
-
-
-def dataset() -> xr.Dataset:
-    return xr.Dataset(
-        {"t": (("lat", "lon"), np.arange(6, dtype="float32").reshape(2, 3))},
-        coords={
-            "lat": ("lat", [10.0, 20.0], {"units": "degrees_north"}),
-            "lon": ("lon", [0.0, 1.0, 2.0], {"units": "degrees_east"}),
-        },
-        attrs={"Conventions": "CF-1.8", "crs": "EPSG:4326"},
-    )
 
 
 def request_model(options: DataOptions | None = None) -> type[BaseModel]:

@@ -168,3 +168,25 @@ async def running_listener(handler: Handler, config: Config):
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout(30))
+
+
+@contextlib.contextmanager
+def listener_thread(handler: Handler, config: Config):
+    """Run a Listener on an event loop of its own thread until the block ends.
+
+    For tests of the blocking client, whose calls block the calling thread.
+    """
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with running_listener(handler, config):
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),))
+    thread.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout(30))

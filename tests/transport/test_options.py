@@ -243,14 +243,24 @@ def first_bytes(ds: xr.Dataset) -> str:
         return fh.read(8).hex()
 
 
-def module_for(config: Any, port: int) -> Any:
-    from dasf_geo import configure
-
-    echo3 = configure(data_options=DataOptions(format="netcdf3"))(_echo3)
+def module_with(config: Any, port: int, *members: Any) -> Any:
+    """A backend module of ``members`` on ``config.topic``."""
     return BackendModule.create_model(
-        members=[echo, echo3, first_bytes],
+        members=list(members),
         messaging_config=dict(topic=config.topic, host="127.0.0.1", port=port),
     )
+
+
+def with_options(func: Any, **options: Any) -> Any:
+    """``func`` configured with these data options."""
+    from dasf_geo import configure
+
+    return configure(data_options=DataOptions(**options))(func)
+
+
+def module_for(config: Any, port: int) -> Any:
+    echo3 = with_options(_echo3, format="netcdf3")
+    return module_with(config, port, echo, echo3, first_bytes)
 
 
 def _echo3(ds: xr.Dataset) -> xr.Dataset:
@@ -342,15 +352,10 @@ def _undrawable() -> xr.Dataset:
 async def test_a_reply_that_fails_its_output_check_names_the_rule_not_pydantic(
     make_config, broker
 ):
-    from dasf_geo import configure
     from dasf_geo.exceptions import RemoteError
 
     config = make_config(topic="opt-demap")
-    checked = configure(data_options=DataOptions(demap="check"))(_undrawable)
-    module = BackendModule.create_model(
-        members=[checked],
-        messaging_config=dict(topic=config.topic, host="127.0.0.1", port=broker.port),
-    )
+    module = module_with(config, broker.port, with_options(_undrawable, demap="check"))
     async with (
         running_listener(ModuleHandler(module), config),
         AsyncClient(config) as client,
@@ -374,14 +379,11 @@ def _no_conventions() -> xr.Dataset:
 async def test_a_result_that_fails_validation_is_not_blamed_on_the_request(
     make_config, broker
 ):
-    from dasf_geo import configure
     from dasf_geo.exceptions import RemoteError, RemoteValidationError
 
     config = make_config(topic="opt-result")
-    strict = configure(data_options=DataOptions(cf="strict"))(_no_conventions)
-    module = BackendModule.create_model(
-        members=[strict],
-        messaging_config=dict(topic=config.topic, host="127.0.0.1", port=broker.port),
+    module = module_with(
+        config, broker.port, with_options(_no_conventions, cf="strict")
     )
     async with (
         running_listener(ModuleHandler(module), config),

@@ -19,7 +19,12 @@ from dasf_geo.exceptions import (
 from dasf_geo.protocol import messages as m
 from dasf_geo.transport.client import AsyncClient, Client
 from tests.conftest import free_port, timeout
-from tests.transport.conftest import Handler, raw_request, running_listener
+from tests.transport.conftest import (
+    Handler,
+    listener_thread,
+    raw_request,
+    running_listener,
+)
 
 
 async def test_echo_ping_info_api_info(make_config):
@@ -271,17 +276,7 @@ def test_blocking_client_from_threads(make_config):
     handler = Handler(config.topic)
     from concurrent.futures import ThreadPoolExecutor
 
-    async def serve(stop: asyncio.Event) -> None:
-        async with running_listener(handler, config):
-            await stop.wait()
-
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    import threading
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(stop),))
-    thread.start()
-    try:
+    with listener_thread(handler, config):
         with Client(config, timeout=timeout(10)) as client:
             client.ping()
             with ThreadPoolExecutor(8) as pool:
@@ -291,9 +286,6 @@ def test_blocking_client_from_threads(make_config):
                     )
                 )
         assert results == list(range(200))
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout(30))
 
 
 def test_blocking_client_timeout_names_the_call_and_the_client_goes_on(make_config):
@@ -303,33 +295,22 @@ def test_blocking_client_timeout_names_the_call_and_the_client_goes_on(make_conf
     handler = Handler(config.topic)
     handler.release.clear()
 
-    async def serve(stop: asyncio.Event) -> None:
-        async with running_listener(handler, config):
-            await stop.wait()
-
-    import threading
-
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(stop),))
-    thread.start()
-    try:
-        with Client(config, timeout=timeout(10)) as client:
-            client.ping()  # connected: the next request takes the fast path
-            with pytest.raises(RequestTimeout) as info:
-                client.request(
-                    json.dumps({"op": "wait"}).encode(), timeout=0.3, what="wait()"
-                )
-            assert str(info.value) == (
-                "no reply from topic 'slow-blocking' to wait() within 0.3 s"
+    with (
+        listener_thread(handler, config),
+        Client(config, timeout=timeout(10)) as client,
+    ):
+        client.ping()  # connected: the next request takes the fast path
+        with pytest.raises(RequestTimeout) as info:
+            client.request(
+                json.dumps({"op": "wait"}).encode(), timeout=0.3, what="wait()"
             )
-            assert info.value.topic == "slow-blocking"
-            handler.release.set()  # the late reply arrives and is dropped
-            assert client.call({"op": "echo", "value": 7}) == 7
-            assert client._async._pending == {}
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout(30))
+        assert str(info.value) == (
+            "no reply from topic 'slow-blocking' to wait() within 0.3 s"
+        )
+        assert info.value.topic == "slow-blocking"
+        handler.release.set()  # the late reply arrives and is dropped
+        assert client.call({"op": "echo", "value": 7}) == 7
+        assert client._async._pending == {}
 
 
 async def test_progress_events_for_a_fragmented_reply(make_config):
