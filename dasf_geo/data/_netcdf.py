@@ -46,6 +46,7 @@ from typing import IO, Any, Literal
 import cftime
 import numpy as np
 import xarray as xr
+from xarray.backends.netcdf3 import is_valid_nc3_name
 
 from dasf_geo.data._nc3writer import write_nc3
 from dasf_geo.exceptions import DataError
@@ -112,16 +113,111 @@ _SCIPY_VARIABLE_CLASH = frozenset(
 )
 
 
+#: CDL's type names, which xarray's NetCDF3 writers refuse as attribute names
+#: (NetCDF4 stores them)
+_CDL_TYPE_NAMES = frozenset(
+    {"byte", "char", "short", "ushort", "int", "uint", "int64", "uint64"}
+    | {"float", "real", "double", "bool", "string"}
+)
+
+
 def _nc3_attribute_clash(ds: xr.Dataset) -> str | None:
-    """Describe the first attribute scipy's NetCDF3 writer cannot store."""
+    """Say why the first attribute only NetCDF3 refuses cannot be stored.
+
+    Two kinds: names scipy's writer keeps for itself, and CDL type names
+    (``string``, ``int``, ...), which xarray's NetCDF3 writers reject. Both
+    are fine in NetCDF4. ``None`` when there is none.
+    """
+
+    def why(key: Hashable, clash: frozenset[str], label: str) -> str | None:
+        if key in clash:
+            return (
+                f"{label} cannot be written by the NetCDF3 (scipy) engine, "
+                "which reserves that name"
+            )
+        if key in _CDL_TYPE_NAMES:
+            return f"{label} is a CDL type name, which NetCDF3 does not allow"
+        return None
+
     for key in ds.attrs:
-        if key in _SCIPY_GLOBAL_CLASH:
-            return f"global attribute {key!r}"
+        reason = why(key, _SCIPY_GLOBAL_CLASH, f"global attribute {key!r}")
+        if reason is not None:
+            return reason
     for name, var in ds.variables.items():
         for key in var.attrs:
-            if key in _SCIPY_VARIABLE_CLASH:
-                return f"variable {_var_label(name)} attribute {key!r}"
+            label = f"variable {_var_label(name)} attribute {key!r}"
+            reason = why(key, _SCIPY_VARIABLE_CLASH, label)
+            if reason is not None:
+                return reason
     return None
+
+
+def _check_attribute_names(ds: xr.Dataset) -> None:
+    """Refuse attribute names no NetCDF file can hold, naming the first."""
+
+    def check(key: Hashable, label: str) -> None:
+        if not isinstance(key, str):
+            problem = f"is of type {type(key).__name__}, not a string"
+        elif not key:
+            problem = "is empty"
+        elif key in _CDL_TYPE_NAMES or is_valid_nc3_name(key):
+            return
+        else:
+            problem = (
+                "is not a valid NetCDF name (a name starts with a letter, digit "
+                "or '_', is NFC-normalised Unicode, and has no '/', no control "
+                "characters and no trailing space)"
+            )
+        raise DataError(f"{label} {problem}; rename the attribute")
+
+    for key in ds.attrs:
+        check(key, f"global attribute {key!r}")
+    for name, var in ds.variables.items():
+        for key in var.attrs:
+            check(key, f"variable {_var_label(name)} attribute {key!r}")
+
+
+def _check_netcdf_text(ds: xr.Dataset) -> None:
+    """Refuse strings with NUL characters, which NetCDF would cut short."""
+    for name, var in ds.variables.items():
+        if var.dtype.kind not in "USO" or not var.size:
+            continue
+        # str()/bytes() of numpy's fixed-width items drop the padding NULs
+        for value in var.values.ravel().tolist():
+            if (
+                (isinstance(value, str) and "\x00" in value)
+                or (isinstance(value, bytes) and b"\x00" in value)
+            ):
+                raise DataError(
+                    f"variable {_var_label(name)} holds a string with a NUL "
+                    "character ('\\x00'), where NetCDF would end the string; "
+                    "remove it, or store the text as bytes in an integer array"
+                )
+
+
+def _check_zarr_names(ds: xr.Dataset) -> None:
+    """Refuse names zarr would misread: '/' nests a name into a group."""
+    for name in [*ds.variables, *ds.dims]:
+        if not isinstance(name, str) or not name or "/" in name:
+            kind = "dimension" if name in ds.dims else "variable"
+            raise DataError(
+                f"{kind} {_var_label(name)} cannot be stored in zarr, whose names "
+                "are non-empty strings without '/'; rename it or use format "
+                "'netcdf3'"
+            )
+    for key in ds.attrs:
+        if not isinstance(key, str):
+            raise DataError(
+                f"global attribute {key!r} is of type {type(key).__name__}, not a "
+                "string; rename the attribute"
+            )
+    for var_name, var in ds.variables.items():
+        for key in var.attrs:
+            if not isinstance(key, str):
+                raise DataError(
+                    f"variable {_var_label(var_name)} attribute {key!r} is of type "
+                    f"{type(key).__name__}, not a string; rename the attribute"
+                )
 
 
 # xarray's own names for an unnamed DataArray stored as a Dataset; we use the
@@ -381,6 +477,11 @@ def write_netcdf(
     ds = dataarray_to_dataset(obj) if isinstance(obj, xr.DataArray) else obj
     _check_supported(ds)
     fmt = choose_format(ds, format, compression)
+    if fmt == "zarr":
+        _check_zarr_names(ds)
+    else:
+        _check_attribute_names(ds)
+        _check_netcdf_text(ds)
     encoding = _encoding_for(ds, compression)
     if fmt == "netcdf3":
         for name, var in ds.variables.items():
@@ -393,9 +494,7 @@ def write_netcdf(
         clash = _nc3_attribute_clash(ds)
         if clash is not None:
             raise DataError(
-                f"{clash} cannot be written by the NetCDF3 (scipy) engine, which "
-                "reserves that name; rename the attribute or use format "
-                "'netcdf4' or 'auto'"
+                f"{clash}; rename the attribute or use format 'netcdf4' or 'auto'"
             )
         try:
             _check_times(ds, "NETCDF3_CLASSIC")

@@ -20,9 +20,12 @@ attr_values = st.one_of(
     st.integers(-(2**31), 2**31 - 1),
     st.floats(allow_nan=False, allow_infinity=False, width=64),
 )
-# attribute names scipy's NetCDF3 writer reserves are tested on their own
+# attribute names scipy's NetCDF3 writer reserves, and the CDL type names
+# xarray's NetCDF3 writers refuse, are tested on their own (test_netcdf.py)
 _RESERVED = {"fp", "mode", "data", "flush", "sync", "close", "variables"}
 _RESERVED |= {"dimensions", "typecode", "itemsize", "use_mmap"}
+_RESERVED |= {"byte", "char", "short", "ushort", "int", "uint", "int64", "uint64"}
+_RESERVED |= {"float", "real", "double", "bool", "string"}
 attrs = st.dictionaries(
     names.filter(lambda n: n not in _RESERVED), attr_values, max_size=3
 )

@@ -383,14 +383,22 @@ def test_never_silently_altered(ds, fmt):
         assert back[name].dtype == ds[name].dtype, (name, fmt)
 
 
+_SCIPY_RESERVES = (
+    "cannot be written by the NetCDF3 (scipy) engine, which reserves that name"
+)
+_NOT_NC3 = "is a CDL type name, which NetCDF3 does not allow"
+
+
 @pytest.mark.parametrize(
-    ("where", "key", "label"),
+    ("where", "key", "label", "reason"),
     [
-        ("global", "fp", "global attribute 'fp'"),
-        ("var", "data", "variable 't' attribute 'data'"),
+        ("global", "fp", "global attribute 'fp'", _SCIPY_RESERVES),
+        ("var", "data", "variable 't' attribute 'data'", _SCIPY_RESERVES),
+        ("global", "string", "global attribute 'string'", _NOT_NC3),
+        ("var", "int", "variable 't' attribute 'int'", _NOT_NC3),
     ],
 )
-def test_attribute_names_scipy_reserves(where, key, label):
+def test_attribute_names_netcdf3_refuses(where, key, label, reason):
     ds = _grid()
     (ds.attrs if where == "global" else ds["t"].attrs)[key] = 1
     assert choose_format(ds) == "netcdf4"
@@ -399,6 +407,81 @@ def test_attribute_names_scipy_reserves(where, key, label):
     with pytest.raises(DataError) as exc:
         write_netcdf(ds, io.BytesIO(), format="netcdf3")
     assert str(exc.value) == (
-        f"{label} cannot be written by the NetCDF3 (scipy) engine, which reserves "
-        "that name; rename the attribute or use format 'netcdf4' or 'auto'"
+        f"{label} {reason}; rename the attribute or use format 'netcdf4' or 'auto'"
     )
+
+
+_NOT_A_NAME = (
+    "is not a valid NetCDF name (a name starts with a letter, digit or '_', is "
+    "NFC-normalised Unicode, and has no '/', no control characters and no "
+    "trailing space)"
+)
+
+
+@pytest.mark.parametrize("fmt", ["netcdf3", "netcdf4", "auto"])
+@pytest.mark.parametrize(
+    ("where", "key", "problem"),
+    [
+        ("global", "a/b", _NOT_A_NAME),
+        ("var", "x ", _NOT_A_NAME),
+        ("var", "-x", _NOT_A_NAME),
+        ("global", "a\x01", _NOT_A_NAME),
+        ("var", "", "is empty"),
+        ("global", 7, "is of type int, not a string"),
+    ],
+)
+def test_attribute_names_no_netcdf_holds(fmt, where, key, problem):
+    ds = _grid()
+    (ds.attrs if where == "global" else ds["t"].attrs)[key] = 1
+    label = "global attribute" if where == "global" else "variable 't' attribute"
+    with pytest.raises(DataError) as exc:
+        write_netcdf(ds, io.BytesIO(), format=fmt)
+    assert str(exc.value) == f"{label} {key!r} {problem}; rename the attribute"
+
+
+@pytest.mark.parametrize(
+    ("ds", "what"),
+    [
+        (xr.Dataset({"a/b": ("x", np.arange(3.0))}), "variable 'a/b'"),
+        (xr.Dataset({"a": ("a/b", np.arange(3.0))}), "dimension 'a/b'"),
+    ],
+)
+def test_zarr_refuses_names_it_would_nest(ds, what):
+    # zarr reads 'a/b' as array 'b' in group 'a': the variable would be lost
+    with pytest.raises(DataError) as exc:
+        write_netcdf(ds, io.BytesIO(), format="zarr")
+    assert str(exc.value) == (
+        f"{what} cannot be stored in zarr, whose names are non-empty strings "
+        "without '/'; rename it or use format 'netcdf3'"
+    )
+    _, back = roundtrip(ds, "netcdf3")
+    xr.testing.assert_identical(back, ds)
+
+
+@pytest.mark.parametrize("fmt", ["netcdf3", "netcdf4", "auto"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array("\x000"),
+        np.array([b"ok", b"a\x00b"]),
+        np.array(["ok", "cut\x00"], dtype=object),
+    ],
+)
+def test_strings_with_nul_are_refused(fmt, values):
+    # NetCDF ends a string at its first NUL: '\x000' would come back as ''
+    ds = xr.Dataset({"s": (("x",)[: values.ndim], values)})
+    with pytest.raises(DataError) as exc:
+        write_netcdf(ds, io.BytesIO(), format=fmt)
+    assert str(exc.value) == (
+        "variable 's' holds a string with a NUL character ('\\x00'), where NetCDF "
+        "would end the string; remove it, or store the text as bytes in an "
+        "integer array"
+    )
+
+
+def test_strings_without_nul_pass_the_nul_check():
+    # numpy pads fixed-width strings with NULs; that padding is not content
+    ds = xr.Dataset({"s": ("x", np.array(["a", "long one"])), "b": ("x", [b"x", b""])})
+    used, back = roundtrip(ds, "netcdf3")
+    assert used == "netcdf3"
+    assert list(back.s.values) == ["a", "long one"]
