@@ -38,6 +38,7 @@ from dasf_geo.config.api import merge_config
 from dasf_geo.config.backend import ClassConfig
 from dasf_geo.data import DataOptions
 from dasf_geo.exceptions import ConfigurationError
+from dasf_geo.protocol.options import TransferOptions
 
 __all__ = ["BackendClass", "BackendClassConfig", "ClassAPIModel", "tagged_union"]
 
@@ -167,6 +168,12 @@ class BackendClass(BaseModel):
         """The return model of the selected method."""
         return self.function.return_model
 
+    def transfer_options(self) -> TransferOptions:
+        """The selected method's transfer options over the class's own."""
+        own = self.backend_config.transfer
+        method = self.function.transfer_options()
+        return method if own is None else own.merge(method)
+
     def __call__(self) -> ReturnModel:
         """Create the instance and call the selected method.
 
@@ -272,7 +279,9 @@ class BackendClass(BaseModel):
             Class=Class, class_name=class_name, **values
         )
         backend_config.update_from_cls()
-        options = utils.merge_options(data_options, backend_config.data_options)
+        options = utils.member_options(
+            data_options, backend_config.data_options, backend_config.transfer, what
+        )
 
         fields = cls._constructor_fields(Class, backend_config, options)
 

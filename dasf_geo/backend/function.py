@@ -24,6 +24,7 @@ from dasf_geo.config.api import merge_config
 from dasf_geo.config.backend import FunctionConfig
 from dasf_geo.data import DataOptions, resolve_annotation
 from dasf_geo.exceptions import ConfigurationError
+from dasf_geo.protocol.options import TransferOptions
 
 __all__ = [
     "BackendFunction",
@@ -144,6 +145,10 @@ def schema_error(what: str, exc: Exception) -> ConfigurationError:
     )
 
 
+#: the transfer options of a member without ``@configure(transfer=...)``
+NO_TRANSFER_OPTIONS = TransferOptions()
+
+
 class BackendFunction(BaseModel):
     """A base class for function models.
 
@@ -161,6 +166,10 @@ class BackendFunction(BaseModel):
 
     if TYPE_CHECKING:
         func_name: str
+
+    def transfer_options(self) -> TransferOptions:
+        """The function's own transfer options (``@configure(transfer=...)``)."""
+        return self.backend_config.transfer or NO_TRANSFER_OPTIONS
 
     def __call__(self) -> ReturnModel:
         """Run the function with the validated arguments.
@@ -240,7 +249,9 @@ class BackendFunction(BaseModel):
             # a signature given with @configure(signature=...) wins
             sig = backend_config.signature
             utils.check_parameters(sig, what)
-        options = utils.merge_options(data_options, backend_config.data_options)
+        options = utils.member_options(
+            data_options, backend_config.data_options, backend_config.transfer, what
+        )
 
         # the RPC identifier is the configured name (the function's by default)
         fields = utils.get_fields(

@@ -27,6 +27,7 @@ from pydantic.errors import PydanticSchemaGenerationError
 
 from dasf_geo.data import DataOptions, resolve_annotation
 from dasf_geo.exceptions import ConfigurationError
+from dasf_geo.protocol.options import TransferOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from dasf_geo.config.backend import ClassConfig, FunctionConfig
@@ -104,6 +105,32 @@ def merge_options(
     if own is None:
         return module
     return module.merge(own)
+
+
+def member_options(
+    outer: DataOptions | None,
+    own: DataOptions | None,
+    transfer: TransferOptions | None,
+    what: str,
+) -> DataOptions | None:
+    """The data options of a member: its own over ``outer``'s, then the
+    ``compression`` of its ``transfer`` options (the same setting, spelt the
+    transfer way).
+
+    Raises:
+        ConfigurationError: ``data_options`` and ``transfer`` of the member
+            ask for different compression levels.
+    """
+    options = merge_options(outer, own)
+    level = None if transfer is None else transfer.compression
+    if level is None:
+        return options
+    if own is not None and own.compression not in (None, level):
+        raise ConfigurationError(
+            f"{what}: data_options asks for compression={own.compression} and "
+            f"transfer for compression={level}; give the level once"
+        )
+    return merge_options(options, DataOptions(compression=level))
 
 
 def check_callable(obj: Any, what: str) -> None:

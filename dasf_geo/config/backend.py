@@ -28,6 +28,8 @@ from dasf_geo.config.logging import LoggingConfig
 from dasf_geo.config.messaging import PulsarConfig, WebsocketURLConfig
 from dasf_geo.config.registry import ApiRegistry
 from dasf_geo.data import DataOptions
+from dasf_geo.exceptions import ConfigurationError
+from dasf_geo.protocol.options import TransferOptions
 from dasf_geo.templates import Template
 
 __all__ = [
@@ -119,6 +121,16 @@ class BaseConfig(BaseModel):
         return self.template.render(**context)
 
 
+def _to_transfer_options(value: Any) -> TransferOptions | None:
+    """``transfer=``: options, a dict of them (sizes may have units) or None."""
+    if value is None:
+        return None
+    try:
+        return TransferOptions.of(value)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class _CallableConfig(BaseConfig):
     """Options shared by functions and classes."""
 
@@ -191,6 +203,22 @@ class _CallableConfig(BaseConfig):
         description=(
             "Options of the data layer (CF and crs checks, encoding) for this "
             "object; merged over the module's ``data_options``."
+        ),
+    )
+
+    transfer: Annotated[
+        TransferOptions | None, BeforeValidator(_to_transfer_options)
+    ] = Field(
+        None,
+        description=(
+            "How requests and replies of this function (of every method, on a "
+            "class; a method's own options win) travel: ``fragment_size`` of "
+            "its replies, ``compression`` (zlib level of its Dataset and "
+            "DataArray results, like ``data_options.compression``) and "
+            "``max_size``, a hard limit in bytes (or a size such as '50MB') "
+            "on its request and its reply. A caller's options apply too: the "
+            "smaller fragment size and the smaller limit win. A "
+            ":class:`~dasf_geo.TransferOptions` or a dict of them."
         ),
     )
 

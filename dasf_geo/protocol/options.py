@@ -12,7 +12,9 @@ properties of the request (other DASF peers ignore them)::
 
 Callers set them per call (``options=`` of the clients' ``call`` and
 ``request``), for every call in a block (:func:`transfer_options`) or per
-service (``dasf_geo.connect(..., transfer=...)``).
+service (``dasf_geo.connect(..., transfer=...)``). A backend function sets
+its own with ``@configure(transfer=...)``; the backend then applies the
+smaller fragment size and the smaller limit of the two.
 
 Values are decimal integers (as strings, like every Pulsar property; plain
 JSON integers are accepted too). :meth:`TransferOptions.from_properties`

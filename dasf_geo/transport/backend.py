@@ -53,6 +53,7 @@ from dasf_geo.exceptions import (
     DasfGeoError,
     FragmentError,
     PartError,
+    PayloadTooLarge,
     ProtocolError,
     ResultError,
     TransportError,
@@ -103,6 +104,7 @@ from dasf_geo.transport.connection import (
 
 __all__ = [
     "BackgroundListener",
+    "FunctionReply",
     "Listener",
     "ModuleHandler",
     "RequestHandler",
@@ -137,7 +139,7 @@ class RequestHandler(Protocol):
         payload: bytes | bytearray,
         progress: ReportSender | None = None,
         accept: frozenset[str] = frozenset(),
-    ) -> bytes | OutgoingFile:
+    ) -> bytes | OutgoingFile | FunctionReply:
         """Validate and run one request (UTF-8 JSON); return the JSON reply.
 
         ``progress`` sends a progress report (JSON text, status) to the
@@ -155,8 +157,13 @@ class RequestHandler(Protocol):
         and a keyword argument ``parts`` (a list of :class:`ReceivedPart`)
         holds the binary parts its placeholders refer to.
 
+        A handler returns a :class:`FunctionReply` to have the function's own
+        fragment size and size limit applied to the reply.
+
         Raises:
             pydantic.ValidationError: the request is invalid.
+            PayloadTooLarge: the request is above the function's ``max_size``
+                (answered as a ``payload_too_large`` error).
             Exception: anything the user's code raises.
         """
         ...
@@ -168,6 +175,53 @@ class RequestHandler(Protocol):
     def api_info(self) -> str:
         """The module's API model as JSON text."""
         ...
+
+
+@dataclass
+class FunctionReply:
+    """A reply with the transfer options of the function that made it.
+
+    A handler returns one (instead of the bare payload) for a function
+    configured with ``@configure(transfer=...)``: the listener then cuts
+    the reply into fragments no larger than the function's
+    ``fragment_size`` and refuses to send it above its ``max_size``, as it
+    does for the caller's own options (the smaller value wins).
+
+    Attributes:
+        payload: the reply, as :meth:`RequestHandler.handle` returns it.
+        options: the function's transfer options.
+        label: how messages name the function (``"function 'f'"``).
+    """
+
+    payload: bytes | OutgoingFile
+    options: TransferOptions
+    label: str
+
+
+def _member_label(member: Any) -> str:
+    """``"function 'f'"`` or ``"method 'C.m'"`` for messages."""
+    config = member.backend_config
+    function = getattr(member, "function", None)
+    if function is not None:
+        return f"method '{config.name}.{function.backend_config.name}'"
+    return f"function '{config.name}'"
+
+
+def _over_limit(what: str, size: int, limit: int, by: str | None = None) -> str:
+    """The message for a ``what`` ("request"/"reply") above a limit.
+
+    ``by`` names the function whose ``max_size`` it is; None: the caller's.
+    """
+    whose = (
+        f"the caller's limit of {format_size(limit)}"
+        if by is None
+        else f"the limit of {format_size(limit)} set by {by}"
+    )
+    hint = "ask for less data" if what == "reply" else "send less data"
+    return (
+        f"the {what} is {format_size(size)}, above {whose} (max_size); {hint} or "
+        "raise the limit"
+    )
 
 
 class ModuleHandler:
@@ -196,7 +250,7 @@ class ModuleHandler:
         accept: frozenset[str] = frozenset(),
         parts: list[ReceivedPart] | None = None,
         compression: int | None = None,
-    ) -> bytes | OutgoingFile:
+    ) -> bytes | OutgoingFile | FunctionReply:
         """Validate the request, run it and serialise the return model.
 
         A Dataset or DataArray result goes back as raw NetCDF bytes written
@@ -209,11 +263,17 @@ class ModuleHandler:
         placeholders are validated as the Dataset or DataArray in the part
         they name (see :func:`dasf_geo.data.request_parts`).
 
+        A function configured with ``@configure(transfer=...)`` gets its
+        reply back as a :class:`FunctionReply`, and a request above its
+        ``max_size`` is refused before the function runs.
+
         Raises:
             pydantic.ValidationError: the request is invalid (a part that
                 is not NetCDF, a placeholder for a part that does not
                 exist, … name the argument).
             PartError: a part no placeholder refers to.
+            PayloadTooLarge: the request (its JSON and parts) is above the
+                function's ``max_size``.
         """
         if parts is None:
             model = self.module_cls.model_validate_json(payload)
@@ -226,6 +286,18 @@ class ModuleHandler:
             with request_parts(received):
                 model = self.module_cls.model_validate_json(payload)
             del received  # the arguments hold what they need
+        member = model.root
+        limits: TransferOptions = member.transfer_options()
+        if limits.max_size is not None:
+            size = len(payload) + sum(p.size for p in parts or ())
+            if size > limits.max_size:
+                raise PayloadTooLarge(
+                    _over_limit(
+                        "request", size, limits.max_size, _member_label(member)
+                    ),
+                    size=size,
+                    limit=limits.max_size,
+                )
         if progress is not None:
             attach_reporters(model, progress)
         try:
@@ -237,17 +309,22 @@ class ModuleHandler:
                 f"the function ran, but its result is not valid: {exc}",
                 structured_errors(exc),
             ) from exc
+        reply: bytes | OutgoingFile | None = None
         if accept:
-            binary = binary_reply(result, accept, compression)
-            if binary is not None:
-                return binary
-        from dasf_geo.data import COMPRESSION_CONTEXT, original_errors
+            reply = binary_reply(result, accept, compression)
+        if reply is None:
+            from dasf_geo.data import COMPRESSION_CONTEXT, original_errors
 
-        context = None if compression is None else {COMPRESSION_CONTEXT: compression}
-        with original_errors():  # a CF error of the result, not pydantic's wrapper
-            return bytes(
-                result.__pydantic_serializer__.to_json(result, context=context)
+            context = (
+                None if compression is None else {COMPRESSION_CONTEXT: compression}
             )
+            with original_errors():  # a CF error of the result, not pydantic's
+                reply = bytes(
+                    result.__pydantic_serializer__.to_json(result, context=context)
+                )
+        if limits:
+            return FunctionReply(reply, limits, _member_label(member))
+        return reply
 
     def info(self) -> str:
         """The module's JSON schema (cached)."""
@@ -369,6 +446,8 @@ class _Incoming:
     options: TransferOptions = field(default_factory=TransferOptions)
     #: what is wrong with those properties (answered with an error), if anything
     options_error: str | None = None
+    #: the called function's own options (see :class:`FunctionReply`)
+    function_options: TransferOptions = field(default_factory=TransferOptions)
 
 
 class Listener:
@@ -668,7 +747,7 @@ class Listener:
         accept: frozenset[str] = frozenset(),
         parts: Any = None,
         compression: int | None = None,
-    ) -> bytes | OutgoingFile:
+    ) -> bytes | OutgoingFile | FunctionReply:
         """Runs in a worker thread."""
         # only handlers asked for compression need to know the keyword
         extra = {} if compression is None else {"compression": compression}
@@ -684,6 +763,10 @@ class Listener:
             ) from exc
         except PartError as exc:
             raise _RequestError(f"error reading the request's parts: {exc}") from exc
+        except PayloadTooLarge as exc:
+            if exc.size is None or exc.limit is None:
+                raise
+            raise _too_large(str(exc), exc.size, exc.limit, "request") from exc
         except ValueError as exc:
             # pydantic raises ValueError for JSON it cannot parse at all
             if isinstance(exc, DasfGeoError) or not _is_json_error(exc):
@@ -697,7 +780,7 @@ class Listener:
         accept: frozenset[str],
         parts: Any,
         extra: dict[str, Any],
-    ) -> bytes | OutgoingFile:
+    ) -> bytes | OutgoingFile | FunctionReply:
         """Run a multipart request: cut it, hand the parts to the handler.
 
         The parts' temporary files (and a reassembly file) are removed once
@@ -763,13 +846,23 @@ class Listener:
         self._active -= 1
         error = work.exception()
         result = None if error is not None else work.result()
-        limit = incoming.options.max_size
-        if limit is not None and result is not None:
+        limits: list[tuple[int | None, str | None]] = [
+            (incoming.options.max_size, None)
+        ]
+        if isinstance(result, FunctionReply):
+            incoming.function_options = result.options
+            limits.append((result.options.max_size, result.label))
+            result = result.payload
+        if result is not None:
             size = result.size if isinstance(result, OutgoingFile) else len(result)
-            if size > limit:
+            # the smallest limit the reply is above is the one to name
+            over = [(lim, by) for lim, by in limits if lim is not None and size > lim]
+            if over:
                 if isinstance(result, OutgoingFile):
                     result.close()
-                result, error = None, _too_large(size, limit)
+                limit, by = min(over, key=lambda item: item[0])
+                text = _over_limit("reply", size, limit, by)
+                result, error = None, _too_large(text, size, limit, "reply")
         if isinstance(result, (bytes, bytearray)) and self._reply_now(
             incoming, result, done
         ):
@@ -923,11 +1016,16 @@ class Listener:
         self._ack(incoming.message_ids)
 
     def _fragment_size(self, incoming: _Incoming) -> int:
-        """The fragment size of a reply: the caller's, if not above ours."""
-        asked = incoming.options.fragment_size
-        if asked is None:
-            return self.max_payload_size
-        return min(asked, self.max_payload_size)
+        """The fragment size of a reply: the smallest of ours, the caller's
+        and the function's."""
+        size = self.max_payload_size
+        for asked in (
+            incoming.options.fragment_size,
+            incoming.function_options.fragment_size,
+        ):
+            if asked is not None and asked < size:
+                size = asked
+        return size
 
     async def _producer_for(self, topic: str) -> AsyncProducer:
         lock = self._producer_locks.setdefault(topic, asyncio.Lock())
@@ -970,18 +1068,14 @@ class Listener:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _too_large(size: int, limit: int) -> _RequestError:
-    """The error answering a reply above the caller's ``dasfGeoMaxSize``."""
-    text = (
-        f"the reply is {format_size(size)}, above the caller's limit of "
-        f"{format_size(limit)} (max_size); ask for less data or raise the limit"
-    )
+def _too_large(text: str, size: int, limit: int, what: str) -> _RequestError:
+    """The error answering a ``what`` ("request"/"reply") above a max_size."""
     return _RequestError(
         text,
         [
             {
                 "type": TOO_LARGE_ERROR,
-                "loc": ["reply"],
+                "loc": [what],
                 "msg": text,
                 "ctx": {"size": size, "limit": limit},
             }

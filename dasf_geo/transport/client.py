@@ -254,8 +254,13 @@ def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:
         ctx = too_large.get("ctx")
         ctx = ctx if isinstance(ctx, dict) else {}
         where = f"the backend on topic {topic!r}" if topic else "the backend"
+        refused = (
+            "refused the request"
+            if too_large.get("loc") == ["request"]
+            else "did not send its reply"
+        )
         raise PayloadTooLarge(
-            f"{where} did not send its reply: {message}",
+            f"{where} {refused}: {message}",
             size=ctx.get("size") if isinstance(ctx.get("size"), int) else None,
             limit=ctx.get("limit") if isinstance(ctx.get("limit"), int) else None,
             topic=topic,

@@ -257,7 +257,7 @@ def test_unknown_option():
         "options are: annotations, data_options, doc, field_params, "
         "json_schema_extra, name, registry, reporter_args, return_annotation, "
         "return_serializer, return_validators, returns, serializers, signature, "
-        "template, validators"
+        "template, transfer, validators"
     )
 
 

@@ -17,7 +17,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from dasf_geo import BackendModule, PayloadTooLarge, TransferOptions, transfer_options
+from dasf_geo import (
+    BackendModule,
+    PayloadTooLarge,
+    TransferOptions,
+    configure,
+    transfer_options,
+)
 from dasf_geo.data import BINARY_MEDIA_TYPES, DataOptions, PartWriter
 from dasf_geo.exceptions import FragmentError
 from dasf_geo.protocol.options import EXT_COMPRESSION, EXT_FRAGMENT_SIZE, EXT_MAX_SIZE
@@ -253,8 +259,6 @@ def module_with(config: Any, port: int, *members: Any) -> Any:
 
 def with_options(func: Any, **options: Any) -> Any:
     """``func`` configured with these data options."""
-    from dasf_geo import configure
-
     return configure(data_options=DataOptions(**options))(func)
 
 
@@ -398,3 +402,186 @@ async def test_a_result_that_fails_validation_is_not_blamed_on_the_request(
         "is not valid: 1 validation error for "
     )
     assert "rule conventions-attribute" in text
+
+
+# --- per-function options: @configure(transfer=...) --------------------------
+
+RUNS: list[str] = []
+
+
+def blob(n: int) -> str:
+    """``n`` times "x"."""
+    RUNS.append("blob")
+    return "x" * n
+
+
+def length(text: str) -> int:
+    """The length of ``text``."""
+    RUNS.append("length")
+    return len(text)
+
+
+@configure(transfer={"fragment_size": 20_000, "max_size": 90_000})
+class Store:
+    """A class whose methods share the class's transfer options."""
+
+    def blob(self, n: int) -> str:
+        """``n`` times "y"."""
+        return "y" * n
+
+    @configure(transfer={"max_size": 50})
+    def small(self, n: int) -> str:
+        """``n`` times "z", under its own, smaller limit."""
+        return "z" * n
+
+
+def transfer_module(config: Any, port: int) -> Any:
+    limited = {"fragment_size": 10_000, "max_size": "80kB"}
+    return module_with(
+        config,
+        port,
+        configure(transfer=limited)(blob),
+        configure(transfer={"max_size": 1_000})(length),
+        Store,
+        configure(transfer={"compression": 4})(_echo_packed),
+    )
+
+
+def _echo_packed(ds: xr.Dataset) -> xr.Dataset:
+    """Return ``ds``, compressed by the function's own options."""
+    return ds
+
+
+def blob_chars(n: int) -> int:
+    """base64 characters of the JSON reply of ``n`` characters."""
+    return math.ceil((n + 2) / 3) * 4
+
+
+async def test_a_function_cuts_its_replies_with_its_own_fragment_size(
+    make_config, broker
+):
+    config = make_config(topic="fn-frag")
+    handler = ModuleHandler(transfer_module(config, broker.port))
+    async with running_listener(handler, config), AsyncClient(config) as client:
+        for asked, expected in [(None, 10_000), (5_000, 5_000), (50_000, 10_000)]:
+            seen, on_progress = count_fragments()
+            value = await client.call(
+                {"func_name": "blob", "n": 70_000},
+                progress=on_progress,
+                options=TransferOptions(fragment_size=asked),
+            )
+            assert value == "x" * 70_000
+            # the smaller of the caller's and the function's size wins
+            assert seen[0] == math.ceil(blob_chars(70_000) / expected), asked
+        # a method: the class's fragment size
+        seen, on_progress = count_fragments()
+        call = {"class_name": "Store", "function": {"func_name": "blob", "n": 70_000}}
+        assert await client.call(call, progress=on_progress) == "y" * 70_000
+        assert seen[0] == math.ceil(blob_chars(70_000) / 20_000)
+
+
+async def test_a_function_refuses_a_reply_above_its_max_size(make_config, broker):
+    config = make_config(topic="fn-max-reply")
+    handler = ModuleHandler(transfer_module(config, broker.port))
+    async with running_listener(handler, config), AsyncClient(config) as client:
+        with pytest.raises(PayloadTooLarge) as caught:
+            await client.call({"func_name": "blob", "n": 100_000})
+        assert str(caught.value) == (
+            "the backend on topic 'fn-max-reply' did not send its reply: the reply "
+            "is 100,002 bytes (100 kB), above the limit of 80,000 bytes (80 kB) set "
+            "by function 'blob' (max_size); ask for less data or raise the limit"
+        )
+        assert (caught.value.size, caught.value.limit) == (100_002, 80_000)
+        # a caller's smaller limit is the one named
+        with pytest.raises(PayloadTooLarge, match="above the caller's limit of 60,000"):
+            await client.call(
+                {"func_name": "blob", "n": 100_000},
+                options=TransferOptions(max_size=60_000),
+            )
+        # a caller cannot raise the function's limit
+        with pytest.raises(PayloadTooLarge, match="set by function 'blob'"):
+            await client.call(
+                {"func_name": "blob", "n": 100_000},
+                options=TransferOptions(max_size=10**9),
+            )
+        # a method's own limit wins over its class's
+        call = {"class_name": "Store", "function": {"func_name": "small", "n": 100}}
+        with pytest.raises(PayloadTooLarge, match=r"set by method 'Store\.small'"):
+            await client.call(call)
+        call = {"class_name": "Store", "function": {"func_name": "blob", "n": 95_000}}
+        with pytest.raises(PayloadTooLarge, match=r"set by method 'Store\.blob'"):
+            await client.call(call)
+        # below the limits all of it arrives, and the backend kept serving
+        assert await client.call({"func_name": "blob", "n": 79_000}) == "x" * 79_000
+
+
+async def test_a_function_refuses_a_request_above_its_max_size_before_running(
+    make_config, broker
+):
+    config = make_config(topic="fn-max-request")
+    handler = ModuleHandler(transfer_module(config, broker.port))
+    RUNS.clear()
+    async with running_listener(handler, config), AsyncClient(config) as client:
+        request = {"func_name": "length", "text": "a" * 2_000}
+        size = len(json.dumps(request).encode())
+        with pytest.raises(PayloadTooLarge) as caught:
+            await client.call(request)
+        assert str(caught.value) == (
+            "the backend on topic 'fn-max-request' refused the request: the "
+            f"request is {size:,} bytes, above the limit of 1,000 bytes set by "
+            "function 'length' (max_size); send less data or raise the limit"
+        )
+        assert (caught.value.size, caught.value.limit) == (size, 1_000)
+        assert RUNS == []  # the function never ran
+        assert await client.call({"func_name": "length", "text": "abc"}) == 3
+        assert RUNS == ["length"]
+
+
+async def test_a_function_compresses_its_result_by_its_transfer_options(
+    make_config, broker
+):
+    config = make_config(topic="fn-zlib")
+    ds = zeros()
+    handler = ModuleHandler(transfer_module(config, broker.port))
+    async with running_listener(handler, config), AsyncClient(config) as client:
+        request = encode_request({"func_name": "_echo_packed", "ds": ds})
+        reply = await client.request(
+            json.dumps(request).encode(), accept=BINARY_MEDIA_TYPES
+        )
+        assert bytes(reply.payload[:8]) == HDF5
+        xr.testing.assert_identical(reply.value().decode().load(), ds)
+
+
+def test_transfer_and_data_options_must_agree_on_compression():
+    from dasf_geo.exceptions import ConfigurationError
+
+    both = configure(
+        transfer={"compression": 4}, data_options=DataOptions(compression=6)
+    )(_echo_packed)
+    with pytest.raises(ConfigurationError) as caught:
+        BackendModule.create_model(members=[both], messaging_config=dict(topic="t"))
+    assert str(caught.value) == (
+        "function '_echo_packed': data_options asks for compression=6 and transfer "
+        "for compression=4; give the level once"
+    )
+
+
+@pytest.mark.parametrize(
+    ("transfer", "problem"),
+    [
+        ({"max_size": "5 parsecs"}, "max_size: '5 parsecs' is not a size"),
+        ({"fragment_size": 10}, "fragment_size must be an integer of at least 1024"),
+        ({"compression": True}, "compression must be a zlib level 1-9, got True"),
+        ({"speed": 1}, "unknown transfer option(s) 'speed'"),
+        (5, "transfer options must be a TransferOptions or a dict"),
+    ],
+)
+def test_configure_transfer_rejects_bad_values(transfer, problem):
+    from dasf_geo.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        configure(transfer=transfer)(blob)
+    assert str(caught.value).startswith(
+        "@configure on function 'blob': option 'transfer': Value error, "
+    )
+    assert problem in str(caught.value)
