@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,27 @@ def test_netcdf3_roundtrip_property(ds):
     xr.testing.assert_identical(back, ds)
     for name in ds.variables:
         assert back[name].dtype == ds[name].dtype, name
+
+
+@given(datasets([*NC3_DTYPES, "U3", "S3", "M8[ns]"]))
+def test_netcdf3_file_reads_as_the_bytes_do(ds):
+    # a file is read by the netCDF4 library (no memory map), bytes by scipy:
+    # both must give the same Dataset, dtypes and attribute types included
+    buf = io.BytesIO()
+    try:
+        write_netcdf(ds, buf, format="netcdf3")
+    except DataError:  # e.g. nanosecond times; test_never_silently_altered
+        return
+    with tempfile.NamedTemporaryFile(suffix=".nc") as fh:
+        fh.write(buf.getvalue())
+        fh.flush()
+        from_file = read_netcdf(fh.name)
+    from_bytes = read_netcdf(buf.getvalue())
+    xr.testing.assert_identical(from_file, from_bytes)
+    for name in from_bytes.variables:
+        assert from_file[name].dtype == from_bytes[name].dtype, name
+    for key, value in from_bytes.attrs.items():
+        assert type(from_file.attrs[key]) is type(value), key
 
 
 @given(datasets(NC4_DTYPES))
