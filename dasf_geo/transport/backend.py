@@ -162,8 +162,6 @@ class RequestHandler(Protocol):
 
         Raises:
             pydantic.ValidationError: the request is invalid.
-            PayloadTooLarge: the request is above the function's ``max_size``
-                (answered as a ``payload_too_large`` error).
             Exception: anything the user's code raises.
         """
         ...
@@ -196,6 +194,11 @@ class FunctionReply:
     payload: bytes | OutgoingFile
     options: TransferOptions
     label: str
+
+
+class _RequestTooLarge(PayloadTooLarge):
+    """A request above its function's ``max_size`` (not raised by user code:
+    a PayloadTooLarge from inside a function is an error of the function)."""
 
 
 def _member_label(member: Any) -> str:
@@ -273,7 +276,8 @@ class ModuleHandler:
                 exist, … name the argument).
             PartError: a part no placeholder refers to.
             PayloadTooLarge: the request (its JSON and parts) is above the
-                function's ``max_size``.
+                function's ``max_size`` (answered as a ``payload_too_large``
+                error, unlike a PayloadTooLarge the function itself raises).
         """
         if parts is None:
             model = self.module_cls.model_validate_json(payload)
@@ -291,7 +295,7 @@ class ModuleHandler:
         if limits.max_size is not None:
             size = len(payload) + sum(p.size for p in parts or ())
             if size > limits.max_size:
-                raise PayloadTooLarge(
+                raise _RequestTooLarge(
                     _over_limit(
                         "request", size, limits.max_size, _member_label(member)
                     ),
@@ -763,9 +767,8 @@ class Listener:
             ) from exc
         except PartError as exc:
             raise _RequestError(f"error reading the request's parts: {exc}") from exc
-        except PayloadTooLarge as exc:
-            if exc.size is None or exc.limit is None:
-                raise
+        except _RequestTooLarge as exc:
+            assert exc.size is not None and exc.limit is not None
             raise _too_large(str(exc), exc.size, exc.limit, "request") from exc
         except ValueError as exc:
             # pydantic raises ValueError for JSON it cannot parse at all

@@ -25,7 +25,7 @@ from dasf_geo import (
     transfer_options,
 )
 from dasf_geo.data import BINARY_MEDIA_TYPES, DataOptions, PartWriter
-from dasf_geo.exceptions import FragmentError
+from dasf_geo.exceptions import FragmentError, RemoteError
 from dasf_geo.protocol.options import EXT_COMPRESSION, EXT_FRAGMENT_SIZE, EXT_MAX_SIZE
 from dasf_geo.transport.backend import ModuleHandler
 from dasf_geo.transport.client import AsyncClient, Client
@@ -356,8 +356,6 @@ def _undrawable() -> xr.Dataset:
 async def test_a_reply_that_fails_its_output_check_names_the_rule_not_pydantic(
     make_config, broker
 ):
-    from dasf_geo.exceptions import RemoteError
-
     config = make_config(topic="opt-demap")
     module = module_with(config, broker.port, with_options(_undrawable, demap="check"))
     async with (
@@ -383,7 +381,7 @@ def _no_conventions() -> xr.Dataset:
 async def test_a_result_that_fails_validation_is_not_blamed_on_the_request(
     make_config, broker
 ):
-    from dasf_geo.exceptions import RemoteError, RemoteValidationError
+    from dasf_geo.exceptions import RemoteValidationError
 
     config = make_config(topic="opt-result")
     module = module_with(
@@ -444,7 +442,13 @@ def transfer_module(config: Any, port: int) -> Any:
         configure(transfer={"max_size": 1_000})(length),
         Store,
         configure(transfer={"compression": 4})(_echo_packed),
+        configure(transfer={"max_size": 1_000})(fetch),
     )
+
+
+def fetch(n: int) -> str:
+    """Fails the way a call to another service above its limit fails."""
+    raise PayloadTooLarge("the other service's reply is too large", size=n, limit=1)
 
 
 def _echo_packed(ds: xr.Dataset) -> xr.Dataset:
@@ -535,6 +539,14 @@ async def test_a_function_refuses_a_request_above_its_max_size_before_running(
         assert RUNS == []  # the function never ran
         assert await client.call({"func_name": "length", "text": "abc"}) == 3
         assert RUNS == ["length"]
+        # a PayloadTooLarge raised by the function is the function's error
+        with pytest.raises(RemoteError) as failed:
+            await client.call({"func_name": "fetch", "n": 5})
+        assert not isinstance(failed.value, PayloadTooLarge)
+        assert failed.value.message == (
+            "error executing request: PayloadTooLarge: the other service's reply "
+            "is too large"
+        )
 
 
 async def test_a_function_compresses_its_result_by_its_transfer_options(
