@@ -39,7 +39,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -121,6 +121,15 @@ _CDL_TYPE_NAMES = frozenset(
 )
 
 
+def _attributes(ds: xr.Dataset) -> Iterator[tuple[Hashable, str, bool]]:
+    """Every attribute name of ``ds``: ``(key, label for messages, global?)``."""
+    for key in ds.attrs:
+        yield key, f"global attribute {key!r}", True
+    for name, var in ds.variables.items():
+        for key in var.attrs:
+            yield key, f"variable {_var_label(name)} attribute {key!r}", False
+
+
 def _nc3_attribute_clash(ds: xr.Dataset) -> str | None:
     """Say why the first attribute only NetCDF3 refuses cannot be stored.
 
@@ -128,40 +137,31 @@ def _nc3_attribute_clash(ds: xr.Dataset) -> str | None:
     (``string``, ``int``, ...), which xarray's NetCDF3 writers reject. Both
     are fine in NetCDF4. ``None`` when there is none.
     """
-
-    def why(key: Hashable, clash: frozenset[str], label: str) -> str | None:
-        if key in clash:
+    for key, label, is_global in _attributes(ds):
+        if key in (_SCIPY_GLOBAL_CLASH if is_global else _SCIPY_VARIABLE_CLASH):
             return (
                 f"{label} cannot be written by the NetCDF3 (scipy) engine, "
                 "which reserves that name"
             )
         if key in _CDL_TYPE_NAMES:
             return f"{label} is a CDL type name, which NetCDF3 does not allow"
-        return None
-
-    for key in ds.attrs:
-        reason = why(key, _SCIPY_GLOBAL_CLASH, f"global attribute {key!r}")
-        if reason is not None:
-            return reason
-    for name, var in ds.variables.items():
-        for key in var.attrs:
-            label = f"variable {_var_label(name)} attribute {key!r}"
-            reason = why(key, _SCIPY_VARIABLE_CLASH, label)
-            if reason is not None:
-                return reason
     return None
 
 
-def _check_attribute_names(ds: xr.Dataset) -> None:
-    """Refuse attribute names no NetCDF file can hold, naming the first."""
+def _check_attribute_names(ds: xr.Dataset, netcdf: bool) -> None:
+    """Refuse attribute names the format cannot hold, naming the first.
 
-    def check(key: Hashable, label: str) -> None:
+    Any format needs strings; NetCDF (``netcdf``) also valid NetCDF names.
+    """
+    for key, label, _ in _attributes(ds):
         if not isinstance(key, str):
             problem = f"is of type {type(key).__name__}, not a string"
+        elif not netcdf:
+            continue
         elif not key:
             problem = "is empty"
         elif key in _CDL_TYPE_NAMES or is_valid_nc3_name(key):
-            return
+            continue  # CDL type names: only NetCDF3 refuses them (see above)
         else:
             problem = (
                 "is not a valid NetCDF name (a name starts with a letter, digit "
@@ -169,12 +169,6 @@ def _check_attribute_names(ds: xr.Dataset) -> None:
                 "characters and no trailing space)"
             )
         raise DataError(f"{label} {problem}; rename the attribute")
-
-    for key in ds.attrs:
-        check(key, f"global attribute {key!r}")
-    for name, var in ds.variables.items():
-        for key in var.attrs:
-            check(key, f"variable {_var_label(name)} attribute {key!r}")
 
 
 def _check_netcdf_text(ds: xr.Dataset) -> None:
@@ -204,19 +198,6 @@ def _check_zarr_names(ds: xr.Dataset) -> None:
                 "are non-empty strings without '/'; rename it or use format "
                 "'netcdf3'"
             )
-    for key in ds.attrs:
-        if not isinstance(key, str):
-            raise DataError(
-                f"global attribute {key!r} is of type {type(key).__name__}, not a "
-                "string; rename the attribute"
-            )
-    for var_name, var in ds.variables.items():
-        for key in var.attrs:
-            if not isinstance(key, str):
-                raise DataError(
-                    f"variable {_var_label(var_name)} attribute {key!r} is of type "
-                    f"{type(key).__name__}, not a string; rename the attribute"
-                )
 
 
 # xarray's own names for an unnamed DataArray stored as a Dataset; we use the
@@ -476,10 +457,10 @@ def write_netcdf(
     ds = dataarray_to_dataset(obj) if isinstance(obj, xr.DataArray) else obj
     _check_supported(ds)
     fmt = choose_format(ds, format, compression)
+    _check_attribute_names(ds, netcdf=fmt != "zarr")
     if fmt == "zarr":
         _check_zarr_names(ds)
     else:
-        _check_attribute_names(ds)
         _check_netcdf_text(ds)
     encoding = _encoding_for(ds, compression)
     if fmt == "netcdf3":
@@ -680,12 +661,11 @@ def read_netcdf(source: Source) -> xr.Dataset:
     try:
         if fmt == "zarr":
             return _read_zarr(source)
-        engine = "scipy" if fmt == "netcdf3" else "netcdf4"
-        if engine == "scipy" and isinstance(source, (str, os.PathLike)):
-            # scipy maps the file, and load() copies every page it touched:
-            # twice the data at the peak. The netCDF4 library reads NetCDF3
-            # too, with reads straight into the arrays (about 1.2x).
-            engine = "netcdf4"
+        # a NetCDF3 *file* is read by the netCDF4 library too: scipy maps the
+        # file and load() copies every page it touched, twice the data at the
+        # peak; netCDF4 reads straight into the arrays (about 1.2x)
+        in_file = isinstance(source, (str, os.PathLike))
+        engine = "scipy" if fmt == "netcdf3" and not in_file else "netcdf4"
         obj: Any = source
         if isinstance(source, memoryview | bytearray):
             obj = bytes(source) if engine == "netcdf4" else io.BytesIO(source)
