@@ -30,7 +30,16 @@ from typing import Any
 import pybase64
 
 from dasf_geo.exceptions import ProtocolError
-from dasf_geo.protocol.constants import MessageType, PropertyKeys, Status
+from dasf_geo.protocol.constants import (
+    KEY_MESSAGE_TYPE,
+    KEY_REQUEST_CONTEXT,
+    KEY_RESPONSE_TOPIC,
+    KEY_SOURCE_TOPIC,
+    KEY_STATUS,
+    MessageType,
+    PropertyKeys,
+    Status,
+)
 
 __all__ = [
     "MAX_REQUEST_CONTEXT",
@@ -378,15 +387,6 @@ def new_response_topic(topic: str) -> str:
     return f"{topic}_{secrets.token_hex(16)}"
 
 
-# property names as plain strings: reading ``PropertyKeys.X.value`` costs
-# about half a microsecond each time, and the functions below run per message
-_RESPONSE_TOPIC = PropertyKeys.RESPONSE_TOPIC.value
-_REQUEST_CONTEXT = PropertyKeys.REQUEST_CONTEXT.value
-_MESSAGE_TYPE = PropertyKeys.MESSAGE_TYPE.value
-_SOURCE_TOPIC = PropertyKeys.SOURCE_TOPIC.value
-_STATUS = PropertyKeys.STATUS.value
-
-
 def _enum_value(kind: Any, value: Any) -> str:
     """``kind(value).value``, without the enum call for a member of ``kind``."""
     if type(value) is kind:
@@ -402,9 +402,9 @@ def request_properties(
 ) -> dict[str, Any]:
     """Properties of a DASF request (PROTOCOL.md "DASF messages on top")."""
     props: dict[str, Any] = {
-        _RESPONSE_TOPIC: response_topic,
-        _REQUEST_CONTEXT: request_context,
-        _MESSAGE_TYPE: _enum_value(MessageType, message_type),
+        KEY_RESPONSE_TOPIC: response_topic,
+        KEY_REQUEST_CONTEXT: request_context,
+        KEY_MESSAGE_TYPE: _enum_value(MessageType, message_type),
     }
     if extra:
         props.update(extra)
@@ -441,9 +441,9 @@ def parse_request_header(properties: Mapping[str, Any]) -> RequestHeader:
         ProtocolError: naming the first missing or invalid property.
     """
     get = properties.get
-    response_topic = get(_RESPONSE_TOPIC)
-    request_context = get(_REQUEST_CONTEXT)
-    message_type = get(_MESSAGE_TYPE)
+    response_topic = get(KEY_RESPONSE_TOPIC)
+    request_context = get(KEY_REQUEST_CONTEXT)
+    message_type = get(KEY_MESSAGE_TYPE)
     if not (
         type(response_topic) is str
         and response_topic
@@ -485,12 +485,12 @@ def reply_properties(
 ) -> dict[str, Any]:
     """Properties of a reply to the request with envelope ``header``."""
     props: dict[str, Any] = {
-        _REQUEST_CONTEXT: header.request_context,
-        _MESSAGE_TYPE: _enum_value(MessageType, message_type),
-        _SOURCE_TOPIC: source_topic,
+        KEY_REQUEST_CONTEXT: header.request_context,
+        KEY_MESSAGE_TYPE: _enum_value(MessageType, message_type),
+        KEY_SOURCE_TOPIC: source_topic,
     }
     if status is not None:
-        props[_STATUS] = _enum_value(Status, status)
+        props[KEY_STATUS] = _enum_value(Status, status)
     if extra:
         props.update(extra)
     return props

@@ -46,6 +46,9 @@ from dasf_geo.protocol.constants import (
     EXT_FEATURES,
     EXT_SIZE,
     FEATURE_PARTS,
+    KEY_MESSAGE_TYPE,
+    KEY_REQUEST_CONTEXT,
+    KEY_STATUS,
     MessageType,
     PropertyKeys,
     Status,
@@ -108,9 +111,6 @@ T = TypeVar("T")
 
 # enum values as plain strings for the per-reply code (``.value`` of an enum
 # member costs about half a microsecond each time)
-_REQUEST_CONTEXT = PropertyKeys.REQUEST_CONTEXT.value
-_MESSAGE_TYPE = PropertyKeys.MESSAGE_TYPE.value
-_STATUS = PropertyKeys.STATUS.value
 _PROGRESS = MessageType.PROGRESS.value
 _RESPONSE = MessageType.RESPONSE.value
 _SUCCESS = Status.SUCCESS.value
@@ -503,12 +503,12 @@ class AsyncClient:
 
     def _handle_reply(self, msg: ConsumerMessage) -> None:
         props = msg.properties
-        context = props.get(_REQUEST_CONTEXT)
+        context = props.get(KEY_REQUEST_CONTEXT)
         pending = self._pending.get(str(context)) if context is not None else None
         if pending is None:
             logger.debug("dropping a reply for no waiting request: %r", context)
             return
-        mtype = str(props.get(_MESSAGE_TYPE) or "")
+        mtype = str(props.get(KEY_MESSAGE_TYPE) or "")
         if mtype == _PROGRESS:
             self._handle_progress(pending, msg)
             return
@@ -548,7 +548,7 @@ class AsyncClient:
                 )
         if data is None:
             return
-        status = str(props.get(_STATUS) or _SUCCESS)
+        status = str(props.get(KEY_STATUS) or _SUCCESS)
         self._finish(
             str(context),
             reply=Reply(
