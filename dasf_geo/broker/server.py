@@ -347,7 +347,7 @@ class Broker:
             self._store = self.store_path
         elif self.store_path is not None:
             self._store = MessageStore(self.store_path)
-        core = BrokerCore(self._store, **self.limits)
+        core = self._make_core()
         core.on_drain = self._on_drain
         self.core = core
         self._loop = asyncio.get_running_loop()
@@ -536,15 +536,23 @@ class Broker:
                 "client (the request has no 'Upgrade: websocket' header)",
                 ("Upgrade", "websocket"),
             )
-        listener: _Connection
-        if route.kind == "producer":
-            listener = _Producer(self, route)
-        elif route.kind == "consumer":
-            listener = _Consumer(self, route)
-        else:
-            listener = _StatusPing(self, route, grant)
+        listener = self._listener(route, grant)
         response = WSUpgradeResponse.create_101_response([_SERVER_HEADER])
         return WSUpgradeResponseWithListener(response, listener)
+
+    # --- I/O bindings (a broker front over another engine overrides these) ---
+
+    def _make_core(self) -> BrokerCore:
+        """The core this server routes through (called by :meth:`start`)."""
+        return BrokerCore(self._store, **self.limits)
+
+    def _listener(self, route: Route, grant: Grant | None) -> _Connection:
+        """The connection object for an accepted WebSocket on ``route``."""
+        if route.kind == "producer":
+            return _Producer(self, route)
+        if route.kind == "consumer":
+            return _Consumer(self, route)
+        return _StatusPing(self, route, grant)
 
     def _topics(self, request: WSUpgradeRequest, path: str) -> Any:
         if self.auth is not None:

@@ -5,6 +5,7 @@
     dasf-geo broker                                  # ws://127.0.0.1:8080
     dasf-geo broker --port 9000 --store broker.sqlite
     dasf-geo broker --host 0.0.0.0 --auth tokens.yaml
+    dasf-geo broker --cluster nats://127.0.0.1:4222  # a front of a cluster
 
 Serves the Pulsar WebSocket API v2 layout (``/ws/v2/producer/…``,
 ``/ws/v2/consumer/…``), the plain layout (``/ws/TOPIC``,
@@ -113,6 +114,34 @@ def add_parser(sub: Any) -> None:
         help="allow a non-loopback --host without --auth (trusted networks only)",
     )
     parser.add_argument(
+        "--cluster",
+        metavar="NATS_URLS",
+        help="run as a stateless front of a broker cluster over NATS JetStream "
+        "(comma-separated nats://HOST:PORT URLs); fronts with the same "
+        "--cluster-name share topics (see docs/scaling.md)",
+    )
+    parser.add_argument(
+        "--cluster-name",
+        default="default",
+        help="the cluster this front belongs to (default: default)",
+    )
+    parser.add_argument(
+        "--ack-wait",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --cluster: seconds before messages a dead front held are "
+        "redelivered (default: 30)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=positive_seconds,
+        default=6.0,
+        metavar="SECONDS",
+        help="with --cluster: seconds before an Exclusive/Failover subscription "
+        "of a dead front passes to another (default: 6)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -124,15 +153,27 @@ def add_parser(sub: Any) -> None:
 async def _serve(args: argparse.Namespace) -> None:
     from dasf_geo.broker.server import Broker
 
-    broker = Broker(
-        args.host,
-        args.port,
-        store=args.store,
-        auth=args.auth,
-        max_frame_size=args.max_frame_size,
-        insecure=args.insecure,
-        subscription_expiry=args.subscription_expiry,
-    )
+    options: dict[str, Any] = {
+        "store": args.store,
+        "auth": args.auth,
+        "max_frame_size": args.max_frame_size,
+        "insecure": args.insecure,
+        "subscription_expiry": args.subscription_expiry,
+    }
+    if getattr(args, "cluster", None):
+        from dasf_geo.broker.cluster import ClusterBroker
+
+        broker: Broker = ClusterBroker(
+            args.host,
+            args.port,
+            cluster=args.cluster,
+            cluster_name=args.cluster_name,
+            ack_wait=args.ack_wait,
+            lease=args.lease,
+            **options,
+        )
+    else:
+        broker = Broker(args.host, args.port, **options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,262 @@
+"""How a broker cluster names things in NATS, and what it sends (pure functions).
+
+A cluster of ``dasf-geo broker --cluster nats://…`` fronts keeps topics,
+subscriptions and persistent messages in NATS (see
+:mod:`dasf_geo.broker.cluster`). This module maps Pulsar names onto NATS
+names and messages onto NATS message bodies, without any I/O:
+
+- a topic ``{persistent|non-persistent}://TENANT/NAMESPACE/TOPIC`` is the
+  subject ``dasf_geo.CLUSTER.{p|n}.TENANT.NAMESPACE.TOPIC``. NATS uses ``.``
+  to separate subject tokens and gives ``*`` and ``>`` a meaning; every
+  character outside ``[A-Za-z0-9_-=]`` of a name (a topic may contain
+  ``.``, a subscription ``:``) is written ``~XX`` (its UTF-8 bytes in hex),
+  so distinct names never share a subject (``~`` itself is escaped);
+- persistent topics live in one JetStream stream per cluster,
+  ``DASF_GEO_CLUSTER`` over ``dasf_geo.CLUSTER.p.>``; a subscription of a
+  persistent topic is a durable consumer whose name is a digest of topic
+  and subscription (consumer names cannot hold ``.`` and are limited in
+  length), with the readable names in its description;
+- the owner of an ``Exclusive`` or ``Failover`` subscription holds a lease,
+  a key (also a digest) in the key-value bucket ``DASF_GEO_CLUSTER_LEASES``.
+
+A message travels as one NATS body: five header lines (properties,
+context, key, publish time, producer message id; the JSON texts the core
+read from the producer frame, which contain no raw newline) and then the
+base64 payload, untouched. :func:`decode_message` is the inverse of
+:func:`encode_message`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from dasf_geo.broker.names import TopicName
+from dasf_geo.exceptions import ConfigurationError, ProtocolError
+
+__all__ = [
+    "ClusterNames",
+    "WireMessage",
+    "decode_message",
+    "encode_message",
+    "escape_token",
+    "parse_servers",
+]
+
+_SAFE = re.compile(r"[A-Za-z0-9_\-=]")
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_\-]{1,32}\Z")
+#: the body's format tag: a body without it is not a dasf_geo message
+_MAGIC = b"DG1\n"
+#: longest subject the cluster publishes to (NATS' control line is 4 KiB)
+MAX_SUBJECT_LENGTH = 2048
+
+
+def escape_token(name: str) -> str:
+    """``name`` as one NATS subject token: unsafe characters as ``~XX``.
+
+    The mapping is injective: ``~`` is itself escaped, so two names never
+    give the same token. Example: ``"my.topic"`` gives ``"my~2etopic"``.
+    """
+    out = []
+    for char in name:
+        if _SAFE.fullmatch(char):
+            out.append(char)
+        else:
+            out.extend(f"~{byte:02x}" for byte in char.encode("utf-8"))
+    return "".join(out)
+
+
+def _digest(*parts: str) -> str:
+    text = "\x00".join(parts).encode("utf-8")
+    return hashlib.sha256(text).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ClusterNames:
+    """The NATS names of one cluster (all fronts of a cluster share them).
+
+    Args:
+        cluster: the cluster's name, 1 to 32 of ``[A-Za-z0-9_-]``; fronts
+            started with the same name on the same NATS form one broker.
+
+    Raises:
+        ConfigurationError: the cluster name is invalid.
+    """
+
+    cluster: str = "default"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cluster, str) or not _CLUSTER_NAME.match(self.cluster):
+            raise ConfigurationError(
+                f"invalid cluster name {self.cluster!r:.60}: use 1 to 32 letters, "
+                "digits, '_' or '-'"
+            )
+
+    @property
+    def prefix(self) -> str:
+        """The subject prefix of every topic, ``dasf_geo.CLUSTER``."""
+        return f"dasf_geo.{self.cluster}"
+
+    @property
+    def stream(self) -> str:
+        """The JetStream stream holding the persistent topics."""
+        return f"DASF_GEO_{self.cluster}"
+
+    @property
+    def stream_subjects(self) -> str:
+        """The subjects of :attr:`stream`: every persistent topic."""
+        return f"{self.prefix}.p.>"
+
+    @property
+    def lease_bucket(self) -> str:
+        """The key-value bucket of the Exclusive/Failover leases."""
+        return f"DASF_GEO_{self.cluster}_LEASES"
+
+    def subject(self, topic: TopicName) -> str:
+        """The NATS subject of ``topic``.
+
+        Raises:
+            ProtocolError: the subject would be longer than NATS takes.
+        """
+        subject = ".".join(
+            (
+                self.prefix,
+                "p" if topic.persistent else "n",
+                escape_token(topic.tenant),
+                escape_token(topic.namespace),
+                escape_token(topic.local),
+            )
+        )
+        if len(subject) > MAX_SUBJECT_LENGTH:
+            raise ProtocolError(
+                f"the topic {topic.full[:80]!r} maps to a NATS subject of "
+                f"{len(subject)} characters; the cluster takes at most "
+                f"{MAX_SUBJECT_LENGTH}: use a shorter name"
+            )
+        return subject
+
+    def queue_group(self, subscription: str) -> str:
+        """The NATS queue group of a ``Shared`` subscription (core NATS)."""
+        return escape_token(subscription)
+
+    def durable(self, topic: TopicName, subscription: str) -> str:
+        """The durable JetStream consumer of a persistent topic's subscription."""
+        return "sub_" + _digest(topic.full, subscription)
+
+    def lease_key(self, topic: TopicName, subscription: str) -> str:
+        """The lease key of an Exclusive/Failover subscription."""
+        return "lease_" + _digest(topic.full, subscription)
+
+
+@dataclass(frozen=True, slots=True)
+class WireMessage:
+    """A message as it travels between fronts.
+
+    Attributes:
+        payload: the base64 payload (ASCII bytes).
+        properties: the properties as compact JSON object text.
+        context: the producer's ``context`` as JSON text, or None.
+        key: the producer's ``key`` as JSON text, or None.
+        publish_time: ISO 8601 time the first front accepted it.
+        message_id: the id the producer got in its ack.
+    """
+
+    payload: bytes
+    properties: bytes
+    context: bytes | None
+    key: bytes | None
+    publish_time: str
+    message_id: str
+
+
+def encode_message(message: WireMessage) -> bytes:
+    """The NATS body of ``message`` (see the module docstring)."""
+    return b"".join(
+        (
+            _MAGIC,
+            message.properties,
+            b"\n",
+            b"" if message.context is None else message.context,
+            b"\n",
+            b"" if message.key is None else message.key,
+            b"\n",
+            message.publish_time.encode("ascii"),
+            b"\n",
+            message.message_id.encode("ascii"),
+            b"\n",
+            message.payload,
+        )
+    )
+
+
+def decode_message(body: bytes) -> WireMessage:
+    """Read a body written by :func:`encode_message`.
+
+    Raises:
+        ProtocolError: ``body`` is not such a body (something else published
+            on the cluster's subjects).
+    """
+    if not body.startswith(_MAGIC):
+        raise ProtocolError(
+            "a message on the cluster's subjects was not written by a dasf-geo "
+            f"broker front (it starts with {body[:16]!r})"
+        )
+    parts = body[len(_MAGIC) :].split(b"\n", 5)
+    if len(parts) != 6:
+        raise ProtocolError(
+            "a message on the cluster's subjects is truncated: it has "
+            f"{len(parts)} of 6 parts"
+        )
+    props, context, key, when, message_id, payload = parts
+    try:
+        return WireMessage(
+            payload=payload,
+            properties=props,
+            context=context or None,
+            key=key or None,
+            publish_time=when.decode("ascii"),
+            message_id=message_id.decode("ascii"),
+        )
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            f"a message on the cluster's subjects has a non-ASCII header: {exc}"
+        ) from None
+
+
+def parse_servers(text: str) -> list[str]:
+    """The NATS server URLs of ``--cluster`` (comma-separated).
+
+    Example: ``"nats://a:4222,nats://b:4222"`` gives both URLs.
+
+    Raises:
+        ConfigurationError: empty, or a URL is not ``nats://HOST[:PORT]``
+            (or ``tls://``), naming the URL.
+    """
+    from urllib.parse import urlsplit
+
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigurationError(
+            "the cluster needs at least one NATS URL, e.g. nats://127.0.0.1:4222"
+        )
+    urls = []
+    for raw in text.split(","):
+        url = raw.strip()
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid NATS URL {url[:100]!r}: {exc}") from None
+        if parts.scheme not in ("nats", "tls") or not parts.hostname:
+            raise ConfigurationError(
+                f"invalid NATS URL {url[:100]!r}: use nats://HOST:PORT (or "
+                "tls://HOST:PORT), e.g. nats://127.0.0.1:4222"
+            )
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigurationError(
+                f"invalid NATS URL {url[:100]!r}: a NATS URL has no path, query "
+                "or fragment"
+            )
+        del port
+        urls.append(url)
+    return urls

@@ -1,0 +1,219 @@
+"""Broker fronts over NATS JetStream, driven by a raw ``websockets`` client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
+from dasf_geo.broker.cluster import ClusterBroker
+from dasf_geo.exceptions import BrokerError, ConfigurationError
+from tests.broker.cluster_helpers import fronts, requires_nats
+from tests.broker.test_server import (
+    consumer_path,
+    message,
+    producer_path,
+    recv_json,
+    refused,
+)
+from tests.conftest import free_port, timeout
+
+pytestmark = requires_nats
+
+SHARED = "?subscriptionType=Shared"
+
+
+async def no_message(ws, n: float = 0.5) -> None:
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(ws.recv(), timeout(n))
+
+
+async def produce(producer, payload: bytes, context: str, **props) -> dict:
+    await producer.send(message(payload, context=context, **props))
+    return await recv_json(producer)
+
+
+@pytest.mark.parametrize("domain", ["non-persistent", "persistent"])
+async def test_a_message_produced_on_one_front_reaches_a_consumer_on_another(domain):
+    async with fronts(2) as (a, b):
+        url = b.url + consumer_path("my.topic", "sub", domain)
+        async with connect(url) as consumer:
+            await asyncio.sleep(timeout(0.3))  # the subscription reaches NATS
+            async with connect(a.url + producer_path("my.topic", domain)) as producer:
+                ack = await produce(producer, b"hello", "c1", messageType="request")
+                assert ack["result"] == "ok" and ack["context"] == "c1"
+                got = await recv_json(consumer)
+            assert got["payload"] == "aGVsbG8="
+            assert got["properties"] == {"messageType": "request"}
+            assert got["context"] == "c1"
+            assert got["redeliveryCount"] == 0
+            await consumer.send(json.dumps({"messageId": got["messageId"]}))
+            # a topic whose name differs only where NATS would split it
+            # does not receive it
+            other = b.url + consumer_path("my", "sub", domain)
+            async with connect(other) as stranger:
+                await no_message(stranger)
+
+
+async def test_persistent_shared_spreads_over_fronts_each_message_once():
+    async with fronts(2) as (a, b):
+        path = consumer_path("work", "backends", "persistent") + SHARED
+        ca = await connect(a.url + path + "&receiverQueueSize=4")
+        cb = await connect(b.url + path + "&receiverQueueSize=4")
+        await asyncio.sleep(timeout(0.3))
+        async with connect(a.url + producer_path("work", "persistent")) as producer:
+            for i in range(8):
+                ack = await produce(producer, str(i).encode(), str(i))
+                assert ack["result"] == "ok", ack
+        got: dict[str, list[str]] = {"a": [], "b": []}
+        for name, ws in (("a", ca), ("b", cb)):
+            for _ in range(4):  # each front's consumer holds four unacked
+                got[name].append((await recv_json(ws))["context"])
+            await no_message(ws, 0.3)
+        assert sorted(got["a"] + got["b"]) == [str(i) for i in range(8)]
+        await ca.close()
+        await cb.close()
+
+
+async def test_persistent_messages_of_a_consumer_that_leaves_go_to_another_front():
+    async with fronts(2) as (a, b):
+        path = consumer_path("jobs", "w", "persistent") + SHARED
+        async with connect(a.url + path) as ca:
+            await asyncio.sleep(timeout(0.3))
+            async with connect(b.url + producer_path("jobs", "persistent")) as producer:
+                for i in range(3):
+                    assert (await produce(producer, b"x", str(i)))["result"] == "ok"
+            held = [await recv_json(ca) for _ in range(3)]
+            assert [m["context"] for m in held] == ["0", "1", "2"]
+            await ca.send(json.dumps({"messageId": held[0]["messageId"]}))
+            await asyncio.sleep(timeout(0.3))  # the ack reaches JetStream
+        # ca left without acking "1" and "2": a consumer on front b gets them
+        async with connect(b.url + path) as cb:
+            again = sorted([(await recv_json(cb, 10))["context"] for _ in range(2)])
+            assert again == ["1", "2"]
+            await no_message(cb)
+
+
+async def test_non_persistent_shared_gives_each_message_to_one_front():
+    async with fronts(2) as (a, b):
+        path = consumer_path("np", "s") + SHARED
+        async with connect(a.url + path) as ca, connect(b.url + path) as cb:
+            await asyncio.sleep(timeout(0.3))
+            async with connect(a.url + producer_path("np")) as producer:
+                for i in range(40):
+                    assert (await produce(producer, b"x", str(i)))["result"] == "ok"
+            seen = []
+            for ws in (ca, cb):
+                while True:
+                    try:
+                        m = json.loads(await asyncio.wait_for(ws.recv(), timeout(0.5)))
+                    except asyncio.TimeoutError:
+                        break
+                    seen.append(m["context"])
+                    await ws.send(json.dumps({"messageId": m["messageId"]}))
+            assert sorted(seen, key=int) == [str(i) for i in range(40)]
+
+
+async def test_exclusive_across_fronts_is_refused_then_free_again():
+    async with fronts(2) as (a, b):
+        path = consumer_path("ex", "only", "persistent")
+        first = await connect(a.url + path)
+        await asyncio.sleep(timeout(0.5))  # the lease is taken and seen by b
+        status, body = await refused(b.url + path)
+        assert status == 409
+        assert body.startswith(
+            "Exclusive subscription 'only' of 'persistent://public/default/ex' "
+            "already has a consumer (on broker front "
+        )
+        await first.close()
+        await asyncio.sleep(timeout(0.5))
+        async with connect(b.url + path) as second:
+            await asyncio.sleep(timeout(0.5))
+            async with connect(a.url + producer_path("ex", "persistent")) as producer:
+                assert (await produce(producer, b"x", "c"))["result"] == "ok"
+            assert (await recv_json(second))["context"] == "c"
+
+
+async def test_failover_moves_to_the_front_that_waits():
+    async with fronts(2, lease=1.0) as (a, b):
+        path = consumer_path("fo", "f", "persistent") + "?subscriptionType=Failover"
+        active = await connect(a.url + path)
+        await asyncio.sleep(timeout(0.5))
+        standby = await connect(b.url + path)
+        await asyncio.sleep(timeout(0.3))
+        async with connect(a.url + producer_path("fo", "persistent")) as producer:
+            assert (await produce(producer, b"x", "1"))["result"] == "ok"
+            assert (await recv_json(active))["context"] == "1"
+            await no_message(standby, 0.3)
+            await active.close()  # "1" was not acked: it goes to the standby
+            assert (await recv_json(standby, 10))["context"] == "1"
+            assert (await produce(producer, b"x", "2"))["result"] == "ok"
+            assert (await recv_json(standby, 10))["context"] == "2"
+        await standby.close()
+
+
+async def test_bad_frames_get_the_embedded_brokers_error_acks():
+    async with fronts(1) as (a,), connect(a.url + producer_path("t")) as producer:
+        await producer.send("not json")
+        ack = await recv_json(producer)
+        assert ack["result"] == "send-error:3"
+        await producer.send(json.dumps({"payload": "%%%", "context": "z"}))
+        ack = await recv_json(producer)
+        assert ack == {
+            "result": "send-error:7",
+            "errorMsg": ack["errorMsg"],
+            "context": "z",
+        }
+        assert ack["errorMsg"].startswith("the payload is not valid base64")
+        # the front keeps serving
+        assert (await produce(producer, b"ok", "after"))["result"] == "ok"
+
+
+async def test_a_message_above_the_nats_max_payload_is_refused_with_a_message():
+    async with fronts(1) as (a,):
+        limit = a.binding.max_payload
+        async with connect(a.url + producer_path("big")) as producer:
+            ack = await produce(producer, b"x" * limit, "big")
+            assert ack["result"] == "send-error:8"
+            assert ack["context"] == "big"
+            assert "above the max_payload of" in ack["errorMsg"]
+            assert f"{limit} bytes of NATS at nats://127.0.0.1:4222" in ack["errorMsg"]
+            assert (await produce(producer, b"small", "s"))["result"] == "ok"
+
+
+async def test_nats_down_at_start_is_a_clear_error_naming_the_url():
+    port = free_port()
+    front = ClusterBroker(port=0, cluster=f"nats://127.0.0.1:{port}", connect_timeout=2)
+    with pytest.raises(BrokerError) as info:
+        await front.start()
+    assert str(info.value).startswith(f"cannot reach NATS at nats://127.0.0.1:{port}: ")
+    assert str(info.value).endswith(
+        "start nats-server with JetStream (nats-server -js) or give the right "
+        "--cluster URL"
+    )
+    assert not front.running
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        (
+            {"cluster": "http://x:1"},
+            "invalid NATS URL 'http://x:1': use nats://HOST:PORT",
+        ),
+        ({"cluster": ""}, "the cluster needs at least one NATS URL"),
+        ({"cluster": "nats://h:99999"}, "invalid NATS URL 'nats://h:99999': Port out"),
+        ({"cluster": "nats://h:1/path"}, "a NATS URL has no path, query or fragment"),
+        ({"cluster_name": "a.b"}, "invalid cluster name 'a.b': use 1 to 32"),
+        ({"cluster_name": "x" * 33}, "invalid cluster name"),
+        ({"store": "x.sqlite"}, "a cluster front keeps no store"),
+        ({"ack_wait": 0}, "ack_wait must be a number of seconds between 0.5"),
+        ({"lease": "5"}, "lease must be a number of seconds between 0.5"),
+    ],
+)
+def test_bad_cluster_options(kwargs, text):
+    with pytest.raises(ConfigurationError) as info:
+        ClusterBroker(port=0, **kwargs)
+    assert text in str(info.value)
