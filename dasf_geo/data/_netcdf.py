@@ -48,6 +48,7 @@ import numpy as np
 import xarray as xr
 from xarray.backends.netcdf3 import is_valid_nc3_name
 
+from dasf_geo.dask import ClusterComputeError
 from dasf_geo.data._nc3writer import write_nc3
 from dasf_geo.exceptions import DataError
 
@@ -485,6 +486,8 @@ def write_netcdf(
     if fmt == "netcdf3":
         try:
             _to_netcdf(ds, target, "NETCDF3_CLASSIC", "scipy", {})
+        except ClusterComputeError:
+            raise
         except Exception as exc:  # xarray's encoders raise many kinds
             if format != "auto":
                 raise _nc3_error(ds, exc) from exc
@@ -496,6 +499,8 @@ def write_netcdf(
     if fmt == "netcdf4":
         try:
             _to_netcdf(ds, target, "NETCDF4", "netcdf4", encoding)
+        except ClusterComputeError:
+            raise
         except Exception as exc:  # xarray's encoders raise many kinds
             where = _failing_variable(ds, exc, "NETCDF4")
             raise DataError(
@@ -514,6 +519,11 @@ def _to_netcdf(
     engine: str,
     encoding: dict[Hashable, Any],
 ) -> None:
+    if any(var.chunks is not None for var in ds.variables.values()):
+        # computed on the dask cluster chunk by chunk, if one is configured
+        from dasf_geo.dask import on_cluster
+
+        ds = on_cluster(ds)
     if (
         engine == "scipy"
         and isinstance(target, (str, os.PathLike))
