@@ -71,7 +71,8 @@ PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     ),
     # dasf-broker-django needs channels and django-guardian (its metadata),
     # djangorestframework (its token middleware imports rest_framework's
-    # Token model) and daphne to serve the ASGI app.
+    # Token model) and daphne to serve the ASGI app; channels-redis lets
+    # several daphne processes of one site share a Redis channel layer.
     "dasf-broker-django": (
         "dasf-broker-django==0.0.1.dev1",
         "Django==5.2.19",
@@ -79,6 +80,7 @@ PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
         "daphne==4.2.3",
         "django-guardian==3.5.2",
         "djangorestframework==3.18.3",
+        "channels-redis==4.3.0",
     ),
 }
 
@@ -785,13 +787,21 @@ class DjangoSite:
         directory: an empty directory to copy the site template into.
         max_message_size: daphne's ``--websocket-max-message-size`` (and
             frame size) in bytes; daphne's own default is 1 MiB.
+        redis: ``(url, prefix)`` of a Redis channel layer shared by every
+            daphne process of the site (None: the in-memory layer of one
+            process). Several ``DjangoSite`` objects on one ``directory``
+            with the same ``redis`` are one site served by several daphnes.
 
     Call :meth:`setup` (copy + migrate), create topics and tokens, then
     :meth:`start`; :meth:`stop` stops daphne.
     """
 
     def __init__(
-        self, python: Path, directory: Path, max_message_size: int = 16 << 20
+        self,
+        python: Path,
+        directory: Path,
+        max_message_size: int = 16 << 20,
+        redis: tuple[str, str] | None = None,
     ) -> None:
         if max_message_size <= 0:
             raise PeerError(
@@ -801,16 +811,20 @@ class DjangoSite:
         self.python = python
         self.directory = Path(directory)
         self.max_message_size = int(max_message_size)
+        self.redis = redis
         self.port: int | None = None
         self.process: PeerProcess | None = None
 
     @property
     def env(self) -> dict[str, str]:
         """Environment for the site's commands."""
-        return {
+        env = {
             "DJANGO_SETTINGS_MODULE": "interop_site.settings",
             "PYTHONPATH": str(self.directory),
         }
+        if self.redis is not None:
+            env["INTEROP_CHANNEL_REDIS"], env["INTEROP_CHANNEL_PREFIX"] = self.redis
+        return env
 
     def manage(self, *args: str, timeout: float = 120.0) -> str:
         """Run ``manage.py`` with ``args``; return its stdout.

@@ -2,9 +2,12 @@
 
 Only what dasf-broker-django needs: auth + django-guardian for the per-topic
 permissions, rest_framework's token model for ``Authorization: Token …``
-headers, channels with the in-memory layer (one daphne process), SQLite.
+headers, channels with the in-memory layer (one daphne process) or, when
+``INTEROP_CHANNEL_REDIS`` names a Redis URL, channels_redis (several daphne
+processes of one site), SQLite.
 """
 
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -55,6 +58,17 @@ CHANNEL_LAYERS = {
         "CONFIG": {"capacity": 10_000},
     }
 }
+if os.environ.get("INTEROP_CHANNEL_REDIS"):
+    # several daphne processes of this site share one Redis channel layer
+    CHANNEL_LAYERS["default"] = {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [os.environ["INTEROP_CHANNEL_REDIS"]],
+            "prefix": os.environ.get("INTEROP_CHANNEL_PREFIX", "asgi"),
+            "capacity": 10_000,
+            "expiry": 60,
+        },
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
