@@ -92,7 +92,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
     Raises:
         ConfigurationError: invalid settings.
     """
-    from dasf_geo.gateway import extras, notifications, pages, rest, ws
+    from dasf_geo.gateway import extras, notifications, openapi, pages, rest, ws
 
     state = GatewayState(settings, ServiceDirectory(settings))
 
@@ -125,6 +125,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
     routes = [
         *extras.routes(),
         *rest.routes(),
+        *openapi.routes(),
         *notifications.routes(),
         *ws.routes(),
         *pages.page_routes(settings),
