@@ -63,6 +63,10 @@ __all__ = [
 NETCDF = "application/x-netcdf"
 CSV = "text/csv"
 NPY = "application/x-npy"
+#: What a NetCDF result may come as (``dasfGeoAccept``; the data registry's
+#: ``BINARY_MEDIA_TYPES`` without zarr), spelled out so that a gateway that
+#: only passes bytes never imports xarray.
+NETCDF_REPLY_TYPES = (f"{NETCDF}; xarray=Dataset", f"{NETCDF}; xarray=DataArray")
 #: NetCDF magic numbers: classic, 64-bit offset, HDF5 (NetCDF4)
 _MAGIC = (b"CDF\x01", b"CDF\x02", b"\x89HDF")
 #: The most form fields / files one multipart request may have.
@@ -397,14 +401,13 @@ async def send_and_render(
     progress: Any = None,
 ) -> Response:
     """Send ``call``, wait for the reply, and answer in the chosen format."""
-    from dasf_geo.data import BINARY_MEDIA_TYPES
     from dasf_geo.gateway.rest import check_reply
 
     try:
         fmt = choose_format(request.headers.get("accept"), target)
         accept = None
         if fmt == NETCDF:
-            accept = tuple(t for t in BINARY_MEDIA_TYPES if t.startswith(NETCDF))
+            accept = NETCDF_REPLY_TYPES
         reply = await client.request(
             call.payload,
             timeout=timeout,

@@ -84,13 +84,19 @@ def content_length(request: Request) -> int | None:
 
 
 def too_large(size: int, limit: int, exact: bool = True) -> HTTPError:
-    """The 413 error for a body of ``size`` bytes (``exact``: not a lower bound)."""
-    what = "is" if exact else "is more than"
-    return HTTPError(
-        413,
-        f"the request body {what} {format_size(size)}, above the gateway's limit "
-        f"of {format_size(limit)}",
-    )
+    """The 413 error for a body of ``size`` bytes (``exact``: a declared size;
+    otherwise the body grew past the limit while being read)."""
+    if exact:
+        text = (
+            f"the request body is {format_size(size)}, above the gateway's limit "
+            f"of {format_size(limit)}"
+        )
+    else:
+        text = (
+            f"the request body is more than {format_size(limit)}, the gateway's "
+            "limit"
+        )
+    return HTTPError(413, text + "; send less data or raise the limit (--body-limit)")
 
 
 async def body_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:

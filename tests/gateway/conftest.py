@@ -10,6 +10,7 @@ uvicorn server.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -109,3 +110,88 @@ def live_gateway(broker: Any, geo_backend: Proc) -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+BIG_TOPIC = "gw_big"
+MODULES = __import__("pathlib").Path(__file__).parent / "modules"
+
+
+@pytest.fixture(scope="session")
+def big_backend(broker: Any) -> Iterator[Proc]:
+    """tests/gateway/modules/big_service.py served on topic ``gw_big``."""
+    proc = serve_module(str(MODULES / "big_service.py"), BIG_TOPIC, broker.url)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@dataclasses.dataclass
+class GatewayProc:
+    """``dasf-geo gateway`` in its own process, with its own TMPDIR."""
+
+    proc: Proc
+    port: int
+    tmpdir: Any
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def temp_files(self) -> list[str]:
+        import os
+
+        return sorted(os.listdir(self.tmpdir))
+
+    def peak_rss(self) -> int:
+        """VmHWM of the process in bytes."""
+        assert self.proc.popen is not None
+        with open(f"/proc/{self.proc.popen.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def rss(self) -> int:
+        assert self.proc.popen is not None
+        with open(f"/proc/{self.proc.popen.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+
+def start_gateway_process(broker_url: str, tmp_path: Any, *extra: str) -> GatewayProc:
+    """Start ``dasf-geo gateway`` on a free port and wait for ``/services``."""
+    import urllib.request
+
+    port = free_port()
+    tmpdir = tmp_path / "gateway-tmp"
+    tmpdir.mkdir()
+    proc = Proc(
+        [
+            sys.executable,
+            "-m",
+            "dasf_geo.cli.tool",
+            "gateway",
+            "--broker",
+            broker_url,
+            "--port",
+            str(port),
+            *extra,
+        ],
+        env={"TMPDIR": str(tmpdir)},
+    ).start()
+
+    def up() -> bool:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/notifications", timeout=2
+        ) as response:
+            return response.status == 200
+
+    try:
+        wait_until(up, f"the gateway on port {port}", 60, proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return GatewayProc(proc, port, tmpdir)
