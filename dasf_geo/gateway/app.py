@@ -92,7 +92,15 @@ def create_app(settings: GatewaySettings) -> Starlette:
     Raises:
         ConfigurationError: invalid settings.
     """
-    from dasf_geo.gateway import extras, notifications, openapi, pages, rest, ws
+    from dasf_geo.gateway import (
+        extras,
+        notifications,
+        ogc_routes,
+        openapi,
+        pages,
+        rest,
+        ws,
+    )
 
     state = GatewayState(settings, ServiceDirectory(settings))
 
@@ -100,9 +108,11 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.gateway = state
         await notifications.start(state)
+        await ogc_routes.start(state)
         try:
             yield
         finally:
+            await ogc_routes.stop(state)
             await notifications.stop(state)
             await state.directory.close()
 
@@ -125,6 +135,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
     routes = [
         *extras.routes(),
         *rest.routes(),
+        *ogc_routes.routes(),
         *openapi.routes(),
         *notifications.routes(),
         *ws.routes(),

@@ -305,8 +305,11 @@ def test_client_disconnects_mid_upload_and_mid_download(gateway: GatewayProc) ->
     # mid-upload: announce 50 MB, send 5 MB, hang up
     with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
         sock.sendall(
-            f"POST /services/{BIG_TOPIC}/total HTTP/1.1\r\nHost: x\r\n"
-            "Content-Type: application/x-netcdf\r\nContent-Length: 50000000\r\n\r\n".encode()
+            (
+                f"POST /services/{BIG_TOPIC}/total HTTP/1.1\r\nHost: x\r\n"
+                "Content-Type: application/x-netcdf\r\n"
+                "Content-Length: 50000000\r\n\r\n"
+            ).encode()
         )
         sock.sendall(b"CDF\x01" + bytes(5_000_000))
     # mid-download: read 1 MB of a 40 MB result, hang up

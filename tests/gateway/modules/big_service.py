@@ -51,6 +51,7 @@ def slow_steps(
     """
     import time
 
+    reporter.steps = steps
     with reporter:
         for i in range(steps):
             with reporter.create_subreport(f"step {i + 1} of {steps}"):
