@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dasf_geo"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("exceptions", "_loop"),  # the package's base
     ("protocol",),
-    ("data", "serializers", "validators"),
+    ("data", "serializers", "validators", "dask"),
     ("templates", "config"),
     ("backend",),
     ("transport",),
