@@ -67,31 +67,33 @@ async def fronts(count: int = 2, **kwargs: Any) -> AsyncIterator[list[Any]]:
     from dasf_geo.broker.cluster import ClusterBroker
 
     name = kwargs.pop("cluster_name", None) or cluster_name()
+    url = kwargs.pop("cluster", NATS_URL)
     started = []
     try:
         for _ in range(count):
-            front = ClusterBroker(
-                port=0,
-                cluster=kwargs.pop("cluster", NATS_URL),
-                cluster_name=name,
-                **kwargs,
-            )
+            front = ClusterBroker(port=0, cluster=url, cluster_name=name, **kwargs)
             await front.start()
             started.append(front)
         yield started
     finally:
         for front in started:
             await front.stop()
-        await delete_cluster(name)
+        if url == NATS_URL:
+            await delete_cluster(name)
 
 
 @contextlib.contextmanager
 def private_nats(
-    port: int | None = None,
+    port: int | None = None, store: str | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A nats-server with JetStream of its own on a free port (killed after)."""
+    """A nats-server with JetStream of its own on a free port (killed after).
+
+    ``store`` reuses a JetStream directory (a restart); otherwise a new one
+    is made and removed at the end.
+    """
     port = port or free_port()
-    store = tempfile.mkdtemp(prefix="dasf-geo-nats-")
+    owned = store is None
+    store = store or tempfile.mkdtemp(prefix="dasf-geo-nats-")
     proc = subprocess.Popen(
         ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
         stdout=subprocess.DEVNULL,
@@ -107,4 +109,5 @@ def private_nats(
     finally:
         proc.kill()
         proc.wait()
-        shutil.rmtree(store, ignore_errors=True)
+        if owned:
+            shutil.rmtree(store, ignore_errors=True)

@@ -10,7 +10,12 @@ from websockets.asyncio.client import connect
 
 from dasf_geo.broker.cluster import ClusterBroker
 from dasf_geo.exceptions import BrokerError, ConfigurationError
-from tests.broker.cluster_helpers import fronts, requires_nats
+from tests.broker.cluster_helpers import (
+    fronts,
+    private_nats,
+    requires_nats,
+    requires_nats_server_binary,
+)
 from tests.broker.test_server import (
     consumer_path,
     message,
@@ -217,3 +222,32 @@ def test_bad_cluster_options(kwargs, text):
     with pytest.raises(ConfigurationError) as info:
         ClusterBroker(port=0, **kwargs)
     assert text in str(info.value)
+
+
+@requires_nats_server_binary
+async def test_fronts_reconnect_after_a_nats_restart_and_keep_persistent_messages():
+    port = free_port()
+    with private_nats(port) as (url, proc):
+        store = proc.args[-1]
+        async with fronts(2, cluster=url, cluster_name="restart") as (a, b):
+            path = consumer_path("kept", "w", "persistent") + SHARED
+            consumer = await connect(b.url + path)
+            await asyncio.sleep(timeout(0.3))
+            async with connect(a.url + producer_path("kept", "persistent")) as producer:
+                assert (await produce(producer, b"x", "before"))["result"] == "ok"
+                assert (await recv_json(consumer))["context"] == "before"
+                # NATS goes away and comes back on the same port and store
+                proc.kill()
+                proc.wait()
+                with private_nats(port, store=store):
+                    deadline = asyncio.get_running_loop().time() + timeout(20)
+                    while True:
+                        ack = await produce(producer, b"x", "after")
+                        if ack["result"] == "ok":
+                            break
+                        assert ack["result"] == "send-error:8", ack
+                        assert asyncio.get_running_loop().time() < deadline, ack
+                        await asyncio.sleep(0.2)
+                    got = await recv_json(consumer, 30)
+                    assert got["context"] == "after"
+            await consumer.close()
