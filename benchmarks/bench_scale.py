@@ -1,0 +1,382 @@
+"""Scale-out benchmark: backend processes, a NATS broker cluster, dask workers.
+
+    python benchmarks/bench_scale.py [--repeat 3] [--nats nats://127.0.0.1:4222]
+        [--only io,small,big,dask]
+
+Measures, each the median of ``--repeat`` runs:
+
+- ``io``: calls/s of a function that waits 20 ms, with 1, 2, 4 and 8
+  backend processes (one worker each) on one topic of the embedded broker,
+  32 calls in flight from one caller;
+- ``small``: small-call p50 and calls/s through one embedded broker, and
+  through two cluster fronts over NATS (backend on one, caller on the
+  other);
+- ``big``: a 100 MB Dataset reply through one embedded broker and across
+  two fronts;
+- ``dask``: a 1 GB time mean computed on a dask scheduler with 1 and 2
+  worker processes (one thread each), streamed back by the backend.
+
+Prints a Markdown table with the targets of the scale-out work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import secrets
+import statistics
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._procs import (
+    BENCH,
+    PYTHON,
+    Process,
+    free_port,
+    run_callers,
+    start_backend,
+    start_broker,
+    wait_until,
+)
+from benchmarks.bench_rpc import percentile
+
+MB = 1_000_000
+
+
+def median_of(repeat: int, run: Any) -> Any:
+    values = [run() for _ in range(repeat)]
+    if isinstance(values[0], dict):
+        return {k: statistics.median(v[k] for v in values) for k in values[0]}
+    return statistics.median(values)
+
+
+@contextlib.contextmanager
+def fronts(nats: str, count: int = 2) -> Iterator[list[str]]:
+    """``count`` ``dasf-geo broker --cluster`` processes of a new cluster."""
+    name = "bench" + secrets.token_hex(4)
+    procs: list[Process] = []
+    urls: list[str] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            procs.append(
+                Process(
+                    [
+                        PYTHON,
+                        "-m",
+                        "dasf_geo.cli.tool",
+                        "broker",
+                        "--port",
+                        str(port),
+                        "--cluster",
+                        nats,
+                        "--cluster-name",
+                        name,
+                    ]
+                )
+            )
+
+            def healthy(port: int = port) -> bool:
+                url = f"http://127.0.0.1:{port}/health"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    return response.status == 200
+
+            wait_until(healthy, f"the front on port {port}")
+            urls.append(f"ws://127.0.0.1:{port}")
+        yield urls
+    finally:
+        for proc in procs:
+            proc.stop()
+        _delete_cluster(nats, name)
+
+
+def _delete_cluster(nats: str, name: str) -> None:
+    import asyncio
+
+    async def delete() -> None:
+        import nats as nats_py
+
+        from dasf_geo.broker.cluster_names import ClusterNames
+
+        names = ClusterNames(name)
+        nc = await nats_py.connect(nats, max_reconnect_attempts=1)
+        js = nc.jetstream()
+        for call in (js.delete_stream, js.delete_key_value):
+            with contextlib.suppress(Exception):
+                arg = names.stream if call == js.delete_stream else names.lease_bucket
+                await call(arg)
+        await nc.close()
+
+    with contextlib.suppress(Exception):
+        asyncio.run(delete())
+
+
+def small_calls(url: str, topic: str, calls: int = 500) -> dict[str, float]:
+    start_at = time.time() + 3
+    (result,) = run_callers(
+        [
+            [
+                PYTHON,
+                str(BENCH / "_caller.py"),
+                url,
+                topic,
+                "small",
+                str(calls),
+                str(start_at),
+            ]
+        ]
+    )
+    latencies = result["latencies"]
+    return {
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "calls_per_s": len(latencies) / (result["end"] - result["begin"]),
+    }
+
+
+def big_reply(url: str, topic: str) -> float:
+    (result,) = run_callers(
+        [
+            [
+                PYTHON,
+                str(BENCH / "_geo_caller.py"),
+                url,
+                topic,
+                "reply",
+                "500",
+                "500",
+                "100",
+            ]
+        ]
+    )
+    return 100 / float(result["seconds"])  # 500 x 500 x 100 float32 = 100 MB
+
+
+def io_rate(url: str, topic: str, calls: int) -> float:
+    (result,) = run_callers(
+        [[PYTHON, str(BENCH / "_scale_caller.py"), url, topic, "io", str(calls), "32"]]
+    )
+    return float(result["calls_per_s"])
+
+
+def measure_io(repeat: int) -> list[tuple[str, str, str]]:
+    rows = []
+    broker, url = start_broker()
+    backends: list[Process] = []
+    rates: dict[int, float] = {}
+    try:
+        for count in (1, 2, 4, 8):
+            while len(backends) < count:
+                backends.append(
+                    start_backend(
+                        url,
+                        "bench-scale-io",
+                        "--max-workers",
+                        "1",
+                        script="_scale_service.py",
+                    )
+                )
+            calls = 150 * count
+            rates[count] = median_of(
+                repeat, lambda c=calls: io_rate(url, "bench-scale-io", c)
+            )
+            rows.append(
+                (
+                    f"20 ms I/O-bound calls/s, {count} backend process"
+                    + ("es" if count > 1 else ""),
+                    f"{rates[count]:.0f} ({rates[count] / rates[1]:.1f}x)",
+                    ">= 7x with 8" if count == 8 else "",
+                )
+            )
+    finally:
+        for proc in backends:
+            proc.stop()
+        broker.stop()
+    return rows
+
+
+def measure_small_and_big(
+    repeat: int, nats: str, small: bool, big: bool
+) -> list[tuple[str, str, str]]:
+    rows = []
+    results: dict[str, dict[str, float]] = {}
+    broker, url = start_broker()
+    try:
+        if small:
+            backend = start_backend(url, "bench-scale-small", "--max-workers", "4")
+            try:
+                results["small embedded"] = median_of(
+                    repeat, lambda: small_calls(url, "bench-scale-small")
+                )
+            finally:
+                backend.stop()
+        if big:
+            backend = start_backend(
+                url, "bench-scale-big", script="bench_geo_service.py"
+            )
+            try:
+                results["big embedded"] = {
+                    "mb_s": median_of(repeat, lambda: big_reply(url, "bench-scale-big"))
+                }
+            finally:
+                backend.stop()
+    finally:
+        broker.stop()
+    with fronts(nats) as (a, b):
+        if small:
+            backend = start_backend(a, "bench-scale-small", "--max-workers", "4")
+            try:
+                results["small cluster"] = median_of(
+                    repeat, lambda: small_calls(b, "bench-scale-small")
+                )
+            finally:
+                backend.stop()
+        if big:
+            backend = start_backend(a, "bench-scale-big", script="bench_geo_service.py")
+            try:
+                results["big cluster"] = {
+                    "mb_s": median_of(repeat, lambda: big_reply(b, "bench-scale-big"))
+                }
+            finally:
+                backend.stop()
+    if small:
+        one, two = results["small embedded"], results["small cluster"]
+        rows += [
+            ("small call p50, embedded broker", f"{one['p50_ms']:.2f} ms", ""),
+            (
+                "small call p50, two fronts over NATS",
+                f"{two['p50_ms']:.2f} ms (+{two['p50_ms'] - one['p50_ms']:.2f} ms)",
+                "<= +1 ms",
+            ),
+            ("small calls/s, embedded broker", f"{one['calls_per_s']:.0f}", ""),
+            ("small calls/s, two fronts over NATS", f"{two['calls_per_s']:.0f}", ""),
+        ]
+    if big:
+        one_mb, two_mb = results["big embedded"]["mb_s"], results["big cluster"]["mb_s"]
+        rows += [
+            ("100 MB Dataset reply, embedded broker", f"{one_mb:.0f} MB/s", ""),
+            (
+                "100 MB Dataset reply, across two fronts",
+                f"{two_mb:.0f} MB/s ({100 * two_mb / one_mb:.0f} %)",
+                ">= 80 %",
+            ),
+        ]
+    return rows
+
+
+def measure_dask(repeat: int) -> list[tuple[str, str, str]]:
+    rows = []
+    seconds: dict[int, float] = {}
+    for workers in (1, 2):
+        port = free_port()
+        address = f"tcp://127.0.0.1:{port}"
+        scheduler = Process(
+            [
+                PYTHON,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ]
+        )
+        procs = [scheduler]
+        broker, url = start_broker()
+        try:
+            for _ in range(workers):
+                procs.append(
+                    Process(
+                        [
+                            PYTHON,
+                            "-m",
+                            "distributed.cli.dask_worker",
+                            address,
+                            "--nthreads",
+                            "1",
+                            "--no-dashboard",
+                            "--host",
+                            "127.0.0.1",
+                        ]
+                    )
+                )
+            from distributed import Client
+
+            wait_until(lambda a=address: Client(a, timeout=5).close() or True, "dask")
+            with Client(address, timeout=30) as probe:
+                probe.wait_for_workers(workers, timeout=60)
+            import os
+
+            os.environ["DASF_GEO_DASK_SCHEDULER"] = address
+            try:
+                backend = start_backend(
+                    url, "bench-scale-dask", script="_scale_service.py"
+                )
+            finally:
+                del os.environ["DASF_GEO_DASK_SCHEDULER"]
+            try:
+
+                def run(url: str = url) -> float:
+                    (result,) = run_callers(
+                        [
+                            [
+                                PYTHON,
+                                str(BENCH / "_scale_caller.py"),
+                                url,
+                                "bench-scale-dask",
+                                "mean",
+                                "250",
+                            ]
+                        ]
+                    )
+                    return float(result["seconds"])
+
+                seconds[workers] = median_of(repeat, run)
+            finally:
+                backend.stop()
+        finally:
+            broker.stop()
+            for proc in reversed(procs):
+                proc.stop()
+        rows.append(
+            (
+                f"1 GB time mean on dask, {workers} worker"
+                + ("s" if workers > 1 else ""),
+                f"{seconds[workers]:.1f} s ({1000 / seconds[workers]:.0f} MB/s)",
+                "",
+            )
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222")
+    parser.add_argument("--only", default="io,small,big,dask")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    rows: list[tuple[str, str, str]] = []
+    if "io" in only:
+        rows += measure_io(args.repeat)
+    if only & {"small", "big"}:
+        rows += measure_small_and_big(
+            args.repeat, args.nats, "small" in only, "big" in only
+        )
+    if "dask" in only:
+        rows += measure_dask(args.repeat)
+    print("| measure | result | target |")
+    print("|---|---|---|")
+    for name, value, target in rows:
+        print(f"| {name} | {value} | {target} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
