@@ -127,8 +127,9 @@ def test_shared_spreads_over_backends_on_two_fronts_each_request_once(tmp_path):
     assert len(set(pids)) == 2, f"all 60 requests went to one backend: {set(pids)}"
 
 
-def test_a_killed_front_loses_no_persistent_request(tmp_path):
-    topic = "e2e-cluster-kill"
+@pytest.mark.parametrize("victim", ["front", "backend"])
+def test_a_killed_front_or_backend_loses_no_persistent_request(tmp_path, victim):
+    topic = f"e2e-cluster-kill-{victim}"
     record = tmp_path / "record.txt"
     env = {"E2E_RECORD": str(record)}
     with cluster(2, "--ack-wait", "3") as (a, b):
@@ -153,7 +154,9 @@ def test_a_killed_front_loses_no_persistent_request(tmp_path):
                         tasks.append(asyncio.create_task(one(i)))
                         await asyncio.sleep(0.05)
                         if i == 15:
-                            a.proc.kill()  # front A dies under its backend
+                            # front A dies under its backend, or the backend
+                            # on front A dies with requests in hand
+                            (a.proc if victim == "front" else backends[0]).kill()
                     await asyncio.gather(*tasks)
                     return answered
 
