@@ -40,8 +40,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dasf_geo.broker.cluster_leases import LeaseMixin
 from dasf_geo.broker.cluster_names import (
     ClusterNames,
     WireMessage,
@@ -49,6 +50,9 @@ from dasf_geo.broker.cluster_names import (
     encode_message,
 )
 from dasf_geo.broker.names import TopicName
+
+if TYPE_CHECKING:
+    from dasf_geo.broker.cluster_keys import KeyRouter
 from dasf_geo.exceptions import BrokerError, ConfigurationError, ProtocolError
 
 __all__ = ["Feed", "NatsBinding"]
@@ -112,7 +116,7 @@ class Feed:
     naks: list[Any] = field(default_factory=list)
 
 
-class NatsBinding:
+class NatsBinding(LeaseMixin):
     """A front's connection to the NATS cluster.
 
     Args:
@@ -159,6 +163,7 @@ class NatsBinding:
         self._background: set[asyncio.Future[Any]] = set()
         self.connected = False
         self._stopping = False
+        self.keys: KeyRouter | None = None
 
     @property
     def url(self) -> str:
@@ -223,6 +228,16 @@ class NatsBinding:
         except BrokerError:
             await self.nc.close()
             raise
+        from dasf_geo.broker.cluster_keys import KeyRouter
+
+        self.keys = KeyRouter(self)
+        try:
+            await self.keys.start()
+        except Exception as exc:
+            await self.nc.close()
+            raise BrokerError(
+                f"NATS at {self.url} refused the key bucket of the cluster: {exc}"
+            ) from exc
         self._ack_prefix = self.nc.new_inbox()
         await self.nc.subscribe(self._ack_prefix + ".*", cb=self._on_publish_ack)
         loop = asyncio.get_running_loop()
@@ -295,32 +310,6 @@ class NatsBinding:
             raise BrokerError(
                 f"NATS at {self.url} refused the stream {name}: {exc}"
             ) from exc
-
-    async def _ensure_bucket(self) -> None:
-        from nats.js.api import KeyValueConfig
-
-        nats = _import_nats()
-        bucket = self.names.lease_bucket
-        try:
-            self.kv = await self.js.key_value(bucket)
-            return
-        except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
-            pass
-        except (asyncio.TimeoutError, nats.errors.Error) as exc:
-            raise BrokerError(
-                f"NATS at {self.url} did not open the bucket {bucket}: {exc}"
-            ) from exc
-        try:
-            self.kv = await self.js.create_key_value(
-                KeyValueConfig(bucket=bucket, history=1, ttl=self.lease)
-            )
-        except (asyncio.TimeoutError, nats.errors.Error) as exc:
-            try:
-                self.kv = await self.js.key_value(bucket)
-            except Exception:
-                raise BrokerError(
-                    f"NATS at {self.url} refused the bucket {bucket}: {exc}"
-                ) from exc
 
     # --- publishing ---------------------------------------------------------
 
@@ -395,15 +384,6 @@ class NatsBinding:
 
     # --- feeds --------------------------------------------------------------
 
-    def lease_holder(self, topic: TopicName, subscription: str) -> str | None:
-        """The front holding the lease of a subscription, if another one does."""
-        seen = self.holders.get(self.names.lease_key(topic, subscription))
-        if seen is None or seen[0] == self.front_id:
-            return None
-        if time.monotonic() - seen[1] > self.lease:
-            return None  # expired: its front is gone
-        return seen[0]
-
     async def open_feed(self, feed: Feed) -> None:
         """Start feeding ``feed`` (now for Shared, once leased otherwise).
 
@@ -416,7 +396,11 @@ class NatsBinding:
             feed.inbox = self.nc.new_inbox()
 
             async def on_pulled(msg: Any) -> None:
-                self._on_pulled(feed, msg)
+                pulled = self._on_pulled(feed, msg)
+                if pulled is not None:
+                    wire, count = pulled
+                    if await self._keep(feed, wire, msg.data, msg, count):
+                        feed.deliver(feed, wire, msg, count)
 
             feed.inbox_sub = await self.nc.subscribe(feed.inbox, cb=on_pulled)
         if feed.sub_type == "Shared":
@@ -427,7 +411,6 @@ class NatsBinding:
     async def close_feed(self, feed: Feed) -> None:
         """Stop feeding; release its lease (held messages are nak'ed by the core)."""
         feed.closed = True
-        logger.debug("closing feed %s", feed.subscription)
         self.feeds.discard(feed)
         for sub in (feed.core_sub, feed.inbox_sub):
             if sub is not None:
@@ -492,7 +475,8 @@ class NatsBinding:
             except ProtocolError as exc:
                 logger.warning("dropped a message on %s: %s", subject, exc)
                 return
-            feed.deliver(feed, wire, None, 0)
+            if await self._keep(feed, wire, msg.data, None, 0):
+                feed.deliver(feed, wire, None, 0)
 
         queue = self.names.queue_group(feed.subscription)
         feed.core_sub = await self.nc.subscribe(
@@ -541,12 +525,24 @@ class NatsBinding:
             feed.pending = max(0, feed.pending - want)
             logger.debug("pull request on %s failed: %s", feed.topic.full, exc)
 
-    def _on_pulled(self, feed: Feed, msg: Any) -> None:
+    async def _keep(
+        self, feed: Feed, wire: WireMessage, body: bytes, msg: Any, count: int
+    ) -> bool:
+        # the messages of a key (fragments of one payload) stay at one front
+        if wire.key is None or self.keys is None or feed.sub_type != "Shared":
+            return True
+        try:
+            return await self.keys.route(feed, wire, body, msg, count)
+        except Exception:  # a bug must not lose the message
+            logger.exception("error routing a keyed message of %s", feed.topic)
+            return True
+
+    def _on_pulled(self, feed: Feed, msg: Any) -> tuple[WireMessage, int] | None:
         headers = msg.headers or {}
         status = headers.get("Status")
         if status:
             if status == "100":
-                return  # heartbeat
+                return None  # heartbeat
             left = headers.get("Nats-Pending-Messages")
             if left is not None and left.isdigit():
                 feed.pending = max(0, feed.pending - int(left))
@@ -555,25 +551,22 @@ class NatsBinding:
             if status == "409":
                 logger.debug("pull on %s: %s", feed.topic.full, headers)
             self.refill(feed)
-            return
+            return None
         feed.pending = max(0, feed.pending - 1)
-        logger.debug(
-            "pulled %s on %s (closed %s)", msg.reply, self.front_id, feed.closed
-        )
         if feed.closed:
             self._spawn(msg.nak())
-            return
+            return None
         try:
             wire = decode_message(msg.data)
         except ProtocolError as exc:
             logger.warning("dropped a message of %s: %s", feed.topic.full, exc)
             self._spawn(msg.term())
-            return
+            return None
         try:
             count = int(msg.metadata.num_delivered)
         except Exception:
             count = 1
-        feed.deliver(feed, wire, msg, max(0, count - 1))
+        return wire, max(0, count - 1)
 
     def settle(self, feed: Feed, msg: Any, acked: bool) -> None:
         """Ack (or nak) a JetStream message a local consumer is done with."""
@@ -600,7 +593,6 @@ class NatsBinding:
         task.add_done_callback(self._background.discard)
 
     async def _settle(self, msg: Any, acked: bool) -> None:
-        logger.debug("settle %s %s", msg.reply, acked)
         try:
             if acked:
                 await msg.ack()
@@ -637,51 +629,3 @@ class NatsBinding:
                     for msg in list(feed.held.values()):
                         with contextlib.suppress(Exception):
                             await msg.in_progress()
-
-    async def _try_lease(self, feed: Feed) -> None:
-        nats = _import_nats()
-        key = self.names.lease_key(feed.topic, feed.subscription)
-        value = self.front_id.encode()
-        try:
-            if feed.lease_revision is None:
-                feed.lease_revision = await self.kv.create(key, value)
-            else:
-                feed.lease_revision = await self.kv.update(
-                    key, value, last=feed.lease_revision
-                )
-        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.APIError):
-            if feed.lease_revision is not None:
-                logger.warning(
-                    "lost the lease of %s subscription %s",
-                    feed.topic,
-                    feed.subscription,
-                )
-            feed.lease_revision = None
-            await self._deactivate(feed)
-            return
-        except (asyncio.TimeoutError, nats.errors.Error) as exc:
-            logger.debug("lease of %s: %s", feed.topic, exc)
-            return
-        self.holders[key] = (self.front_id, time.monotonic())
-        await self._activate(feed)
-
-    async def _watch_leases(self) -> None:
-        """Keep :attr:`holders` up to date (for refusing Exclusive consumers)."""
-        while True:
-            try:
-                watcher = await self.kv.watchall()
-                async for entry in watcher:
-                    if entry is None:
-                        continue
-                    if entry.operation in ("DEL", "PURGE") or not entry.value:
-                        self.holders.pop(entry.key, None)
-                    else:
-                        self.holders[entry.key] = (
-                            entry.value.decode("ascii", "replace"),
-                            time.monotonic(),
-                        )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.debug("lease watcher: %s", exc)
-                await asyncio.sleep(1.0)

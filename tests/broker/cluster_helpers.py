@@ -56,8 +56,9 @@ async def delete_cluster(name: str, url: str = NATS_URL) -> None:
         js = nc.jetstream()
         with contextlib.suppress(Exception):
             await js.delete_stream(names.stream)
-        with contextlib.suppress(Exception):
-            await js.delete_key_value(names.lease_bucket)
+        for bucket in (names.lease_bucket, f"DASF_GEO_{name}_KEYS"):
+            with contextlib.suppress(Exception):
+                await js.delete_key_value(bucket)
         await nc.close()
 
 

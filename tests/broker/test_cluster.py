@@ -101,6 +101,35 @@ async def test_persistent_messages_of_a_consumer_that_leaves_go_to_another_front
             await no_message(cb)
 
 
+@pytest.mark.parametrize("domain", ["non-persistent", "persistent"])
+async def test_keyed_messages_of_a_shared_subscription_stay_at_one_consumer(domain):
+    # the fragments of one payload share a key: one backend must get them all
+    async with fronts(2) as (a, b):
+        path = consumer_path("keys", "s", domain) + SHARED
+        async with connect(a.url + path) as ca, connect(b.url + path) as cb:
+            await asyncio.sleep(timeout(0.3))
+            async with connect(a.url + producer_path("keys", domain)) as producer:
+                for i in range(30):
+                    frame = json.loads(message(b"x", context=str(i)))
+                    frame["key"] = f"k{i % 3}"
+                    await producer.send(json.dumps(frame))
+                    assert (await recv_json(producer))["result"] == "ok"
+            keys: dict[str, set[str]] = {}
+            count = 0
+            for name, ws in (("a", ca), ("b", cb)):
+                while True:
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), timeout(1))
+                    except asyncio.TimeoutError:
+                        break
+                    m = json.loads(raw)
+                    count += 1
+                    keys.setdefault(m["key"], set()).add(name)
+                    await ws.send(json.dumps({"messageId": m["messageId"]}))
+            assert count == 30
+            assert {k: len(v) for k, v in keys.items()} == {"k0": 1, "k1": 1, "k2": 1}
+
+
 async def test_non_persistent_shared_gives_each_message_to_one_front():
     async with fronts(2) as (a, b):
         path = consumer_path("np", "s") + SHARED
