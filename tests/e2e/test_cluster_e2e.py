@@ -167,3 +167,35 @@ def test_a_killed_front_or_backend_loses_no_persistent_request(tmp_path, victim)
     assert sorted(answered) == sorted(f"k{i}" for i in range(40))
     executed = collections.Counter(record.read_text().split()[0::2])
     assert set(executed) == set(answered)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_large_requests_reach_one_backend_whole_across_fronts(persistent):
+    # each request travels in fragments that share a key; with backends on
+    # two fronts, every fragment of a request must reach the same backend
+    topic = f"e2e-cluster-large-{int(persistent)}"
+    with cluster(2) as (a, b):
+        backends = [
+            start_backend(SERVICE, topic, front, persistent=persistent, wait=False)
+            for front in (a, b)
+        ]
+        try:
+            config = pulsar_config(topic, a.url, persistent=persistent)
+            wait_until(lambda: _ping(config), "a backend through front A", 30)
+            for front in (a, b):
+                wait_until(lambda f=front: consumers_on(f, topic) == 1, "backends", 30)
+
+            async def scenario() -> list[int]:
+                async with AsyncClient(config, timeout=timeout(60)) as client:
+                    calls = [
+                        client.call(
+                            {"func_name": "size", "data": "z" * (3_000_000 + i)}
+                        )
+                        for i in range(6)
+                    ]
+                    return list(await asyncio.gather(*calls))
+
+            assert asyncio.run(scenario()) == [3_000_000 + i for i in range(6)]
+        finally:
+            for proc in backends:
+                proc.stop()
