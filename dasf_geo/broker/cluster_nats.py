@@ -406,6 +406,15 @@ class NatsBinding(LeaseMixin):
         if feed.sub_type == "Shared":
             await self._activate(feed)
         else:
+            if (
+                not feed.topic.persistent
+                and self.lease_holder(feed.topic, feed.subscription) is None
+            ):
+                # nobody else is known to hold it: subscribe at once (a
+                # caller's replies may follow its handshake closely; a
+                # persistent topic keeps them meanwhile) and give way if
+                # the lease turns out to be another front's
+                await self._activate(feed)
             await self._try_lease(feed)
 
     async def close_feed(self, feed: Feed) -> None:

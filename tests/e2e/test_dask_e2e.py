@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,7 +64,7 @@ def dask_cluster(
     procs: list[Proc] = []
     try:
         wait_until(lambda: _answers(port), "the dask scheduler", 60, scheduler)
-        for _ in range(workers):
+        for number in range(workers):
             procs.append(
                 Proc(
                     [
@@ -77,6 +76,8 @@ def dask_cluster(
                         "1",
                         "--no-dashboard",
                         "--no-nanny",  # a kill is the worker's death
+                        "--name",
+                        f"w{number}",
                         "--host",
                         "127.0.0.1",
                     ]
@@ -108,6 +109,26 @@ def dask_backend(address: str, topic: str) -> Iterator[str]:
 
 def expected(ny: int, nx: int) -> np.ndarray:
     return 2.0 * np.arange(ny * nx, dtype="float64").reshape(ny, nx)
+
+
+def kill_when_busy(address: str, workers: list[Proc]) -> None:
+    """Kill worker ``w0`` while it computes a task of the call."""
+    from distributed import Client
+
+    with Client(address, timeout=timeout(30)) as probe:
+
+        def busy() -> bool:
+            names = {
+                addr: info["name"]
+                for addr, info in probe.scheduler_info()["workers"].items()
+            }
+            return any(
+                names.get(addr) == "w0" and keys
+                for addr, keys in probe.processing().items()
+            )
+
+        wait_until(busy, "worker w0 computing", 60)
+        workers[0].kill()
 
 
 def service(topic: str, url: str):
@@ -148,9 +169,8 @@ def test_a_worker_killed_mid_computation_is_survived():
     ):
         backend_pid = svc.where()
         call = slow_call("dask-kill", url)
-        time.sleep(1.5)
+        kill_when_busy(address, workers)  # mid-computation: dask moves its tasks
         assert not call.done()
-        workers[0].kill()  # mid-computation: dask moves its tasks
         ds = call.result(timeout(120))
         np.testing.assert_array_equal(ds["v"].values, expected(40, 10))
         assert svc.where() == backend_pid
@@ -167,8 +187,7 @@ def test_a_lost_worker_without_retries_is_a_clear_error_and_the_backend_serves_o
     ):
         backend_pid = svc.where()
         call = slow_call("dask-fail", url)
-        time.sleep(1.5)
-        workers[0].kill()
+        kill_when_busy(address, workers)
         with pytest.raises(RemoteError) as info:
             call.result(timeout(120))
         text = str(info.value)
