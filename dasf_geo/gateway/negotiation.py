@@ -127,16 +127,13 @@ def _plain_value(raw: str) -> Any:
 
 
 async def _json_arguments(request: Request) -> dict[str, Any]:
-    from dasf_geo.gateway.security import read_limited
+    from dasf_geo.gateway.security import parse_json, read_limited
 
     gw = request.app.state.gateway
     body = await read_limited(request, gw.settings.body_limit)
     if not body.strip():
         return {}
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise HTTPError(400, f"the request body is not valid JSON: {exc}") from None
+    value = parse_json(body)
     if not isinstance(value, dict):
         raise HTTPError(
             400,

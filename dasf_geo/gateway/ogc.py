@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
 from typing import Any
 
@@ -313,11 +312,8 @@ class JobManager:
             with contextlib.suppress(BaseException):
                 await task
         self.store.close()
-        if self.owns_file:
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(OSError):
-                    os.unlink(str(self.store.path) + suffix)
-            shutil.rmtree(self.store.results_dir, ignore_errors=True)
+        if self.owns_file:  # the default store: a folder of its own
+            shutil.rmtree(self.store.path.parent, ignore_errors=True)
 
 
 def _progress_of(event: dict[str, Any]) -> tuple[int | None, str | None]:
