@@ -424,14 +424,20 @@ def render_reply(reply: Any, target: Target, fmt: str) -> Response:
     filename = target.name
     if fmt == NETCDF:
         headers = {"Content-Disposition": f'attachment; filename="{filename}.nc"'}
-        if reply.properties.get(EXT_ENCODING):
+        # the media type says Dataset or DataArray (``xarray=…``), as the
+        # reply's dasfGeoEncoding does
+        encoding = reply.properties.get(EXT_ENCODING)
+        if encoding:
             headers["Content-Length"] = str(len(payload))
             return StreamingResponse(
-                payload_chunks(payload), media_type=NETCDF, headers=headers
+                payload_chunks(payload), media_type=str(encoding), headers=headers
             )
         # a backend that sent the JSON form (base64 text): decode on the way
+        kind = target.return_type.rsplit(".", 1)[-1] or "Dataset"
         return StreamingResponse(
-            base64_json_chunks(payload), media_type=NETCDF, headers=headers
+            base64_json_chunks(payload),
+            media_type=f"{NETCDF}; xarray={kind}",
+            headers=headers,
         )
     if fmt in (CSV, NPY):
         try:

@@ -365,7 +365,7 @@ async def results(request: Request) -> Response:
             yield b"}"
 
         return StreamingResponse(body(), media_type=JSON_MEDIA_TYPE)
-    filename = "result.nc" if media == NETCDF else None
+    filename = "result.nc" if media.startswith(NETCDF) else None
     return FileResponse(found.result_file, media_type=media, filename=filename)
 
 

@@ -257,3 +257,38 @@ async def test_dashboard_folder_is_served_at_root(
         # API routes come first
         assert (await client.get("/services")).status_code == 200
         assert (await client.get("/assets/missing.js")).status_code == 404
+
+
+async def test_routes_follow_a_backend_that_restarts_with_a_new_api(
+    broker: Any,
+) -> None:
+    from dasf_geo.gateway import create_app
+    from tests.gateway.conftest import MODULES, serve_module
+
+    topic = "gw_restart"
+    app = create_app(settings(broker, refresh=0.2))
+    async with gateway_client(app) as client:
+        v1 = serve_module(str(MODULES / "api_v1.py"), topic, broker.url)
+        try:
+            info = (await client.get(f"/services/{topic}")).json()
+            assert [f["name"] for f in info["functions"]] == ["double"]
+            call = await client.post(f"/services/{topic}/double", json={"x": 4})
+            assert call.json() == 8
+        finally:
+            v1.stop()
+        v2 = serve_module(str(MODULES / "api_v2.py"), topic, broker.url)
+        try:
+            # the cached API still says "double"; an unknown name asks again
+            call = await client.post(f"/services/{topic}/triple", json={"x": 4})
+            assert call.status_code == 200
+            assert call.json() == 12
+            gone = await client.post(f"/services/{topic}/double", json={"x": 4})
+            assert gone.status_code == 404
+            listing = (await client.get("/services")).json()["services"]
+            entry = next(s for s in listing if s["topic"] == topic)
+            assert entry["functions"] == ["triple"]
+            doc = (await client.get("/openapi.json")).json()
+            assert f"/services/{topic}/triple" in doc["paths"]
+            assert f"/services/{topic}/double" not in doc["paths"]
+        finally:
+            v2.stop()
