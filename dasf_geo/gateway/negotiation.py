@@ -200,7 +200,7 @@ async def read_call(
         if kind in ("", JSON_MEDIA_TYPE) or kind.endswith("+json"):
             arguments = await _json_arguments(request)
         elif kind == NETCDF:
-            names = target.data_parameters()
+            names = target.netcdf_parameters()
             if len(names) != 1:
                 raise HTTPError(
                     415,
@@ -236,7 +236,7 @@ async def read_call(
 async def _form_arguments(
     request: Request, target: Target, call: Call, uploads: list[_Upload]
 ) -> dict[str, Any]:
-    data_params = set(target.data_parameters())
+    data_params = set(target.netcdf_parameters())
     try:
         form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
     except (ClientDisconnect, HTTPError):
@@ -283,7 +283,10 @@ def _payload(call: Call, target: Target, uploads: list[_Upload], client: Any) ->
     )
     if not uploads:
         return json.dumps(request).encode("utf-8")
-    if client.supports_parts:
+    typed = set(target.data_parameters())
+    if client.supports_parts and all(u.name in typed for u in uploads):
+        # raw parts only where the backend's registry reads them (an untyped
+        # argument may have a validator of its own that wants base64)
         from dasf_geo.protocol.parts import placeholder
 
         for index, upload in enumerate(uploads, start=1):
@@ -352,7 +355,7 @@ def available_formats(target: Target) -> list[str]:
     """The media types the result of ``target`` can be sent in, JSON first."""
     kinds = [JSON_MEDIA_TYPE]
     rtype = target.return_type
-    if rtype.startswith("xarray."):
+    if target.may_return_netcdf:
         kinds.append(NETCDF)
     elif rtype.startswith("pandas."):
         kinds.append(CSV)
@@ -432,7 +435,9 @@ def render_reply(reply: Any, target: Target, fmt: str) -> Response:
             return StreamingResponse(
                 payload_chunks(payload), media_type=str(encoding), headers=headers
             )
-        # a backend that sent the JSON form (base64 text): decode on the way
+        # a backend that sent the JSON form (base64 text): decode on the way,
+        # once the first bytes show it is NetCDF (an untyped result may not be)
+        _check_base64_netcdf(payload, target)
         kind = target.return_type.rsplit(".", 1)[-1] or "Dataset"
         return StreamingResponse(
             base64_json_chunks(payload),
@@ -450,6 +455,24 @@ def render_reply(reply: Any, target: Target, fmt: str) -> Response:
         media_type=JSON_MEDIA_TYPE,
         headers={"Content-Length": str(len(payload))},
     )
+
+
+def _check_base64_netcdf(payload: Any, target: Target) -> None:
+    """Raise 406 unless the JSON result is a string of base64 NetCDF."""
+    from dasf_geo.gateway.streaming import _slice, json_string_bounds
+
+    try:
+        start, end = json_string_bounds(payload)
+        head = pybase64.b64decode(_slice(payload, start, min(end, start + 8)))
+    except ValueError:
+        head = b""
+    if head[:4] not in _MAGIC:
+        close_payload(payload)
+        raise HTTPError(
+            406,
+            f"the result of {target.label} is not a NetCDF Dataset; ask for "
+            "application/json",
+        )
 
 
 def _decode_result(target: Target, data: bytes | bytearray) -> Any:

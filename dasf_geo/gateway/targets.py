@@ -102,6 +102,23 @@ class Target:
             if str(prop.get(TYPE_KEY, "")).startswith(prefix)
         ]
 
+    def netcdf_parameters(self) -> list[str]:
+        """The arguments a NetCDF upload may be for.
+
+        The Dataset/DataArray arguments; for a backend whose schemas do not
+        say (demessaging publishes ``{"title": "Ds"}`` for a Dataset), the
+        arguments whose schema has no type at all.
+        """
+        typed = self.data_parameters()
+        if typed:
+            return typed
+        return [name for name, prop in self.parameters().items() if untyped(prop)]
+
+    @property
+    def may_return_netcdf(self) -> bool:
+        """True for a Dataset/DataArray result, or an untyped one."""
+        return self.return_type.startswith("xarray.") or untyped(self.return_schema)
+
     @property
     def return_type(self) -> str:
         """The registry type of the result (``xarray.Dataset``…) or ``""``."""
@@ -130,6 +147,23 @@ class Target:
             **init_args,
             "function": {"func_name": self.name, **method_args},
         }
+
+
+def untyped(schema: Mapping[str, Any]) -> bool:
+    """True for a schema that says nothing about the value's type."""
+    return not any(
+        key in schema
+        for key in (
+            "type",
+            "$ref",
+            "anyOf",
+            "oneOf",
+            "allOf",
+            "const",
+            "enum",
+            TYPE_KEY,
+        )
+    )
 
 
 def list_targets(topic: str, api_info: Mapping[str, Any]) -> list[Target]:

@@ -68,7 +68,7 @@ def test_http_errors_are_the_usual_exceptions(live_gateway: Any) -> None:
                 xr.load_dataset(SAMPLE_DATA / "gridded_temperature.nc"), variable="x"
             )
         svc._client.timeout = 0.001
-        with pytest.raises(RequestTimeout, match="within 0.001 s"):
+        with pytest.raises(RequestTimeout, match=r"within 0\.001 s"):
             svc.get_data()
     with pytest.raises(RemoteError, match="no service answers on topic 'nobody'"):
         dasf_geo.connect(f"{live_gateway.url}/services/nobody", timeout=3)
