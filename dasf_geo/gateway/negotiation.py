@@ -450,6 +450,8 @@ def render_reply(reply: Any, target: Target, fmt: str) -> Response:
         finally:
             close_payload(payload)
         return _table_or_array(value, fmt, filename)
+    if isinstance(payload, (bytes, bytearray)):  # in memory anyway: one write
+        return Response(bytes(payload), media_type=JSON_MEDIA_TYPE)
     return StreamingResponse(
         payload_chunks(payload),
         media_type=JSON_MEDIA_TYPE,

@@ -252,13 +252,17 @@ async def execute(request: Request) -> Response:
 def _document(response: Any) -> Response:
     """Wrap a streamed JSON result as ``{"result": …}``."""
 
-    async def body() -> AsyncIterator[bytes]:
+    if not isinstance(response, StreamingResponse):
+        body = b'{"result": ' + bytes(response.body) + b"}"
+        return Response(body, media_type=JSON_MEDIA_TYPE)
+
+    async def chunks() -> AsyncIterator[bytes]:
         yield b'{"result": '
         async for chunk in response.body_iterator:
-            yield chunk
+            yield chunk if isinstance(chunk, bytes) else str(chunk).encode()
         yield b"}"
 
-    return StreamingResponse(body(), media_type=JSON_MEDIA_TYPE)
+    return StreamingResponse(chunks(), media_type=JSON_MEDIA_TYPE)
 
 
 def _job_or_404(request: Request) -> Job | Response:
