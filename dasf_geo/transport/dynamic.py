@@ -702,7 +702,16 @@ async def aconnect(
     transfer: TransferOptions | None = None,
     **options: Any,
 ) -> AsyncService:
-    """The asyncio form of :func:`connect`; returns an :class:`AsyncService`."""
+    """The asyncio form of :func:`connect`; returns an :class:`AsyncService`.
+
+    Raises:
+        ConfigurationError: ``topic`` is an HTTP URL (use :func:`connect`).
+    """
+    if topic.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            "aconnect() speaks to a broker; for a service behind an HTTP gateway "
+            f"use connect({topic!r})"
+        )
     if config is None:
         config = messaging_config(
             topic, broker, websocket_url=websocket_url, header=header, **options
