@@ -25,6 +25,7 @@ reply's temporary file to the socket.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -219,11 +220,22 @@ async def read_call(
                 f"unsupported Content-Type {kind[:80]!r}: send application/json, "
                 f"{NETCDF} (one Dataset argument) or multipart/form-data",
             )
+        seen: set[str] = set()
         for upload in uploads:
+            if upload.name in seen:
+                raise HTTPError(400, f"argument {upload.name!r} is given twice")
+            seen.add(upload.name)
             _check_netcdf(upload)
             arguments[upload.name] = None  # placeholder, set below
         call.request = target.build_request(arguments)
-        call.payload = _payload(call, target, uploads, client)
+        if uploads:
+            # base64 for a backend without parts reads and writes whole
+            # files: not on the event loop
+            call.payload = await asyncio.to_thread(
+                _payload, call, target, uploads, client
+            )
+        else:
+            call.payload = _payload(call, target, uploads, client)
         return call
     except ClientDisconnect:
         call.close()

@@ -292,3 +292,33 @@ async def test_routes_follow_a_backend_that_restarts_with_a_new_api(
             assert f"/services/{topic}/double" not in doc["paths"]
         finally:
             v2.stop()
+
+
+async def test_bad_multipart_uploads(gw: httpx.AsyncClient) -> None:
+    nc = (SAMPLE_DATA / "gridded_temperature.nc").read_bytes()
+    url = f"/services/{GEO_TOPIC}/monthly_anomaly"
+    twice = await gw.post(url, files=[("ds", ("a.nc", nc)), ("ds", ("b.nc", nc))])
+    assert twice.status_code == 400
+    assert twice.json()["detail"] == "argument 'ds' is given twice"
+    wrong_field = await gw.post(url, files={"variable": ("a.nc", nc)})
+    assert wrong_field.status_code == 400
+    assert wrong_field.json()["detail"] == (
+        "file field 'variable' is not a Dataset/DataArray argument of "
+        "monthly_anomaly() (those are: ds)"
+    )
+    broken = await gw.post(
+        url,
+        content=b"--xyz\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--xyz--",
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert broken.status_code == 400
+    assert broken.json()["detail"].startswith("the multipart/form-data body is invalid")
+    no_boundary = await gw.post(
+        url, content=b"abc", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert no_boundary.status_code == 400
+    assert no_boundary.json()["detail"].startswith(
+        "the multipart/form-data body is invalid"
+    )
+    ok = await gw.post(url, files={"ds": ("a.nc", nc)})
+    assert ok.status_code == 200
