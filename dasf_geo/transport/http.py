@@ -7,8 +7,9 @@ service facade uses of :class:`~dasf_geo.transport.client.Client` (``call``,
 ``api_info``, ``ping``, ``close``) over ``httpx``. Dataset and DataArray
 results come as raw NetCDF (``Accept: application/x-netcdf``), written to a
 temporary file as they arrive when large, and are decoded like a binary
-reply of the broker path. Arguments travel as JSON (a Dataset as base64
-NetCDF text).
+reply of the broker path. Dataset and DataArray arguments are uploaded as
+NetCDF files of a ``multipart/form-data`` request, streamed from the
+temporary files they are written to; other arguments travel as JSON.
 
 HTTP errors become the exceptions a broker caller gets: 422
 :class:`~dasf_geo.exceptions.RemoteValidationError` with its ``errors``,
@@ -20,6 +21,7 @@ gateways :class:`~dasf_geo.exceptions.ConnectionFailed`, anything else
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -33,6 +35,7 @@ from dasf_geo.exceptions import (
     RemoteValidationError,
     RequestTimeout,
 )
+from dasf_geo.protocol.parts import part_index
 from dasf_geo.transport._common import DEFAULT_SPOOL_THRESHOLD, FileBuffer
 from dasf_geo.transport.client import DEFAULT_TIMEOUT, BinaryValue
 
@@ -76,8 +79,11 @@ class HTTPClient:
         ConfigurationError: ``url`` is not a service URL.
     """
 
-    #: the gateway takes Dataset arguments as JSON from this client
-    supports_parts = False
+    #: Dataset and DataArray arguments go as NetCDF files of a
+    #: ``multipart/form-data`` upload (the service facade writes them with a
+    #: :class:`~dasf_geo.data.PartWriter`); the gateway passes them on raw or
+    #: as base64, whatever the backend takes
+    supports_parts = True
     features: frozenset[str] | None = frozenset()
 
     def __init__(
@@ -186,8 +192,6 @@ class HTTPClient:
             RemoteValidationError, RemoteError, RequestTimeout,
             PayloadTooLarge, ConnectionFailed: see the module docstring.
         """
-        if parts is not None and getattr(parts, "parts", None):
-            raise ConfigurationError("the HTTP client sends JSON requests only")
         wait = self.timeout if timeout is None else timeout
         if "class_name" in request:
             function = dict(request.get("function") or {})
@@ -205,13 +209,21 @@ class HTTPClient:
             "Accept": NETCDF if binary else "application/json",
             "X-Dasf-Timeout": f"{wait:g}",
         }
+        files = _files(body, parts)
+        if files:
+            # NetCDF arguments as files (streamed by httpx), the others as
+            # form fields holding their JSON
+            data = {k: json.dumps(v) for k, v in body.items() if part_index(v) is None}
+            send: dict[str, Any] = {"data": data, "files": files}
+        else:
+            send = {"json": body}
         response = self._send(
             "POST",
             f"/services/{self.topic}/{name}",
             what,
-            json=body,
             headers=headers,
             timeout=wait + 30.0,
+            **send,
         )
         try:
             if response.status_code != 200:
@@ -277,6 +289,22 @@ class HTTPClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _files(body: dict[str, Any], parts: Any) -> dict[str, Any]:
+    """The file fields for the part placeholders in ``body``."""
+    written = list(getattr(parts, "parts", None) or [])
+    files = {}
+    for name, value in body.items():
+        index = part_index(value)
+        if index is None:
+            continue
+        if not 1 <= index <= len(written):
+            raise ConfigurationError(f"argument {name!r} refers to a missing part")
+        part = written[index - 1]
+        part.file.seek(0)
+        files[name] = (f"{name}.nc", part.file, part.media_type)
+    return files
 
 
 def connect_http(

@@ -36,7 +36,8 @@ def test_connect_over_http(live_gateway: Any) -> None:
             series.values,
             source["tas"].sel(lat=50.0, lon=10.0, method="nearest").values,
         )
-        anomaly = svc.monthly_anomaly(source)
+        # the Dataset goes as a NetCDF file of a multipart upload
+        anomaly = svc.monthly_anomaly(source, variable="tas")
         np.testing.assert_allclose(
             anomaly["tas_anomaly"].values,
             (source["tas"] - source["tas"].mean("time")).values,
