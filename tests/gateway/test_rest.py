@@ -322,3 +322,19 @@ async def test_bad_multipart_uploads(gw: httpx.AsyncClient) -> None:
     )
     ok = await gw.post(url, files={"ds": ("a.nc", nc)})
     assert ok.status_code == 200
+
+
+def test_dashboard_hook_finds_dasf_geo_web(tmp_path: Any, monkeypatch: Any) -> None:
+    import sys
+    import types
+
+    from dasf_geo.gateway.pages import dashboard_dir
+
+    web = types.ModuleType("dasf_geo.web")
+    web.static_dir = lambda: tmp_path  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dasf_geo.web", web)
+    assert dashboard_dir() is None  # no index.html yet: the built-in page
+    (tmp_path / "index.html").write_text("<html></html>")
+    assert dashboard_dir() == tmp_path
+    monkeypatch.setitem(sys.modules, "dasf_geo.web", None)  # not importable
+    assert dashboard_dir() is None
