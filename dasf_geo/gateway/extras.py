@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from dasf_geo.exceptions import RemoteError, RemoteValidationError
 from dasf_geo.gateway.errors import HTTPError
-from dasf_geo.gateway.security import forwarded_header, read_limited
+from dasf_geo.gateway.security import forwarded_header, parse_json, read_limited
 
 __all__ = ["routes"]
 
@@ -78,10 +78,7 @@ async def set_parameter(request: Request) -> Response:
     """Set one parameter from ``{"value": V}``; answer with the new value."""
     name = request.path_params["name"]
     body = await read_limited(request, MAX_PARAMETER_BODY)
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise HTTPError(400, f"the request body is not valid JSON: {exc}") from None
+    data = parse_json(body)
     if not isinstance(data, dict) or "value" not in data:
         raise HTTPError(400, 'the request body must be a JSON object {"value": V}')
     value = await _extra_call(

@@ -44,7 +44,10 @@ async def service_info(request: Request) -> Response:
     gw = _state(request)
     topic = request.path_params["topic"]
     header = forwarded_header(request, gw.settings)
-    info = await gw.directory.api_info(topic, header, refresh=True)
+    wait = None
+    if "x-dasf-timeout" in request.headers:
+        wait = timeout_of(request, gw.settings.timeout, gw.settings.max_timeout)
+    info = await gw.directory.api_info(topic, header, refresh=True, timeout=wait)
     return JSONResponse(info)
 
 

@@ -45,6 +45,13 @@ def free_port_after(port: int, host: str = "127.0.0.1", attempts: int = 50) -> i
     )
 
 
+def _http_impl() -> str:
+    """uvicorn's HTTP parser: httptools (C) when installed, else h11."""
+    import importlib.util
+
+    return "httptools" if importlib.util.find_spec("httptools") else "h11"
+
+
 class GatewayServer:
     """The gateway application on a uvicorn server.
 
@@ -75,6 +82,8 @@ class GatewayServer:
             port=port,
             log_level=log_level,
             lifespan="on",
+            http=_http_impl(),
+            access_log=False,
             ws="websockets-sansio",
             ws_max_size=64 * 1024 * 1024,
             timeout_graceful_shutdown=5,

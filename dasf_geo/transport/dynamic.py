@@ -636,7 +636,9 @@ def connect(
     """Connect to the service on ``topic`` and return it as a :class:`Service`.
 
     Args:
-        topic: the backend's topic.
+        topic: the backend's topic, or the URL of the service behind an HTTP
+            gateway (``http://HOST:PORT/services/TOPIC``: calls go over HTTP,
+            see :mod:`dasf_geo.transport.http`).
         broker: ``ws://HOST:PORT`` of a Pulsar-layout broker (see
             :func:`messaging_config`).
         websocket_url: base URL of a plain-layout broker (dasf-broker-django).
@@ -661,6 +663,17 @@ def connect(
         RequestTimeout: the backend did not send its API info in time — is a
             backend listening on ``topic``?
     """
+    if topic.startswith(("http://", "https://")):
+        from dasf_geo.transport.http import connect_http
+
+        return connect_http(  # type: ignore[no-any-return]
+            topic,
+            header=header,
+            timeout=timeout,
+            decode=decode,
+            progress=progress,
+            transfer=transfer,
+        )
     if config is None:
         config = messaging_config(
             topic, broker, websocket_url=websocket_url, header=header, **options
@@ -689,7 +702,16 @@ async def aconnect(
     transfer: TransferOptions | None = None,
     **options: Any,
 ) -> AsyncService:
-    """The asyncio form of :func:`connect`; returns an :class:`AsyncService`."""
+    """The asyncio form of :func:`connect`; returns an :class:`AsyncService`.
+
+    Raises:
+        ConfigurationError: ``topic`` is an HTTP URL (use :func:`connect`).
+    """
+    if topic.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            "aconnect() speaks to a broker; for a service behind an HTTP gateway "
+            f"use connect({topic!r})"
+        )
     if config is None:
         config = messaging_config(
             topic, broker, websocket_url=websocket_url, header=header, **options
