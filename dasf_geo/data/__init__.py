@@ -34,6 +34,13 @@ from dasf_geo.data._checks import (
     coerce_demap,
     standard_name_table,
 )
+from dasf_geo.data._findings import (
+    FindingReport,
+    collect_findings,
+    decode_reports,
+    encode_reports,
+    warn_reports,
+)
 from dasf_geo.data._frames import decode_dataframe, encode_dataframe, to_dataframe
 from dasf_geo.data._netcdf import (
     LAZY_THRESHOLD,
@@ -86,6 +93,7 @@ __all__ = [
     "DataOptions",
     "DataWarning",
     "Finding",
+    "FindingReport",
     "OutgoingPart",
     "PartWriter",
     "RegistryType",
@@ -95,14 +103,17 @@ __all__ = [
     "check_demap",
     "choose_format",
     "coerce_demap",
+    "collect_findings",
     "decode_base64_xarray",
     "decode_by_schema",
     "decode_dataframe",
     "decode_ndarray",
+    "decode_reports",
     "detect_format",
     "encode_base64_xarray",
     "encode_dataframe",
     "encode_ndarray",
+    "encode_reports",
     "get_entry",
     "open_netcdf_lazily",
     "open_reply",
@@ -122,6 +133,7 @@ __all__ = [
     "to_dataset",
     "to_ndarray",
     "unregister",
+    "warn_reports",
     "write_netcdf",
     "write_reply",
 ]

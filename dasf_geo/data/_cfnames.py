@@ -123,7 +123,10 @@ def units_error(units: str) -> str | None:
     try:
         parse_units(units)
     except (ValueError, TypeError) as exc:
-        return f"{units!r} is not a valid UDUNITS unit ({exc})"
+        # cf-units appends the C library's errno text, which is whatever the
+        # last system call of the thread left there: not about the unit
+        detail = re.sub(r": b'[^']*'$", "", str(exc))
+        return f"{units!r} is not a valid UDUNITS unit ({detail})"
     return None
 
 

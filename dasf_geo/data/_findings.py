@@ -23,6 +23,7 @@ import contextvars
 import json
 import logging
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,6 +267,25 @@ def already_checked(obj: Any, kind: str, label: str | None) -> bool:
     return False
 
 
+#: values a validator checked, per (cf, crs) mode: serializing one of them
+#: again (an argument a caller sends, a result a backend replies) does not
+#: check it twice
+_validated: dict[tuple[str, str], weakref.WeakValueDictionary[int, Any]] = {}
+
+
+def mark_validated(obj: Any, cf: str, crs: str) -> None:
+    """Remember that a validator checked ``obj`` with these modes."""
+    memo = _validated.setdefault((cf, crs), weakref.WeakValueDictionary())
+    with contextlib.suppress(TypeError):  # not weak-referenceable: check again
+        memo[id(obj)] = obj
+
+
+def was_validated(obj: Any, cf: str, crs: str) -> bool:
+    """Whether a validator checked this very object with these modes."""
+    memo = _validated.get((cf, crs))
+    return memo is not None and memo.get(id(obj)) is obj
+
+
 def report(
     findings: list[Finding], raise_it: bool, kind: str, label: str | None
 ) -> list[Finding]:
@@ -290,9 +310,25 @@ def report(
     return findings
 
 
-def encode_reports(reports: list[FindingReport]) -> str:
-    """The JSON text of ``reports`` for a reply property (bounded in size)."""
-    return json.dumps([r.to_dict() for r in reports[:MAX_REPORTS]])
+def encode_reports(reports: list[FindingReport], limit: int = 64 * 1024) -> str:
+    """The JSON text of ``reports`` for a reply property.
+
+    At most 20 reports of at most 50 findings; above ``limit`` characters
+    the findings are cut to 5 per report and the texts shortened, then
+    reports are left out from the end, so a property never grows with the
+    data.
+    """
+    dicts = [r.to_dict() for r in reports[:MAX_REPORTS]]
+    text = json.dumps(dicts)
+    if len(text) > limit:
+        for item in dicts:
+            item["findings"] = item["findings"][:5]
+            item["message"] = item["message"][:MAX_TEXT]
+        text = json.dumps(dicts)
+    while len(text) > limit and dicts:
+        dicts.pop()
+        text = json.dumps(dicts)
+    return text
 
 
 def decode_reports(text: Any) -> list[FindingReport]:
@@ -306,7 +342,7 @@ def decode_reports(text: Any) -> list[FindingReport]:
         return []
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep
         return []
     if not isinstance(raw, list):
         return []
