@@ -24,16 +24,19 @@ from dasf_geo.data._builtins import (
     to_dataset,
 )
 from dasf_geo.data._checks import (
+    CF_RULES,
     CFConventionWarning,
     CRSWarning,
     DataWarning,
     Finding,
+    cf_findings,
     check_cf,
     check_crs,
     check_demap,
     coerce_demap,
     standard_name_table,
 )
+from dasf_geo.data._crs import crs_findings
 from dasf_geo.data._findings import (
     FindingReport,
     collect_findings,
@@ -83,6 +86,7 @@ from dasf_geo.data._replies import (
 
 __all__ = [
     "BINARY_MEDIA_TYPES",
+    "CF_RULES",
     "COMPRESSION_CONTEXT",
     "LAZY_THRESHOLD",
     "PARTS_CONTEXT",
@@ -98,12 +102,14 @@ __all__ = [
     "PartWriter",
     "RegistryType",
     "TypeEntry",
+    "cf_findings",
     "check_cf",
     "check_crs",
     "check_demap",
     "choose_format",
     "coerce_demap",
     "collect_findings",
+    "crs_findings",
     "decode_base64_xarray",
     "decode_by_schema",
     "decode_dataframe",

@@ -20,7 +20,7 @@ calendars, cf-xarray identifies axes and coordinates.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -107,10 +107,12 @@ class _Dataset:
     """What the rules of one check share: the Dataset and what is derived
     from it once (variable names, cf-xarray's identified coordinates)."""
 
-    def __init__(self, ds: xr.Dataset, globals_: bool) -> None:
+    def __init__(
+        self, ds: xr.Dataset, globals_: bool, names: Iterable[str] = ()
+    ) -> None:
         self.ds = ds
         self.globals = globals_
-        self.names = {str(n) for n in ds.variables}
+        self.names = {str(n) for n in ds.variables} | set(names)
 
     @cached_property
     def identified(self) -> set[str]:
@@ -303,8 +305,8 @@ def _standard_name_modifier(ctx: _Dataset, v: _Var) -> Iterator[Finding]:
     sn = v.var.attrs.get("standard_name")
     if not isinstance(sn, str) or not sn.split():
         return
-    base, *modifier = sn.split()
-    if base not in standard_name_table() or not modifier:
+    _base, *modifier = sn.split()
+    if not modifier:
         return
     if len(modifier) > 1 or modifier[0] not in STANDARD_NAME_MODIFIERS:
         yield Finding(
@@ -383,7 +385,8 @@ def _references(attr: str) -> VarRule:
             yield Finding(v.name, attr, f"{attr}-reference", "must be a string")
             return
         for ref in referenced_names(value, attr == "grid_mapping"):
-            if ref not in ctx.names:
+            # a name in another group: "/g/lat", "../lat" (CF 1.8 groups)
+            if ref not in ctx.names and ref.rsplit("/", 1)[-1] not in ctx.names:
                 yield Finding(
                     v.name,
                     attr,
@@ -580,9 +583,18 @@ def rules_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def cf_findings(ds: xr.Dataset, globals_: bool = True) -> list[Finding]:
-    """All CF findings of ``ds``, without reporting them."""
-    ctx = _Dataset(ds, globals_)
+def cf_findings(
+    ds: xr.Dataset, globals_: bool = True, names: Iterable[str] = ()
+) -> list[Finding]:
+    """All CF findings of ``ds``, without reporting them.
+
+    Args:
+        ds: the Dataset (one group of a file).
+        globals_: whether its attributes are the file's global attributes.
+        names: further variable names references may name (those of the
+            other groups of a file: CF 1.8 finds them by search).
+    """
+    ctx = _Dataset(ds, globals_, names)
     out: list[Finding] = []
     for rule in CF_RULES:
         if rule.dataset:

@@ -18,6 +18,7 @@ from tests.interop import peers
 
 #: fixture name -> peer venv it needs
 _VENV_FIXTURES = {
+    "cc_python": "compliance-checker",
     "dm_python": "demessaging",
     "django_python": "dasf-broker-django",
     "django_site": "dasf-broker-django",
@@ -43,6 +44,12 @@ def pytest_collection_modifyitems(
 def dm_python() -> Path:
     """The interpreter of the demessaging 0.6.4 venv."""
     return peers.peer_python("demessaging")
+
+
+@pytest.fixture(scope="session")
+def cc_python() -> Path:
+    """The interpreter of the compliance-checker 6.1.0 venv."""
+    return peers.peer_python("compliance-checker")
 
 
 @pytest.fixture(scope="session")
