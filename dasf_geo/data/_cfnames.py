@@ -38,6 +38,8 @@ LON_NAMES = frozenset({"lon", "long", "longitude", "nav_lon"})
 X_NAMES = frozenset({"x", "easting", "projection_x_coordinate"})
 Y_NAMES = frozenset({"y", "northing", "projection_y_coordinate"})
 TIME_NAMES = frozenset({"time", "t", "date", "datetime"})
+#: UDUNITS time references written without "since"
+_OTHER_REFERENCE = re.compile(r"^\s*[A-Za-z]+\s+(?:after|from|ref|@)\s+\S")
 #: The NetCDF default fill value per dtype (netCDF-C's NC_FILL_*): a value
 #: that was never written, not data, even without a ``_FillValue``.
 DEFAULT_FILLS: dict[str, Any] = {
@@ -134,9 +136,11 @@ def is_time_reference(units: str) -> bool:
     """Whether ``units`` is a UDUNITS time reference (``<unit> since <date>``,
     also ``after``/``from``/``ref``) rather than a plain unit."""
     try:
-        return bool(parse_units(units).is_time_reference())
+        unit = parse_units(units)
     except (ValueError, TypeError):
         return " since " in units
+    # cf-units parses "days after 2000" but calls only "since" a reference
+    return bool(unit.is_time_reference()) or bool(_OTHER_REFERENCE.match(units))
 
 
 def sattr(attrs: Any, key: str) -> str | None:

@@ -254,7 +254,7 @@ def _time_units(ctx: _Dataset, v: _Var) -> Iterator[Finding]:
         return
     if " since " not in units:
         # UDUNITS also takes "after", "from" and "ref"; CF says "since"
-        m = re.match(r"^\s*(\S+)\s+(?:after|from|ref)\s+(.+)$", units)
+        m = re.match(r"^\s*(\S+)\s+(?:after|from|ref|@)\s+(.+)$", units)
         hint = f"'{m[1]} since {m[2]}'" if m else "'<unit> since <date>'"
         yield Finding(
             v.name,
