@@ -126,6 +126,7 @@ def _open_local(path: str) -> Any:
     import xarray as xr
 
     from dasf_geo.data import detect_format
+    from dasf_geo.data._netcdf import verify_netcdf3
     from dasf_geo.exceptions import DataError
 
     p = Path(path)
@@ -145,6 +146,10 @@ def _open_local(path: str) -> Any:
         raise DasfGeoError("zipped zarr; unzip it and check the store")
     if fmt == "netcdf4":
         return xr.open_datatree(p, engine="netcdf4", decode_times=False)
+    try:
+        verify_netcdf3(p, "it")
+    except DataError as exc:
+        raise DasfGeoError(str(exc).removeprefix("it is ")) from None
     return xr.open_dataset(p, decode_times=False)
 
 
@@ -244,6 +249,40 @@ def _datasets(value: Any) -> list[tuple[str, Any, set[str]]]:
     ]
 
 
+def _plain(value: Any) -> str:
+    """A numpy scalar as people write it (``nan``, ``0``), else its repr."""
+    item = getattr(value, "item", None)
+    return repr(item() if callable(item) else value)
+
+
+def _missing_chunks(path: str) -> list[Any]:
+    """Findings for arrays of a local zarr store whose chunks are not all
+    there (they read as the fill value; a store written with empty chunks
+    skipped has them missing on purpose, so these are warnings)."""
+    if _is_url(path) or not Path(path).is_dir():
+        return []
+    import zarr
+
+    from dasf_geo.data import Finding
+
+    out = []
+    group = zarr.open_group(path, mode="r")
+    for name, array in group.arrays() if hasattr(group, "arrays") else ():
+        total, present = array.nchunks, array.nchunks_initialized
+        if present < total:
+            out.append(
+                Finding(
+                    str(name),
+                    None,
+                    "zarr-missing-chunks",
+                    f"{total - present} of {total} chunks are not in the store; "
+                    f"they read as the fill value {_plain(array.fill_value)}",
+                    "copy the store again if it was not written sparse on purpose",
+                )
+            )
+    return out
+
+
 def check_path(
     path: str,
     cf: str = "strict",
@@ -276,6 +315,7 @@ def check_path(
                     result.findings += [(sev, group, f) for f in found]
                 if demap and root:
                     result.findings += [("error", group, f) for f in check_demap(ds)]
+            result.findings += [("warning", "/", f) for f in _missing_chunks(path)]
         finally:
             close = getattr(value, "close", None)
             if close is not None:

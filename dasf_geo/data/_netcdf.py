@@ -603,6 +603,37 @@ def detect_format(head: bytes) -> str:
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes]
 
 
+def verify_netcdf3(path: str | os.PathLike[str], what: str) -> None:
+    """Check that the NetCDF3 file at ``path`` holds what its header says.
+
+    The netCDF library opens a truncated NetCDF3 file without a word (its
+    variables are simply missing); scipy's reader maps the file and finds
+    every variable's bytes, so a short or corrupt file is named here.
+
+    Raises:
+        DataError: the file is shorter than its header says, or the header
+            is corrupt.
+    """
+    import warnings
+
+    from scipy.io import netcdf_file
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head not in (b"CDF\x01", b"CDF\x02"):
+        return  # CDF-5 and the rest: left to the netCDF library
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # close() warns about the map
+            nc = netcdf_file(path, "r", mmap=True)
+            nc.close()
+    except Exception as exc:
+        raise DataError(
+            f"{what} is a truncated or corrupt NetCDF3 file ({type(exc).__name__}: "
+            f"{exc})"
+        ) from exc
+
+
 def open_netcdf_lazily(path: str | os.PathLike[str], what: str) -> xr.Dataset:
     """Open the NetCDF3/4 file at ``path`` without loading its values.
 
@@ -618,6 +649,8 @@ def open_netcdf_lazily(path: str | os.PathLike[str], what: str) -> xr.Dataset:
     fmt = detect_format(head)  # a clear error for bytes that are not NetCDF
     if fmt == "zarr":
         raise DataError(f"{what} is zipped zarr, which cannot be opened in place")
+    if fmt == "netcdf3":
+        verify_netcdf3(path, what)
     try:
         import dask  # noqa: F401
 
@@ -665,6 +698,8 @@ def read_netcdf(source: Source) -> xr.Dataset:
         # file and load() copies every page it touched, twice the data at the
         # peak; netCDF4 reads straight into the arrays (about 1.2x)
         in_file = isinstance(source, (str, os.PathLike))
+        if in_file and fmt == "netcdf3":
+            verify_netcdf3(source, "the file")  # type: ignore[arg-type]
         engine = "scipy" if fmt == "netcdf3" and not in_file else "netcdf4"
         obj: Any = source
         if isinstance(source, memoryview | bytearray):
