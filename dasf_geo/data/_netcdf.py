@@ -362,6 +362,41 @@ def choose_format(
     return "netcdf3"
 
 
+def _no_coordinate_fill(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with no ``_FillValue`` written for its coordinate variables.
+
+    xarray writes ``_FillValue = NaN`` on every float variable; CF does not
+    allow one on a coordinate variable (a 1-D variable named like its
+    dimension), so those get ``_FillValue: None`` in their encoding unless
+    it holds a fill value other than NaN (one that masks values). The values
+    are unchanged: a NaN stays a NaN.
+    """
+    names = [
+        name
+        for name, var in ds.variables.items()
+        if var.dims == (name,)
+        and var.dtype.kind == "f"
+        and "_FillValue" not in var.attrs
+        and _nan_or_absent(var.encoding.get("_FillValue", np.nan))
+    ]
+    if not names:
+        return ds
+    ds = ds.copy(deep=False)
+    for name in names:
+        var = ds.variables[name]
+        var.encoding = {**var.encoding, "_FillValue": None}
+    return ds
+
+
+def _nan_or_absent(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(np.all(np.isnan(np.asarray(value, dtype="f8"))))
+    except (TypeError, ValueError):
+        return False
+
+
 def _encoding_for(ds: xr.Dataset, compression: int | None) -> dict[Hashable, Any]:
     if compression is None:
         return {}
@@ -457,6 +492,8 @@ def write_netcdf(
     ds = dataarray_to_dataset(obj) if isinstance(obj, xr.DataArray) else obj
     _check_supported(ds)
     fmt = choose_format(ds, format, compression)
+    if fmt != "zarr":
+        ds = _no_coordinate_fill(ds)
     _check_attribute_names(ds, netcdf=fmt != "zarr")
     if fmt == "zarr":
         _check_zarr_names(ds)

@@ -252,3 +252,32 @@ def test_unit_messages_do_not_carry_the_c_librarys_errno():
         (f,) = cf_findings(ds)
         assert not re.search(r": b'", f.message)
     assert isinstance(f, Finding)
+
+
+@pytest.mark.parametrize("fmt", ["netcdf3", "netcdf4"])
+def test_no_fill_value_is_written_on_coordinate_variables(tmp_path, fmt):
+    import netCDF4
+
+    from dasf_geo.data import read_netcdf, write_netcdf
+
+    ds = clean()
+    ds = ds.assign_coords(lon=("lon", [0.0, np.nan, 20.0], ds.lon.attrs))
+    ds.to_netcdf(tmp_path / "src.nc")  # xarray writes _FillValue = NaN on lat/lon
+    with xr.open_dataset(tmp_path / "src.nc", decode_times=False) as opened:
+        opened.load()
+    assert np.isnan(opened.lat.encoding["_FillValue"])
+    for source in (ds, opened):
+        path = tmp_path / f"out-{fmt}.nc"
+        assert write_netcdf(source, path, format=fmt) == fmt
+        with netCDF4.Dataset(path) as nc:
+            for name in ("lat", "lon", "time"):
+                assert "_FillValue" not in nc[name].ncattrs(), name
+            assert "_FillValue" in nc["tas"].ncattrs()  # data keep theirs
+        back = read_netcdf(path)
+        xr.testing.assert_identical(back, xr.decode_cf(source))
+    # a fill value that masks values is the data owner's: kept
+    masked = ds.copy()
+    masked["lat"].encoding["_FillValue"] = -999.0
+    write_netcdf(masked, tmp_path / "masked.nc", format=fmt)
+    with netCDF4.Dataset(tmp_path / "masked.nc") as nc:
+        assert nc["lat"].getncattr("_FillValue") == -999.0

@@ -34,7 +34,7 @@ import xarray as xr
 
 from dasf_geo.cli._check import check_path
 from dasf_geo.data import Finding, cf_findings
-from tests.conftest import timeout
+from tests.conftest import REPO_ROOT, timeout
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(900)]
 
@@ -388,3 +388,39 @@ def test_every_rule_has_a_comparison_class():
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def _geo_service_reply(tmp_path: Path) -> Path:
+    """The NetCDF3 reply of examples/geo_service.py's get_data, as sent."""
+    import importlib.util
+
+    import pybase64
+
+    from dasf_geo import BackendModule
+
+    spec = importlib.util.spec_from_file_location(
+        "geo_service_example", REPO_ROOT / "examples" / "geo_service.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = BackendModule.create_model(
+        members=[module.get_data], messaging_config=dict(topic="geo-check")
+    )
+    request = model.model_validate({"func_name": "get_data"})
+    reply = json.loads(request().model_dump_json())
+    path = tmp_path / "reply.nc"
+    path.write_bytes(pybase64.b64decode(reply))
+    assert path.read_bytes()[:4] == b"CDF\x01"  # NetCDF3, for Demap
+    return path
+
+
+def test_the_geo_service_reply_passes_both_checkers(cc_python, tmp_path):
+    path = _geo_service_reply(tmp_path)
+    checked = check_path(str(path), cf="strict", crs="required", demap=True)
+    assert (checked.error, checked.findings) == (None, [])
+    (result,) = _theirs(cc_python, [path]).values()
+    messages = [m for fail in result["fails"] for m in fail["msgs"]]
+    assert not [m for m in messages if "_FillValue" in m or "missing_value" in m]
+    for cls in CLASSES:
+        assert not _their_keys(result, cls.theirs) - {"-"} or cls.mode != "both", cls
