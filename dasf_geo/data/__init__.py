@@ -83,6 +83,12 @@ from dasf_geo.data._replies import (
     reply_media_type,
     write_reply,
 )
+from dasf_geo.data._types import (
+    encode_datatree,
+    encode_series,
+    to_datatree,
+    to_series,
+)
 
 __all__ = [
     "BINARY_MEDIA_TYPES",
@@ -118,8 +124,10 @@ __all__ = [
     "detect_format",
     "encode_base64_xarray",
     "encode_dataframe",
+    "encode_datatree",
     "encode_ndarray",
     "encode_reports",
+    "encode_series",
     "get_entry",
     "open_netcdf_lazily",
     "open_reply",
@@ -137,7 +145,9 @@ __all__ = [
     "to_dataarray",
     "to_dataframe",
     "to_dataset",
+    "to_datatree",
     "to_ndarray",
+    "to_series",
     "unregister",
     "warn_reports",
     "write_netcdf",

@@ -49,6 +49,7 @@ import xarray as xr
 from xarray.backends.netcdf3 import is_valid_nc3_name
 
 from dasf_geo.data._nc3writer import write_nc3
+from dasf_geo.data._types import decode_types, encode_types
 from dasf_geo.exceptions import DataError
 
 __all__ = [
@@ -491,6 +492,7 @@ def write_netcdf(
         )
     ds = dataarray_to_dataset(obj) if isinstance(obj, xr.DataArray) else obj
     _check_supported(ds)
+    ds = encode_types(ds)
     fmt = choose_format(ds, format, compression)
     if fmt != "zarr":
         ds = _no_coordinate_fill(ds)
@@ -697,7 +699,7 @@ def open_netcdf_lazily(path: str | os.PathLike[str], what: str) -> xr.Dataset:
     try:
         # the netCDF4 library reads NetCDF3 too, with reads rather than a
         # memory map, so values read once do not stay in the process
-        return xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+        return decode_types(xr.open_dataset(path, engine="netcdf4", chunks=chunks))
     except Exception as exc:
         raise DataError(
             f"cannot open {what}: {type(exc).__name__}: {exc}; the bytes are "
@@ -730,7 +732,7 @@ def read_netcdf(source: Source) -> xr.Dataset:
     fmt = detect_format(head)
     try:
         if fmt == "zarr":
-            return _read_zarr(source)
+            return decode_types(_read_zarr(source))
         # a NetCDF3 *file* is read by the netCDF4 library too: scipy maps the
         # file and load() copies every page it touched, twice the data at the
         # peak; netCDF4 reads straight into the arrays (about 1.2x)
@@ -743,7 +745,7 @@ def read_netcdf(source: Source) -> xr.Dataset:
             obj = bytes(source) if engine == "netcdf4" else io.BytesIO(source)
         with xr.open_dataset(obj, engine=engine) as opened:
             _check_size(opened)
-            return opened.load()
+            return decode_types(opened.load())
     except DataError:
         raise
     except Exception as exc:
