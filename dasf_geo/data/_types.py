@@ -203,6 +203,15 @@ def encode_datatree(tree: xr.DataTree) -> bytes:
     if not isinstance(tree, xr.DataTree):
         raise DataError(f"expected an xarray DataTree, got {type(tree).__name__}")
     _limit(tree, "the DataTree")
+    for node in tree.subtree:
+        clash = set(node.children) & {str(d) for d in node.dims}
+        if clash:
+            name = sorted(clash)[0]
+            raise DataError(
+                f"group {node.path.rstrip('/')}/{name} is named like a dimension "
+                f"of its parent group {node.path!r}; NetCDF4 cannot store both, "
+                "rename one"
+            )
     encoded = tree.copy()
     for node in encoded.subtree:
         ds = encode_types(node.to_dataset(inherit=False))
@@ -229,7 +238,7 @@ def _read_tree(raw: bytes | bytearray | memoryview, what: str) -> xr.DataTree:
         if head.startswith(b"CDF"):
             from dasf_geo.data._netcdf import read_netcdf
 
-            return xr.DataTree(dataset=decode_types(read_netcdf(raw)))
+            return xr.DataTree(dataset=read_netcdf(raw))
         raise DataError(
             f"{what} is not NetCDF4 (starts with {head[:4]!r}); send base64 of "
             "the bytes of tree.to_netcdf()"
@@ -241,7 +250,11 @@ def _read_tree(raw: bytes | bytearray | memoryview, what: str) -> xr.DataTree:
         try:
             with xr.open_datatree(path, engine="netcdf4") as opened:
                 _limit(opened, what)
-                tree = opened.load()
+                # each node's own variables, read now: the file goes away
+                nodes = {
+                    node.path: node.to_dataset(inherit=False).load()
+                    for node in opened.subtree
+                }
         except DataError:
             raise
         except Exception as exc:
@@ -251,11 +264,11 @@ def _read_tree(raw: bytes | bytearray | memoryview, what: str) -> xr.DataTree:
             ) from exc
     finally:
         os.unlink(path)
-    for node in tree.subtree:
-        ds = node.to_dataset(inherit=False)
+    for path_, ds in nodes.items():
         for var in ds.variables.values():
             var.encoding = {}
-        node.dataset = decode_types(ds)
+        nodes[path_] = decode_types(ds)
+    tree = xr.DataTree.from_dict(nodes)
     return tree
 
 

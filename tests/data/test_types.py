@@ -44,12 +44,15 @@ def trees(draw: st.DrawFn) -> xr.DataTree:
     nodes = {"/": draw(datasets(NC4_DTYPES))}
     for parts in paths:
         nodes["/" + "/".join(parts)] = draw(datasets(NC4_DTYPES))
-    # a group must not be named like a variable or dimension of its parent
-    tree = None
+    # a group must not be named like a variable (DataTree) or a dimension
+    # (NetCDF4) of its parent: such trees are tested on their own below
     try:
         tree = xr.DataTree.from_dict(nodes)
     except (ValueError, KeyError):
-        tree = xr.DataTree(dataset=nodes["/"])
+        return xr.DataTree(dataset=nodes["/"])
+    for node in tree.subtree:
+        if set(node.children) & {str(d) for d in node.dims}:
+            return xr.DataTree(dataset=nodes["/"])
     return tree
 
 
@@ -149,6 +152,15 @@ def test_datatree_bad_input_is_named(tmp_path, monkeypatch):
         with pytest.raises(DataError) as exc:
             to_datatree(value, "t")
         assert str(exc.value).startswith(message), (value, str(exc.value))
+    clash = xr.DataTree.from_dict(
+        {"/": xr.Dataset({"b": ("a", [1])}), "/a": xr.Dataset({"c": 1})}
+    )
+    with pytest.raises(DataError) as exc:
+        encode_datatree(clash)
+    assert str(exc.value) == (
+        "group /a is named like a dimension of its parent group '/'; NetCDF4 "
+        "cannot store both, rename one"
+    )
     from dasf_geo.data import _types
 
     monkeypatch.setattr(_types, "MAX_GROUPS", 5)
