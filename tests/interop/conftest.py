@@ -18,11 +18,14 @@ from tests.interop import peers
 
 #: fixture name -> peer venv it needs
 _VENV_FIXTURES = {
-    "cc_python": "compliance-checker",
     "dm_python": "demessaging",
     "django_python": "dasf-broker-django",
     "django_site": "dasf-broker-django",
 }
+
+
+#: the IOOS compliance checker, in a venv of its own like the reference peers
+CC_REQUIREMENTS = ("compliance-checker==6.1.0",)
 
 
 @pytest.hookimpl(trylast=True)  # after ``-m``/``-k`` deselected what is not run
@@ -38,6 +41,8 @@ def pytest_collection_modifyitems(
     }
     for name in sorted(needed):
         peers.peer_python(name)
+    if any("cc_python" in getattr(item, "fixturenames", ()) for item in items):
+        peers.peer_python("compliance-checker", CC_REQUIREMENTS)
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +53,9 @@ def dm_python() -> Path:
 
 @pytest.fixture(scope="session")
 def cc_python() -> Path:
-    """The interpreter of the compliance-checker 6.1.0 venv."""
-    return peers.peer_python("compliance-checker")
+    """The interpreter of the compliance-checker 6.1.0 venv (its CF suite and
+    test corpus are what tests/interop/test_cf_corpus.py compares with)."""
+    return peers.peer_python("compliance-checker", CC_REQUIREMENTS)
 
 
 @pytest.fixture(scope="session")

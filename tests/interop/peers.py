@@ -72,9 +72,6 @@ PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     # dasf-broker-django needs channels and django-guardian (its metadata),
     # djangorestframework (its token middleware imports rest_framework's
     # Token model) and daphne to serve the ASGI app.
-    # the IOOS compliance checker: its CF suite and test corpus are what
-    # dasf_geo's CF checks are compared with (tests/interop/test_cf_corpus.py)
-    "compliance-checker": ("compliance-checker==6.1.0",),
     "dasf-broker-django": (
         "dasf-broker-django==0.0.1.dev1",
         "Django==5.2.19",
