@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +185,23 @@ def write_output(value: Any, path: Path) -> None:
         path.write_text(json.dumps(to_jsonable_python(value), indent=2) + "\n")
 
 
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Print the backend's CF/crs findings as ``warning: …`` lines on stderr;
+    show other warnings as Python would have."""
+    from dasf_geo.data import DataWarning
+
+    for item in caught:
+        if isinstance(item.message, DataWarning):
+            print(f"warning: {item.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(
+                item.message, item.category, item.filename, item.lineno
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``dasf-geo call``; return the exit code."""
+    from dasf_geo.data import DataWarning
     from dasf_geo.transport.dynamic import connect
 
     try:
@@ -200,7 +216,10 @@ def run(args: argparse.Namespace) -> int:
             progress=False if args.no_progress else None,
             transfer=transfer_from_args(args),
         ) as service:
-            result = _invoke(service, args.function, arguments)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DataWarning)
+                result = _invoke(service, args.function, arguments)
+            _print_warnings(caught)
     except (DasfGeoError, AttributeError, TypeError) as exc:
         print_error(exc)
         return 1

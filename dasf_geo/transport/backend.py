@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -64,6 +65,7 @@ from dasf_geo.protocol.constants import (
     EXT_ENCODING,
     EXT_ERRORS,
     EXT_FEATURES,
+    EXT_FINDINGS,
     EXT_PARTS,
     MessageType,
     Status,
@@ -254,6 +256,26 @@ class ModuleHandler:
         parts: list[ReceivedPart] | None = None,
         compression: int | None = None,
     ) -> bytes | OutgoingFile | FunctionReply:
+        """:meth:`_handle` the request, its CF/crs findings sent back.
+
+        The ``warn``/``optional`` findings of the arguments' and the
+        result's checks are logged once each and travel with the reply in
+        its ``dasfGeoFindings`` property (see :func:`with_findings`).
+        """
+        from dasf_geo.data import collect_findings, encode_reports
+
+        with collect_findings() as reports:
+            reply = self._handle(payload, progress, accept, parts, compression)
+        return with_findings(reply, encode_reports(reports)) if reports else reply
+
+    def _handle(
+        self,
+        payload: bytes | bytearray,
+        progress: ReportSender | None = None,
+        accept: frozenset[str] = frozenset(),
+        parts: list[ReceivedPart] | None = None,
+        compression: int | None = None,
+    ) -> bytes | OutgoingFile | FunctionReply:
         """Validate the request, run it and serialise the return model.
 
         A Dataset or DataArray result goes back as raw NetCDF bytes written
@@ -381,6 +403,24 @@ def binary_reply(
     return OutgoingFile(
         file, os.fstat(file.fileno()).st_size, {EXT_ENCODING: media_type}
     )
+
+
+def with_findings(
+    reply: bytes | OutgoingFile | FunctionReply, findings: str
+) -> OutgoingFile | FunctionReply:
+    """``reply`` carrying ``findings`` (JSON text) in ``dasfGeoFindings``.
+
+    Bytes become an :class:`OutgoingFile` over them, so that the property
+    rides on every message of the reply.
+    """
+    if isinstance(reply, FunctionReply):
+        payload = with_findings(reply.payload, findings)
+        assert isinstance(payload, OutgoingFile)
+        return FunctionReply(payload, reply.options, reply.label)
+    if isinstance(reply, OutgoingFile):
+        reply.properties[EXT_FINDINGS] = findings
+        return reply
+    return OutgoingFile(io.BytesIO(reply), len(reply), {EXT_FINDINGS: findings})
 
 
 def attach_reporters(model: Any, sender: ReportSender) -> None:

@@ -44,6 +44,7 @@ from dasf_geo.protocol.constants import (
     EXT_ENCODING,
     EXT_ERRORS,
     EXT_FEATURES,
+    EXT_FINDINGS,
     EXT_SIZE,
     FEATURE_PARTS,
     KEY_MESSAGE_TYPE,
@@ -147,6 +148,22 @@ class Reply:
             return BinaryValue(encoding, self.payload)
         return self.json()
 
+    def findings(self) -> list[Any]:
+        """The CF/crs findings the backend sent with the reply.
+
+        Those of ``warn``/``optional`` checks of the call's arguments and
+        result (``dasfGeoFindings``), as
+        :class:`~dasf_geo.data.FindingReport` objects; empty when there are
+        none (or the backend is no dasf_geo backend). Malformed entries are
+        left out.
+        """
+        raw = self.properties.get(EXT_FINDINGS)
+        if raw is None:
+            return []
+        from dasf_geo.data import decode_reports
+
+        return decode_reports(raw)
+
     def text(self) -> str:
         """The payload as UTF-8 text."""
         return bytes(payload_bytes(self.payload)).decode("utf-8", "replace")
@@ -227,6 +244,20 @@ def _closer(value: Any, buffer: FileBuffer) -> Callable[[], None]:
         buffer.close()
 
     return close
+
+
+def warn_findings(reply: Reply, stacklevel: int = 4) -> list[Any]:
+    """Raise the findings that came with ``reply`` as warnings; return them.
+
+    Each report becomes a :class:`~dasf_geo.data.CFConventionWarning` or
+    :class:`~dasf_geo.data.CRSWarning` with the text the backend logged.
+    """
+    reports = reply.findings()
+    if reports:
+        from dasf_geo.data import warn_reports
+
+        warn_reports(reports, stacklevel=stacklevel)
+    return reports
 
 
 def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:
@@ -390,6 +421,9 @@ class AsyncClient:
         self._started = False
         self._closed = False
         self._producer_lock: asyncio.Lock | None = None
+        #: the reply of the last successful :meth:`call` (its
+        #: :meth:`Reply.findings`, its properties), or None
+        self.last_reply: Reply | None = None
 
     @property
     def url(self) -> str:
@@ -916,6 +950,8 @@ class AsyncClient:
             options=options,
         )
         raise_for_status(reply, self.topic)
+        self.last_reply = reply
+        warn_findings(reply)
         return reply.value()
 
     async def ping(self, timeout: float | None = None) -> float:
@@ -1161,7 +1197,14 @@ class Client:
             options=options,
         )
         raise_for_status(reply, self.topic)
+        self._async.last_reply = reply
+        warn_findings(reply)
         return reply.value()
+
+    @property
+    def last_reply(self) -> Reply | None:
+        """See :attr:`AsyncClient.last_reply`."""
+        return self._async.last_reply
 
     def ping(self, timeout: float | None = None) -> float:
         """Blocking :meth:`AsyncClient.ping`."""
@@ -1299,10 +1342,32 @@ def send_request(
         if writer is not None:
             writer.close()
     raise_for_status(reply, client.topic)
-    value = reply.value()
-    if isinstance(value, BinaryValue):
-        return return_model.model_validate(value.decode())
-    return return_model.model_validate_json(payload_bytes(reply.payload))
+    return _validate_result(reply, return_model)
+
+
+def _validate_result(reply: Reply, return_model: Any) -> Any:
+    """The reply's result validated with ``return_model``; findings warned.
+
+    The backend's findings on the result are warned, and those of the
+    local check that it did not report. Its findings on the arguments are
+    not: the arguments were checked (and warned) here before they were sent.
+    """
+    from dasf_geo.data import collect_findings, warn_reports
+
+    remote = reply.findings()
+    with collect_findings() as local:
+        value = reply.value()
+        if isinstance(value, BinaryValue):
+            result = return_model.model_validate(value.decode())
+        else:
+            result = return_model.model_validate_json(payload_bytes(reply.payload))
+    known = {r.message for r in remote}
+    warn_reports(
+        [r for r in remote if r.label == "result"]
+        + [r for r in local if r.message not in known],
+        stacklevel=4,
+    )
+    return result
 
 
 #: Longest wait for the ``pong`` that tells whether a backend takes

@@ -533,6 +533,16 @@ class _ServiceBase:
         """The names of the service's functions and classes."""
         return list(self._members)
 
+    @property
+    def last_reply(self) -> Any:
+        """The reply of the last successful call, or None.
+
+        Its :meth:`~dasf_geo.transport.client.Reply.findings` are the CF/crs
+        findings of the backend's checks of that call's arguments and result
+        (also raised as warnings when the call returned).
+        """
+        return self._client.last_reply
+
     def __repr__(self) -> str:
         return f"<dasf_geo service {self.topic!r}: {', '.join(self._members)}>"
 
