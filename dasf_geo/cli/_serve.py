@@ -62,6 +62,18 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--debug", action="store_true", help="send tracebacks with error replies"
     )
+    service_group = parser.add_argument_group(
+        "services (modules written with dasf_geo.service)"
+    )
+    service_group.add_argument(
+        "--version", dest="service_version", help="the service version"
+    )
+    service_group.add_argument(
+        "--shadow",
+        action="store_true",
+        help="run as a shadow version: get a copy of every request, record "
+        "results and timings, answer none",
+    )
     add_connection_options(parser)
     parser.set_defaults(run=run)
 
@@ -152,6 +164,58 @@ def _example_call(module_cls: Any, topic: str, broker_option: str) -> str:
     return " ".join(["dasf-geo", "call", topic, target, *args, broker_option])
 
 
+def _load_service_module(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """Import the module; return the service it defines (if any) and the
+    options its own ``service.run()`` call gave.
+
+    A module that registers entrypoints on ``dasf_geo.service`` is a
+    service; ``service.run()`` at its top level does not block while it is
+    imported here.
+
+    Raises:
+        ConfigurationError: the module cannot be imported, or ``--version``
+            / ``--shadow`` are given for a module that is not a service.
+    """
+    from dasf_geo.service import service
+
+    with service.deferred_run() as options:
+        module = load_module(args.module)
+    own = [
+        ep
+        for ep in service.entrypoints.values()
+        if getattr(ep.func, "__module__", None) == module.__name__
+    ]
+    if own:
+        return service, dict(options)
+    if args.service_version or args.shadow:
+        raise ConfigurationError(
+            f"--version and --shadow need a module written with dasf_geo.service "
+            f"(@service.entrypoint); {args.module} has no entrypoints"
+        )
+    return None, {}
+
+
+def _run_service(
+    service: Any, options: dict[str, Any], args: argparse.Namespace
+) -> int:
+    """Run a dasf_geo.service module; the command line's options win."""
+    if args.members:
+        raise ConfigurationError("--members does not apply to a service module")
+    given = {
+        "name": args.topic,
+        "version": args.service_version,
+        "shadow": args.shadow or None,
+        "broker": args.broker,
+        "websocket_url": args.websocket_url,
+        "port": args.port,
+        "max_workers": args.max_workers,
+        "debug": args.debug or None,
+    }
+    options.update({k: v for k, v in given.items() if v is not None})
+    service.run(**options)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``dasf-geo serve``; return the exit code."""
     from dasf_geo.backend import BackendModule
@@ -159,6 +223,9 @@ def run(args: argparse.Namespace) -> int:
 
     broker = None
     try:
+        service, options = _load_service_module(args)
+        if service is not None:
+            return _run_service(service, options, args)
         module = load_module(args.module)
         topic = args.topic or module.__name__.rsplit(".", 1)[-1]
         broker_given = args.broker or args.websocket_url

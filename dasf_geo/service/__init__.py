@@ -34,6 +34,7 @@ import sys
 import types
 
 from dasf_geo.service import utilities
+from dasf_geo.service._parameters import ParameterError
 from dasf_geo.service._service import Entrypoint, Service
 from dasf_geo.service.communication import (
     NOTIFICATIONS_TOPIC,
@@ -48,7 +49,6 @@ from dasf_geo.service.data_types import (
     DataFrameInput,
     DataFrameOutput,
 )
-from dasf_geo.service._parameters import ParameterError
 from dasf_geo.service.monitor_db import MonitorStore, StoreError
 
 __all__ = [

@@ -101,9 +101,7 @@ class Parameter:
             loc=(self.name,),
             input=value,
         )
-        return ValidationError.from_exception_data(
-            f"parameter {self.name!r}", [detail]
-        )
+        return ValidationError.from_exception_data(f"parameter {self.name!r}", [detail])
 
 
 class Parameters:
@@ -143,8 +141,6 @@ class Parameters:
         param = Parameter(name, value, expose, monitor, disable_http_logs)
         with self._lock:
             self._items[name] = param
-        if monitor and self.on_update is not None:
-            self.on_update(name, value)
         return param
 
     def _find(self, name: Any, exposed_only: bool) -> Parameter:

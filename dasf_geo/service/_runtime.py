@@ -30,8 +30,8 @@ from dasf_geo._loop import run as run_loop
 from dasf_geo.exceptions import ConfigurationError, TransportError
 from dasf_geo.service import utilities
 from dasf_geo.service._handler import ServiceHandler, ServiceListener, ShadowListener
-from dasf_geo.service.scheduler import run_in_daemon_thread
 from dasf_geo.service.monitor_db import StoreError
+from dasf_geo.service.scheduler import run_in_daemon_thread
 
 __all__ = ["Runtime", "start_gateway"]
 
@@ -86,6 +86,12 @@ class Runtime:
                 f"invalid service version {service.version!r:.80}: use letters, "
                 "digits, '.', '-' and '_' (e.g. 1.2.0)"
             )
+        store = service._monitoring
+        if store is not None and (store.service, store.version) != (
+            service.name,
+            service.version,
+        ):
+            service.configure_store(**service._store_options)  # reopened by name
         self.service = service
         self.shadow = bool(shadow)
         self.broker = broker
@@ -226,13 +232,10 @@ class Runtime:
                 await asyncio.to_thread(svc.monitoring.open)
             except (StoreError, ValueError) as exc:
                 logger.error(
-                    "monitoring store unavailable (the service runs without it): "
-                    "%s",
+                    "monitoring store unavailable (the service runs without it): " "%s",
                     exc,
                 )
-            runs = [
-                loop.create_task(listener.run(stop)) for listener in self.listeners
-            ]
+            runs = [loop.create_task(listener.run(stop)) for listener in self.listeners]
             tasks.extend(runs)
             await self._wait_connected(runs)
             for task in svc._tasks:
@@ -289,6 +292,9 @@ class Runtime:
                     task.cancel()
 
     def _shutdown_broker(self) -> None:
+        from dasf_geo.service.communication import close_connections
+
+        close_connections()  # call_service's, before their broker goes away
         gateway, self._gateway = self._gateway, None
         if gateway is not None:
             with contextlib.suppress(Exception):
@@ -309,10 +315,8 @@ class Runtime:
         from dasf_geo.transport._common import shorten_switch_interval
 
         shorten_switch_interval()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             run_loop(self._until_signal())
-        except KeyboardInterrupt:
-            pass
 
     async def _until_signal(self) -> None:
         stop = asyncio.Event()

@@ -21,10 +21,10 @@ from typing import Any
 
 from dasf_geo.service import utilities
 from dasf_geo.service._handler import RESERVED
-from dasf_geo.service.communication import check_method
 from dasf_geo.service._parameters import Parameters
-from dasf_geo.service.scheduler import PeriodicTask
+from dasf_geo.service.communication import check_method
 from dasf_geo.service.monitor_db import MonitorStore, StoreError
+from dasf_geo.service.scheduler import PeriodicTask
 
 __all__ = ["Entrypoint", "Service"]
 
@@ -39,7 +39,6 @@ class Entrypoint:
     """An entrypoint: the user's function and how it is served."""
 
     func: Callable[..., Any]
-    wrapper: Callable[..., Any]
     method: str = "POST"
     monitor: bool = False
     disable_http_logs: bool = False
@@ -87,12 +86,12 @@ class Service:
     @property
     def name(self) -> str:
         """The service name (its topic)."""
-        return self._name or utilities.get_service_name()
+        return self._name or utilities.default_service_name()
 
     @property
     def version(self) -> str:
         """The service version."""
-        return self._version or utilities.get_service_version()
+        return self._version or utilities.default_service_version()
 
     @property
     def shadow(self) -> bool:
@@ -166,7 +165,6 @@ class Service:
             )
         self._entrypoints[name] = Entrypoint(
             func,
-            self._wrap(func, name, monitor),
             checked,
             bool(monitor),
             bool(disable_http_logs),
@@ -193,9 +191,7 @@ class Service:
                     result = func(*args, **kwargs)
             except BaseException as exc:
                 if record:
-                    self._record_call(
-                        name, signature, args, kwargs, started, error=exc
-                    )
+                    self._record_call(name, signature, args, kwargs, started, error=exc)
                 raise
             finally:
                 utilities.current_service.reset(token)
@@ -481,7 +477,12 @@ class Service:
                 "function with @service.entrypoint"
             )
         return BackendModule.create_model(
-            members=[ep.wrapper for ep in self._entrypoints.values()],
+            # wrapped now, so that a @configure above @service.entrypoint
+            # (which sets attributes on the function) is seen too
+            members=[
+                self._wrap(ep.func, name, ep.monitor)
+                for name, ep in self._entrypoints.items()
+            ],
             class_name=self.name.replace("-", "_"),
             messaging_config=messaging_config,
             **config,
@@ -527,7 +528,7 @@ class Service:
             ConfigurationError: no entrypoints, or an invalid option.
             ConnectionFailed: the broker cannot be reached.
         """
-        options = {
+        options: dict[str, Any] = {
             "name": name,
             "version": version,
             "shadow": shadow,

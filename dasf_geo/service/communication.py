@@ -188,8 +188,12 @@ def call_service(
             f"arguments must be a dict of argument names to values, got "
             f"{type(arguments).__name__}"
         )
-    topic = service_name if service_version is None else f"{service_name}_{service_version}"
-    shown = service_name if service_version is None else f"{service_name} {service_version}"
+    topic = (
+        service_name if service_version is None else f"{service_name}_{service_version}"
+    )
+    shown = (
+        service_name if service_version is None else f"{service_name} {service_version}"
+    )
     broker = utilities.get_broker_url()
     if broker is None:
         raise ServiceCallError(
@@ -356,9 +360,9 @@ def _publish(broker: str, body: bytes) -> None:
     from dasf_geo.transport.connection import AsyncProducer, check_ack
     from dasf_geo.transport.dynamic import messaging_config
 
-    persistent = os.environ.get("DE_BACKEND_PERSISTENT")
-    options = {} if persistent is None else {"persistent": persistent}
-    config = messaging_config(NOTIFICATIONS_TOPIC, broker, **options)
+    # persistent when the service's topics are (DE_BACKEND_PERSISTENT), so
+    # that the gateway, configured alike, consumes the same topic
+    config = messaging_config(NOTIFICATIONS_TOPIC, broker)
     url = config.get_topic_url(NOTIFICATIONS_TOPIC)
 
     async def send() -> None:

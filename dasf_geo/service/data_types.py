@@ -1,4 +1,4 @@
-"""daeploy's data types for pydantic v2: ``ArrayInput``/``Output``, ``DataFrameInput``/``Output``.
+"""daeploy's data types for pydantic v2: arrays and DataFrames in and out.
 
 They are interchangeable with plain ``np.ndarray`` and ``pd.DataFrame``
 annotations in an entrypoint, and accept the JSON shapes daeploy accepts:

@@ -145,7 +145,9 @@ def summarize(value: Any) -> dict[str, Any] | None:
                 "dims": {str(k): int(v) for k, v in value.sizes.items()},
                 "variables": names,
                 "coords": sorted(str(n) for n in value.coords),
-                "checksum": _checksum(value[n].values for n in sorted(value.variables)),
+                "checksum": _checksum(
+                    value.variables[n].values for n in sorted(value.variables, key=str)
+                ),
             }
     if module == "pandas":
         import pandas as pd
@@ -189,7 +191,7 @@ def _json_default(value: Any) -> Any:
         return value.model_dump(mode="json")
     if isinstance(value, datetime):
         return value.isoformat()
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         return value.item()
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
@@ -209,7 +211,7 @@ def encode_value(variable: str, value: Any) -> tuple[str, float | None, str | No
     Raises:
         StoreError: the value's text is larger than :data:`MAX_VALUE_BYTES`.
     """
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         value = value.item()  # a numpy scalar
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
@@ -369,9 +371,7 @@ class MonitorStore:
     def _connect(self) -> sa.Engine:
         """The engine, with the table created (reopened if the file went away)."""
         with self._lock:
-            if self._engine is not None and (
-                self.path is None or self.path.exists()
-            ):
+            if self._engine is not None and (self.path is None or self.path.exists()):
                 return self._engine
             if self._engine is not None:
                 logger.warning(
@@ -495,7 +495,10 @@ class MonitorStore:
         t0, t1 = parse_time(start, "start"), parse_time(end, "end")
         table = monitor_table
         stmt = sa.select(
-            table.c.variable, table.c.timestamp, table.c.kind, table.c.number,
+            table.c.variable,
+            table.c.timestamp,
+            table.c.kind,
+            table.c.number,
             table.c.text,
         ).where(table.c.service == self.service, table.c.version == self.version)
         if variables is not None:

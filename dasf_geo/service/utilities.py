@@ -78,6 +78,11 @@ def get_service_name() -> str:
     svc = current_service.get()
     if svc is not None:
         return str(svc.name)
+    return default_service_name()
+
+
+def default_service_name() -> str:
+    """``DASF_GEO_SERVICE_NAME``, else the running script's name."""
     name = _env("DASF_GEO_SERVICE_NAME")
     if name is not None:
         return name
@@ -97,6 +102,11 @@ def get_service_version() -> str:
     svc = current_service.get()
     if svc is not None:
         return str(svc.version)
+    return default_service_version()
+
+
+def default_service_version() -> str:
+    """``DASF_GEO_SERVICE_VERSION``, else ``"0.0.0"``."""
     return _env("DASF_GEO_SERVICE_VERSION") or DEFAULT_SERVICE_VERSION
 
 
