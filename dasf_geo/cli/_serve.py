@@ -19,6 +19,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -186,7 +187,12 @@ def _load_service_module(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
         if getattr(ep.func, "__module__", None) == module.__name__
     ]
     if own:
-        return service, dict(options)
+        options = dict(options)
+        # the service's name: its own run(name=...), DASF_GEO_SERVICE_NAME,
+        # else the module's name (as for any module served)
+        if not options.get("name") and not os.environ.get("DASF_GEO_SERVICE_NAME"):
+            options["name"] = module.__name__.rsplit(".", 1)[-1]
+        return service, options
     if args.service_version or args.shadow:
         raise ConfigurationError(
             f"--version and --shadow need a module written with dasf_geo.service "

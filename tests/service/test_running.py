@@ -104,9 +104,10 @@ def test_parameters_over_dasf(client, weather):
     call = client._client.call
     assert call({"func_name": "~list_parameters"}) == {"threshold": 280.0, "unit": "K"}
     assert call({"func_name": "~get_parameter", "parameter": "threshold"}) == 280.0
-    assert call(
-        {"func_name": "~set_parameter", "parameter": "threshold", "value": 250}
-    ) == 250.0
+    assert (
+        call({"func_name": "~set_parameter", "parameter": "threshold", "value": 250})
+        == 250.0
+    )
     assert weather.get_parameter("threshold") == 250.0  # seen by the service
     assert client.above(value=260.0) is True
 
@@ -441,7 +442,9 @@ def test_notify_publishes_on_the_topic(broker, make_service, smtp):
 
     @svc.entrypoint
     def alarm(level: int) -> str:
-        notify(f"level {level}", Severity.CRITICAL, emails=["ops@example.org"], timer=60)
+        notify(
+            f"level {level}", Severity.CRITICAL, emails=["ops@example.org"], timer=60
+        )
         return "sent"
 
     svc.start(broker=broker.url)

@@ -92,7 +92,9 @@ def test_retention_by_time(store_url):
     store.close()
 
 
-@pytest.mark.parametrize("limit", ["90 weeks", "-1 rows", "0 days", "days", "1.5 hours"])
+@pytest.mark.parametrize(
+    "limit", ["90 weeks", "-1 rows", "0 days", "days", "1.5 hours"]
+)
 def test_invalid_retention_names_the_units(limit):
     with pytest.raises(ValueError) as info:
         MonitorStore("svc", "1", limit=limit)
@@ -156,9 +158,7 @@ def test_hostile_names_and_sizes(tmp_path):
     with pytest.raises(StoreError) as info:
         store.record({"n" * 201: 1})
     assert str(info.value).startswith("invalid variable name 'nnnn")
-    assert str(info.value).endswith(
-        "use a non-empty text of at most 200 characters"
-    )
+    assert str(info.value).endswith("use a non-empty text of at most 200 characters")
     with pytest.raises(ValueError) as info:
         store.query(start="yesterday")
     assert str(info.value) == (
@@ -219,7 +219,9 @@ def test_sqlite_bytes_is_a_readable_copy(tmp_path):
 
 def test_sqlite_bytes_of_postgresql_is_refused(postgres_url):
     store = make(postgres_url)
-    with pytest.raises(StoreError, match="is not a SQLite file; read it as JSON or CSV"):
+    with pytest.raises(
+        StoreError, match="is not a SQLite file; read it as JSON or CSV"
+    ):
         store.sqlite_bytes()
 
 
