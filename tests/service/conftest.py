@@ -92,12 +92,12 @@ class SMTPSink:
         sink = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            async def handle_DATA(self, server, session, envelope):
                 sink.messages.append(envelope)
                 sink.received.set()
                 return "250 Message accepted for delivery"
 
-            async def handle_RCPT(  # noqa: N802
+            async def handle_RCPT(
                 self, server, session, envelope, address, rcpt_options
             ):
                 if address.endswith("@refused.invalid"):

@@ -1,4 +1,4 @@
-"""The daeploy SDK's callables exist with its names and signatures; misuse fails early."""
+"""The daeploy SDK's callables exist with their names and signatures."""
 
 from __future__ import annotations
 
