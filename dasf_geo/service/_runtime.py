@@ -12,7 +12,7 @@ One event loop holds everything a running service does:
 - the periodic tasks of ``call_every`` and the store's clean-up.
 
 Without a broker configured, an embedded broker is started first (and the
-HTTP gateway beside it, when ``dasf_geo.gateway`` is installed).
+HTTP gateway beside it, when installed: see :func:`start_gateway`).
 """
 
 from __future__ import annotations
@@ -43,21 +43,29 @@ _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 _ENV = ("DASF_GEO_SERVICE_NAME", "DASF_GEO_SERVICE_VERSION", "DASF_GEO_BROKER_URL")
 
 
-def start_gateway(broker_url: str) -> Any:
-    """Start the HTTP gateway for ``broker_url`` if it is installed, else None.
+#: the entry point group of what starts beside an embedded broker
+EMBEDDED_GROUP = "dasf_geo.embedded"
 
-    The one place a service starts the gateway: ``dasf_geo.gateway`` is an
-    optional part of the package.
+
+def start_gateway(broker_url: str) -> list[Any]:
+    """Start what is installed to run beside an embedded broker (the gateway).
+
+    The HTTP gateway belongs to a higher layer than services, so it is not
+    imported here: it plugs in as an entry point of the group
+    ``dasf_geo.embedded`` (``gateway = "dasf_geo.gateway:start_embedded"``),
+    a callable taking the broker URL and returning an object with
+    ``stop()``. Without one installed, nothing starts; one that fails is
+    logged and the service runs without it.
     """
-    try:
-        from dasf_geo import gateway  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    start = getattr(gateway, "start_embedded", None)
-    if start is None:  # pragma: no cover - depends on the gateway's version
-        logger.warning("dasf_geo.gateway has no start_embedded(); no HTTP gateway")
-        return None
-    return start(broker_url)
+    from importlib.metadata import entry_points
+
+    started = []
+    for entry in entry_points(group=EMBEDDED_GROUP):
+        try:
+            started.append(entry.load()(broker_url))
+        except Exception:
+            logger.exception("could not start %s beside the broker", entry.name)
+    return started
 
 
 class Runtime:
@@ -103,7 +111,7 @@ class Runtime:
         self.broker_url: str | None = None
         self.listeners: list[Any] = []
         self._embedded: Any = None
-        self._gateway: Any = None
+        self._gateway: list[Any] = []
         self._env: dict[str, str | None] = {}
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -295,10 +303,10 @@ class Runtime:
         from dasf_geo.service.communication import close_connections
 
         close_connections()  # call_service's, before their broker goes away
-        gateway, self._gateway = self._gateway, None
-        if gateway is not None:
+        started, self._gateway = self._gateway, []
+        for extra in started:
             with contextlib.suppress(Exception):
-                gateway.stop()
+                extra.stop()
         broker, self._embedded = self._embedded, None
         if broker is not None:
             broker.stop()

@@ -510,7 +510,8 @@ class Service:
         broker (``broker``/``websocket_url``, ``DASF_GEO_BROKER_URL`` or
         ``DE_BACKEND_HOST``/``_PORT``) an embedded broker is started on
         127.0.0.1 (port 8080 or the next free one), with the HTTP gateway
-        when it is installed (``http=False``: without it).
+        when it is installed (it plugs in as an entry point of the group
+        ``dasf_geo.embedded``; ``http=False``: without it).
 
         Args:
             name: the service name and topic.

@@ -374,3 +374,38 @@ def test_data_type_orientations():
     assert data_types.ArrayOutput.validate(np.eye(2)) == [[1.0, 0.0], [0.0, 1.0]]
     with pytest.raises(ValueError, match="cannot build a DataFrame"):
         data_types.DataFrameInput.validate({"a": [1, 2], "b": [1]})
+
+
+def test_the_gateway_plugs_in_as_an_entry_point(monkeypatch, caplog):
+    from importlib import metadata
+
+    from dasf_geo.service import _runtime
+
+    started: list[str] = []
+
+    class Started:
+        def __init__(self, url: str) -> None:
+            started.append(url)
+
+        def stop(self) -> None:
+            started.append("stopped")
+
+    def broken(url: str) -> None:
+        raise OSError("port taken")
+
+    class Entry:
+        def __init__(self, name, obj):
+            self.name, self.obj = name, obj
+
+        def load(self):
+            return self.obj
+
+    def fake(group: str):
+        assert group == "dasf_geo.embedded"
+        return [Entry("gateway", Started), Entry("broken", broken)]
+
+    monkeypatch.setattr(metadata, "entry_points", fake)
+    extras = _runtime.start_gateway("ws://127.0.0.1:1")
+    assert started == ["ws://127.0.0.1:1"]
+    assert len(extras) == 1
+    assert "could not start broken beside the broker" in caplog.text
