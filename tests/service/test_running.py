@@ -536,3 +536,34 @@ def test_notify_refuses_wrong_arguments():
         notify(3, Severity.INFO)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="emails must be a list of addresses"):
         notify("x", Severity.INFO, emails="a@b.org")  # type: ignore[arg-type]
+
+
+def test_retention_removes_old_rows_while_running(
+    broker, make_service, monkeypatch, store_url
+):
+    if store_url is not None:
+        monkeypatch.setenv("DASF_GEO_STORE_URL", store_url)
+    monkeypatch.setenv("DASF_GEO_STORE_LIMIT", "3 rows")
+    monkeypatch.setenv("DASF_GEO_STORE_CLEAN_INTERVAL", "1 seconds")
+    svc = make_service("trim")
+
+    @svc.entrypoint
+    def ping() -> str:
+        return "pong"
+
+    for i in range(10):
+        svc.store(level=i)
+    svc.start(broker=broker.url)  # cleans at once, then every second
+    deadline = time.monotonic() + timeout(20)
+    while len(svc.monitor()) > 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [r["value"] for r in svc.monitor()] == [7.0, 8.0, 9.0]
+    for i in range(10, 15):
+        svc.store(level=i)
+    deadline = time.monotonic() + timeout(20)
+    while len(svc.monitor()) > 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [r["value"] for r in svc.monitor()] == [12.0, 13.0, 14.0]
+    assert svc.monitoring.url.startswith("postgresql" if store_url else "sqlite")
