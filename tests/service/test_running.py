@@ -567,3 +567,28 @@ def test_retention_removes_old_rows_while_running(
         time.sleep(0.05)
     assert [r["value"] for r in svc.monitor()] == [12.0, 13.0, 14.0]
     assert svc.monitoring.url.startswith("postgresql" if store_url else "sqlite")
+
+
+def test_hostile_reserved_requests_are_refused_and_serving_goes_on(client):
+    call = client._client.call
+    with pytest.raises(RemoteValidationError) as info:
+        call({"func_name": "~monitor", "variables": [f"v{i}" for i in range(5000)]})
+    assert info.value.errors[0]["type"] == "too_long"
+    assert info.value.errors[0]["loc"] == ["variables"]
+    with pytest.raises(RemoteValidationError) as info:
+        call({"func_name": "~get_parameter", "parameter": "p" * 10_000})
+    assert info.value.errors[0]["type"] == "string_too_long"
+    with pytest.raises(RemoteValidationError) as info:
+        call({"func_name": "~get_parameter", "parameter": ["threshold"]})
+    assert info.value.errors[0]["msg"] == "Input should be a valid string"
+    with pytest.raises(RemoteValidationError) as info:
+        call({"func_name": "~monitor", "limit": -1})
+    assert info.value.errors[0]["loc"] == ["limit"]
+    nested: object = 1
+    for _ in range(200):
+        nested = [nested]
+    with pytest.raises(RemoteValidationError) as info:
+        call({"func_name": "~set_parameter", "parameter": "threshold", "value": nested})
+    assert info.value.errors[0]["msg"].startswith("parameter 'threshold' expects float")
+    assert call({"func_name": "~get_parameter", "parameter": "threshold"}) == 280.0
+    assert client.above(value=300.0) is True
