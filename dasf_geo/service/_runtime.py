@@ -118,6 +118,9 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._ready = threading.Event()
+        #: export the service's name, version and broker to the environment
+        #: (a service process; not a service in a thread of another program)
+        self.export_env = False
 
     # --- set-up and tear-down ---------------------------------------------------
 
@@ -229,7 +232,8 @@ class Runtime:
         try:
             if self.broker_url is None and self.websocket_url is None:
                 await asyncio.to_thread(self._start_broker)
-            self._set_env()
+            if self.export_env:
+                self._set_env()
             svc._shadow = self.shadow
             svc._loop = loop
             # tasks created from here on (periodic tasks) see the service
@@ -323,6 +327,7 @@ class Runtime:
         from dasf_geo.transport._common import shorten_switch_interval
 
         shorten_switch_interval()
+        self.export_env = True
         with contextlib.suppress(KeyboardInterrupt):
             run_loop(self._until_signal())
 
