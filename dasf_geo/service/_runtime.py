@@ -62,7 +62,13 @@ def start_gateway(broker_url: str) -> list[Any]:
     started = []
     for entry in entry_points(group=EMBEDDED_GROUP):
         try:
-            started.append(entry.load()(broker_url))
+            start = entry.load()
+        except (ImportError, AttributeError) as exc:
+            # declared, but that part of the package is not installed
+            logger.debug("%s is not available: %s", entry.name, exc)
+            continue
+        try:
+            started.append(start(broker_url))
         except Exception:
             logger.exception("could not start %s beside the broker", entry.name)
     return started

@@ -393,6 +393,12 @@ def test_the_gateway_plugs_in_as_an_entry_point(monkeypatch, caplog):
     def broken(url: str) -> None:
         raise OSError("port taken")
 
+    class Missing:
+        name = "missing"
+
+        def load(self):
+            raise ModuleNotFoundError("No module named 'dasf_geo.gateway'")
+
     class Entry:
         def __init__(self, name, obj):
             self.name, self.obj = name, obj
@@ -402,7 +408,7 @@ def test_the_gateway_plugs_in_as_an_entry_point(monkeypatch, caplog):
 
     def fake(group: str):
         assert group == "dasf_geo.embedded"
-        return [Entry("gateway", Started), Entry("broken", broken)]
+        return [Entry("gateway", Started), Entry("broken", broken), Missing()]
 
     monkeypatch.setattr(metadata, "entry_points", fake)
     extras = _runtime.start_gateway("ws://127.0.0.1:1")
