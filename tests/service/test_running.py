@@ -7,12 +7,19 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
 import dasf_geo
 from dasf_geo.exceptions import RemoteError, RemoteValidationError
 from dasf_geo.service import ServiceCallError, call_service
+from dasf_geo.service.data_types import (
+    ArrayInput,
+    ArrayOutput,
+    DataFrameInput,
+    DataFrameOutput,
+)
 from tests.conftest import timeout
 
 
@@ -592,3 +599,43 @@ def test_hostile_reserved_requests_are_refused_and_serving_goes_on(client):
     assert info.value.errors[0]["msg"].startswith("parameter 'threshold' expects float")
     assert call({"func_name": "~get_parameter", "parameter": "threshold"}) == 280.0
     assert client.above(value=300.0) is True
+
+
+def test_daeploy_data_types_as_entrypoint_arguments(broker, make_service):
+    svc = make_service("tables")
+
+    @svc.entrypoint
+    def double(df: DataFrameInput) -> DataFrameOutput:
+        return df * 2
+
+    @svc.entrypoint
+    def total(arr: ArrayInput) -> float:
+        return float(np.asarray(arr).sum())
+
+    @svc.entrypoint
+    def plain(arr: np.ndarray, df: pd.DataFrame) -> ArrayOutput:
+        return np.asarray(arr) + len(df)
+
+    svc.start(broker=broker.url)
+    with dasf_geo.connect("tables", broker.url, timeout=timeout(20)) as c:
+        raw = c._client.call
+        # daeploy's JSON shapes in, daeploy's shape out
+        assert raw({"func_name": "double", "df": {"a": {"0": 1, "1": 2}}}) == {
+            "a": {"0": 2, "1": 4}
+        }
+        assert raw({"func_name": "double", "df": [{"a": 1}, {"a": 2}]}) == {
+            "a": {"0": 2, "1": 4}
+        }
+        assert raw({"func_name": "total", "arr": [[1, 2], [3, 4]]}) == 10.0
+        # and dasf_geo's own forms, from the dynamic client
+        out = c.double(df=pd.DataFrame({"a": [1.5]}))
+        assert isinstance(out, pd.DataFrame) and out["a"].tolist() == [3.0]
+        assert c.total(arr=np.ones((2, 2))) == 4.0
+        assert c.plain(arr=np.arange(3), df=pd.DataFrame({"a": [1, 2]})).tolist() == [
+            2,
+            3,
+            4,
+        ]
+        with pytest.raises(RemoteValidationError) as info:
+            raw({"func_name": "total", "arr": [[1, 2], [3]]})
+        assert "nested lists must be rectangular" in info.value.message
