@@ -76,6 +76,9 @@ def add_parser(sub: Any) -> None:
         "results and timings, answer none",
     )
     add_connection_options(parser)
+    from dasf_geo.cli._gateway import add_serve_options
+
+    add_serve_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -229,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
     from dasf_geo.transport import backend as transport_backend
 
     broker = None
+    gateway = None
     try:
         service, options = _load_service_module(args)
         if service is not None:
@@ -254,11 +258,18 @@ def run(args: argparse.Namespace) -> int:
             else f"--broker {args.broker}"
         )
         example = _example_call(module_cls, topic, broker_option)
+        from dasf_geo.cli._gateway import start_for_serve
+
+        gateway, http_lines = start_for_serve(
+            args, topic, module_cls, broker is not None
+        )
 
         def announce(listener: Any) -> None:
             print(f"serving {module.__name__} on topic {topic!r}", flush=True)
             if example:
                 print(f"call it with:\n  {example}", flush=True)
+            for line in http_lines:
+                print(line, flush=True)
 
         transport_backend.on_listening.append(announce)
         try:
@@ -271,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        if gateway is not None:
+            gateway.stop()
         if broker is not None:
             broker.stop()
     return 0
