@@ -220,6 +220,7 @@ def _run_service(
         "max_workers": args.max_workers,
         "debug": args.debug or None,
         "http": False if getattr(args, "no_http", False) else None,
+        "http_port": getattr(args, "http_port", None),
     }
     options.update({k: v for k, v in given.items() if v is not None})
     service.run(**options)

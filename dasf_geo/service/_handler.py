@@ -47,6 +47,7 @@ __all__ = [
     "ServiceHandler",
     "ServiceListener",
     "ShadowListener",
+    "describe_service",
 ]
 
 #: the reserved ``func_name`` values a service answers
@@ -193,6 +194,40 @@ class ServiceHandler(ModuleHandler):
             info["service"] = self.service.describe()
             self._api_info = json.dumps(info)
         return self._api_info
+
+
+def describe_service(svc: Service) -> dict[str, Any]:
+    """The ``"service"`` object of a service's API info."""
+    return {
+        "name": svc.name,
+        "version": svc.version,
+        "shadow": svc.shadow,
+        "versioned_topic": f"{svc.name}_{svc.version}",
+        "entrypoints": {
+            name: {
+                "method": ep.method,
+                "monitor": ep.monitor,
+                "disable_http_logs": ep.disable_http_logs,
+                "route": _json_safe(ep.route_kwargs),
+            }
+            for name, ep in svc.entrypoints.items()
+        },
+        "parameters": svc.parameters.describe(),
+        "periodic_tasks": [
+            {"name": t.name, "seconds": t.seconds} for t in svc.periodic_tasks
+        ],
+        "reserved": list(RESERVED),
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return repr(value)
 
 
 class ServiceListener(Listener):

@@ -40,22 +40,28 @@ logger = logging.getLogger(__name__)
 #: ports tried for the embedded broker, in order
 EMBEDDED_PORTS = range(8080, 8100)
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
-_ENV = ("DASF_GEO_SERVICE_NAME", "DASF_GEO_SERVICE_VERSION", "DASF_GEO_BROKER_URL")
+_ENV = (
+    "DASF_GEO_SERVICE_NAME",
+    "DASF_GEO_SERVICE_VERSION",
+    "DASF_GEO_BROKER_URL",
+    "DASF_GEO_GATEWAY_URL",
+)
 
 
 #: the entry point group of what starts beside an embedded broker
 EMBEDDED_GROUP = "dasf_geo.embedded"
 
 
-def start_gateway(broker_url: str) -> list[Any]:
+def start_gateway(broker_url: str, **options: Any) -> list[Any]:
     """Start what is installed to run beside an embedded broker (the gateway).
 
     The HTTP gateway belongs to a higher layer than services, so it is not
     imported here: it plugs in as an entry point of the group
     ``dasf_geo.embedded`` (``gateway = "dasf_geo.gateway:start_embedded"``),
-    a callable taking the broker URL and returning an object with
-    ``stop()``. Without one installed, nothing starts; one that fails is
-    logged and the service runs without it.
+    a callable taking the broker URL (and ``options``, e.g. ``port``) and
+    returning an object with ``stop()`` (and ``url``). Without one
+    installed, nothing starts; one that fails is logged and the service
+    runs without it.
     """
     from importlib.metadata import entry_points
 
@@ -68,7 +74,7 @@ def start_gateway(broker_url: str) -> list[Any]:
             logger.debug("%s is not available: %s", entry.name, exc)
             continue
         try:
-            started.append(start(broker_url))
+            started.append(start(broker_url, **options))
         except Exception:
             logger.exception("could not start %s beside the broker", entry.name)
     return started
@@ -88,6 +94,7 @@ class Runtime:
         websocket_url: str | None = None,
         port: int | None = None,
         http: bool = True,
+        http_port: int | None = None,
         max_workers: int | None = None,
         debug: bool = False,
     ) -> None:
@@ -112,6 +119,8 @@ class Runtime:
         self.websocket_url = websocket_url
         self.port = port
         self.http = http
+        self.http_port = http_port
+        self.gateway_url: str | None = None
         self.max_workers = max_workers
         self.debug = debug
         self.broker_url: str | None = None
@@ -142,7 +151,10 @@ class Runtime:
         self.broker_url = self._embedded.url
         print(f"embedded broker listening on {self.broker_url}", flush=True)
         if self.http:
-            self._gateway = start_gateway(self.broker_url)
+            options = {} if self.http_port is None else {"port": self.http_port}
+            self._gateway = start_gateway(self.broker_url, **options)
+            urls = [getattr(g, "url", None) for g in self._gateway]
+            self.gateway_url = next((u for u in urls if isinstance(u, str)), None)
 
     def _set_env(self) -> None:
         svc = self.service
@@ -150,6 +162,7 @@ class Runtime:
             "DASF_GEO_SERVICE_NAME": svc.name,
             "DASF_GEO_SERVICE_VERSION": svc.version,
             "DASF_GEO_BROKER_URL": self.broker_url,
+            "DASF_GEO_GATEWAY_URL": self.gateway_url,
         }
         for key in _ENV:
             self._env[key] = os.environ.get(key)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dasf_geo.service import utilities
-from dasf_geo.service._handler import RESERVED
+from dasf_geo.service._handler import describe_service
 from dasf_geo.service._parameters import Parameters
 from dasf_geo.service.communication import check_method
 from dasf_geo.service.monitor_db import MonitorStore, StoreError
@@ -439,27 +439,8 @@ class Service:
     # --- what callers see ------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        """The ``"service"`` object of the API info."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "shadow": self._shadow,
-            "versioned_topic": f"{self.name}_{self.version}",
-            "entrypoints": {
-                name: {
-                    "method": ep.method,
-                    "monitor": ep.monitor,
-                    "disable_http_logs": ep.disable_http_logs,
-                    "route": _json_safe(ep.route_kwargs),
-                }
-                for name, ep in self._entrypoints.items()
-            },
-            "parameters": self.parameters.describe(),
-            "periodic_tasks": [
-                {"name": t.name, "seconds": t.seconds} for t in self._tasks
-            ],
-            "reserved": list(RESERVED),
-        }
+        """The ``"service"`` object of the API info (see ``_handler``)."""
+        return describe_service(self)
 
     def module_model(self, messaging_config: Any, **config: Any) -> Any:
         """The :class:`~dasf_geo.backend.BackendModule` of the entrypoints.
@@ -500,6 +481,7 @@ class Service:
         websocket_url: str | None = None,
         port: int | None = None,
         http: bool = True,
+        http_port: int | None = None,
         max_workers: int | None = None,
         debug: bool = False,
     ) -> None:
@@ -522,6 +504,8 @@ class Service:
             websocket_url: base URL of a plain-layout broker.
             port: port of the embedded broker.
             http: start the gateway beside an embedded broker.
+            http_port: the gateway's port (default: the next free one after
+                the broker's).
             max_workers: requests run at once.
             debug: send tracebacks with error replies.
 
@@ -537,6 +521,7 @@ class Service:
             "websocket_url": websocket_url,
             "port": port,
             "http": http,
+            "http_port": http_port,
             "max_workers": max_workers,
             "debug": debug,
         }
@@ -577,6 +562,12 @@ class Service:
         runtime = self._runtime
         return None if runtime is None else runtime.broker_url
 
+    @property
+    def gateway_url(self) -> str | None:
+        """The gateway started beside an embedded broker (None: none)."""
+        runtime = self._runtime
+        return None if runtime is None else runtime.gateway_url
+
     def __enter__(self) -> Service:
         return self
 
@@ -595,13 +586,3 @@ class Service:
             yield self._deferred
         finally:
             self._deferred = None
-
-
-def _json_safe(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return repr(value)

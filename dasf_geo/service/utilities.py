@@ -126,8 +126,13 @@ def get_manager_url() -> str:
     """URL of the HTTP gateway in front of this service's broker.
 
     Returns:
+        the gateway started beside this service's embedded broker, else
         ``DASF_GEO_GATEWAY_URL``, default ``http://127.0.0.1:8000``.
     """
+    svc = current_service.get()
+    running = None if svc is None else getattr(svc, "gateway_url", None)
+    if running:
+        return str(running).rstrip("/")
     return (_env("DASF_GEO_GATEWAY_URL") or DEFAULT_GATEWAY_URL).rstrip("/")
 
 
