@@ -8,9 +8,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
+import xarray as xr
 
+import dasf_geo
 from dasf_geo.service import Service
+from tests.conftest import timeout
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -169,3 +173,52 @@ def logs() -> Iterator[Records]:
     yield handler
     logger.removeHandler(handler)
     logger.setLevel(old)
+
+
+def small_dataset(value: float = 1.0) -> xr.Dataset:
+    ds = xr.Dataset(
+        {"tas": (("lat", "lon"), np.full((2, 3), value, "f4"), {"units": "K"})},
+        coords={"lat": [10.0, 20.0], "lon": [0.0, 10.0, 20.0]},
+    )
+    ds["lat"].attrs = {"standard_name": "latitude", "units": "degrees_north"}
+    ds["lon"].attrs = {"standard_name": "longitude", "units": "degrees_east"}
+    ds["tas"].attrs["standard_name"] = "air_temperature"
+    ds.attrs["Conventions"] = "CF-1.8"
+    return ds
+
+
+@pytest.fixture
+def weather(broker, make_service):
+    """A service 'weather' 1.0.0 with a parameter and monitored entrypoints."""
+    svc = make_service("weather", "1.0.0")
+    svc.add_parameter("threshold", 280.0)
+    svc.add_parameter("secret", "s3", expose=False)
+    svc.add_parameter("unit", "K", monitor=True)
+
+    @svc.entrypoint(monitor=True)
+    def above(value: float) -> bool:
+        """Is ``value`` above the threshold?"""
+        return value > svc.get_parameter("threshold")
+
+    @svc.entrypoint(method="GET", monitor=True)
+    def field(value: float = 1.0) -> xr.Dataset:
+        """A small field."""
+        return small_dataset(value)
+
+    @svc.entrypoint
+    async def version() -> str:
+        """The version that answers."""
+        return svc.version
+
+    @svc.entrypoint
+    def fail() -> int:
+        raise RuntimeError("the sensor is offline")
+
+    svc.start(broker=broker.url)
+    return svc
+
+
+@pytest.fixture
+def client(broker, weather):
+    with dasf_geo.connect("weather", broker.url, timeout=timeout(20)) as svc:
+        yield svc
