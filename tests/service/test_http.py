@@ -43,6 +43,48 @@ async def test_entrypoint_over_http(http):
     assert reply.json() is True
 
 
+async def test_entrypoint_with_its_own_method(http):
+    # field was declared with method="GET": arguments from the query string
+    reply = await http.get(
+        "/services/weather/field",
+        params={"value": 2.5},
+        headers={"Accept": "application/json"},
+    )
+    assert reply.status_code == 200, reply.text
+    assert (
+        await http.post("/services/weather/field", json={"value": 1.0})
+    ).status_code == 200
+    refused = await http.get("/services/weather/above", params={"value": 1})
+    assert refused.status_code == 405
+    assert refused.json()["detail"] == (
+        "GET is not allowed on /services/weather/above; allowed: POST"
+    )
+    refused = await http.delete("/services/weather/field")
+    assert refused.status_code == 405
+    assert refused.json()["detail"] == (
+        "DELETE is not allowed on /services/weather/field; allowed: POST, GET"
+    )
+
+
+async def test_monitor_store_file_over_http(http):
+    import sqlite3
+    import tempfile
+
+    await http.post("/services/weather/above", json={"value": 300.0})
+    reply = await http.get("/services/weather/~monitor?format=sqlite")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == "application/vnd.sqlite3"
+    assert 'filename="weather_1.0.0.sqlite"' in reply.headers["content-disposition"]
+    with tempfile.NamedTemporaryFile(suffix=".sqlite") as f:
+        f.write(reply.content)
+        f.flush()
+        with sqlite3.connect(f.name) as conn:
+            names = conn.execute("select variable from dasf_geo_monitor").fetchall()
+    assert names == [("above",)]
+    bad = await http.get("/services/weather/~monitor?format=xml")
+    assert bad.status_code == 400
+
+
 async def test_parameters_over_http(http, weather):
     assert (await http.get("/services/weather/~parameters")).json() == {
         "threshold": 280.0,
