@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pybase64
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dasf_geo.service import utilities
 from dasf_geo.service._parameters import ParameterError
 from dasf_geo.service.monitor_db import StoreError, parse_time, to_csv
 from dasf_geo.transport.backend import (
@@ -202,7 +203,7 @@ def describe_service(svc: Service) -> dict[str, Any]:
         "name": svc.name,
         "version": svc.version,
         "shadow": svc.shadow,
-        "versioned_topic": f"{svc.name}_{svc.version}",
+        "versioned_topic": utilities.versioned_topic(svc.name, svc.version),
         "entrypoints": {
             name: {
                 "method": ep.method,

@@ -7,7 +7,8 @@ One event loop holds everything a running service does:
   a shadow version, a :class:`ShadowListener` on its own subscription
   ``<name>-shadow-<version>``, which gets a copy of every request and
   answers none;
-- a listener on the versioned topic ``<name>_<version>``, which answers the
+- a listener on the versioned topic ``<name>_<version>`` (dots as dashes),
+  which answers the
   calls made to this version only (``call_service(..., service_version=)``);
 - the periodic tasks of ``call_every`` and the store's clean-up.
 
@@ -161,7 +162,7 @@ class Runtime:
         values = {
             "DASF_GEO_SERVICE_NAME": svc.name,
             "DASF_GEO_SERVICE_VERSION": svc.version,
-            "DASF_GEO_BROKER_URL": self.broker_url,
+            "DASF_GEO_BROKER_URL": self.broker_url or self.websocket_url,
             "DASF_GEO_GATEWAY_URL": self.gateway_url,
         }
         for key in _ENV:
@@ -192,7 +193,7 @@ class Runtime:
             **extra,
         )
         module_cls = svc.module_model(config, debug=self.debug)
-        versioned = f"{svc.name}_{svc.version}"
+        versioned = utilities.versioned_topic(svc.name, svc.version)
         listeners: list[Any] = []
         if self.shadow:
             shadow_config = config.model_copy(
@@ -277,7 +278,8 @@ class Runtime:
             where = self.broker_url or self.websocket_url
             print(
                 f"serving {svc.name!r} {role} {svc.version} on topics "
-                f"{svc.name!r} and {svc.name + '_' + svc.version!r} at {where}",
+                f"{svc.name!r} and "
+                f"{utilities.versioned_topic(svc.name, svc.version)!r} at {where}",
                 flush=True,
             )
             self._ready.set()

@@ -560,7 +560,9 @@ class Service:
     def broker_url(self) -> str | None:
         """The broker of the running service (None when it does not run)."""
         runtime = self._runtime
-        return None if runtime is None else runtime.broker_url
+        if runtime is None:
+            return None
+        return runtime.broker_url or runtime.websocket_url
 
     @property
     def gateway_url(self) -> str | None:

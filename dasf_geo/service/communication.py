@@ -2,7 +2,7 @@
 
 - :func:`call_service` calls an entrypoint of another service over the
   broker (the service's name is its topic; ``service_version`` calls one
-  version directly on the topic ``<name>_<version>``);
+  version directly on its topic ``<name>_<version>``, dots as dashes);
 - :func:`notify` publishes a notification on the broker topic
   ``dasf-geo-notifications`` (the gateway lists them at ``/notifications``)
   and, with ``emails``, sends it by SMTP (``DASF_GEO_SMTP_*``).
@@ -102,6 +102,21 @@ _services: dict[tuple[Any, ...], Any] = {}
 _services_lock = threading.Lock()
 
 
+def broker_options(url: str) -> dict[str, Any]:
+    """``messaging_config`` keywords for a broker URL of either layout.
+
+    ``ws://HOST:PORT`` is a Pulsar-layout broker (``broker=``); a URL with a
+    path such as ``ws://host/ws`` a plain-layout one (``websocket_url=``,
+    dasf-broker-django).
+    """
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path.strip("/")
+    if path in ("", "ws/v2"):
+        return {"broker": url}
+    return {"websocket_url": url}
+
+
 def _connect(topic: str, broker: str, header: dict[str, str], timeout: float) -> Any:
     from dasf_geo.transport.dynamic import connect
 
@@ -110,7 +125,13 @@ def _connect(topic: str, broker: str, header: dict[str, str], timeout: float) ->
         found = _services.get(key)
     if found is not None:
         return found
-    svc = connect(topic, broker, header=header or None, timeout=timeout, progress=False)
+    svc = connect(
+        topic,
+        header=header or None,
+        timeout=timeout,
+        progress=False,
+        **broker_options(broker),
+    )
     with _services_lock:
         _services[key] = svc
     return svc
@@ -157,8 +178,8 @@ def call_service(
         arguments: arguments to the entrypoint, ``{"argument_name": value}``;
             Datasets, DataFrames and arrays travel in their encoded forms.
         service_version: call this version only (its topic
-            ``<name>_<version>``); default: the main version (whose shadows
-            get a copy of the request).
+            ``<name>_<version>``, dots as dashes); default: the main
+            version (whose shadows get a copy of the request).
         entrypoint_method: the HTTP method of the entrypoint; checked
             against the one the service published.
         **request_kwargs: ``timeout`` (seconds, default 30) and ``headers``
@@ -189,7 +210,9 @@ def call_service(
             f"{type(arguments).__name__}"
         )
     topic = (
-        service_name if service_version is None else f"{service_name}_{service_version}"
+        service_name
+        if service_version is None
+        else utilities.versioned_topic(service_name, service_version)
     )
     shown = (
         service_name if service_version is None else f"{service_name} {service_version}"
@@ -362,7 +385,7 @@ def _publish(broker: str, body: bytes) -> None:
 
     # persistent when the service's topics are (DE_BACKEND_PERSISTENT), so
     # that the gateway, configured alike, consumes the same topic
-    config = messaging_config(NOTIFICATIONS_TOPIC, broker)
+    config = messaging_config(NOTIFICATIONS_TOPIC, **broker_options(broker))
     url = config.get_topic_url(NOTIFICATIONS_TOPIC)
 
     async def send() -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "get_service_root_path",
     "get_service_version",
     "match_limit_and_unit",
+    "versioned_topic",
 ]
 
 #: the units a store limit may have (``DASF_GEO_STORE_LIMIT``)
@@ -110,13 +111,22 @@ def default_service_version() -> str:
     return _env("DASF_GEO_SERVICE_VERSION") or DEFAULT_SERVICE_VERSION
 
 
+def versioned_topic(name: str, version: str) -> str:
+    """The topic on which only one version of a service answers.
+
+    ``<name>_<version>`` with the version's dots as dashes
+    (``weather_1-2-0``): topic names of dasf-broker-django are slugs.
+    """
+    return f"{name}_{version.replace('.', '-')}"
+
+
 def get_service_root_path() -> str:
     """The path at which the gateway serves this service.
 
     Returns:
         ``/services/<service_name>`` (daeploy:
         ``/services/<service_name>_<service_version>``; with dasf_geo the
-        version is reached as its own topic ``<name>_<version>``, see
+        version is reached as its own topic, :func:`versioned_topic`, see
         :func:`dasf_geo.service.call_service`).
     """
     return f"/services/{get_service_name()}"
@@ -147,10 +157,12 @@ def get_daeploy_manager_hostname() -> str:
 
 
 def get_broker_url() -> str | None:
-    """``ws://HOST:PORT`` of the broker this service uses, if one is configured.
+    """The broker this service uses, if one is configured.
 
     Returns:
-        ``DASF_GEO_BROKER_URL``; else ``ws://DE_BACKEND_HOST:DE_BACKEND_PORT``
+        the running service's broker (``ws://HOST:PORT``, or the websocket
+        URL of a plain-layout broker), else ``DASF_GEO_BROKER_URL``; else
+        ``ws://DE_BACKEND_HOST:DE_BACKEND_PORT``
         when either is set; else None (a service then starts an embedded
         broker).
     """

@@ -41,3 +41,34 @@ def test_service_entrypoints_answer_demessaging_client(
         assert [r["value"]["result"] for r in svc.monitor(["echo"])] == ["hi"]
     finally:
         svc.stop()
+
+
+def test_service_through_dasf_broker_django(django_site, topic, monkeypatch):
+    """A service on dasf-broker-django (plain URL layout): its entrypoints,
+    its parameters and call_service reach it there too."""
+    import dasf_geo
+    from dasf_geo.service import call_service
+
+    for slug in (topic, f"{topic}_1-0-0"):
+        django_site.create_topic(slug, anonymous=True)
+    url = django_site.endpoint().base
+    svc = Service(topic, "1.0.0")
+    svc.add_parameter("greeting", "Hello")
+
+    @svc.entrypoint
+    def greet(name: str) -> str:
+        return f"{svc.get_parameter('greeting')} {name}"
+
+    svc.start(websocket_url=url)
+    try:
+        with dasf_geo.connect(topic, websocket_url=url, timeout=timeout(60)) as c:
+            assert c.greet(name="Django") == "Hello Django"
+            c.parameters["greeting"] = "Moin"
+        monkeypatch.setenv("DASF_GEO_BROKER_URL", url)
+        assert call_service(topic, "greet", {"name": "again"}) == "Moin again"
+        assert (
+            call_service(topic, "greet", {"name": "v"}, service_version="1.0.0")
+            == "Moin v"
+        )
+    finally:
+        svc.stop()

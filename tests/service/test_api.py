@@ -415,3 +415,15 @@ def test_the_gateway_plugs_in_as_an_entry_point(monkeypatch, caplog):
     assert started == ["ws://127.0.0.1:1"]
     assert len(extras) == 1
     assert "could not start broken beside the broker" in caplog.text
+
+
+def test_broker_urls_of_both_layouts():
+    from dasf_geo.service.communication import broker_options
+
+    assert broker_options("ws://127.0.0.1:8080") == {"broker": "ws://127.0.0.1:8080"}
+    assert broker_options("wss://b.example.org:443/ws/v2") == {
+        "broker": "wss://b.example.org:443/ws/v2"
+    }
+    assert broker_options("ws://django.example.org/ws") == {
+        "websocket_url": "ws://django.example.org/ws"
+    }

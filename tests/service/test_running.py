@@ -343,7 +343,7 @@ def test_a_shadow_gets_every_request_and_callers_only_the_main_reply(
     assert main.monitor() == []  # the main version monitors nothing here
 
     # one version, directly
-    with dasf_geo.connect("model_1.1.0", broker.url, timeout=timeout(20)) as c:
+    with dasf_geo.connect("model_1-1-0", broker.url, timeout=timeout(20)) as c:
         assert c.predict(x=1.0) == {"version": "1.1.0", "y": 3.0}
         assert c.api_info["service"]["shadow"] is True
 

@@ -65,7 +65,7 @@ def test_serve_a_version_and_a_shadow(broker, service_file):
         with dasf_geo.connect("predictor", broker.url, timeout=timeout(30)) as c:
             replies = [c.predict(x=float(i)) for i in range(4)]
         assert replies == [{"version": "1.0.0", "y": 2.0 * i} for i in range(4)]
-        with dasf_geo.connect("predictor_1.1.0", broker.url, timeout=timeout(30)) as s:
+        with dasf_geo.connect("predictor_1-1-0", broker.url, timeout=timeout(30)) as s:
 
             def recorded():
                 rows = s._client.call(
