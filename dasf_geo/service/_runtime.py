@@ -5,7 +5,7 @@ One event loop holds everything a running service does:
 - a :class:`ServiceListener` on the service's topic (the shared
   subscription ``<name>-backend``, so N processes share the work) — or, for
   a shadow version, a :class:`ShadowListener` on its own subscription
-  ``<name>-shadow-<version>``, which gets a copy of every request and
+  ``<name>-shadow-<version>`` (dots as dashes), which gets a copy of every request and
   answers none;
 - a listener on the versioned topic ``<name>_<version>`` (dots as dashes),
   which answers the
@@ -197,7 +197,10 @@ class Runtime:
         listeners: list[Any] = []
         if self.shadow:
             shadow_config = config.model_copy(
-                update={"subscription_name": f"{svc.name}-shadow-{svc.version}"}
+                update={
+                    "subscription_name": f"{svc.name}-shadow-"
+                    + svc.version.replace(".", "-")
+                }
             )
             listeners.append(
                 ShadowListener(ServiceHandler(module_cls, svc, svc.name), shadow_config)
