@@ -5,11 +5,11 @@ One event loop holds everything a running service does:
 - a :class:`ServiceListener` on the service's topic (the shared
   subscription ``<name>-backend``, so N processes share the work) — or, for
   a shadow version, a :class:`ShadowListener` on its own subscription
-  ``<name>-shadow-<version>`` (dots as dashes), which gets a copy of every request and
-  answers none;
+  ``<name>-shadow-<version>`` (dots as dashes), which gets a copy of every
+  request and answers none;
 - a listener on the versioned topic ``<name>_<version>`` (dots as dashes),
-  which answers the
-  calls made to this version only (``call_service(..., service_version=)``);
+  which answers the calls made to this version only
+  (``call_service(..., service_version=)``);
 - the periodic tasks of ``call_every`` and the store's clean-up.
 
 Without a broker configured, an embedded broker is started first (and the
