@@ -49,6 +49,7 @@ __all__ = [
     "ServiceListener",
     "ShadowListener",
     "describe_service",
+    "generate_client",
 ]
 
 #: the reserved ``func_name`` values a service answers
@@ -219,6 +220,29 @@ def describe_service(svc: Service) -> dict[str, Any]:
         ],
         "reserved": list(RESERVED),
     }
+
+
+def generate_client(
+    svc: Service,
+    broker: str | None = None,
+    websocket_url: str | None = None,
+    **options: Any,
+) -> str:
+    """The source of a client module for ``svc``'s entrypoints.
+
+    The client calls them through ``broker`` (default: the running
+    service's, or :func:`~dasf_geo.service.utilities.get_broker_url`);
+    ``options`` go to :meth:`BackendModule.generate` (``line_length``…).
+
+    Raises:
+        ConfigurationError: no entrypoints, or an invalid broker URL.
+    """
+    from dasf_geo.transport.dynamic import messaging_config
+
+    if broker is None and websocket_url is None:
+        broker = svc.broker_url or utilities.get_broker_url()
+    config = messaging_config(svc.name, broker, websocket_url=websocket_url)
+    return str(svc.module_model(config).generate(**options))
 
 
 def _json_safe(value: Any) -> Any:

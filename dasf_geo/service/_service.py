@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dasf_geo.service import utilities
-from dasf_geo.service._handler import describe_service
+from dasf_geo.service._handler import describe_service, generate_client
 from dasf_geo.service._parameters import Parameters
 from dasf_geo.service.communication import check_method
 from dasf_geo.service.monitor_db import MonitorStore, StoreError
@@ -441,6 +441,25 @@ class Service:
     def describe(self) -> dict[str, Any]:
         """The ``"service"`` object of the API info (see ``_handler``)."""
         return describe_service(self)
+
+    def generate(
+        self,
+        broker: str | None = None,
+        *,
+        websocket_url: str | None = None,
+        **options: Any,
+    ) -> str:
+        """The source of a client module for the entrypoints (a stub).
+
+        As ``python module.py generate`` for a plain module: the client
+        has the entrypoints' signatures and docstrings and calls them on
+        the broker (default: the running service's). ``options`` go to
+        :meth:`~dasf_geo.backend.BackendModule.generate`.
+
+        Raises:
+            ConfigurationError: no entrypoints, or an invalid broker URL.
+        """
+        return generate_client(self, broker, websocket_url, **options)
 
     def module_model(self, messaging_config: Any, **config: Any) -> Any:
         """The :class:`~dasf_geo.backend.BackendModule` of the entrypoints.

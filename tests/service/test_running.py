@@ -590,3 +590,25 @@ def test_daeploy_data_types_as_entrypoint_arguments(broker, make_service):
         with pytest.raises(RemoteValidationError) as info:
             raw({"func_name": "total", "arr": [[1, 2], [3]]})
         assert "nested lists must be rectangular" in info.value.message
+
+
+def test_a_generated_client_calls_the_entrypoints(client, weather, tmp_path):
+    import importlib.util
+    import sys
+
+    code = weather.generate()
+    assert (
+        'def above(value: float) -> bool:\n    """Is ``value`` above the threshold?"""'
+        in code
+    )
+    path = tmp_path / "weather_client.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location("weather_client", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["weather_client"] = module
+    try:
+        spec.loader.exec_module(module)
+        assert module.above(value=300.0) is True
+        assert module.version() == "1.0.0"
+    finally:
+        sys.modules.pop("weather_client", None)
