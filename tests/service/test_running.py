@@ -612,3 +612,27 @@ def test_a_generated_client_calls_the_entrypoints(client, weather, tmp_path):
         assert module.version() == "1.0.0"
     finally:
         sys.modules.pop("weather_client", None)
+
+
+def test_store_file_deleted_while_the_service_runs(
+    broker, make_service, tmp_path, logs
+):
+    path = tmp_path / "gone.sqlite"
+    svc = make_service("forgetful")
+    svc.configure_store(path=path)
+
+    @svc.entrypoint(monitor=True)
+    def echo(text: str) -> str:
+        return text
+
+    svc.start(broker=broker.url)
+    with dasf_geo.connect("forgetful", broker.url, timeout=timeout(20)) as c:
+        assert c.echo(text="one") == "one"
+        path.unlink()
+        assert c.echo(text="two") == "two"  # still serving
+        rows = c._client.call({"func_name": "~monitor"})
+    assert [r["value"]["result"] for r in rows] == ["two"]
+    assert path.exists()
+    assert f"the monitoring store {path} was deleted; starting a new one" in (
+        logs.messages()
+    )
