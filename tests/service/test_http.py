@@ -66,6 +66,17 @@ async def test_entrypoint_with_its_own_method(http):
     )
 
 
+async def test_openapi_lists_an_entrypoint_with_its_method(http):
+    doc = (await http.get("/openapi.json")).json()
+    field = doc["paths"]["/services/weather/field"]
+    assert set(field) == {"post", "get"}
+    query = [p for p in field["get"]["parameters"] if p["in"] == "query"]
+    assert [(p["name"], p["required"]) for p in query] == [("value", False)]
+    assert "requestBody" not in field["get"]
+    assert field["get"]["operationId"] == field["post"]["operationId"] + "__get"
+    assert set(doc["paths"]["/services/weather/above"]) == {"post"}
+
+
 async def test_monitor_store_file_over_http(http):
     import sqlite3
     import tempfile
