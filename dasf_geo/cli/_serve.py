@@ -19,6 +19,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -61,6 +62,18 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--debug", action="store_true", help="send tracebacks with error replies"
+    )
+    service_group = parser.add_argument_group(
+        "services (modules written with dasf_geo.service)"
+    )
+    service_group.add_argument(
+        "--version", dest="service_version", help="the service version"
+    )
+    service_group.add_argument(
+        "--shadow",
+        action="store_true",
+        help="run as a shadow version: get a copy of every request, record "
+        "results and timings, answer none",
     )
     add_connection_options(parser)
     from dasf_geo.cli._gateway import add_serve_options
@@ -155,6 +168,65 @@ def _example_call(module_cls: Any, topic: str, broker_option: str) -> str:
     return " ".join(["dasf-geo", "call", topic, target, *args, broker_option])
 
 
+def _load_service_module(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """Import the module; return the service it defines (if any) and the
+    options its own ``service.run()`` call gave.
+
+    A module that registers entrypoints on ``dasf_geo.service`` is a
+    service; ``service.run()`` at its top level does not block while it is
+    imported here.
+
+    Raises:
+        ConfigurationError: the module cannot be imported, or ``--version``
+            / ``--shadow`` are given for a module that is not a service.
+    """
+    from dasf_geo.service import service
+
+    with service.deferred_run() as options:
+        module = load_module(args.module)
+    own = [
+        ep
+        for ep in service.entrypoints.values()
+        if getattr(ep.func, "__module__", None) == module.__name__
+    ]
+    if own:
+        options = dict(options)
+        # the service's name: its own run(name=...), DASF_GEO_SERVICE_NAME,
+        # else the module's name (as for any module served)
+        if not options.get("name") and not os.environ.get("DASF_GEO_SERVICE_NAME"):
+            options["name"] = module.__name__.rsplit(".", 1)[-1]
+        return service, options
+    if args.service_version or args.shadow:
+        raise ConfigurationError(
+            f"--version and --shadow need a module written with dasf_geo.service "
+            f"(@service.entrypoint); {args.module} has no entrypoints"
+        )
+    return None, {}
+
+
+def _run_service(
+    service: Any, options: dict[str, Any], args: argparse.Namespace
+) -> int:
+    """Run a dasf_geo.service module; the command line's options win."""
+    if args.members:
+        raise ConfigurationError("--members does not apply to a service module")
+    given = {
+        "name": args.topic,
+        "version": args.service_version,
+        "shadow": args.shadow or None,
+        "broker": args.broker,
+        "websocket_url": args.websocket_url,
+        "port": args.port,
+        "max_workers": args.max_workers,
+        "debug": args.debug or None,
+        "http": False if getattr(args, "no_http", False) else None,
+        "http_port": getattr(args, "http_port", None),
+    }
+    options.update({k: v for k, v in given.items() if v is not None})
+    service.run(**options)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``dasf-geo serve``; return the exit code."""
     from dasf_geo.backend import BackendModule
@@ -163,6 +235,9 @@ def run(args: argparse.Namespace) -> int:
     broker = None
     gateway = None
     try:
+        service, options = _load_service_module(args)
+        if service is not None:
+            return _run_service(service, options, args)
         module = load_module(args.module)
         topic = args.topic or module.__name__.rsplit(".", 1)[-1]
         broker_given = args.broker or args.websocket_url

@@ -177,6 +177,10 @@ async def _spool_body(request: Request, call: Call) -> tuple[IO[bytes], int]:
     return file, size
 
 
+#: methods whose arguments come from the query string
+_QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
 def _query_arguments(request: Request) -> dict[str, Any]:
     return {
         k: _plain_value(v)
@@ -198,7 +202,11 @@ async def read_call(
     call = Call({}, b"")
     try:
         uploads: list[_Upload] = []
-        if kind in ("", JSON_MEDIA_TYPE) or kind.endswith("+json"):
+        if request.method in _QUERY_METHODS:
+            # a service entrypoint declared with method="GET" (or DELETE):
+            # its arguments are the query parameters
+            arguments = _query_arguments(request)
+        elif kind in ("", JSON_MEDIA_TYPE) or kind.endswith("+json"):
             arguments = await _json_arguments(request)
         elif kind == NETCDF:
             names = target.netcdf_parameters()

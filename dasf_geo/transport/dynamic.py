@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 import keyword
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +40,7 @@ from dasf_geo.transport.progress import ProgressBar, terminal_progress
 
 __all__ = [
     "AsyncService",
+    "RemoteParameters",
     "Service",
     "aconnect",
     "connect",
@@ -547,6 +548,53 @@ class _ServiceBase:
         return f"<dasf_geo service {self.topic!r}: {', '.join(self._members)}>"
 
 
+class RemoteParameters(MutableMapping[str, Any]):
+    """The parameters of a :mod:`dasf_geo.service` service, as a mapping.
+
+    ``svc.parameters["threshold"]`` reads a parameter, ``svc.parameters[
+    "threshold"] = 290.0`` sets it (checked by the service against the
+    parameter's type), ``dict(svc.parameters)`` lists the exposed ones.
+    Each access is one request (``~get_parameter``, ``~set_parameter``,
+    ``~list_parameters``).
+
+    Raises (on access):
+        KeyError: the service has no (exposed) parameter of that name.
+        RemoteValidationError: a value of the wrong type.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _call(self, request: dict[str, Any]) -> Any:
+        try:
+            return self._client.call(request)
+        except RemoteError as exc:
+            if exc.message.startswith("unknown parameter"):
+                raise KeyError(exc.message) from None
+            raise
+
+    def __getitem__(self, name: str) -> Any:
+        return self._call({"func_name": "~get_parameter", "parameter": name})
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._call({"func_name": "~set_parameter", "parameter": name, "value": value})
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("the parameters of a service cannot be removed")
+
+    def _all(self) -> dict[str, Any]:
+        return dict(self._call({"func_name": "~list_parameters"}))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return f"<parameters of {self._client.topic!r}: {self._all()!r}>"
+
+
 class Service(_ServiceBase):
     """A running service, with its functions and classes as attributes.
 
@@ -558,6 +606,23 @@ class Service(_ServiceBase):
     """
 
     _client: Client
+
+    @property
+    def parameters(self) -> Any:
+        """The parameters of a service written with :mod:`dasf_geo.service`
+        (a :class:`RemoteParameters` mapping).
+
+        Raises:
+            AttributeError: the backend is not such a service.
+        """
+        if "service" not in self.api_info:
+            if "parameters" in self._members:  # a function of that name
+                return self._members["parameters"]
+            raise AttributeError(
+                f"the backend on topic {self.topic!r} is not a dasf_geo.service "
+                "service: it has no parameters"
+            )
+        return RemoteParameters(self._client)
 
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
         options = self._options()
