@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from dasf_geo.exceptions import ConfigurationError, RemoteError
 from dasf_geo.protocol.options import TransferOptions, current_transfer_options
 from dasf_geo.transport.client import AsyncClient, BinaryValue, Client
+from dasf_geo.transport.discovery import adiscover, discover
 from dasf_geo.transport.progress import ProgressBar, terminal_progress
 
 __all__ = [
@@ -631,6 +632,7 @@ def connect(
     decode: bool = True,
     progress: ProgressOption = None,
     transfer: TransferOptions | None = None,
+    discovery_timeout: float | None = None,
     **options: Any,
 ) -> Service:
     """Connect to the service on ``topic`` and return it as a :class:`Service`.
@@ -654,12 +656,16 @@ def connect(
             (a :class:`~dasf_geo.protocol.options.TransferOptions`; a
             :func:`~dasf_geo.protocol.options.transfer_options` block around
             a call overrides them).
+        discovery_timeout: seconds to wait for the service to send its API
+            info (default 10; not the call ``timeout``). On a terminal,
+            "waiting for a service on topic ..." shows after a second.
         **options: further messaging config fields.
 
     Raises:
         ConnectionFailed: the broker cannot be reached (names the URL).
-        RequestTimeout: the backend did not send its API info in time — is a
-            backend listening on ``topic``?
+        ServiceNotFound: no service answered on ``topic`` within
+            ``discovery_timeout``; the message lists the topics that have a
+            service where the broker can tell.
     """
     if config is None:
         config = messaging_config(
@@ -667,7 +673,7 @@ def connect(
         )
     client = Client(config, topic, timeout=timeout)
     try:
-        api_info = client.api_info(timeout)
+        api_info = discover(client, config, discovery_timeout)
         return Service(
             client, api_info, decode=decode, progress=progress, transfer=transfer
         )
@@ -687,6 +693,7 @@ async def aconnect(
     decode: bool = True,
     progress: ProgressOption = None,
     transfer: TransferOptions | None = None,
+    discovery_timeout: float | None = None,
     **options: Any,
 ) -> AsyncService:
     """The asyncio form of :func:`connect`; returns an :class:`AsyncService`."""
@@ -697,7 +704,7 @@ async def aconnect(
     client = AsyncClient(config, topic, timeout=timeout)
     try:
         await client.start()
-        api_info = await client.api_info(timeout)
+        api_info = await adiscover(client, config, discovery_timeout)
         return AsyncService(
             client, api_info, decode=decode, progress=progress, transfer=transfer
         )
