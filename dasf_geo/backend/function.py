@@ -100,10 +100,10 @@ def get_return_model(
     elif sig is not None and sig.return_annotation is not sig.empty:
         annotation = Any if sig.return_annotation is None else sig.return_annotation
     else:
-        warnings.warn(
+        utils.warn_at(
+            config.function,
             f"function {config.name!r} has no return annotation, so its result "
             "is sent as Any without validation; annotate the return type",
-            UserWarning,
             stacklevel=4,
         )
         annotation = Any

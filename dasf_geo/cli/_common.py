@@ -264,6 +264,22 @@ def _broker_root(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
+#: Python spellings in library messages -> the command line's
+_CLI_SPELLING = (
+    ("broker='ws://HOST:PORT'", "--broker ws://HOST:PORT"),
+    ("websocket_url='ws://HOST/PATH'", "--websocket-url ws://HOST/PATH"),
+    ("websocket_url=…", "--websocket-url URL"),
+    ("pass members=[...]", "give --members NAME ..."),
+)
+
+
+def cli_spelling(message: str) -> str:
+    """``message`` with its hints spelled as command-line options."""
+    for python, option in _CLI_SPELLING:
+        message = message.replace(python, option)
+    return message
+
+
 def describe_error(
     exc: BaseException,
     debug: bool = False,
@@ -277,7 +293,7 @@ def describe_error(
     """
     from dasf_geo.exceptions import ConnectionFailed
 
-    message = str(exc)
+    message = cli_spelling(str(exc))
     if isinstance(exc, ConnectionFailed) and exc.url:
         root = _broker_root(exc.url)
         cause = exc.__cause__

@@ -313,15 +313,17 @@ def run(args: argparse.Namespace) -> int:
             )
         module = load_module(args.module)
         config = build_config(args, module)
+        # the members are checked before a broker starts
+        module_cls = BackendModule.create_model(module.__name__, config=config)
         if args.port is not None or not broker_configured(config):
             broker = start_embedded_broker(args.port)
             print(f"embedded broker listening on {broker.url}", flush=True)
             config = build_config(args, module, broker.url)
+            module_cls.backend_config.messaging_config = config.messaging_config
         _configure_logging(config, args.log_level is not None)
         messaging = config.messaging_config
         topic = messaging.topic
         url = broker_url_of(messaging)
-        module_cls = BackendModule.create_model(module.__name__, config=config)
         if broker is None:
             print(f"connecting to the broker at {url}", flush=True)
         if args.websocket_url:

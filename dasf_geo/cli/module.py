@@ -264,7 +264,7 @@ def get_parser(
     logging_group.add_argument(
         "--log-level",
         dest=_LOG + "level",
-        metavar="{10,20,30,40,50}",
+        metavar="LEVEL",
         help=(
             "Level of every dasf_geo logger, overriding the config file: a "
             "number or one of " + ", ".join(n for n in LEVEL_NAMES if n != "WARN")
@@ -750,4 +750,8 @@ def main(
         parser.error(str(exc))
     if command is not None:
         _run(parser, model, command, params, debug)
+    elif module_name == "__main__":
+        # ``python my_module.py`` alone: say what can be done with it
+        parser.print_help(sys.stderr)
+        _fail(parser, "give a COMMAND, e.g. listen, schema or generate", 2)
     return model
