@@ -33,6 +33,7 @@ import contextlib
 import json
 import shutil
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,12 @@ from dasf_geo.exceptions import DasfGeoError
 
 __all__ = ["add_parser", "parse_assignment", "run"]
 
-DESCRIPTION = (
+DESCRIPTION = textwrap.fill(
     "Call a function of a running service and print its result: readable on a "
     "terminal, JSON into a pipe or with --raw. Arguments are name=value (JSON "
     "if the value parses as JSON, else a string) or name=@FILE (.nc, .zarr, "
-    ".csv, .parquet, .npy, .json)."
+    ".csv, .parquet, .npy, .json).",
+    79,
 )
 
 EPILOG = """examples:

@@ -114,16 +114,22 @@ def transfer_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--broker``/``--websocket-url``/``--header``… to ``parser``."""
+def add_connection_options(
+    parser: argparse.ArgumentParser,
+    default: str = "the DE_BACKEND_HOST/DE_BACKEND_PORT environment variables, "
+    "else ws://localhost:8080",
+) -> None:
+    """Add ``--broker``/``--websocket-url``/``--header``… to ``parser``.
+
+    ``default`` says which broker is used without ``--broker``.
+    """
     group = parser.add_argument_group("broker connection")
     where = group.add_mutually_exclusive_group()
     where.add_argument(
         "--broker",
         metavar="URL",
         help="ws://HOST:PORT of a Pulsar-layout broker (dasf-geo broker, Apache "
-        "Pulsar); default: the DE_BACKEND_HOST/DE_BACKEND_PORT environment "
-        "variables, else ws://localhost:8080",
+        f"Pulsar); default: {default}",
     )
     where.add_argument(
         "--websocket-url",

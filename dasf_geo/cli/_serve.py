@@ -75,7 +75,11 @@ def add_parser(sub: Any) -> None:
         "--members", nargs="+", metavar="NAME", help="serve these members, not __all__"
     )
     parser.add_argument(
-        "--max-workers", type=int, default=None, metavar="N", help="requests run at once"
+        "--max-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests run at once",
     )
     parser.add_argument(
         "--port",
@@ -98,7 +102,11 @@ def add_parser(sub: Any) -> None:
         help="log level of dasf_geo: " + ", ".join(LOG_LEVELS) + " (default: the "
         "module's log settings, else WARNING)",
     )
-    add_connection_options(parser)
+    add_connection_options(
+        parser,
+        default="the broker the module gives main(), else DE_BACKEND_HOST/"
+        "DE_BACKEND_PORT, else an embedded broker started here",
+    )
     parser.set_defaults(run=run)
 
 

@@ -36,9 +36,7 @@ def _is_main_guard(node: ast.stmt) -> bool:
         return False
     sides = [test.left, test.comparators[0]]
     names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
-    consts = [
-        s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"
-    ]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
     return len(names) == 1 and len(consts) == 1
 
 

@@ -36,9 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dasf-geo",
         description="Serve typed scientific Python as DASF services and call them.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {_version()}"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module_name in _COMMANDS.values():

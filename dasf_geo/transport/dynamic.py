@@ -163,6 +163,36 @@ def _type_name(schema: Mapping[str, Any]) -> str:
     return _JSON_TYPES.get(str(kind), "Any")
 
 
+def _data_type(schema: Mapping[str, Any]) -> str | None:
+    """The Python type of a registered data type (``x-dasf-type``), if any."""
+    from dasf_geo.data import SCHEMA_TYPE_KEY
+
+    kind = schema.get(SCHEMA_TYPE_KEY)
+    if isinstance(kind, str):
+        return kind
+    for key in ("anyOf", "oneOf"):
+        for option in schema.get(key) or ():
+            if isinstance(option, Mapping):
+                found = _data_type(option)
+                if found:
+                    return found
+    return None
+
+
+def _describe_param(param: _Param) -> str:
+    """``name (type): description`` for a docstring's Args section."""
+    kind = _data_type(param.schema)
+    type_name = kind or _type_name(param.schema)
+    description = str(param.schema.get("description") or "").strip()
+    if kind and description.startswith(kind):
+        # the type's own description says how it travels, not what it is
+        description = ""
+    text = f"{param.name} ({type_name})"
+    if not param.required:
+        text += f", default {param.default!r:.40}"
+    return f"{text}: {description}" if description else text
+
+
 @dataclass
 class _Param:
     name: str
@@ -238,11 +268,18 @@ class _Signature:
         return inspect.Signature(parameters, return_annotation=ret)
 
     def docstring(self) -> str:
+        """The docstring: the description, then every argument with its type.
+
+        A data type is named as the Python type it is (``xarray.Dataset``),
+        not by the form it travels in.
+        """
         lines = [self.doc.strip()] if self.doc.strip() else []
-        documented = [p for p in self.params if p.schema.get("description")]
-        if documented:
+        if self.params:
             lines += ["", "Args:"]
-            lines += [f"    {p.name}: {p.schema['description']}" for p in documented]
+            lines += [f"    {_describe_param(p)}" for p in self.params]
+        if self.return_schema:
+            kind = _data_type(self.return_schema)
+            lines += ["", "Returns:", f"    {kind or _type_name(self.return_schema)}"]
         return "\n".join(lines)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
