@@ -70,7 +70,8 @@ EPILOG = """examples:
   dasf-geo call geo_service stations min_elevation=500
   dasf-geo call geo_service monthly_anomaly ds=@data.nc -o anomaly.nc
   dasf-geo call hello-world-class-topic HelloWorld.repeat_message message=hi repeat=3
-  dasf-geo call geo_service time_series --json args.json   # args.json: {"lat": 50, "lon": 10}
+  dasf-geo call geo_service time_series --json args.json
+      (args.json holds {"lat": 50, "lon": 10})
 """
 
 

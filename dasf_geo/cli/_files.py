@@ -145,11 +145,8 @@ def read_file_argument(
     holds, label = FILE_KINDS[suffix]
     kind = data_type(schema)
     if holds != "json":
-        fits = (
-            kind is None
-            and not (schema or {}).get("type")
-            or (kind or "").startswith(holds)
-        )
+        untyped = kind is None and not (schema or {}).get("type")
+        fits = untyped or (kind or "").startswith(holds)
         if not fits:
             raise DasfGeoError(
                 f"{shown}: a {label} file does not fit {name}, which takes "
@@ -327,7 +324,14 @@ def render(value: Any, width: int = 100) -> str:
         import pandas as pd
 
         with pd.option_context(
-            "display.width", width, "display.max_rows", 20, "display.min_rows", 10
+            "display.width",
+            width,
+            "display.max_columns",
+            20,
+            "display.max_rows",
+            20,
+            "display.min_rows",
+            10,
         ):
             return str(value)
     if kind in ("xarray.Dataset", "xarray.DataArray"):
