@@ -6,8 +6,9 @@
   convention is described in :mod:`tests.console`).
 - Other shell blocks (``bash``, ``sh``, ``shell``) are only for commands the
   tests cannot run: a remote broker (``example.org``), a Django project
-  (``manage.py``), the test suite itself, or installing (the README's two
-  set-up commands, which .ci/run runs).
+  (``manage.py``), the test suite itself, the reference peers'
+  benchmarks (``_reference``), or installing (the README's two set-up
+  commands, which .ci/run runs).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ PAGES = [*DOCS, REPO_ROOT / "README.md"]
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 _SHELL = re.compile(r"^```(?:bash|sh|shell)\n(.*?)^```", re.S | re.M)
 #: what a shell block that is not run must need
-_NOT_RUNNABLE = ("example.org", "manage.py", "pytest", "pip install")
+_NOT_RUNNABLE = ("example.org", "manage.py", "pytest", "pip install", "_reference")
 
 
 def python_blocks(path: Path) -> list[str]:
