@@ -246,8 +246,8 @@ def test_output_extension_must_fit_before_the_call(capsys, broker, tmp_path, dat
     )
     status, _, err = call(capsys, broker, "keys", "mapping={}", "-o", "k.csv")
     assert (
-        err
-        == "error: -o k.csv: the result is list[Any], written as JSON (.json), not .csv\n"
+        err == "error: -o k.csv: the result is list[Any], written as JSON (.json), "
+        "not .csv\n"
     )
     assert CALLS == []
     assert not (tmp_path / "x.csv").exists()
@@ -345,8 +345,8 @@ def test_arguments_must_be_name_value(capsys):
         tool.main(["call", "t", "f", "oops"])
     assert info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "dasf-geo call: error: argument name=value: arguments must look like name=value "
-        "or name=@FILE, got 'oops'"
+        "dasf-geo call: error: argument name=value: arguments must look like "
+        "name=value or name=@FILE, got 'oops'"
     )
 
 
