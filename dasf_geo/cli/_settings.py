@@ -123,7 +123,7 @@ def main_settings(module: ModuleType) -> dict[str, Any]:
                         kwargs.update(value)
                     else:
                         kwargs[keyword.arg] = value
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise ConfigurationError(
                     f"cannot read the settings that {where} gives main(): "
                     f"{type(exc).__name__}: {exc}; give them on the command line "
