@@ -283,3 +283,23 @@ def test_missing_annotations_warn_at_the_users_line(tmp_path):
         )
     places = {(Path(w.filename), w.lineno) for w in record}
     assert places == {(tmp_path / "unannotated.py", 4)}
+
+
+def test_module_whose_script_keeps_the_model_gets_it_without_a_command(tmp_path):
+    """``Model = main(...)`` with no command returns the model (as demessaging)."""
+    (tmp_path / "keeps.py").write_text(
+        "from dasf_geo import main\n\n__all__ = ['f']\n\n\n"
+        "def f() -> int:\n    return 1\n\n\n"
+        'if __name__ == "__main__":\n'
+        '    Model = main(messaging_config=dict(topic="t"))\n'
+        '    print("got", Model.backend_config.messaging_config.topic)\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "keeps.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout(60),
+    )
+    assert (result.returncode, result.stdout) == (0, "got t\n")
