@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,10 @@ def _read(path: Path, suffix: str, kind: str | None, opened: list[Any]) -> Any:
 
         if suffix == ".zarr":
             _need("zarr", "reading Zarr")
-            ds = xr.open_zarr(path, chunks=None)
+            with warnings.catch_warnings():
+                # a store without consolidated metadata is read all the same
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ds = xr.open_zarr(path, chunks=None)
         else:
             ds = xr.open_dataset(path)
         opened.append(ds)
@@ -287,7 +291,7 @@ def write_output(value: Any, path: Path) -> None:
     if kind in ("xarray.Dataset", "xarray.DataArray"):
         if suffix == ".zarr":
             ds = value.to_dataset() if kind == "xarray.DataArray" else value
-            ds.to_zarr(path, mode="w")
+            ds.to_zarr(path, mode="w", consolidated=False)
         else:
             value.to_netcdf(path)
     elif kind == "pandas.DataFrame" and suffix == ".parquet":

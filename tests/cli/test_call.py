@@ -289,7 +289,14 @@ def test_outputs_in_every_format(capsys, broker, tmp_path, dataset):
         call(capsys, broker, "scale", f"ds=@{tmp_path / 'in.nc'}", "-o", zarr_out)[0]
         == 0
     )
-    assert xr.open_zarr(zarr_out)["t"].values.tolist() == [2.0, 4.0, 6.0]
+    assert xr.open_zarr(zarr_out, consolidated=False)["t"].values.tolist() == [
+        2.0,
+        4.0,
+        6.0,
+    ]
+    # and back in as an argument
+    status, out, _ = call(capsys, broker, "first", f"da=@{zarr_out}")
+    assert (status, out) == (0, "2.0\n")
 
 
 # --------------------------------------------------------------------- messages
