@@ -22,6 +22,7 @@ Hierarchy::
     │   ├── ConnectionFailed      the broker cannot be reached / refused us
     │   ├── SendError             the broker refused a message (non-"ok" ack)
     │   └── RequestTimeout        no (complete) reply within the timeout
+    │       └── ServiceNotFound   no service answered on a topic when asked
     ├── ResultError               a function's result failed validation
     ├── RemoteError               the backend answered with status "error"
     │   └── RemoteValidationError the backend rejected the request's arguments
@@ -50,6 +51,7 @@ __all__ = [
     "RequestTimeout",
     "ResultError",
     "SendError",
+    "ServiceNotFound",
     "TransportError",
     "UnsupportedTypeError",
 ]
@@ -171,6 +173,29 @@ class RequestTimeout(TransportError, TimeoutError):
 
     The message names the topic, the function and the number of seconds.
     """
+
+
+class ServiceNotFound(RequestTimeout):
+    """No service answered on a topic within the (short) discovery timeout.
+
+    The message names the topic and the broker, says what to check and,
+    where the broker can tell, lists the topics that have a service.
+
+    Attributes:
+        topics: the topics with a service on that broker, or None when the
+            broker cannot tell.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        topic: str | None = None,
+        topics: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, url=url, topic=topic)
+        self.topics = topics
 
 
 class ResultError(DasfGeoError, ValueError):

@@ -70,6 +70,22 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
+class _QuietLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """picows' per-connection INFO lines ("WS connection established: ...") at DEBUG."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """Log ``msg``, at DEBUG if picows meant it as INFO or less."""
+        super().log(
+            min(level, logging.DEBUG) if level <= logging.INFO else level,
+            msg,
+            *args,
+            **kwargs,
+        )
+
+
+_picows_log = _QuietLog(logging.getLogger(f"{__name__}.picows"), {})
+
 #: Largest frame we accept from a broker unless told otherwise.
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 #: Bytes the socket's transport may buffer before senders wait.
@@ -209,7 +225,7 @@ class WebSocketLink:
                     enable_auto_ping=True,
                     auto_ping_idle_timeout=PING_IDLE,
                     auto_ping_reply_timeout=PING_TIMEOUT,
-                    logger_name=logger,
+                    logger_name=_picows_log,
                 ),
                 self.open_timeout,
             )
