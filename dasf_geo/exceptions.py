@@ -21,7 +21,8 @@ Hierarchy::
     ├── TransportError            talking to the broker failed
     │   ├── ConnectionFailed      the broker cannot be reached / refused us
     │   ├── SendError             the broker refused a message (non-"ok" ack)
-    │   └── RequestTimeout        no (complete) reply within the timeout
+    │   ├── RequestTimeout        no (complete) reply within the timeout
+    │   └── ReplyLost             the reply connection dropped during a call
     ├── ResultError               a function's result failed validation
     ├── RemoteError               the backend answered with status "error"
     │   └── RemoteValidationError the backend rejected the request's arguments
@@ -47,6 +48,7 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "RemoteValidationError",
+    "ReplyLost",
     "RequestTimeout",
     "ResultError",
     "SendError",
@@ -170,6 +172,16 @@ class RequestTimeout(TransportError, TimeoutError):
     """No complete reply arrived within the timeout.
 
     The message names the topic, the function and the number of seconds.
+    """
+
+
+class ReplyLost(TransportError):
+    """The connection for replies closed while a call waited for its reply.
+
+    Raised at once (not at the call's timeout) for calls on a
+    non-persistent topic, whose broker forgets replies it cannot deliver.
+    The request may or may not have run; the message names the topic and
+    the function.
     """
 
 
