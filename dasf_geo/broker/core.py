@@ -259,13 +259,18 @@ class Quota:
         max_bytes: most unacked bytes its consumers hold together (each
             consumer may always hold one message).
         inflight_bytes: what they hold now.
-        consumers: how many consumers use it.
+        consumers: the consumers that use it.
     """
 
     key: str
     max_bytes: int
     inflight_bytes: int = 0
-    consumers: int = 0
+    consumers: list[Consumer] = field(default_factory=list)
+
+    @property
+    def full(self) -> bool:
+        """True while its consumers get nothing more (beyond one message)."""
+        return self.inflight_bytes >= self.max_bytes
 
 
 @dataclass(eq=False, slots=True)
@@ -871,7 +876,6 @@ class BrokerCore:
             shared = self._quotas.get(quota)
             if shared is None:
                 shared = self._quotas[quota] = Quota(quota, self.max_client_bytes)
-            shared.consumers += 1
         consumer = Consumer(
             id=self._consumer_ids,
             subscription=sub,
@@ -883,6 +887,8 @@ class BrokerCore:
             quota=shared,
             disconnect=disconnect,
         )
+        if shared is not None:
+            shared.consumers.append(consumer)
         sub.consumers.append(consumer)
         sub.idle_since = None
         self._dispatch(sub)
@@ -911,12 +917,16 @@ class BrokerCore:
         for key in [k for k, (c, _) in sub.key_owners.items() if c is consumer]:
             del sub.key_owners[key]
             sub.key_released.pop(key, None)
-        consumer._held(-consumer.inflight_bytes)
         quota = consumer.quota
+        was_full = quota is not None and quota.full
+        consumer._held(-consumer.inflight_bytes)
         if quota is not None:
-            quota.consumers -= 1
-            if quota.consumers <= 0:
+            with contextlib.suppress(ValueError):
+                quota.consumers.remove(consumer)
+            if not quota.consumers:
                 self._quotas.pop(quota.key, None)
+            elif was_full:
+                self._quota_freed(quota, sub)
         returned.sort(key=lambda e: e.message.seq)
         sub.backlog.extendleft(reversed(returned))
         consumer.deadlines.clear()
@@ -1121,6 +1131,8 @@ class BrokerCore:
         entry = consumer.inflight.pop(token, None)
         if entry is None:
             return False
+        quota = consumer.quota
+        was_full = quota is not None and quota.full
         consumer._held(-entry.message.size)
         consumer.stalled_since = None
         sub = consumer.subscription
@@ -1131,7 +1143,19 @@ class BrokerCore:
         else:
             self._release(sub, entry, acked=True)
         self._dispatch(sub)
+        if was_full and quota is not None:
+            self._quota_freed(quota, sub)
         return True
+
+    def _quota_freed(self, quota: Quota, done: Subscription) -> None:
+        """A client's quota has room again: its other consumers may take more."""
+        if quota.full:
+            return
+        for sub in {
+            id(c.subscription): c.subscription for c in quota.consumers
+        }.values():
+            if sub is not done:
+                self._dispatch(sub)
 
     # --- time -------------------------------------------------------------------
 
@@ -1156,6 +1180,8 @@ class BrokerCore:
             if not expired:
                 continue
             sub = consumer.subscription
+            quota = consumer.quota
+            was_full = quota is not None and quota.full
             for token, entry in expired:
                 del consumer.inflight[token]
                 consumer._held(-entry.message.size)
@@ -1164,6 +1190,8 @@ class BrokerCore:
             expired.sort(key=lambda pair: pair[1].message.seq)
             sub.backlog.extendleft(reversed([entry for _, entry in expired]))
             self._dispatch(sub)
+            if was_full and quota is not None:
+                self._quota_freed(quota, sub)
         if self.stall_timeout is not None:
             self._disconnect_stalled(now, self.stall_timeout)
         for topic in self.topics.values():
