@@ -148,6 +148,15 @@ RECONNECT_FIRST_DELAY = 0.1
 RECONNECT_MAX_DELAY = 10.0
 
 _FRAGMENT = PropertyKeys.FRAGMENT.value
+#: message types that answer something: acknowledged, never run or answered
+_ANSWERS = frozenset(
+    {
+        MessageType.PONG.value,
+        MessageType.RESPONSE.value,
+        MessageType.PROGRESS.value,
+        MessageType.LOG.value,
+    }
+)
 
 
 class RequestHandler(Protocol):
@@ -739,6 +748,11 @@ class Listener:
             self._ack([msg.message_id])
             self._refuse_envelope(msg, exc)
             return
+        if header.message_type in _ANSWERS:
+            # an answer on a request topic (another backend's pong, a
+            # misrouted reply): nothing to run and never answered
+            self._ack([msg.message_id])
+            return
         key = (header.request_context, header.response_topic)
         props = msg.properties
         fragment = props.get(_FRAGMENT) is not None
@@ -841,13 +855,7 @@ class Listener:
             logger.warning("dropping message %s: %s", msg.message_id, error)
             return
         context = props.get(KEY_REQUEST_CONTEXT)
-        mtype = props.get(KEY_MESSAGE_TYPE)
-        if mtype in (
-            MessageType.RESPONSE.value,
-            MessageType.PROGRESS.value,
-            MessageType.PONG.value,
-            MessageType.LOG.value,
-        ):
+        if props.get(KEY_MESSAGE_TYPE) in _ANSWERS:
             return  # never answer an answer
         logger.warning("answering message %s with an error: %s", msg.message_id, error)
         header = RequestHeader(
@@ -899,12 +907,7 @@ class Listener:
                 )
                 return
             self._start_request(incoming, data)
-        elif mtype in {
-            MessageType.PONG.value,
-            MessageType.RESPONSE.value,
-            MessageType.PROGRESS.value,
-            MessageType.LOG.value,
-        }:
+        elif mtype in _ANSWERS:  # pragma: no cover - dropped on arrival
             self._ack(incoming.message_ids)
         else:
             self._spawn(
