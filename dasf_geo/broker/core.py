@@ -46,8 +46,9 @@ Memory is bounded, and one client cannot stall the others:
 - the consumers of one client (the same ``quota`` key: a token, when the
   broker checks tokens) hold at most ``max_client_bytes`` unacked, beyond
   one message each;
-- a consumer that holds ``max_inflight_bytes`` unacked and acknowledges
-  nothing for ``stall_timeout`` seconds is unsubscribed by :meth:`tick`
+- a consumer that holds ``max_inflight_bytes`` unacked (while the broker
+  is full: ``max_total_bytes / 32``) and acknowledges nothing for
+  ``stall_timeout`` seconds is unsubscribed by :meth:`tick`
   (its unacked messages go back to the subscription, as for any consumer
   that leaves) and its ``disconnect`` callback is told why.
 """
@@ -1209,8 +1210,15 @@ class BrokerCore:
                         self.delete_subscription(topic.name, sub.name)
 
     def _disconnect_stalled(self, now: float, stall_timeout: float) -> None:
-        """Unsubscribe consumers that hold their byte limit and ack nothing."""
+        """Unsubscribe consumers that hold much and ack nothing.
+
+        Much is ``max_inflight_bytes``; while the broker holds
+        ``max_total_bytes``, it is :attr:`fair_share_bytes` (a consumer
+        then holds less than its own limit, because its topic waits).
+        """
         limit = self.max_inflight_bytes
+        if self.held_bytes >= self.max_total_bytes:
+            limit = min(limit, self.fair_share_bytes)
         for consumer in list(self.all_consumers()):
             if consumer.inflight_bytes < limit:
                 consumer.stalled_since = None

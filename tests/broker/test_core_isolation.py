@@ -184,6 +184,42 @@ def test_stalled_messages_go_to_another_consumer_with_a_redelivery_count():
     ]
 
 
+def test_while_the_broker_is_full_holding_a_fair_share_is_a_stall():
+    """A hog's topic waits at the fair share, below the hog's own limit: it is
+    still cut off after the stall timeout while the broker is full."""
+    clock = Clock()
+    core = BrokerCore(
+        max_topic_bytes=20_000,
+        max_total_bytes=64_000,
+        max_inflight_bytes=40_000,
+        stall_timeout=10,
+        clock=clock,
+    )
+    reasons: list[str] = []
+    hogs = [fill(core, f"hog{i}", 1000) for i in range(4)]
+    for _, consumer in hogs:
+        consumer.disconnect = reasons.append
+    assert all(c.inflight_bytes < 40_000 for _, c in hogs)
+    core.tick()
+    clock.now = 11
+    core.tick()
+    assert all(c.closed for _, c in hogs)
+    assert len(reasons) == 4 and core.held_bytes == 0
+
+
+def test_without_memory_pressure_a_consumer_below_its_limit_stays():
+    clock = Clock()
+    core = BrokerCore(
+        max_topic_bytes=20_000, max_inflight_bytes=40_000, stall_timeout=10, clock=clock
+    )
+    _, consumer = fill(core, "big", 1000)  # the topic limit stops it first
+    assert consumer.inflight_bytes < 40_000
+    core.tick()
+    clock.now = 1000
+    core.tick()
+    assert not consumer.closed
+
+
 def test_consumers_that_ack_or_hold_little_are_never_disconnected():
     clock = Clock()
     core = BrokerCore(max_inflight_bytes=3000, stall_timeout=10, clock=clock)

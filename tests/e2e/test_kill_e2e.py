@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,23 @@ from tests.e2e.conftest import (
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SERVICE = MODULES / "e2e_service.py"
+
+
+async def call_stored(client: Any, requests: list[dict]) -> list[asyncio.Task]:
+    """Start ``requests`` as calls; return once the broker acked (stored) each.
+
+    They go out in batches smaller than the producer's window, so that each
+    is sent at once; a batch is acked before the next one starts.
+    """
+    await client._ensure_producer()  # reopened after a broker restart
+    tasks: list[asyncio.Task] = []
+    for start in range(0, len(requests), 8):
+        for request in requests[start : start + 8]:
+            tasks.append(asyncio.create_task(client.call(request)))
+        await asyncio.sleep(0)  # each new task sends its request now
+        while client._producer._pending:
+            await asyncio.sleep(0.005)
+    return tasks
 
 
 def kill_and_restart(broker: BrokerProc) -> BrokerProc:
@@ -64,31 +82,16 @@ def test_sigkill_of_the_broker_loses_no_persistent_request(tmp_path):
                 for cycle in range(3):
                     # the backend's one worker is busy; 60 requests wait in
                     # the broker's store behind it
-                    busy = asyncio.create_task(
-                        client.call({"func_name": "sleep", "seconds": 1.0})
+                    (busy,) = await call_stored(
+                        client, [{"func_name": "sleep", "seconds": 1.0}]
                     )
-                    calls = []
-                    for _ in range(60):
-                        value += 1
-                        calls.append(
-                            (
-                                value,
-                                asyncio.create_task(
-                                    client.call(
-                                        {
-                                            "func_name": "echo",
-                                            "value": value,
-                                            "tag": "k",
-                                        }
-                                    )
-                                ),
-                            )
-                        )
-                    # every request is stored (acked by the broker) first
-                    deadline = time.monotonic() + timeout(30)
-                    while len(client._pending) < 61 or client._producer._pending:
-                        assert time.monotonic() < deadline
-                        await asyncio.sleep(0.01)
+                    values = list(range(value + 1, value + 61))
+                    value += 60
+                    tasks = await call_stored(
+                        client,
+                        [{"func_name": "echo", "value": v, "tag": "k"} for v in values],
+                    )
+                    calls = list(zip(values, tasks, strict=True))
                     await asyncio.sleep(0.3 * cycle)  # some replies on their way
                     broker = await asyncio.to_thread(kill_and_restart, broker)
                     assert await asyncio.wait_for(busy, timeout(120)) == 1.0
