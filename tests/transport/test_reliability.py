@@ -19,13 +19,11 @@ import pytest
 import websockets
 
 from dasf_geo.broker import EmbeddedBroker
-from dasf_geo.exceptions import ConfigurationError, ConnectionFailed
-ReplyLost = ConnectionFailed
+from dasf_geo.exceptions import ConfigurationError, ConnectionFailed, ReplyLost
 from dasf_geo.protocol import messages as m
 from dasf_geo.protocol.fragments import split_payload
 from dasf_geo.transport.client import AsyncClient
-from dasf_geo.transport.connection import WebSocketLink
-backoff_delays = None
+from dasf_geo.transport.connection import WebSocketLink, backoff_delays
 from tests.conftest import free_port, timeout
 from tests.transport.conftest import Config, Handler, running_listener
 
@@ -275,7 +273,11 @@ def hostile_first_fragment(
     piece = b"x" * 3000
     props = m.request_properties(response_topic, context)
     props.update(
-        {"fragment": 0, "num_fragments": 1 + announced // 3000, "dasfGeoSize": announced}
+        {
+            "fragment": 0,
+            "num_fragments": 1 + announced // 3000,
+            "dasfGeoSize": announced,
+        }
     )
     return m.b64encode(piece), props
 
