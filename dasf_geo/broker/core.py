@@ -90,6 +90,7 @@ __all__ = [
     "BrokerCore",
     "Consumer",
     "Message",
+    "Quota",
     "SendErrorCode",
     "SubscribeError",
     "Subscription",

@@ -460,6 +460,8 @@ class AsyncClient:
     async def close(self) -> None:
         """Close both connections; requests still waiting fail."""
         self._closed = True
+        if self._replies_ready is not None:
+            self._replies_ready.set()  # calls waiting for it fail below
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -755,6 +757,10 @@ class AsyncClient:
                 ready = self._replies_ready
                 if ready is not None and not ready.is_set():
                     await ready.wait()  # the reply connection is being reopened
+                    if self._closed:
+                        raise TransportError(
+                            f"the client for topic {self.topic!r} was closed"
+                        )
                 producer = self._producer
                 if not producer.connected:
                     producer = await self._ensure_producer()

@@ -453,3 +453,26 @@ async def test_an_incomplete_envelope_with_a_reply_topic_is_answered(
         f"error in the request's properties: not a DASF request: {message}"
     )
     assert len(handler.executed) == 1  # only the valid call ran
+
+
+async def test_calls_waiting_for_the_reply_connection_fail_when_the_client_closes():
+    port = free_port()
+    broker = EmbeddedBroker(host="127.0.0.1", port=port).start()
+    config = Config(base=broker.url, topic="rel-closing")
+    try:
+        client = AsyncClient(config, timeout=timeout(600))
+        await client.start()
+        await asyncio.to_thread(broker.stop)
+        await eventually(
+            lambda: not client._replies_ready.is_set(),  # type: ignore[union-attr]
+            "the reply connection to drop",
+        )
+        call = asyncio.create_task(client.call({"op": "echo", "value": 1}))
+        await asyncio.sleep(0.2)
+        assert not call.done()  # waiting for the reply connection
+        await client.close()
+        with pytest.raises(Exception) as info:
+            await asyncio.wait_for(call, timeout(5))
+        assert str(info.value) == "the client for topic 'rel-closing' was closed"
+    finally:
+        await asyncio.to_thread(broker.stop)
