@@ -10,7 +10,7 @@ The inputs come from a seeded random generator, so a failure can be
 replayed (the seed is in the test id). The default run is bounded (about a
 couple of thousand inputs per seed, well under a minute on a loaded
 machine); set
-``DASF_GEO_FUZZ_LONG=1`` and select ``-m fuzz_long`` for a longer one.
+``DASF_GEO_FUZZ_LONG=1`` for a longer one (see docs/reliability.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Each parser either returns a result or raises the library's own error
 broker's answers and deliveries are always standard JSON.
 
 The default run is bounded (a few hundred examples per parser); set
-``DASF_GEO_FUZZ_LONG=1`` and select ``-m fuzz_long`` for a longer one.
+``DASF_GEO_FUZZ_LONG=1`` for a longer one (see docs/reliability.md).
 """
 
 from __future__ import annotations
