@@ -21,8 +21,9 @@ Hierarchy::
     ├── TransportError            talking to the broker failed
     │   ├── ConnectionFailed      the broker cannot be reached / refused us
     │   ├── SendError             the broker refused a message (non-"ok" ack)
-    │   └── RequestTimeout        no (complete) reply within the timeout
-    │       └── ServiceNotFound   no service answered on a topic when asked
+    │   ├── RequestTimeout        no (complete) reply within the timeout
+    │   │   └── ServiceNotFound   no service answered on a topic when asked
+    │   └── ReplyLost             the reply connection dropped during a call
     ├── ResultError               a function's result failed validation
     ├── RemoteError               the backend answered with status "error"
     │   └── RemoteValidationError the backend rejected the request's arguments
@@ -48,6 +49,7 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "RemoteValidationError",
+    "ReplyLost",
     "RequestTimeout",
     "ResultError",
     "SendError",
@@ -196,6 +198,15 @@ class ServiceNotFound(RequestTimeout):
     ) -> None:
         super().__init__(message, url=url, topic=topic)
         self.topics = topics
+
+class ReplyLost(TransportError):
+    """The connection for replies closed while a call waited for its reply.
+
+    Raised at once (not at the call's timeout) for calls on a
+    non-persistent topic, whose broker forgets replies it cannot deliver.
+    The request may or may not have run; the message names the topic and
+    the function.
+    """
 
 
 class ResultError(DasfGeoError, ValueError):
