@@ -17,6 +17,7 @@ from collections.abc import Sequence
 _COMMANDS: dict[str, str] = {
     "broker": "dasf_geo.cli._broker",
     "call": "dasf_geo.cli._call",
+    "generate": "dasf_geo.cli._generate",
     "serve": "dasf_geo.cli._serve",
 }
 

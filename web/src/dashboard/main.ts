@@ -38,8 +38,7 @@ function isFileValue(v: unknown): v is FileValue {
 }
 
 /** Replace Dataset files by binary-part placeholders (or base64 text for JSON-only backends). */
-function withParts(args: Record<string, unknown>, useParts: boolean): { args: Record<string, unknown>; parts: BinaryPart[] } {
-  const parts: BinaryPart[] = [];
+function withParts(args: Record<string, unknown>, useParts: boolean, parts: BinaryPart[]): { args: Record<string, unknown>; parts: BinaryPart[] } {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(args)) {
     if (isFileValue(value)) {
@@ -103,8 +102,9 @@ function memberView(entry: ServiceEntry, member: Member, root: JsonSchema): HTML
       }
       const hasFiles = Object.values({ ...args, ...ctorArgs }).some(isFileValue);
       const useParts = hasFiles && (await entry.client.supports("parts"));
-      const fn = withParts(args, useParts);
-      const ctor = withParts(ctorArgs, useParts);
+      const parts: BinaryPart[] = [];
+      const ctor = withParts(ctorArgs, useParts, parts);
+      const fn = withParts(args, useParts, parts);
       const request = member.cls
         ? { class_name: member.cls.name, ...ctor.args, function: { func_name: member.info.name, ...fn.args } }
         : { func_name: member.info.name, ...fn.args };
@@ -115,7 +115,7 @@ function memberView(entry: ServiceEntry, member: Member, root: JsonSchema): HTML
           onProgress: (r) => progress.update(r),
           onTransfer: (received, total) => progress.transfer(received, total),
         },
-        [...ctor.parts, ...fn.parts],
+        parts,
       );
       progress.done();
       const arrived = performance.now();
