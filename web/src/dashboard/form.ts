@@ -316,6 +316,12 @@ function fieldFor(schema0: JsonSchema, root: JsonSchema, name: string, required:
   };
 }
 
+/** A progress reporter parameter: the backend fills it in, callers do not. */
+function isProgressReport(schema: JsonSchema): boolean {
+  const props = schema["properties"] as Record<string, unknown> | undefined;
+  return !!props && "report_type" in props && "report_id" in props && "children" in props;
+}
+
 /**
  * Build the form for `schema` (a request model: `func_name` and the arguments).
  * `fixed` names properties that are not arguments (func_name, class_name, function).
@@ -324,7 +330,7 @@ export function buildForm(schema: JsonSchema, root: JsonSchema = schema, fixed: 
   const props = (resolve(schema, root)["properties"] ?? {}) as Record<string, JsonSchema>;
   const required = new Set((resolve(schema, root)["required"] as string[] | undefined) ?? []);
   const fields = Object.entries(props)
-    .filter(([key]) => !fixed.includes(key))
+    .filter(([key, sub]) => !fixed.includes(key) && !isProgressReport(resolve(sub, root)))
     .map(([key, sub]) => [key, fieldFor(sub, root, key, required.has(key))] as const);
   const form = el("form", { class: "call-form", novalidate: "" }, ...fields.map(([, f]) => f.element));
   if (fields.length === 0) form.append(el("p", { class: "help" }, "no arguments"));

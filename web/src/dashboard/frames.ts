@@ -21,7 +21,27 @@ export interface NdArray {
 }
 
 /** Numbers from raw little-endian bytes of numpy dtype `dtype` (e.g. `<f8`, `|b1`). */
+const UNIT_MS: Record<string, number> = { s: 1000, ms: 1, us: 1e-3, ns: 1e-6, m: 60000, h: 3600000, D: 86400000 };
+const NAT = -9223372036854775808;
+
+/** ISO text of int64 counts of `unit` since 1970 (NaT is null); without "Z" unless `utc`. */
+function datetimes(counts: Cell[], unit: string, utc: boolean): Cell[] {
+  const ms = UNIT_MS[unit] ?? 1e-6;
+  return counts.map((x) => {
+    if (typeof x !== "number" || x === NAT) return null;
+    const iso = new Date(x * ms).toISOString();
+    if (utc) return iso.replace(".000Z", "Z");
+    return iso.replace("T00:00:00.000Z", "").replace(".000Z", "").replace("Z", "");
+  });
+}
+
 export function numbersFromBytes(dtype: string, bytes: Uint8Array): Cell[] {
+  const dt = /^[<>|=]?([Mm])8\[(\w+)\]$/.exec(dtype);
+  if (dt) {
+    const counts = numbersFromBytes(`${dtype[0] === ">" ? ">" : "<"}i8`, bytes);
+    if (dt[1] === "M") return datetimes(counts, dt[2]!, false);
+    return counts.map((x) => (typeof x === "number" && x !== NAT ? `${x} ${dt[2]}` : null));
+  }
   const m = /^([<>|=]?)([fiub])(\d+)$/.exec(dtype);
   if (!m) throw new Error(`unsupported dtype ${dtype}`);
   const little = m[1] !== ">";
@@ -51,13 +71,10 @@ export function decodeColumn(col: Column): Cell[] {
     case "numpy":
       return numbersFromBytes(String(col["dtype"]), decodeBase64(String(col["data"])));
     case "datetime": {
-      const ns = numbersFromBytes("<i8", decodeBase64(String(col["data"])));
-      const tz = /UTC|, /.test(String(col["dtype"]));
-      return ns.map((x) => {
-        if (typeof x !== "number" || x === -9223372036854775808) return null;
-        const iso = new Date(x / 1e6).toISOString();
-        return tz ? iso : iso.replace("T00:00:00.000Z", "").replace(".000Z", "").replace("Z", "");
-      });
+      const counts = numbersFromBytes("<i8", decodeBase64(String(col["data"])));
+      const dtype = String(col["dtype"]);
+      const unit = /\[(\w+)/.exec(dtype)?.[1] ?? "ns";
+      return datetimes(counts, unit, /,/.test(dtype));
     }
     case "masked": {
       const values = numbersFromBytes(String(col["dtype"]).toLowerCase().startsWith("boolean") ? "|b1" : dtypeOfMasked(String(col["dtype"])), decodeBase64(String(col["data"])));

@@ -131,7 +131,7 @@ export function findGrid(file: NcFile): Grid {
     grid.max = range.max;
     return grid;
   }
-  const names = file.variables.filter((v) => !(v.dims.length === 1 && v.dims[0] === v.name)).map((v) => `${v.name}(${v.dims.join(", ")})`);
+  const names = file.variables.filter((v) => v.dims.length > 0 && !(v.dims.length === 1 && v.dims[0] === v.name)).map((v) => `${v.name}(${v.dims.join(", ")})`);
   throw new NoGridError(
     names.length
       ? `no variable has latitude/longitude (or x/y with a projected crs) as its last two dimensions: ${names.join(", ")}`

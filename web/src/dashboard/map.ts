@@ -122,6 +122,8 @@ export interface MapPreview {
   setStep(step: number): void;
   /** the screen pixel (relative to the map's viewport) of a data coordinate */
   pixelOf(x: number, y: number): [number, number] | null;
+  /** the pixel of a data coordinate in the browser window (as `getBoundingClientRect`) */
+  clientPixelOf(x: number, y: number): [number, number] | null;
   setCoastlines(visible: boolean): void;
   /** the value at a data coordinate of the current step, or undefined outside the grid */
   valueAt(x: number, y: number): number | undefined;
@@ -274,6 +276,13 @@ export function drawMap(file: NcFile, container: HTMLElement, onStatus?: (text: 
       const pixel = map.getPixelFromCoordinate([x, y]);
       return pixel ? [pixel[0]!, pixel[1]!] : null;
     },
+    clientPixelOf(x: number, y: number) {
+      const pixel = map.getPixelFromCoordinate([x, y]);
+      if (!pixel) return null;
+      const rect = (map.getViewport() as HTMLElement | undefined)?.getBoundingClientRect();
+      if (!rect) return null;
+      return [rect.left + pixel[0]!, rect.top + pixel[1]!];
+    },
     setCoastlines(visible: boolean) {
       landLayer.setVisible(visible);
       map.renderSync();
@@ -289,6 +298,11 @@ export function drawMap(file: NcFile, container: HTMLElement, onStatus?: (text: 
       map.setTarget(undefined);
     },
   };
+  let renders = 0;
+  map.on("rendercomplete", () => {
+    renders += 1;
+    mapDiv.dataset["rendered"] = String(renders);
+  });
   coastToggle.addEventListener("change", () => preview.setCoastlines(coastToggle.checked));
   if (grid.stepDim && grid.stepLabels.length > 0) {
     const label = el("span", { "data-testid": "time-label" }, `${grid.stepDim} = ${grid.stepLabels[0]}`);

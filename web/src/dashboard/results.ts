@@ -165,7 +165,7 @@ function netcdfView(bytes: Uint8Array, kind: string, name: string, onStatus: (te
     } catch (exc) {
       lastMap = undefined;
       const text = exc instanceof Error ? exc.message : String(exc);
-      if (!series || !/no variable has latitude/.test(text)) mapBox.append(message("warning", `no map preview: ${text}`, "map-error"));
+      mapBox.append(message(series ? "info" : "warning", `no map preview: ${text}`, "map-error"));
     }
   });
   return box;
