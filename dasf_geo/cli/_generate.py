@@ -2,7 +2,8 @@
 
 ::
 
-    dasf-geo generate --lang typescript geo_service --broker ws://127.0.0.1:8080 > client.ts
+    dasf-geo generate --lang typescript geo_service \\
+        --broker ws://127.0.0.1:8080 > client.ts
 
 The service on TOPIC is asked for its API info over DASF; the TypeScript
 module that is printed holds the DASF WebSocket client, the argument and

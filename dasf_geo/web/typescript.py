@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dasf_geo.exceptions import ConfigurationError
@@ -30,11 +31,57 @@ __all__ = ["TypeScriptError", "generate_typescript"]
 _XARRAY = ("xarray.Dataset", "xarray.DataArray")
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _RESERVED = frozenset(
-    "break case catch class const continue debugger default delete do else enum "
-    "export extends false finally for function if import in instanceof new null "
-    "return super switch this throw true try typeof var void while with yield "
-    "let static implements interface package private protected public await "
-    "constructor client close".split()
+    [
+        "break",
+        "case",
+        "catch",
+        "class",
+        "const",
+        "continue",
+        "debugger",
+        "default",
+        "delete",
+        "do",
+        "else",
+        "enum",
+        "export",
+        "extends",
+        "false",
+        "finally",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "instanceof",
+        "new",
+        "null",
+        "return",
+        "super",
+        "switch",
+        "this",
+        "throw",
+        "true",
+        "try",
+        "typeof",
+        "var",
+        "void",
+        "while",
+        "with",
+        "yield",
+        "let",
+        "static",
+        "implements",
+        "interface",
+        "package",
+        "private",
+        "protected",
+        "public",
+        "await",
+        "constructor",
+        "client",
+        "close",
+    ]
 )
 _NODE_TIMEOUT = 60.0
 
@@ -86,9 +133,7 @@ def _clean(node: Any, *, top: bool) -> Any:
         if key == "title" and not top:
             continue
         if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
-            out[key] = {
-                k: _clean(v, top=key != "properties") for k, v in value.items()
-            }
+            out[key] = {k: _clean(v, top=key != "properties") for k, v in value.items()}
         else:
             out[key] = _clean(value, top=False)
     return out
@@ -115,8 +160,12 @@ class _Types:
     def __init__(self) -> None:
         self.defs: dict[str, Any] = {}
 
-    def add(self, schema: Mapping[str, Any], title: str, drop: tuple[str, ...]) -> str:
-        schema = copy.deepcopy(dict(schema))
+    def add(self, given: Mapping[str, Any], title: str, drop: tuple[str, ...]) -> str:
+        if not isinstance(given, Mapping):
+            raise TypeScriptError(
+                f"the API info is malformed: the schema for {title} is not an object"
+            )
+        schema: dict[str, Any] = copy.deepcopy(dict(given))
         local = {**schema.pop("$defs", {}), **schema.pop("definitions", {})}
         renames: dict[str, str] = {}
         for name, sub in local.items():
@@ -184,43 +233,8 @@ def _convert(schema: dict[str, Any], name: str, node: str | None) -> str:
     return proc.stdout.decode("utf-8")
 
 
-_PRELUDE = """\
-// --- stubs
-/** A Dataset or DataArray argument: its NetCDF bytes (or base64 text). */
-export type NetcdfValue = BinaryPart | Uint8Array | string;
-/** A Dataset or DataArray result: its NetCDF bytes (base64 text from backends that only send JSON). */
-export type NetcdfResult = BinaryValue | string;
-
-function isBytes(value: unknown): value is Uint8Array {
-  return value instanceof Uint8Array;
-}
-
-function isPart(value: unknown): value is { data: Uint8Array; type?: string; mediaType?: string } {
-  return typeof value === "object" && value !== null && isBytes((value as { data?: unknown }).data);
-}
-
-/** The request's JSON and its binary parts: NetCDF values become parts (or base64 text for JSON-only backends). */
-async function prepare(client: DasfClient, input: object, netcdf: Record<string, string>, offset = 0): Promise<[Record<string, unknown>, BinaryPart[]]> {
-  const args = input as Record<string, unknown>;
-  const names = Object.keys(netcdf).filter((k) => args[k] !== undefined && args[k] !== null && typeof args[k] !== "string");
-  if (names.length === 0) return [args, []];
-  const useParts = await client.supports("parts");
-  const out: Record<string, unknown> = { ...args };
-  const parts: BinaryPart[] = [];
-  for (const name of names) {
-    const value = args[name];
-    const data = isBytes(value) ? value : isPart(value) ? value.data : undefined;
-    if (!data) throw new TypeError(`argument ${name} must be NetCDF bytes (Uint8Array), {data, type} or base64 text`);
-    if (useParts) {
-      parts.push({ data, type: `application/x-netcdf; xarray=${netcdf[name]}` });
-      out[name] = partPlaceholder(offset + parts.length);
-    } else {
-      out[name] = encodeBase64(data);
-    }
-  }
-  return [out, parts];
-}
-"""
+def _prelude() -> str:
+    return (Path(__file__).parent / "ts" / "stub_prelude.ts").read_text("utf-8")
 
 
 def _netcdf_args(schema: Mapping[str, Any]) -> dict[str, str]:
@@ -258,7 +272,8 @@ def _method(
     all_parts = "[...ctorParts, ...parts]" if in_class else "parts"
     doc = _comment(schema.get("description", ""), indent)
     return (
-        f"{doc}{indent}async {_member_name(name)}({params}): Promise<{result_type}> {{\n"
+        f"{doc}{indent}async {_member_name(name)}({params}): "
+        f"Promise<{result_type}> {{\n"
         f"{indent}  const [fn, parts] = await prepare(this.client, {body_args}, "
         f"{json.dumps(_netcdf_args(schema))}{offset});\n"
         f"{indent}  return (await this.client.call({request}, "
@@ -313,34 +328,44 @@ def generate_typescript(
         classes: list[str] = []
         for cls in api_info.get("classes") or []:
             cname = _member_name(cls["name"])
-            ctor_t = types.add(cls["rpc_schema"], f"{_pascal(cname)}Init", ("class_name",))
+            ctor_t = types.add(
+                cls["rpc_schema"], f"{_pascal(cname)}Init", ("class_name",)
+            )
             has, required = _has_args(cls["rpc_schema"], ("class_name",))
             inner = []
             for meth in cls.get("methods") or []:
                 pascal = _pascal(f"{cname}_{meth['name']}")
                 args_t = types.add(meth["rpc_schema"], f"{pascal}Args", ("func_name",))
-                result_t = types.add(meth.get("return_schema") or {}, f"{pascal}Result", ())
+                result_t = types.add(
+                    meth.get("return_schema") or {}, f"{pascal}Result", ()
+                )
                 request = (
                     f'{{ class_name: {json.dumps(cls["name"])}, ...ctor, '
                     f'function: {{ func_name: {json.dumps(meth["name"])}, ...fn }} }}'
                 )
-                inner.append(_method(meth["name"], meth, args_t, result_t, request, "      "))
+                inner.append(
+                    _method(meth["name"], meth, args_t, result_t, request, "      ")
+                )
             ctor_param = f"init: {ctor_t}{'' if required else ' = {}'}" if has else ""
             ctor_value = "init" if has else "{}"
             classes.append(
                 _comment(cls["rpc_schema"].get("description", ""), "  ")
                 + f"  async {cname}({ctor_param}) {{\n"
-                + f"    const [ctor, ctorParts] = await prepare(this.client, {ctor_value}, "
+                + "    const [ctor, ctorParts] = await prepare("
+                + f"this.client, {ctor_value}, "
                 + f"{json.dumps(_netcdf_args(cls['rpc_schema']))});\n"
                 + "    const self = this;\n"
                 + "    return {\n"
                 + "\n".join(
-                    m.replace("this.client", "self.client").rstrip("\n") + "," for m in inner
+                    m.replace("this.client", "self.client").rstrip("\n") + ","
+                    for m in inner
                 )
                 + "\n    };\n  }\n"
             )
     except (KeyError, TypeError, AttributeError) as exc:
-        raise TypeScriptError(f"the API info is malformed: {type(exc).__name__}: {exc}") from exc
+        raise TypeScriptError(
+            f"the API info is malformed: {type(exc).__name__}: {exc}"
+        ) from exc
     root = {
         "title": f"{service}Types",
         "type": "object",
@@ -354,7 +379,8 @@ def generate_typescript(
         f"// A TypeScript client for the DASF service on topic {json.dumps(topic)}.\n"
         "// Generated by dasf_geo from the service's API info: do not edit.\n"
         "// Types: json-schema-to-typescript. Runs in browsers and in Node >= 20\n"
-        "// (Node 20: --experimental-websocket, or pass the `ws` package's WebSocket).\n"
+        "// (Node 20: --experimental-websocket, or pass the `ws` package's\n"
+        "// WebSocket).\n"
         "/* eslint-disable */\n"
     )
     service_class = (
@@ -363,13 +389,17 @@ def generate_typescript(
         + "  readonly client: DasfClient;\n\n"
         + "  /** Connect to the service: `new "
         + service
-        + "({ broker: \"ws://127.0.0.1:8080\" })`. */\n"
-        + "  constructor(options: (Omit<DasfClientOptions, \"topic\"> & { topic?: string }) | DasfClient) {\n"
-        + "    this.client = options instanceof DasfClient ? options : new DasfClient({ "
+        + '({ broker: "ws://127.0.0.1:8080" })`. */\n'
+        + "  constructor(\n"
+        + '    options: (Omit<DasfClientOptions, "topic"> & { topic?: string }) '
+        + "| DasfClient,\n  ) {\n"
+        + "    this.client = options instanceof DasfClient\n"
+        + "      ? options\n      : new DasfClient({ "
         + f"topic: {json.dumps(topic)}, ...options }});\n"
         + "  }\n\n"
         + "\n".join(methods + classes)
-        + "\n  /** Close the connection. */\n  close(): void {\n    this.client.close();\n  }\n}\n"
+        + "\n  /** Close the connection. */\n"
+        + "  close(): void {\n    this.client.close();\n  }\n}\n"
     )
     return "\n".join(
         [
@@ -377,7 +407,7 @@ def generate_typescript(
             client_source(),
             "// --- types (json-schema-to-typescript)",
             declarations,
-            _PRELUDE,
+            _prelude(),
             f"/** The service's topic. */\nexport const TOPIC = {json.dumps(topic)};\n",
             service_class,
         ]

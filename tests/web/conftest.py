@@ -40,14 +40,19 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(os.environ.get("DASF_GEO_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "web"
+ARTIFACTS = (
+    Path(os.environ.get("DASF_GEO_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "web"
+)
 
 
 def npm_cache_dir() -> Path:
-    """Where the packages of web/package-lock.json are installed (one dir per lockfile)."""
+    """Where web/package-lock.json is installed (one folder per lockfile)."""
     lock = (WEB / "package-lock.json").read_bytes()
     digest = hashlib.sha256(lock + (WEB / "package.json").read_bytes()).hexdigest()[:16]
-    base = os.environ.get("DASF_GEO_NPM_CACHE") or Path.home() / ".cache" / "dasf_geo" / "npm"
+    base = (
+        os.environ.get("DASF_GEO_NPM_CACHE")
+        or Path.home() / ".cache" / "dasf_geo" / "npm"
+    )
     return Path(base) / f"web-{digest}"
 
 
@@ -72,9 +77,10 @@ def _install_node_modules() -> Path | str:
         check=False,
     )
     if proc.returncode != 0:
-        return "npm ci failed (is the npm registry reachable?): " + proc.stderr.decode(
-            "utf-8", "replace"
-        )[-500:]
+        return (
+            "npm ci failed (is the npm registry reachable?): "
+            + proc.stderr.decode("utf-8", "replace")[-500:]
+        )
     done.write_text("ok\n")
     return target
 
@@ -105,7 +111,9 @@ class Served:
         return f"ws://127.0.0.1:{self.port}"
 
 
-def serve(module: Path, *, port: int | None = None, broker: str | None = None) -> Served:
+def serve(
+    module: Path, *, port: int | None = None, broker: str | None = None
+) -> Served:
     """Start ``dasf-geo serve MODULE`` and wait until it serves."""
     args = [sys.executable, "-m", "dasf_geo.cli.tool", "serve", str(module)]
     if broker is None:
@@ -116,7 +124,12 @@ def serve(module: Path, *, port: int | None = None, broker: str | None = None) -
         port = int(broker.rsplit(":", 1)[1])
     proc = Proc(args).start()
     try:
-        wait_until(lambda: "serving " in proc.output(), f"dasf-geo serve {module.name}", 30, proc)
+        wait_until(
+            lambda: "serving " in proc.output(),
+            f"dasf-geo serve {module.name}",
+            30,
+            proc,
+        )
     except BaseException:
         proc.stop()
         raise
@@ -150,7 +163,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def static_server() -> Iterator[str]:
-    """The vendored dashboard served over HTTP on 127.0.0.1 (as the gateway serves it)."""
+    """The vendored dashboard over HTTP on 127.0.0.1 (as the gateway serves it)."""
     from dasf_geo.web import static_dir
 
     handler = functools.partial(_Quiet, directory=str(static_dir()))

@@ -42,7 +42,7 @@ class Watched:
     requests: list[str] = field(default_factory=list)
 
     def outside(self) -> list[str]:
-        """Requests to anywhere but 127.0.0.1 (blob: and data: URLs are the page's own)."""
+        """Requests to anywhere but 127.0.0.1 (blob: and data: URLs are local)."""
         return [
             url
             for url in self.requests
@@ -56,9 +56,11 @@ def watch(page: Any) -> Watched:
     watched = Watched(page)
     page.on(
         "console",
-        lambda m: watched.errors.append(f"console {m.type}: {m.text}")
-        if m.type in ("error", "warning") and "WebGL" not in m.text
-        else None,
+        lambda m: (
+            watched.errors.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning") and "WebGL" not in m.text
+            else None
+        ),
     )
     page.on("pageerror", lambda e: watched.errors.append(f"page error: {e}"))
     page.on("request", lambda r: watched.requests.append(r.url))
@@ -76,7 +78,8 @@ def screen_pixels(page: Any) -> Any:
 def wait_rendered(page: Any, after: int = 0) -> int:
     """Wait until the map has rendered more than ``after`` times; the count."""
     page.wait_for_function(
-        f"() => Number(document.querySelector('[data-testid=map]')?.dataset.rendered || 0) > {after}",
+        "() => Number(document.querySelector('[data-testid=map]')"
+        f"?.dataset.rendered || 0) > {after}",
         timeout=20000,
     )
     return int(page.get_attribute("[data-testid=map]", "data-rendered"))
@@ -84,4 +87,4 @@ def wait_rendered(page: Any, after: int = 0) -> int:
 
 def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 3) -> bool:
     """True if two colours differ by at most ``tolerance`` in every channel."""
-    return all(abs(x - y) <= tolerance for x, y in zip(a, b))
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))

@@ -34,12 +34,21 @@ TSC_ARGS = [
     "--noUncheckedIndexedAccess",
 ]
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None, reason="node is not installed"
+)
 
 
 def _generate(module: str, *extra: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / module), "generate", "--lang", "typescript", *extra],
+        [
+            sys.executable,
+            str(EXAMPLES / module),
+            "generate",
+            "--lang",
+            "typescript",
+            *extra,
+        ],
         capture_output=True,
         timeout=timeout(60),
         check=False,
@@ -54,8 +63,10 @@ def test_generated_stub_has_a_typed_method_per_function() -> None:
     for line in (
         "export class GeoService {",
         "async get_data(options: CallOptions = {}): Promise<GetDataResult>",
-        "async stations(args: StationsArgs = {}, options: CallOptions = {}): Promise<StationsResult>",
-        "async time_series(args: TimeSeriesArgs, options: CallOptions = {}): Promise<TimeSeriesResult>",
+        "async stations(args: StationsArgs = {}, options: CallOptions = {}): "
+        "Promise<StationsResult>",
+        "async time_series(args: TimeSeriesArgs, options: CallOptions = {}): "
+        "Promise<TimeSeriesResult>",
         "export type GetDataResult = NetcdfResult",
         "export class DasfClient {",
         'export const TOPIC = "geo_service";',
@@ -64,8 +75,12 @@ def test_generated_stub_has_a_typed_method_per_function() -> None:
     assert "lat: number" in code and "min_elevation?: number" in code
 
 
-@pytest.mark.parametrize("module", ["geo_service.py", "hello_world_class.py", "hello_world.py"])
-def test_generated_stubs_compile_strictly(module: str, node_modules: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "module", ["geo_service.py", "hello_world_class.py", "hello_world.py"]
+)
+def test_generated_stubs_compile_strictly(
+    module: str, node_modules: Path, tmp_path: Path
+) -> None:
     (tmp_path / "client.ts").write_text(_generate(module))
     proc = subprocess.run(
         [node_bin(node_modules, "tsc"), *TSC_ARGS, "client.ts"],
@@ -92,10 +107,21 @@ def test_dashboard_sources_compile_strictly(node_modules: Path, tmp_path: Path) 
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
 
 
-def test_stub_from_a_running_service_matches_the_module_stub(geo_service: Served) -> None:
+def test_stub_from_a_running_service_matches_the_module_stub(
+    geo_service: Served,
+) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "dasf_geo.cli.tool", "generate", "--lang", "typescript",
-         "geo_service", "--broker", geo_service.broker],
+        [
+            sys.executable,
+            "-m",
+            "dasf_geo.cli.tool",
+            "generate",
+            "--lang",
+            "typescript",
+            "geo_service",
+            "--broker",
+            geo_service.broker,
+        ],
         capture_output=True,
         timeout=timeout(60),
         check=False,
@@ -106,8 +132,19 @@ def test_stub_from_a_running_service_matches_the_module_stub(geo_service: Served
 
 def test_stub_from_a_topic_nobody_serves_names_the_topic(geo_service: Served) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "dasf_geo.cli.tool", "generate", "--lang", "typescript",
-         "nobody_here", "--broker", geo_service.broker, "--timeout", "1"],
+        [
+            sys.executable,
+            "-m",
+            "dasf_geo.cli.tool",
+            "generate",
+            "--lang",
+            "typescript",
+            "nobody_here",
+            "--broker",
+            geo_service.broker,
+            "--timeout",
+            "1",
+        ],
         capture_output=True,
         timeout=timeout(60),
         check=False,
@@ -122,11 +159,20 @@ def test_node_calls_the_service_and_reads_datasets_with_netcdfjs(
     geo_service: Served, node_modules: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "client.ts").write_text(_generate("geo_service.py"))
-    shutil.copy(Path(__file__).parent / "node" / "client_test.ts", tmp_path / "client_test.ts")
+    shutil.copy(
+        Path(__file__).parent / "node" / "client_test.ts", tmp_path / "client_test.ts"
+    )
     bundle = tmp_path / "client_test.mjs"
     build = subprocess.run(
-        [node_bin(node_modules, "esbuild"), "client_test.ts", "--bundle", "--platform=node",
-         "--format=esm", "--target=node20", f"--outfile={bundle}"],
+        [
+            node_bin(node_modules, "esbuild"),
+            "client_test.ts",
+            "--bundle",
+            "--platform=node",
+            "--format=esm",
+            "--target=node20",
+            f"--outfile={bundle}",
+        ],
         cwd=tmp_path,
         capture_output=True,
         timeout=timeout(120),
@@ -149,7 +195,9 @@ def test_node_calls_the_service_and_reads_datasets_with_netcdfjs(
     assert out["dims"] == [{"name": n, "size": s} for n, s in expected.sizes.items()]
     assert out["crs"] == "EPSG:4326"
     assert out["tasLength"] == expected["tas"].size
-    np.testing.assert_allclose(out["tasFirst"], expected["tas"].values.ravel()[:3], rtol=1e-6)
+    np.testing.assert_allclose(
+        out["tasFirst"], expected["tas"].values.ravel()[:3], rtol=1e-6
+    )
     assert out["frameFormat"] == "dasf-frame/1"
     assert "tas_anomaly" in out["anomalyVars"] and "time" in out["anomalyVars"]
     assert abs(out["anomalyMean"]) < 1e-3
