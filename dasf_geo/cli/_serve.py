@@ -63,6 +63,9 @@ def add_parser(sub: Any) -> None:
         "--debug", action="store_true", help="send tracebacks with error replies"
     )
     add_connection_options(parser)
+    from dasf_geo.cli._gateway import add_serve_options
+
+    add_serve_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -158,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     from dasf_geo.transport import backend as transport_backend
 
     broker = None
+    gateway = None
     try:
         module = load_module(args.module)
         topic = args.topic or module.__name__.rsplit(".", 1)[-1]
@@ -180,11 +184,18 @@ def run(args: argparse.Namespace) -> int:
             else f"--broker {args.broker}"
         )
         example = _example_call(module_cls, topic, broker_option)
+        from dasf_geo.cli._gateway import start_for_serve
+
+        gateway, http_lines = start_for_serve(
+            args, topic, module_cls, broker is not None
+        )
 
         def announce(listener: Any) -> None:
             print(f"serving {module.__name__} on topic {topic!r}", flush=True)
             if example:
                 print(f"call it with:\n  {example}", flush=True)
+            for line in http_lines:
+                print(line, flush=True)
 
         transport_backend.on_listening.append(announce)
         try:
@@ -197,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        if gateway is not None:
+            gateway.stop()
         if broker is not None:
             broker.stop()
     return 0

@@ -18,6 +18,7 @@ _COMMANDS: dict[str, str] = {
     "broker": "dasf_geo.cli._broker",
     "call": "dasf_geo.cli._call",
     "generate": "dasf_geo.cli._generate",
+    "gateway": "dasf_geo.cli._gateway",
     "serve": "dasf_geo.cli._serve",
 }
 

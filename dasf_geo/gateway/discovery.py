@@ -1,0 +1,338 @@
+"""Which services exist, and their API info: the gateway's view of the broker.
+
+The gateway is a broker client like any caller. For every backend topic it
+keeps one :class:`~dasf_geo.transport.client.AsyncClient` per set of
+handshake headers (the gateway's own, or the ``Authorization`` a request
+forwards), at most :data:`MAX_CLIENTS` of them, least recently used closed
+first. A backend's API info is cached for ``settings.refresh`` seconds, so
+routes and schemas follow a backend that restarts with a new API.
+
+Services are the topics named in the settings and, when the broker lists
+its topics (``GET /topics`` of ``dasf-geo broker`` and the embedded
+broker), every topic with a consumer that answers an ``api_info`` request.
+Callers' private response topics (``<topic>_<32 hex digits>``) and the
+notifications topic are never probed; a topic whose probe failed is not
+probed again for :data:`NEGATIVE_TTL` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dasf_geo.exceptions import (
+    ConnectionFailed,
+    RemoteError,
+    RequestTimeout,
+    TransportError,
+)
+from dasf_geo.gateway.settings import GatewaySettings, valid_topic
+from dasf_geo.transport.client import AsyncClient
+
+__all__ = [
+    "MAX_CLIENTS",
+    "NOTIFICATIONS_TOPIC",
+    "ServiceDirectory",
+    "ServiceNotFound",
+    "ServiceSummary",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The most broker clients kept open at once (one per topic and header set).
+MAX_CLIENTS = 64
+#: Seconds a topic that did not answer ``api_info`` is not asked again.
+NEGATIVE_TTL = 30.0
+#: Seconds to wait for an ``api_info`` answer while discovering.
+PROBE_TIMEOUT = 3.0
+#: The topic ``service.notify`` publishes on (never a service).
+NOTIFICATIONS_TOPIC = "dasf-geo-notifications"
+
+# response topics of dasf_geo callers (new_response_topic)
+_RESPONSE_TOPIC = re.compile(r".+_[0-9a-f]{32}")
+
+
+class ServiceNotFound(LookupError):
+    """No service answers on a topic (or the topic name is invalid)."""
+
+    def __init__(self, message: str, topic: str) -> None:
+        super().__init__(message)
+        self.topic = topic
+
+
+@dataclass
+class ServiceSummary:
+    """One entry of ``GET /services``."""
+
+    topic: str
+    description: str
+    functions: list[str]
+    classes: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object of the entry (with its ``url``)."""
+        return {
+            "topic": self.topic,
+            "description": self.description,
+            "functions": self.functions,
+            "classes": self.classes,
+            "url": f"/services/{self.topic}",
+        }
+
+    @classmethod
+    def of(cls, topic: str, api_info: Mapping[str, Any]) -> ServiceSummary:
+        """The summary of ``api_info`` (functions and classes by name)."""
+        schema = api_info.get("rpc_schema")
+        description = ""
+        if isinstance(schema, Mapping):
+            # the summary: the docstring's first paragraph
+            text = str(schema.get("description") or "").strip()
+            description = " ".join(text.split("\n\n", 1)[0].split())
+        return cls(
+            topic=topic,
+            description=description,
+            functions=[
+                str(f.get("name"))
+                for f in api_info.get("functions") or []
+                if isinstance(f, Mapping) and not str(f.get("name", "")).startswith("~")
+            ],
+            classes=[
+                str(c.get("name"))
+                for c in api_info.get("classes") or []
+                if isinstance(c, Mapping)
+            ],
+        )
+
+
+HeaderKey = tuple[tuple[str, str], ...]
+
+
+def _key(header: Mapping[str, str] | None) -> HeaderKey:
+    return tuple(sorted((header or {}).items()))
+
+
+class ServiceDirectory:
+    """Broker clients and API info of the services a gateway serves.
+
+    Args:
+        settings: the gateway's settings.
+
+    Use it from the gateway's event loop only; :meth:`close` closes every
+    client.
+    """
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self._clients: OrderedDict[tuple[str, HeaderKey], AsyncClient] = OrderedDict()
+        self._locks: dict[tuple[str, HeaderKey], asyncio.Lock] = {}
+        # (topic, header key) -> (api info, monotonic time fetched)
+        self._api: dict[tuple[str, HeaderKey], tuple[dict[str, Any], float]] = {}
+        self._negative: dict[tuple[str, HeaderKey], float] = {}
+        self._known: set[str] = set(settings.topics)
+        self._closed = False
+
+    # --- clients ------------------------------------------------------------
+
+    async def client(
+        self, topic: str, header: Mapping[str, str] | None = None
+    ) -> AsyncClient:
+        """The (started) client of ``topic`` for handshake headers ``header``.
+
+        Args:
+            topic: the backend's topic.
+            header: the headers to use instead of the gateway's own (None:
+                the gateway's).
+
+        Raises:
+            ServiceNotFound: ``topic`` is not a valid topic name.
+            ConnectionFailed: the broker cannot be reached or refused the
+                headers.
+        """
+        if not valid_topic(topic):
+            raise ServiceNotFound(
+                f"{topic[:100]!r} is not a valid topic name: use only letters, "
+                "digits and _ - = : . %",
+                topic,
+            )
+        key = (topic, _key(header))
+        client = self._clients.get(key)
+        if client is not None and not client._closed:
+            self._clients.move_to_end(key)
+            return client
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            client = self._clients.get(key)
+            if client is not None and not client._closed:
+                return client
+            config = self.settings.messaging_config(topic, header)
+            client = AsyncClient(config, topic, timeout=self.settings.timeout)
+            try:
+                await client.start()
+            except BaseException:
+                await client.close()
+                raise
+            self._clients[key] = client
+            while len(self._clients) > MAX_CLIENTS:
+                _, old = self._clients.popitem(last=False)
+                asyncio.get_running_loop().create_task(old.close())
+            return client
+
+    # --- API info -----------------------------------------------------------
+
+    async def api_info(
+        self,
+        topic: str,
+        header: Mapping[str, str] | None = None,
+        *,
+        refresh: bool = False,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """The API info of the backend on ``topic`` (cached).
+
+        Args:
+            topic: the backend's topic.
+            header: handshake headers (see :meth:`client`).
+            refresh: ask the backend even if the cache is fresh.
+            timeout: seconds to wait (default: :data:`PROBE_TIMEOUT` times 3).
+
+        Raises:
+            ServiceNotFound: no backend answered on ``topic``.
+            ConnectionFailed: the broker refused the connection.
+        """
+        key = (topic, _key(header))
+        now = time.monotonic()
+        cached = self._api.get(key)
+        if (
+            cached is not None
+            and not refresh
+            and now - cached[1] < self.settings.refresh
+        ):
+            return cached[0]
+        client = await self.client(topic, header)
+        wait = PROBE_TIMEOUT * 3 if timeout is None else timeout
+        try:
+            info = await client.api_info(wait)
+        except RequestTimeout:
+            self._api.pop(key, None)
+            raise ServiceNotFound(
+                f"no service answers on topic {topic!r} (no api_info reply within "
+                f"{wait:g} s)",
+                topic,
+            ) from None
+        except ConnectionFailed:
+            raise
+        except (RemoteError, TransportError) as exc:
+            self._api.pop(key, None)
+            raise ServiceNotFound(
+                f"the backend on topic {topic!r} sent no usable API info: {exc}",
+                topic,
+            ) from exc
+        self._api[key] = (info, time.monotonic())
+        self._negative.pop(key, None)
+        self._known.add(topic)
+        return info
+
+    def cached_api_info(
+        self, topic: str, header: Mapping[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """The last API info of ``topic``, however old, or None."""
+        cached = self._api.get((topic, _key(header)))
+        return None if cached is None else cached[0]
+
+    def forget(self, topic: str) -> None:
+        """Drop the cached API info of ``topic`` (all header sets)."""
+        for key in [k for k in self._api if k[0] == topic]:
+            del self._api[key]
+
+    # --- discovery ------------------------------------------------------------
+
+    async def candidate_topics(
+        self, header: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """The named topics plus those the broker lists with a consumer."""
+        topics = dict.fromkeys(self.settings.topics)
+        if not self.settings.topics:
+            for topic in sorted(self._known):
+                topics[topic] = None
+            for topic in await self._broker_topics(header):
+                topics[topic] = None
+        return list(topics)
+
+    async def _broker_topics(self, header: Mapping[str, str] | None) -> list[str]:
+        """Topics with a consumer, from the broker's ``GET /topics``."""
+        base = self.settings.broker_http_url
+        if base is None:
+            return []
+        hdrs = dict(self.settings.header if header is None else header)
+
+        def fetch() -> Any:
+            request = urllib.request.Request(base + "/topics", headers=hdrs)
+            with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT) as response:
+                return json.load(response)
+
+        try:
+            listing = await asyncio.get_running_loop().run_in_executor(None, fetch)
+        except Exception as exc:  # a broker without /topics (Pulsar)
+            logger.debug("no topic listing from %s: %s", base, exc)
+            return []
+        found = []
+        for entry in listing.get("topics", []) if isinstance(listing, dict) else []:
+            if not isinstance(entry, dict):
+                continue
+            name = entry.get("name")
+            if (
+                not isinstance(name, str)
+                or not valid_topic(name)
+                or name == NOTIFICATIONS_TOPIC
+                or _RESPONSE_TOPIC.fullmatch(name)
+            ):
+                continue
+            subs = entry.get("subscriptions") or []
+            if any(isinstance(s, dict) and s.get("consumers") for s in subs):
+                found.append(name)
+        return found
+
+    async def services(
+        self, header: Mapping[str, str] | None = None
+    ) -> list[ServiceSummary]:
+        """Every service that answers, with its summary, sorted by topic.
+
+        Raises:
+            ConnectionFailed: the broker refused the headers.
+        """
+        topics = await self.candidate_topics(header)
+        now = time.monotonic()
+
+        async def probe(topic: str) -> ServiceSummary | None:
+            key = (topic, _key(header))
+            if self._negative.get(key, 0.0) > now and topic not in self.settings.topics:
+                return None
+            try:
+                info = await self.api_info(topic, header, timeout=PROBE_TIMEOUT)
+            except ServiceNotFound:
+                self._negative[key] = time.monotonic() + NEGATIVE_TTL
+                if topic not in self.settings.topics:
+                    self._known.discard(topic)
+                return None
+            return ServiceSummary.of(topic, info)
+
+        results = await asyncio.gather(*(probe(t) for t in topics))
+        return [r for r in results if r is not None]
+
+    async def close(self) -> None:
+        """Close every client."""
+        self._closed = True
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.close()

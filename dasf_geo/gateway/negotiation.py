@@ -1,0 +1,484 @@
+"""Arguments in, results out, in the form the HTTP caller chose.
+
+Arguments (:func:`read_call`):
+
+- ``application/json`` (or no body): an object of arguments by name, JSON
+  values as DASF JSON callers send them (a Dataset as base64 NetCDF text);
+- ``application/x-netcdf``: the raw NetCDF bytes of the one Dataset or
+  DataArray argument, the other arguments in the query string (each a JSON
+  value, or plain text for a string);
+- ``multipart/form-data``: a file field per Dataset/DataArray argument
+  (raw NetCDF) and a field per other argument (as in the query string).
+
+Uploads go to temporary files chunk by chunk (never whole in memory), are
+checked to be NetCDF by their first bytes, and travel to a dasf_geo backend
+as binary parts of a multipart DASF request; to another backend
+(demessaging) as base64 text inside the JSON request, written to a
+temporary file and sent fragment by fragment. The files are removed when
+the call ends, whatever happens.
+
+Results (:func:`send_and_render`) by ``Accept``: JSON (default); a Dataset
+or DataArray as ``application/x-netcdf``; a DataFrame as ``text/csv``; an
+ndarray as ``application/x-npy``. A raw NetCDF result streams from the
+reply's temporary file to the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import pybase64
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+
+from dasf_geo.gateway.errors import HTTPError
+from dasf_geo.gateway.settings import GatewaySettings
+from dasf_geo.gateway.streaming import (
+    base64_json_chunks,
+    close_payload,
+    payload_chunks,
+)
+from dasf_geo.gateway.targets import TYPE_KEY, Target
+from dasf_geo.protocol.constants import EXT_ENCODING, JSON_MEDIA_TYPE
+from dasf_geo.transport._common import OutgoingFile, OutgoingParts, payload_bytes
+
+__all__ = [
+    "CSV",
+    "NETCDF",
+    "NPY",
+    "Call",
+    "choose_format",
+    "read_call",
+    "send_and_render",
+]
+
+NETCDF = "application/x-netcdf"
+CSV = "text/csv"
+NPY = "application/x-npy"
+#: What a NetCDF result may come as (``dasfGeoAccept``; the data registry's
+#: ``BINARY_MEDIA_TYPES`` without zarr), spelled out so that a gateway that
+#: only passes bytes never imports xarray.
+NETCDF_REPLY_TYPES = (f"{NETCDF}; xarray=Dataset", f"{NETCDF}; xarray=DataArray")
+#: NetCDF magic numbers: classic, 64-bit offset, HDF5 (NetCDF4)
+_MAGIC = (b"CDF\x01", b"CDF\x02", b"\x89HDF")
+#: The most form fields / files one multipart request may have.
+MAX_FORM_FIELDS = 1000
+MAX_FORM_FILES = 64
+
+
+class _FilePayload(OutgoingFile):
+    """A JSON request in a temporary file, with a length (for size checks)."""
+
+    def __len__(self) -> int:
+        return self.size
+
+
+@dataclass
+class _Upload:
+    """One binary argument received from the caller."""
+
+    name: str
+    file: IO[bytes]
+    size: int
+    media_type: str
+
+
+@dataclass
+class Call:
+    """One DASF request ready to send, and what to clean up after it.
+
+    Attributes:
+        request: the request's JSON object (binary arguments are
+            placeholders or base64 text).
+        payload: what to send: UTF-8 JSON, multipart parts, or a file.
+        cleanup: called once the call ends (removes temporary files).
+    """
+
+    request: dict[str, Any]
+    payload: Any
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Remove every temporary file of the call."""
+        for close in self.cleanup:
+            with contextlib.suppress(Exception):
+                close()
+        self.cleanup.clear()
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _plain_value(raw: str) -> Any:
+    """A query or form value: JSON if it parses, else the text itself."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+async def _json_arguments(request: Request) -> dict[str, Any]:
+    from dasf_geo.gateway.security import read_limited
+
+    gw = request.app.state.gateway
+    body = await read_limited(request, gw.settings.body_limit)
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except ValueError as exc:
+        raise HTTPError(400, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise HTTPError(
+            400,
+            "the request body must be a JSON object of arguments by name, got "
+            f"a JSON {type(value).__name__}",
+        )
+    return value
+
+
+def _check_netcdf(upload: _Upload) -> None:
+    upload.file.seek(0)
+    head = upload.file.read(4)
+    upload.file.seek(0)
+    if head not in _MAGIC:
+        raise HTTPError(
+            415,
+            f"the upload for argument {upload.name!r} is not NetCDF (it starts with "
+            f"{head!r}, {upload.size} bytes); send the bytes written by "
+            "to_netcdf() (NetCDF3 or NetCDF4)",
+        )
+
+
+def _part_type(target: Target, name: str) -> str:
+    kind = str(target.parameters().get(name, {}).get(TYPE_KEY, "xarray.Dataset"))
+    return f"{NETCDF}; xarray={kind.rsplit('.', 1)[-1]}"
+
+
+async def _spool_body(request: Request, call: Call) -> tuple[IO[bytes], int]:
+    """The request body in a temporary file (removed by ``call.close()``)."""
+    file = tempfile.TemporaryFile(prefix="dasf-geo-upload-")  # noqa: SIM115
+    call.cleanup.append(file.close)
+    from dasf_geo.gateway.security import body_chunks
+
+    limit = request.app.state.gateway.settings.body_limit
+    size = 0
+    async for chunk in body_chunks(request, limit):
+        file.write(chunk)
+        size += len(chunk)
+    file.seek(0)
+    return file, size
+
+
+def _query_arguments(request: Request) -> dict[str, Any]:
+    return {
+        k: _plain_value(v)
+        for k, v in request.query_params.multi_items()
+        if k != "token"
+    }
+
+
+async def read_call(
+    request: Request, target: Target, client: Any, settings: GatewaySettings
+) -> Call:
+    """Read the arguments of ``request`` and build the DASF request.
+
+    Raises:
+        HTTPError: 400 (malformed), 413 (too large), 415 (a content type the
+            route does not take, an upload that is not NetCDF).
+    """
+    kind = _media_type(request.headers.get("content-type"))
+    call = Call({}, b"")
+    try:
+        uploads: list[_Upload] = []
+        if kind in ("", JSON_MEDIA_TYPE) or kind.endswith("+json"):
+            arguments = await _json_arguments(request)
+        elif kind == NETCDF:
+            names = target.data_parameters()
+            if len(names) != 1:
+                raise HTTPError(
+                    415,
+                    f"{target.label} takes {len(names)} Dataset/DataArray arguments; "
+                    f"a raw {NETCDF} body needs exactly one (send JSON or "
+                    "multipart/form-data)",
+                )
+            file, size = await _spool_body(request, call)
+            uploads.append(_Upload(names[0], file, size, _part_type(target, names[0])))
+            arguments = _query_arguments(request)
+        elif kind == "multipart/form-data":
+            arguments = await _form_arguments(request, target, call, uploads)
+        else:
+            raise HTTPError(
+                415,
+                f"unsupported Content-Type {kind[:80]!r}: send application/json, "
+                f"{NETCDF} (one Dataset argument) or multipart/form-data",
+            )
+        for upload in uploads:
+            _check_netcdf(upload)
+            arguments[upload.name] = None  # placeholder, set below
+        call.request = target.build_request(arguments)
+        call.payload = _payload(call, target, uploads, client)
+        return call
+    except ClientDisconnect:
+        call.close()
+        raise
+    except BaseException:
+        call.close()
+        raise
+
+
+async def _form_arguments(
+    request: Request, target: Target, call: Call, uploads: list[_Upload]
+) -> dict[str, Any]:
+    data_params = set(target.data_parameters())
+    try:
+        form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
+    except (ClientDisconnect, HTTPError):
+        raise
+    except Exception as exc:
+        raise HTTPError(
+            400, f"the multipart/form-data body is invalid: {exc}"
+        ) from None
+    call.cleanup.append(lambda: _close_form(form))
+    arguments: dict[str, Any] = {}
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if name not in data_params:
+                raise HTTPError(
+                    400,
+                    f"file field {name!r} is not a Dataset/DataArray argument of "
+                    f"{target.label} (those are: "
+                    f"{', '.join(sorted(data_params)) or 'none'})",
+                )
+            size = value.size
+            if size is None:
+                value.file.seek(0, os.SEEK_END)
+                size = value.file.tell()
+            uploads.append(_Upload(name, value.file, size, _part_type(target, name)))
+        else:
+            arguments[name] = _plain_value(value)
+    return arguments
+
+
+def _close_form(form: Any) -> None:
+    for _, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            with contextlib.suppress(Exception):
+                value.file.close()
+
+
+def _payload(call: Call, target: Target, uploads: list[_Upload], client: Any) -> Any:
+    """The DASF payload of ``call``: JSON, multipart, or JSON in a file."""
+    request = call.request
+    fields = (
+        request["function"]
+        if "function" in request and "class_name" in request
+        else request
+    )
+    if not uploads:
+        return json.dumps(request).encode("utf-8")
+    if client.supports_parts:
+        from dasf_geo.protocol.parts import placeholder
+
+        for index, upload in enumerate(uploads, start=1):
+            _put(request, upload.name, placeholder(index), fields)
+        head = json.dumps(request).encode("utf-8")
+        return OutgoingParts(head, list(uploads))
+    # another backend: base64 NetCDF inside the JSON, built in a file
+    marker = "\x00dasf-geo-upload-{}\x00"
+    for index, upload in enumerate(uploads):
+        _put(request, upload.name, marker.format(index), fields)
+    text = json.dumps(request)
+    out = tempfile.TemporaryFile(prefix="dasf-geo-json-")  # noqa: SIM115
+    call.cleanup.append(out.close)
+    rest = text
+    for index, upload in enumerate(uploads):
+        token = json.dumps(marker.format(index))[1:-1]
+        before, _, rest = rest.partition(token)
+        out.write(before.encode("utf-8"))
+        upload.file.seek(0)
+        while True:
+            chunk = upload.file.read(3 * (1 << 18))
+            if not chunk:
+                break
+            out.write(pybase64.b64encode(chunk))
+    out.write(rest.encode("utf-8"))
+    size = out.tell()
+    out.seek(0)
+    if size <= 256 * 1024:
+        data = out.read()
+        return data
+    return _FilePayload(out, size)
+
+
+def _put(
+    request: dict[str, Any], name: str, value: Any, fields: dict[str, Any]
+) -> None:
+    """Set argument ``name`` where it belongs (method or constructor)."""
+    if name in fields and fields is not request:
+        fields[name] = value
+    else:
+        request[name] = value
+
+
+# --- results ------------------------------------------------------------------
+
+
+def _accepted(header: str) -> list[tuple[str, float]]:
+    """The media types of an ``Accept`` header, best first."""
+    items = []
+    for position, part in enumerate(header.split(",")):
+        pieces = [p.strip() for p in part.split(";")]
+        kind = pieces[0].lower()
+        if not kind:
+            continue
+        quality = 1.0
+        for param in pieces[1:]:
+            if param.startswith("q="):
+                with contextlib.suppress(ValueError):
+                    quality = float(param[2:])
+        items.append((kind, quality, position))
+    items.sort(key=lambda item: (-item[1], item[2]))
+    return [(kind, quality) for kind, quality, _ in items if quality > 0]
+
+
+def available_formats(target: Target) -> list[str]:
+    """The media types the result of ``target`` can be sent in, JSON first."""
+    kinds = [JSON_MEDIA_TYPE]
+    rtype = target.return_type
+    if rtype.startswith("xarray."):
+        kinds.append(NETCDF)
+    elif rtype.startswith("pandas."):
+        kinds.append(CSV)
+    elif rtype == "numpy.ndarray":
+        kinds.append(NPY)
+    return kinds
+
+
+def choose_format(accept: str | None, target: Target) -> str:
+    """The result's media type for an ``Accept`` header.
+
+    Raises:
+        HTTPError: 406 when no acceptable type can be given.
+    """
+    available = available_formats(target)
+    if not accept:
+        return JSON_MEDIA_TYPE
+    for kind, _ in _accepted(accept):
+        if kind in ("*/*", "application/*"):
+            return JSON_MEDIA_TYPE
+        if kind in available:
+            return kind
+        if kind == "text/*" and CSV in available:
+            return CSV
+        if (
+            kind in ("application/netcdf", "application/x-netcdf4")
+            and NETCDF in available
+        ):
+            return NETCDF
+    raise HTTPError(
+        406,
+        f"the result of {target.label} can be sent as {', '.join(available)}; "
+        f"Accept asked for {accept[:200]!r}",
+    )
+
+
+async def send_and_render(
+    request: Request,
+    target: Target,
+    client: Any,
+    call: Call,
+    timeout: float,
+    progress: Any = None,
+) -> Response:
+    """Send ``call``, wait for the reply, and answer in the chosen format."""
+    from dasf_geo.gateway.rest import check_reply
+
+    try:
+        fmt = choose_format(request.headers.get("accept"), target)
+        accept = None
+        if fmt == NETCDF:
+            accept = NETCDF_REPLY_TYPES
+        reply = await client.request(
+            call.payload,
+            timeout=timeout,
+            what=target.label,
+            accept=accept,
+            progress=progress,
+        )
+    finally:
+        call.close()
+    await check_reply(reply, target.topic)
+    return render_reply(reply, target, fmt)
+
+
+def render_reply(reply: Any, target: Target, fmt: str) -> Response:
+    """The response for a successful reply in media type ``fmt``."""
+    payload = reply.payload
+    filename = target.name
+    if fmt == NETCDF:
+        headers = {"Content-Disposition": f'attachment; filename="{filename}.nc"'}
+        if reply.properties.get(EXT_ENCODING):
+            headers["Content-Length"] = str(len(payload))
+            return StreamingResponse(
+                payload_chunks(payload), media_type=NETCDF, headers=headers
+            )
+        # a backend that sent the JSON form (base64 text): decode on the way
+        return StreamingResponse(
+            base64_json_chunks(payload), media_type=NETCDF, headers=headers
+        )
+    if fmt in (CSV, NPY):
+        try:
+            value = _decode_result(target, payload_bytes(payload))
+        finally:
+            close_payload(payload)
+        return _table_or_array(value, fmt, filename)
+    return StreamingResponse(
+        payload_chunks(payload),
+        media_type=JSON_MEDIA_TYPE,
+        headers={"Content-Length": str(len(payload))},
+    )
+
+
+def _decode_result(target: Target, data: bytes | bytearray) -> Any:
+    from dasf_geo.data import decode_by_schema
+
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise HTTPError(
+            502, f"the result of {target.label} is not JSON: {exc}"
+        ) from None
+    schema = target.return_schema
+    return decode_by_schema(schema, value, dict(schema.get("$defs") or {}))
+
+
+def _table_or_array(value: Any, fmt: str, filename: str) -> Response:
+    import numpy as np
+
+    if fmt == CSV:
+        import pandas as pd
+
+        keep_index = not isinstance(value.index, pd.RangeIndex)
+        text = value.to_csv(index=keep_index)
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+        )
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(value), allow_pickle=False)
+    return Response(
+        buffer.getvalue(),
+        media_type=NPY,
+        headers={"Content-Disposition": f'attachment; filename="{filename}.npy"'},
+    )

@@ -1,0 +1,259 @@
+"""REST routes: discovery, JSON calls, error mapping, the page at ``/``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import SAMPLE_DATA
+from tests.gateway.conftest import GEO_TOPIC, gateway_client, settings
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def test_services_lists_the_backend(gw: httpx.AsyncClient) -> None:
+    response = await gw.get("/services")
+    assert response.status_code == 200
+    services = {s["topic"]: s for s in response.json()["services"]}
+    geo = services[GEO_TOPIC]
+    assert geo == {
+        "topic": GEO_TOPIC,
+        "description": "A sample geo service: gridded data, station tables and "
+        "arrays over DASF.",
+        "functions": [
+            "get_data",
+            "histogram",
+            "monthly_anomaly",
+            "stations",
+            "time_series",
+        ],
+        "classes": [],
+        "url": f"/services/{GEO_TOPIC}",
+    }
+
+
+async def test_service_info_is_the_api_info_unchanged(gw: httpx.AsyncClient) -> None:
+    import sys
+
+    from dasf_geo.backend import BackendModule
+    from tests.conftest import EXAMPLES
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import geo_service  # noqa: F401
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    local = BackendModule.create_model(
+        "geo_service", messaging_config={"topic": GEO_TOPIC}
+    )
+    response = await gw.get(f"/services/{GEO_TOPIC}")
+    assert response.status_code == 200
+    assert response.json() == json.loads(local.get_api_info().model_dump_json())
+
+
+async def test_json_call(gw: httpx.AsyncClient) -> None:
+    response = await gw.post(
+        f"/services/{GEO_TOPIC}/time_series", json={"lat": 50.0, "lon": 10.0}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    from dasf_geo.data import decode_by_schema
+
+    info = (await gw.get(f"/services/{GEO_TOPIC}")).json()
+    schema = next(f for f in info["functions"] if f["name"] == "time_series")[
+        "return_schema"
+    ]
+    series = decode_by_schema(schema, response.json(), {})
+    import xarray as xr
+
+    expected = xr.load_dataset(SAMPLE_DATA / "gridded_temperature.nc")["tas"].sel(
+        lat=50.0, lon=10.0, method="nearest"
+    )
+    assert series.values.tolist() == pytest.approx(expected.values.tolist())
+
+
+async def test_validation_error_is_422_with_the_structured_list(
+    gw: httpx.AsyncClient,
+) -> None:
+    response = await gw.post(
+        f"/services/{GEO_TOPIC}/stations", json={"min_elevation": "high"}
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["errors"] == [
+        {
+            "type": "float_parsing",
+            "loc": ["stations", "min_elevation"],
+            "msg": "Input should be a valid number, unable to parse string as a "
+            "number",
+            "input": "high",
+        }
+    ]
+    assert body["detail"].startswith("error validating request")
+
+
+async def test_unknown_argument_is_422(gw: httpx.AsyncClient) -> None:
+    response = await gw.post(f"/services/{GEO_TOPIC}/stations", json={"bogus": 1})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["stations", "bogus"]
+    assert response.json()["errors"][0]["type"] == "extra_forbidden"
+
+
+async def test_backend_error_is_502(gw: httpx.AsyncClient) -> None:
+    with open(SAMPLE_DATA / "gridded_temperature.nc", "rb") as fh:
+        nc = fh.read()
+    response = await gw.post(
+        f"/services/{GEO_TOPIC}/monthly_anomaly?variable=nope",
+        content=nc,
+        headers={"Content-Type": "application/x-netcdf"},
+    )
+    assert response.status_code == 502
+    assert (
+        "the Dataset has no variable 'nope'; it has ['tas']"
+        in response.json()["detail"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "the request body is not valid JSON: Expecting property"),
+        (
+            b"[1, 2]",
+            400,
+            "the request body must be a JSON object of arguments by "
+            "name, got a JSON list",
+        ),
+        (b'"text"', 400, "got a JSON str"),
+        (
+            b'{"func_name": "get_data"}',
+            400,
+            "'func_name' is not an argument of "
+            "stations(): the route names the function",
+        ),
+        (b"\xff\xfe", 400, "the request body is not valid JSON"),
+    ],
+)
+async def test_malformed_bodies(
+    gw: httpx.AsyncClient, body: bytes, status: int, message: str
+) -> None:
+    response = await gw.post(
+        f"/services/{GEO_TOPIC}/stations",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+    # the gateway keeps serving
+    again = await gw.post(f"/services/{GEO_TOPIC}/stations", json={})
+    assert again.status_code == 200
+
+
+async def test_unknown_function_service_and_route(gw: httpx.AsyncClient) -> None:
+    response = await gw.post(f"/services/{GEO_TOPIC}/nope", json={})
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        f"the service on topic {GEO_TOPIC!r} has no function 'nope'; it offers: "
+        "get_data, histogram, monthly_anomaly, stations, time_series"
+    )
+    response = await gw.post(f"/services/{GEO_TOPIC}/Cls/method", json={})
+    assert response.status_code == 404
+    assert "has no class 'Cls' with a method 'method'" in response.json()["detail"]
+    response = await gw.get("/nothing/here")
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "no route GET /nothing/here on this gateway; see /docs or /openapi.json "
+        "for the routes"
+    )
+    response = await gw.get(f"/services/{GEO_TOPIC}/stations")
+    assert response.status_code == 405
+    assert response.json()["detail"] == (
+        f"GET is not allowed on /services/{GEO_TOPIC}/stations; allowed: POST"
+    )
+
+
+async def test_unknown_service_is_404(broker: Any) -> None:
+    from dasf_geo.gateway import create_app
+
+    app = create_app(settings(broker))
+    async with gateway_client(app) as client:
+        response = await client.get("/services/nobody_here")
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "no service answers on topic 'nobody_here' (no api_info reply within 9 s)"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/services/a%20b",
+        "/services/%2e%2e",
+        "/services/x%00y",
+        "/services/" + "t" * 300,
+        "/services/%3Cscript%3E",
+    ],
+)
+async def test_path_tricks_in_topic(gw: httpx.AsyncClient, path: str) -> None:
+    response = await gw.get(path)
+    assert response.status_code == 404
+    assert "is not a valid topic name: use only letters, digits and _ - = : . %" in (
+        response.json()["detail"]
+    )
+
+
+async def test_timeout_is_504_naming_topic_function_and_seconds(
+    gw: httpx.AsyncClient,
+) -> None:
+    # the first call warms the caches; the next one may only wait 1 ms
+    await gw.post(f"/services/{GEO_TOPIC}/stations", json={})
+    response = await gw.post(
+        f"/services/{GEO_TOPIC}/get_data",
+        json={},
+        headers={"X-Dasf-Timeout": "0.001"},
+    )
+    assert response.status_code == 504
+    assert response.json()["detail"] == (
+        f"no reply from topic {GEO_TOPIC!r} to get_data() within 0.001 s"
+    )
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "1e9"])
+async def test_bad_timeout_header(gw: httpx.AsyncClient, value: str) -> None:
+    response = await gw.post(
+        f"/services/{GEO_TOPIC}/stations", json={}, headers={"X-Dasf-Timeout": value}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"X-Dasf-Timeout must be a number of seconds > 0 and <= 3600, got {value!r}"
+    )
+
+
+async def test_home_page_lists_services(gw: httpx.AsyncClient) -> None:
+    response = await gw.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert f'<a href="services/{GEO_TOPIC}"><strong>{GEO_TOPIC}</strong></a>' in (
+        response.text
+    )
+    assert '<a href="docs">' in response.text
+
+
+async def test_dashboard_folder_is_served_at_root(
+    broker: Any, geo_backend: Any, tmp_path: Any
+) -> None:
+    from dasf_geo.gateway import create_app
+
+    (tmp_path / "index.html").write_text("<html>dashboard</html>")
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "app.js").write_text("console.log(1)")
+    app = create_app(settings(broker, static_dir=tmp_path))
+    async with gateway_client(app) as client:
+        assert (await client.get("/")).text == "<html>dashboard</html>"
+        assert (await client.get("/assets/app.js")).text == "console.log(1)"
+        # API routes come first
+        assert (await client.get("/services")).status_code == 200
+        assert (await client.get("/assets/missing.js")).status_code == 404

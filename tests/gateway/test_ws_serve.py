@@ -1,0 +1,153 @@
+"""The WebSocket pass-through, and the gateway started by ``dasf-geo serve``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLES, REPO_ROOT, free_port, timeout
+from tests.e2e.conftest import Proc, wait_until
+from tests.gateway.conftest import GEO_TOPIC
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def test_dasf_call_through_the_passthrough(live_gateway: Any) -> None:
+    """A DASF caller pointed at the gateway's /ws/ reaches the backend."""
+    from dasf_geo.transport.dynamic import aconnect
+
+    port = live_gateway.port
+    svc = await aconnect(GEO_TOPIC, f"ws://127.0.0.1:{port}", timeout=timeout(30))
+    try:
+        table = await svc.stations(min_elevation=1000)
+        assert len(table) > 0
+        assert (table["elevation"] >= 1000).all()
+        ds = await svc.get_data()
+        assert float(ds["tas"].mean()) == pytest.approx(
+            float(
+                __import__("xarray")
+                .load_dataset(REPO_ROOT / "sample_data" / "gridded_temperature.nc")[
+                    "tas"
+                ]
+                .mean()
+            )
+        )
+    finally:
+        await svc.close()
+
+
+async def test_passthrough_frames_and_close(live_gateway: Any) -> None:
+    """Text frames both ways, acks, and the broker's refusal passed on."""
+    import base64
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    base = f"ws://127.0.0.1:{live_gateway.port}/ws/v2"
+    topic = "gw_ws_echo"
+    async with (
+        connect(f"{base}/consumer/non-persistent/public/default/{topic}/s1") as cons,
+        connect(f"{base}/producer/non-persistent/public/default/{topic}") as prod,
+    ):
+        payload = base64.b64encode(b"hello").decode()
+        await prod.send(json.dumps({"payload": payload, "context": "c1"}))
+        ack = json.loads(await prod.recv())
+        assert ack["result"] == "ok" and ack["context"] == "c1"
+        msg = json.loads(await cons.recv())
+        assert msg["payload"] == payload
+        await cons.send(json.dumps({"messageId": msg["messageId"]}))
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(f"{base}/nonsense/route"):
+            pass
+    assert info.value.response.status_code == 404
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(f"ws://127.0.0.1:{live_gateway.port}/ws/a/../b"):
+            pass
+    assert info.value.response.status_code in (404, 403)
+
+
+def test_serve_starts_the_gateway_and_prints_a_curl_line() -> None:
+    port = free_port()
+    proc = Proc(
+        [
+            sys.executable,
+            "-m",
+            "dasf_geo.cli.tool",
+            "serve",
+            str(EXAMPLES / "geo_service.py"),
+            "--port",
+            str(port),
+        ]
+    ).start()
+    try:
+        wait_until(lambda: "curl -X POST" in proc.output(), "the curl line", 60, proc)
+        out = proc.output()
+        line = next(x for x in out.splitlines() if x.startswith("HTTP gateway on "))
+        url = line.split()[3]
+        assert url.startswith("http://127.0.0.1:")
+        assert int(url.rsplit(":", 1)[1]) > port
+        curl = next(x.strip() for x in out.splitlines() if "curl -X POST" in x)
+        assert curl == (
+            f"curl -X POST {url}/services/geo_service/get_data "
+            "-H 'Content-Type: application/json' -d '{}'"
+        )
+        request = urllib.request.Request(
+            f"{url}/services/geo_service/stations",
+            data=b'{"min_elevation": 1000}',
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout(30)) as response:
+            assert response.status == 200
+            assert json.load(response)["format"] == "dasf-frame/1"
+    finally:
+        proc.stop()
+
+
+def test_serve_no_http() -> None:
+    port = free_port()
+    proc = Proc(
+        [
+            sys.executable,
+            "-m",
+            "dasf_geo.cli.tool",
+            "serve",
+            str(EXAMPLES / "geo_service.py"),
+            "--port",
+            str(port),
+            "--no-http",
+        ]
+    ).start()
+    try:
+        wait_until(lambda: "call it with" in proc.output(), "the backend", 60, proc)
+        assert "HTTP gateway" not in proc.output()
+        assert "curl" not in proc.output()
+    finally:
+        proc.stop()
+
+
+def test_gateway_command_refuses_a_public_address_without_auth() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dasf_geo.cli.tool",
+            "gateway",
+            "--broker",
+            "ws://127.0.0.1:9",
+            "--host",
+            "0.0.0.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout(60),
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "error: refusing to serve HTTP on '0.0.0.0' without authentication"
+    )

@@ -1,0 +1,167 @@
+"""The package's layers, as ``dasf_geo/__init__.py`` and DESIGN describe them.
+
+A module may import its own layer and the layers listed before it, never one
+listed after it. The check reads every module of ``dasf_geo/`` with :mod:`ast`
+(imports inside functions count too: a lazy import is still a dependency).
+``dasf_geo/__init__.py`` itself is the public facade: its lazy table names
+things from every layer and belongs to none.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "dasf_geo"
+
+#: the layers, lowest first; the sub-packages of one tuple form one layer
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("exceptions", "_loop"),  # the package's base
+    ("protocol",),
+    ("data", "serializers", "validators"),
+    ("templates", "config"),
+    ("backend",),
+    ("transport",),
+    ("broker",),
+    ("service",),
+    ("gateway", "web"),
+    ("cli",),
+)
+
+#: the one declared exception: ``BackendModule.listen``, ``send_request`` and
+#: ``test_connect`` keep demessaging's method names and delegate to transport
+ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    {("dasf_geo.backend.module", "transport")}
+)
+
+
+def layer_index(subpackage: str) -> int | None:
+    """The index in :data:`LAYERS` of a first-level name of ``dasf_geo``."""
+    for index, names in enumerate(LAYERS):
+        if subpackage in names:
+            return index
+    return None
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of a module file below :data:`PACKAGE`."""
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+def _own_subpackage(module: str) -> str:
+    return module.split(".")[1]
+
+
+def imported_modules(
+    source: str, module: str, is_package: bool
+) -> list[tuple[str, int]]:
+    """Every ``dasf_geo`` module ``source`` imports, absolute or relative."""
+    found: list[tuple[str, int]] = []
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            if target == "dasf_geo":  # ``from dasf_geo import data``
+                found.extend((f"{target}.{a.name}", node.lineno) for a in node.names)
+            else:
+                found.append((target, node.lineno))
+    return [(name, line) for name, line in found if name.split(".")[0] == "dasf_geo"]
+
+
+def violations(source: str, module: str, is_package: bool = False) -> list[str]:
+    """The imports of ``module`` (given as source) that reach a higher layer."""
+    own = _own_subpackage(module)
+    own_index = layer_index(own)
+    if own_index is None:
+        return [f"{module}: sub-package {own!r} has no layer; add it to LAYERS"]
+    problems = []
+    for target, line in imported_modules(source, module, is_package):
+        other = _own_subpackage(target)
+        other_index = layer_index(other)
+        if other_index is None:
+            problems.append(f"{module}:{line} imports {target}, which has no layer")
+        elif other_index > own_index and (module, other) not in ALLOWED:
+            problems.append(
+                f"{module}:{line} imports {target}: layer {own!r} may not use "
+                f"the higher layer {other!r}"
+            )
+    return problems
+
+
+def test_no_module_imports_a_higher_layer():
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "__init__.py":
+            continue  # the facade
+        problems += violations(
+            path.read_text(encoding="utf-8"),
+            module_name(path),
+            is_package=path.name == "__init__.py",
+        )
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("source", "module", "expected"),
+    [
+        (
+            "from dasf_geo.transport import client\n",
+            "dasf_geo.data._checks",
+            "dasf_geo.data._checks:1 imports dasf_geo.transport: layer 'data' may "
+            "not use the higher layer 'transport'",
+        ),
+        (
+            "def f():\n    import dasf_geo.cli.tool\n",
+            "dasf_geo.broker.core",
+            "dasf_geo.broker.core:2 imports dasf_geo.cli.tool: layer 'broker' may "
+            "not use the higher layer 'cli'",
+        ),
+        (
+            "from ..gateway import app\n",
+            "dasf_geo.service.run",
+            "dasf_geo.service.run:1 imports dasf_geo.gateway: layer 'service' may "
+            "not use the higher layer 'gateway'",
+        ),
+        (
+            "from dasf_geo.broker import core\n",
+            "dasf_geo.backend.module",
+            "dasf_geo.backend.module:1 imports dasf_geo.broker: layer 'backend' "
+            "may not use the higher layer 'broker'",
+        ),
+    ],
+)
+def test_a_violating_import_is_found(source, module, expected):
+    assert violations(source, module) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("source", "module"),
+    [
+        ("from dasf_geo.protocol import messages\n", "dasf_geo.transport.client"),
+        ("from . import core\n", "dasf_geo.broker.server"),
+        ("from dasf_geo import data\n", "dasf_geo.transport.dynamic"),
+        ("from dasf_geo.transport import listen\n", "dasf_geo.backend.module"),
+        ("import numpy\nfrom dasf_geo.exceptions import DasfGeoError\n",
+         "dasf_geo.protocol.parts"),
+    ],
+)  # fmt: skip
+def test_allowed_imports_pass(source, module):
+    assert violations(source, module) == []
+
+
+def test_a_new_subpackage_must_be_placed():
+    assert violations("", "dasf_geo.newthing.mod") == [
+        "dasf_geo.newthing.mod: sub-package 'newthing' has no layer; add it to LAYERS"
+    ]
