@@ -105,27 +105,47 @@ class Served:
 
     proc: Proc
     port: int
+    http_port: int | None = None
 
     @property
     def broker(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
+    @property
+    def gateway(self) -> str:
+        """The URL of the gateway ``dasf-geo serve`` started (the dashboard's page)."""
+        assert self.http_port is not None, "served with --no-http"
+        return f"http://127.0.0.1:{self.http_port}"
+
 
 def serve(
-    module: Path, *, port: int | None = None, broker: str | None = None
+    module: Path,
+    *,
+    broker: str | None = None,
+    http: bool = False,
+    topic: str | None = None,
 ) -> Served:
-    """Start ``dasf-geo serve MODULE`` and wait until it serves."""
+    """Start ``dasf-geo serve MODULE`` and wait until it serves.
+
+    Without ``broker`` it starts its embedded broker; with ``http`` its
+    gateway, which serves the dashboard.
+    """
     args = [sys.executable, "-m", "dasf_geo.cli.tool", "serve", str(module)]
     if broker is None:
-        port = port or free_port()
+        port = free_port()
         args += ["--port", str(port)]
     else:
         args += ["--broker", broker]
         port = int(broker.rsplit(":", 1)[1])
+    if topic is not None:
+        args += ["--topic", topic]
+    http_port = free_port() if http else None
+    args += ["--http-port", str(http_port)] if http_port else ["--no-http"]
     proc = Proc(args).start()
     try:
         wait_until(
-            lambda: "serving " in proc.output(),
+            lambda: "serving " in proc.output()
+            and (not http or "HTTP gateway on" in proc.output()),
             f"dasf-geo serve {module.name}",
             30,
             proc,
@@ -133,13 +153,13 @@ def serve(
     except BaseException:
         proc.stop()
         raise
-    return Served(proc, port)
+    return Served(proc, port, http_port)
 
 
 @pytest.fixture(scope="module")
 def geo_service() -> Iterator[Served]:
-    """``dasf-geo serve examples/geo_service.py`` with its embedded broker."""
-    served = serve(REPO_ROOT / "examples" / "geo_service.py")
+    """``dasf-geo serve examples/geo_service.py``: embedded broker and gateway."""
+    served = serve(REPO_ROOT / "examples" / "geo_service.py", http=True)
     try:
         yield served
     finally:

@@ -41,13 +41,17 @@ class Watched:
     errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
 
-    def outside(self) -> list[str]:
-        """Requests to anywhere but 127.0.0.1 (blob: and data: URLs are local)."""
+    def outside(self, port: int | None = None) -> list[str]:
+        """Requests to anywhere but 127.0.0.1 (and ``port``, the page's origin);
+        blob: and data: URLs are the page's own."""
         return [
             url
             for url in self.requests
             if urlparse(url).scheme not in ("blob", "data")
-            and urlparse(url).hostname != "127.0.0.1"
+            and (
+                urlparse(url).hostname != "127.0.0.1"
+                or (port is not None and urlparse(url).port != port)
+            )
         ]
 
 

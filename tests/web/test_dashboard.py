@@ -34,7 +34,7 @@ STATIONS = REPO_ROOT / "sample_data" / "stations.csv"
 
 @pytest.fixture
 def dashboard(
-    browser: Any, static_server: str, geo_service: Served, extras_service: Served
+    browser: Any, geo_service: Served, extras_service: Served
 ) -> Iterator[Any]:
     """Open the dashboard on a topic and member: ``dashboard("geo_service", "f")``."""
     contexts: list[Any] = []
@@ -46,11 +46,7 @@ def dashboard(
         page = context.new_page()
         watched = watch(page)
         watched_pages.append(watched)
-        url = (
-            f"{static_server}/?broker={geo_service.broker}&topic=geo_service"
-            f"&topic=web_extras#{topic}/{member}"
-        )
-        page.goto(url)
+        page.goto(f"{geo_service.gateway}/#{topic}/{member}")
         page.wait_for_selector(f"section.member[data-member='{member}']", timeout=20000)
         return watched
 
@@ -58,7 +54,7 @@ def dashboard(
         yield open_page
         for watched in watched_pages:
             assert watched.errors == []
-            assert watched.outside() == []
+            assert watched.outside(geo_service.http_port) == []
     finally:
         for context in contexts:
             context.close()
@@ -346,26 +342,62 @@ def test_nested_models_and_unions_get_a_form(dashboard: Any) -> None:
 
 
 def test_a_service_that_disappears_is_reported_and_the_page_keeps_working(
-    dashboard: Any, browser: Any, static_server: str, geo_service: Served
+    dashboard: Any, geo_service: Served
 ) -> None:
-    vanishing = serve(MODULES / "web_extras.py", broker=geo_service.broker)
+    vanishing = serve(
+        MODULES / "web_extras.py", broker=geo_service.broker, topic="vanishing"
+    )
     try:
-        page = dashboard("web_extras", "count").page
+        page = dashboard("vanishing", "count").page
     finally:
         vanishing.proc.stop()
-    # the other web_extras instance may still answer: use a topic only this one had
-    page.goto(
-        page.url.replace("topic=web_extras", "topic=web_extras_gone").replace(
-            "#web_extras/", "#web_extras_gone/"
-        )
+    page.fill("input[name=n]", "1")
+    call(page)
+    message = wait_result(page, "[data-testid=call-error]").inner_text()
+    assert message == (
+        "the service on topic 'vanishing' does not answer (is it still running?)"
     )
-    page.wait_for_selector("[data-testid=service-error]", timeout=30000)
-    assert (
-        "cannot read the service's API: no reply from the service on topic "
-        "'web_extras_gone'" in page.inner_text("[data-testid=service-error]")
-    )
+    screenshot(page, "service_gone")
     page.click("nav button[data-topic=geo_service]")
     page.wait_for_selector("section.member[data-member=get_data]")
     call(page)
     wait_result(page, "[data-testid=map]")
-    screenshot(page, "service_gone")
+
+
+def test_a_page_without_gateway_finds_services_over_dasf(
+    browser: Any, static_server: str, geo_service: Served
+) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    try:
+        page = context.new_page()
+        watched = watch(page)
+        page.goto(
+            f"{static_server}/?broker={geo_service.broker}&topic=geo_service"
+            "#geo_service/stations"
+        )
+        page.wait_for_selector("section.member[data-member=stations]", timeout=20000)
+        call(page)
+        table = wait_result(page, "[data-testid=result-table]")
+        assert table.locator("tbody tr").count() == len(pd.read_csv(STATIONS))
+        screenshot(page, "without_gateway")
+        assert watched.errors == []
+        assert watched.outside() == []
+    finally:
+        context.close()
+
+
+def test_a_page_without_services_or_broker_says_what_to_do(
+    browser: Any, static_server: str
+) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(static_server + "/")
+        text = wait_result(page, "[data-testid=discovery-error]").inner_text()
+        assert text == (
+            "cannot list the services (GET services: HTTP 404); open the page from "
+            "`dasf-geo serve` or `dasf-geo gateway`, or add "
+            "?broker=ws://HOST:PORT&topic=TOPIC to its URL"
+        )
+    finally:
+        context.close()
