@@ -14,8 +14,16 @@ for (let i = 0; i < ALPHABET.length; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 DECODE["-".charCodeAt(0)] = 62;
 DECODE["_".charCodeAt(0)] = 63;
 
+/** The native base64 methods (ES2026), where the engine has them. */
+interface NativeBase64 {
+  toBase64?: () => string;
+  setFromBase64?: (text: string) => { read: number; written: number };
+}
+
 /** Base64 text of `data`. */
 export function encodeBase64(data: Uint8Array): string {
+  const native = data as Uint8Array & NativeBase64;
+  if (typeof native.toBase64 === "function") return native.toBase64();
   const chunks: string[] = [];
   const CHUNK = 3 * 16384;
   for (let start = 0; start < data.length; start += CHUNK) {
@@ -64,6 +72,16 @@ export function decodeBase64(
     throw new Error(
       `base64 text decodes to ${size} bytes, which do not fit at offset ${offset} of ${out.length}`,
     );
+  }
+  const view = out.subarray(offset, offset + size) as Uint8Array & NativeBase64;
+  if (typeof view.setFromBase64 === "function") {
+    try {
+      const { read, written } = view.setFromBase64(text);
+      if (read === text.length && written === size) return target ? out : view;
+    } catch {
+      // not standard base64 (e.g. the URL-safe alphabet): the loop below
+      // decodes it or names the first bad character
+    }
   }
   let pos = offset;
   let bits = 0;

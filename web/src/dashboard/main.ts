@@ -119,6 +119,8 @@ function memberView(entry: ServiceEntry, member: Member, root: JsonSchema): HTML
       );
       progress.done();
       const arrived = performance.now();
+      timings.started = started;
+      timings.arrived = arrived;
       const view = resultView(value, returnType, member.info.name, (s) => status.append(el("div", { class: "map-status" }, s)));
       result.append(view);
       status.append(el("div", { class: "timing", "data-testid": "timing" }, `reply after ${((arrived - started) / 1000).toFixed(2)} s`));
@@ -222,8 +224,12 @@ async function start(): Promise<void> {
   }
 }
 
+/** When the last call was clicked and its reply arrived (performance.now()). */
+const timings = { started: 0, arrived: 0 };
+
 /** What tests and benchmarks read from the page. */
 (globalThis as Record<string, unknown>)["dasfGeoDashboard"] = {
+  timings,
   get map() {
     return lastMap;
   },

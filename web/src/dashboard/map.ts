@@ -302,6 +302,7 @@ export function drawMap(file: NcFile, container: HTMLElement, onStatus?: (text: 
   map.on("rendercomplete", () => {
     renders += 1;
     mapDiv.dataset["rendered"] = String(renders);
+    mapDiv.dataset["renderedAt"] = String(performance.now());
   });
   coastToggle.addEventListener("change", () => preview.setCoastlines(coastToggle.checked));
   if (grid.stepDim && grid.stepLabels.length > 0) {
