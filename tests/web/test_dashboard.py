@@ -401,3 +401,25 @@ def test_a_page_without_services_or_broker_says_what_to_do(
         )
     finally:
         context.close()
+
+
+def test_a_dataframe_argument_is_uploaded_as_csv(
+    dashboard: Any, tmp_path: Path
+) -> None:
+    page = dashboard("web_extras", "summarize").page
+    bad = tmp_path / "ragged.csv"
+    bad.write_text("a,b\n1,2\n3\n")
+    page.set_input_files("input[name=table]", str(bad))
+    call(page)
+    error = page.locator("[data-field=table] [data-testid=field-error]")
+    error.wait_for()
+    assert error.inner_text() == "ragged.csv: CSV line 3 has 1 cells, the header has 2"
+    page.set_input_files("input[name=table]", str(STATIONS))
+    call(page)
+    table = wait_result(page, "[data-testid=result-table]")
+    stations = pd.read_csv(STATIONS)
+    cells = table.locator("tbody td").all_inner_texts()
+    assert int(cells[0]) == len(stations)
+    assert float(cells[1]) == pytest.approx(stations["elevation"].mean(), rel=1e-6)
+    assert float(cells[2]) == stations["elevation"].max()
+    screenshot(page, "dataframe_upload")

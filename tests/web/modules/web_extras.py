@@ -22,6 +22,7 @@ __all__ = [
     "one_step",
     "place",
     "projected",
+    "summarize",
 ]
 
 
@@ -128,6 +129,19 @@ def place(
     """
     where = (box.south + box.north) / 2 if mode == "centre" else box.south
     return {"where": where, "tag": tag, "weights": weights or []}
+
+
+def summarize(table: pd.DataFrame, column: str = "elevation") -> pd.DataFrame:
+    """The rows, mean and maximum of one column of an uploaded table.
+
+    Args:
+        table: any table with a numeric ``column``.
+        column: the column to summarize.
+    """
+    values = table[column]
+    return pd.DataFrame(
+        {"rows": [len(table)], "mean": [float(values.mean())], "max": [values.max()]}
+    )
 
 
 if __name__ == "__main__":
