@@ -5,6 +5,7 @@
  */
 
 import OLMap from "ol/Map";
+import Zoom from "ol/control/Zoom";
 import View from "ol/View";
 import ImageLayer from "ol/layer/Image";
 import VectorLayer from "ol/layer/Vector";
@@ -256,7 +257,7 @@ export function drawMap(file: NcFile, container: HTMLElement, onStatus?: (text: 
     target: mapDiv,
     layers: [gridLayer, landLayer],
     view: new View({ projection, center: [0, 0], zoom: 1 }),
-    controls: [],
+    controls: [new Zoom()],
   });
   const pad = 0;
   map.getView().fit(raster.extent, { padding: [pad, pad, pad, pad], size: map.getSize() ?? [mapDiv.clientWidth, mapDiv.clientHeight] });
