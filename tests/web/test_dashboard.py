@@ -424,3 +424,27 @@ def test_a_dataframe_argument_is_uploaded_as_csv(
     assert float(cells[1]) == pytest.approx(stations["elevation"].mean(), rel=1e-6)
     assert float(cells[2]) == stations["elevation"].max()
     screenshot(page, "dataframe_upload")
+
+
+def test_a_service_that_dies_during_a_call_is_reported(
+    dashboard: Any, geo_service: Served
+) -> None:
+    dying = serve(MODULES / "web_extras.py", broker=geo_service.broker, topic="dying")
+    try:
+        page = dashboard("dying", "count").page
+        page.fill("input[name=n]", "100")
+        page.fill("input[name=delay]", "0.5")
+        call(page)
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=progress]')?.value > 0",
+            timeout=20000,
+        )
+    finally:
+        dying.proc.kill()
+    message = page.locator("[data-testid=call-error]")
+    message.wait_for(timeout=60000)
+    assert message.inner_text() == (
+        "the service on topic 'dying' stopped answering during the call"
+    )
+    assert page.is_enabled("[data-testid=call]")
+    screenshot(page, "service_died")

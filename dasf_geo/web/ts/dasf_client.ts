@@ -350,6 +350,11 @@ export class Reassembler {
         }
         decodeBase64(text, t.buffer, offset);
       }
+      const last = t.pieces[t.count - 1];
+      const total = t.pieceBytes * (t.count - 1) + (last === undefined ? t.pieceBytes : decodedLength(last));
+      if (total !== t.size) {
+        throw new Error(`the fragments hold ${total} bytes, but dasfGeoSize says ${t.size}`);
+      }
       return t.buffer;
     }
     // reference peers: pieces need not be multiples of 4 characters
@@ -781,7 +786,8 @@ export class DasfClient {
     });
     const signal = options.signal;
     if (signal) {
-      const abort = () => this.settle(context, undefined, new Error("the call was cancelled"));
+      const abort = () =>
+        this.settle(context, undefined, signal.reason instanceof Error ? signal.reason : new Error("the call was cancelled"));
       if (signal.aborted) abort();
       else signal.addEventListener("abort", abort, { once: true });
     }

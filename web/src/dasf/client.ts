@@ -422,7 +422,8 @@ export class DasfClient {
     });
     const signal = options.signal;
     if (signal) {
-      const abort = () => this.settle(context, undefined, new Error("the call was cancelled"));
+      const abort = () =>
+        this.settle(context, undefined, signal.reason instanceof Error ? signal.reason : new Error("the call was cancelled"));
       if (signal.aborted) abort();
       else signal.addEventListener("abort", abort, { once: true });
     }

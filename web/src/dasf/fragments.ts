@@ -211,6 +211,11 @@ export class Reassembler {
         }
         decodeBase64(text, t.buffer, offset);
       }
+      const last = t.pieces[t.count - 1];
+      const total = t.pieceBytes * (t.count - 1) + (last === undefined ? t.pieceBytes : decodedLength(last));
+      if (total !== t.size) {
+        throw new Error(`the fragments hold ${total} bytes, but dasfGeoSize says ${t.size}`);
+      }
       return t.buffer;
     }
     // reference peers: pieces need not be multiples of 4 characters

@@ -23,6 +23,8 @@ import { lastMap, resultView } from "./results";
 import { type Connection, type ServiceEntry, apiInfo, discover } from "./services";
 
 const PING_TIMEOUT_MS = 5000;
+/** A running call with no news for this long gets a ping to check that the service is still there. */
+const QUIET_MS = 15000;
 
 function text(exc: unknown): string {
   return exc instanceof Error ? exc.message : String(exc);
@@ -108,15 +110,37 @@ function memberView(entry: ServiceEntry, member: Member, root: JsonSchema): HTML
       const request = member.cls
         ? { class_name: member.cls.name, ...ctor.args, function: { func_name: member.info.name, ...fn.args } }
         : { func_name: member.info.name, ...fn.args };
-      const value = await entry.client.call(
-        request,
-        {
-          accept: returnType.startsWith("xarray.") ? NETCDF_ACCEPT : undefined,
-          onProgress: (r) => progress.update(r),
-          onTransfer: (received, total) => progress.transfer(received, total),
-        },
-        parts,
-      );
+      // a service that stops while the call runs: notice it with pings
+      const watchdog = new AbortController();
+      let news = performance.now();
+      const timer = setInterval(() => {
+        if (performance.now() - news < QUIET_MS) return;
+        news = performance.now();
+        entry.client.ping({ timeoutMs: 2 * PING_TIMEOUT_MS }).catch(() =>
+          watchdog.abort(new DasfConnectionError(`the service on topic '${entry.topic}' stopped answering during the call`)),
+        );
+      }, 1000);
+      let value: unknown;
+      try {
+        value = await entry.client.call(
+          request,
+          {
+            accept: returnType.startsWith("xarray.") ? NETCDF_ACCEPT : undefined,
+            onProgress: (r) => {
+              news = performance.now();
+              progress.update(r);
+            },
+            onTransfer: (received, total) => {
+              news = performance.now();
+              progress.transfer(received, total);
+            },
+            signal: watchdog.signal,
+          },
+          parts,
+        );
+      } finally {
+        clearInterval(timer);
+      }
       progress.done();
       const arrived = performance.now();
       timings.started = started;
