@@ -74,9 +74,10 @@ export function monitorPanel(api: ApiInfo, client: DasfClient): HTMLElement | nu
         value: unknown;
         timestamp: string;
       }[];
-      const byVariable = new Map<string, { t: number[]; v: number[]; labels: string[] }>();
+      const byVariable = new Map<string, { t: number[]; v: number[]; labels: string[]; raw: unknown[] }>();
       for (const r of records) {
-        const s = byVariable.get(r.variable) ?? { t: [], v: [], labels: [] };
+        const s = byVariable.get(r.variable) ?? { t: [], v: [], labels: [], raw: [] };
+        s.raw.push(r.value);
         s.t.push(Date.parse(r.timestamp));
         s.v.push(typeof r.value === "number" ? r.value : Number(r.value));
         s.labels.push(r.timestamp);
@@ -84,7 +85,17 @@ export function monitorPanel(api: ApiInfo, client: DasfClient): HTMLElement | nu
       }
       body.replaceChildren(
         ...(byVariable.size
-          ? [...byVariable].map(([name, s]) => linePlot(s.v, { xs: s.t, xLabels: s.labels, title: name, testid: "monitor-plot" }))
+          ? [...byVariable].map(([name, s]) =>
+              s.v.some((x) => Number.isFinite(x))
+                ? linePlot(s.v, { xs: s.t, xLabels: s.labels, title: name, testid: "monitor-plot" })
+                : // values that are not numbers: the latest ones as a list
+                  el(
+                    "figure",
+                    { class: "plot-figure", "data-testid": "monitor-values" },
+                    el("figcaption", {}, `${name} (latest)`),
+                    el("ul", {}, ...s.raw.slice(-10).reverse().map((v, i) => el("li", {}, `${s.labels[s.labels.length - 1 - i] ?? ""}: ${typeof v === "string" ? v : JSON.stringify(v)}`))),
+                  ),
+            )
           : [el("p", {}, "nothing recorded yet")]),
       );
     } catch (exc) {
@@ -96,8 +107,9 @@ export function monitorPanel(api: ApiInfo, client: DasfClient): HTMLElement | nu
   return panel;
 }
 
-/** The gateway's notifications feed (nothing when the page has no gateway or the route is absent). */
-export async function notificationsPanel(): Promise<HTMLElement | null> {
+type Notification = { service?: string; msg?: string; severity?: string; timestamp?: string };
+
+async function fetchNotifications(): Promise<Notification[] | null> {
   let response: Response;
   try {
     response = await fetch("notifications?limit=50", { headers: { Accept: "application/json" } });
@@ -105,18 +117,42 @@ export async function notificationsPanel(): Promise<HTMLElement | null> {
     return null;
   }
   if (!response.ok) return null;
-  let items: { service?: string; msg?: string; severity?: string; timestamp?: string }[];
   try {
-    items = ((await response.json()) as { notifications?: typeof items }).notifications ?? [];
+    return ((await response.json()) as { notifications?: Notification[] }).notifications ?? [];
   } catch {
     return null;
   }
-  return el(
-    "section",
-    { class: "panel", "data-testid": "notifications" },
-    el("h3", {}, "Notifications"),
-    items.length
-      ? el("ul", { class: "notifications" }, ...items.map((n) => el("li", { class: `severity-${(n.severity ?? "INFO").toLowerCase()}` }, `${n.timestamp ?? ""} ${n.severity ?? ""} ${n.service ?? ""}: ${n.msg ?? ""}`)))
-      : el("p", {}, "no notifications"),
-  );
+}
+
+function notificationList(items: Notification[]): HTMLElement {
+  return items.length
+    ? el(
+        "ul",
+        { class: "notifications" },
+        ...items.map((n) =>
+          el("li", { class: `severity-${(n.severity ?? "INFO").toLowerCase()}` }, `${n.timestamp ?? ""} ${n.severity ?? ""} ${n.service ?? ""}: ${n.msg ?? ""}`),
+        ),
+      )
+    : el("p", {}, "no notifications");
+}
+
+/**
+ * The gateway's notifications feed, refreshed every `everyMs` (nothing when
+ * the page has no gateway or the route is absent).
+ */
+export async function notificationsPanel(everyMs = 10000): Promise<HTMLElement | null> {
+  const items = await fetchNotifications();
+  if (items === null) return null;
+  const body = el("div", {}, notificationList(items));
+  const panel = el("section", { class: "panel", "data-testid": "notifications" }, el("h3", {}, "Notifications"), body);
+  const timer = setInterval(() => {
+    if (!panel.isConnected) {
+      clearInterval(timer);
+      return;
+    }
+    void fetchNotifications().then((fresh) => {
+      if (fresh !== null) body.replaceChildren(notificationList(fresh));
+    });
+  }, everyMs);
+  return panel;
 }

@@ -55,6 +55,13 @@ export function linePlot(ys: number[], options: { xs?: number[]; xLabels?: strin
       pen = true;
     });
     ctx.stroke();
+    if (finite.length === 1) {
+      const i = ys.findIndex((y) => Number.isFinite(y));
+      ctx.fillStyle = "#1f77b4";
+      ctx.beginPath();
+      ctx.arc(px(xs[i]!), py(ys[i]!), 4, 0, 2 * Math.PI);
+      ctx.fill();
+    }
   }
   return el("figure", { class: "plot-figure" }, options.title ? el("figcaption", {}, options.title) : null, canvas);
 }
