@@ -15,7 +15,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const pkg = join(here, "..", "dasf_geo", "web");
+// DASF_GEO_WEB_OUT builds elsewhere (the tests compare that with the committed files)
+const pkg = process.env.DASF_GEO_WEB_OUT ?? join(here, "..", "dasf_geo", "web");
 const staticDir = join(pkg, "static");
 for (const dir of [staticDir, join(pkg, "ts"), join(pkg, "tools")]) mkdirSync(dir, { recursive: true });
 

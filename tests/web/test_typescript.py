@@ -206,3 +206,36 @@ def test_node_calls_the_service_and_reads_datasets_with_netcdfjs(
     assert out["mediaTypes"][-1] == "application/x-netcdf; xarray=DataArray"
     assert out["error"]["locs"] == [["time_series", "lat"]]
     assert "lat" in out["error"]["message"]
+
+
+def test_the_vendored_bundle_is_built_from_the_sources(
+    node_modules: Path, tmp_path: Path
+) -> None:
+    web = tmp_path / "web"
+    shutil.copytree(
+        REPO_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules")
+    )
+    (web / "node_modules").symlink_to(node_modules / "node_modules")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["node", "build.mjs"],
+        cwd=web,
+        capture_output=True,
+        timeout=timeout(180),
+        check=False,
+        env={**os.environ, "DASF_GEO_WEB_OUT": str(out)},
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    committed = REPO_ROOT / "dasf_geo" / "web"
+    built = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert built == sorted(
+        p.relative_to(committed)
+        for p in committed.rglob("*")
+        if p.is_file()
+        and p.parent.name in ("static", "ts", "tools")
+        and p.name != "stub_prelude.ts"
+    )
+    stale = [
+        str(p) for p in built if (out / p).read_bytes() != (committed / p).read_bytes()
+    ]
+    assert stale == [], "rebuild with `cd web && npm ci && npm run build`"
