@@ -23,8 +23,13 @@ export interface Connection {
   services: ServiceEntry[];
 }
 
+/** The gateway's WebSocket pass-through next to the page (also when the gateway lives under a path prefix). */
 function sameOriginBroker(): string {
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+  const base = new URL(".", location.href);
+  base.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  base.search = "";
+  base.hash = "";
+  return base.href.replace(/\/+$/, "");
 }
 
 async function getJson(path: string): Promise<unknown> {
