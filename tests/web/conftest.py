@@ -197,9 +197,13 @@ def static_server() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (the system package) driven by Playwright."""
+    """Headless Chromium (the system package) driven by Playwright.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which asyncio tests of other modules cannot share.
+    """
     if not CHROMIUM.exists():
         pytest.skip(
             f"chromium is not installed at {CHROMIUM} (apt-get install chromium)"
