@@ -342,6 +342,13 @@ def get_parser(
         ),
     )
     sp.add_argument(
+        "--lang",
+        choices=("python", "typescript"),
+        default="python",
+        help="The client's language: a Python module (default) or a TypeScript "
+        "module with its own DASF client (needs node for the type conversion).",
+    )
+    sp.add_argument(
         "-l",
         "--line-length",
         type=_line_length,
@@ -649,6 +656,16 @@ def _run(
     try:
         if command == "schema":
             print(json.dumps(model.model_json_schema(), indent=params.get("indent")))
+        elif command == "generate" and params.get("lang") == "typescript":
+            from dasf_geo.web.typescript import generate_typescript
+
+            print(
+                generate_typescript(
+                    model.get_api_info().model_dump(mode="json"),
+                    model.backend_config.messaging_config.topic,
+                ),
+                end="",
+            )
         elif command == "generate":
             print(
                 model.generate(

@@ -19,6 +19,7 @@ _COMMANDS: dict[str, str] = {
     "call": "dasf_geo.cli._call",
     "check": "dasf_geo.cli._check",
     "gateway": "dasf_geo.cli._gateway",
+    "generate": "dasf_geo.cli._generate",
     "serve": "dasf_geo.cli._serve",
 }
 

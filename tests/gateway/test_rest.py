@@ -232,8 +232,15 @@ async def test_bad_timeout_header(gw: httpx.AsyncClient, value: str) -> None:
     )
 
 
-async def test_home_page_lists_services(gw: httpx.AsyncClient) -> None:
-    response = await gw.get("/")
+async def test_home_page_lists_services(
+    broker: Any, geo_backend: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dasf_geo.gateway import create_app
+
+    # the built-in page is what / shows when the dashboard is not installed
+    monkeypatch.setattr("dasf_geo.web.static_dir", lambda: tmp_path)
+    async with gateway_client(create_app(settings(broker))) as gw:
+        response = await gw.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert f'<a href="services/{GEO_TOPIC}"><strong>{GEO_TOPIC}</strong></a>' in (
