@@ -46,6 +46,7 @@ _LAZY: dict[str, str] = {
     "transfer_options": "dasf_geo.protocol.options",
     "connect": "dasf_geo.transport.dynamic",
     "aconnect": "dasf_geo.transport.dynamic",
+    "service": "dasf_geo.service",  # the service object (the package itself)
 }
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "connect",
     "main",
     "registry",
+    "service",
     "transfer_options",
 ]
 
@@ -86,6 +88,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from dasf_geo.exceptions import DasfGeoError, PayloadTooLarge
     from dasf_geo.protocol.options import TransferOptions, transfer_options
+    from dasf_geo.service import service
     from dasf_geo.transport.dynamic import aconnect, connect
 
 

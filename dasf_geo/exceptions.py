@@ -21,7 +21,9 @@ Hierarchy::
     ├── TransportError            talking to the broker failed
     │   ├── ConnectionFailed      the broker cannot be reached / refused us
     │   ├── SendError             the broker refused a message (non-"ok" ack)
-    │   └── RequestTimeout        no (complete) reply within the timeout
+    │   ├── RequestTimeout        no (complete) reply within the timeout
+    │   │   └── ServiceNotFound   no service answered on a topic when asked
+    │   └── ReplyLost             the reply connection dropped during a call
     ├── ResultError               a function's result failed validation
     ├── RemoteError               the backend answered with status "error"
     │   └── RemoteValidationError the backend rejected the request's arguments
@@ -47,9 +49,11 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "RemoteValidationError",
+    "ReplyLost",
     "RequestTimeout",
     "ResultError",
     "SendError",
+    "ServiceNotFound",
     "TransportError",
     "UnsupportedTypeError",
 ]
@@ -170,6 +174,38 @@ class RequestTimeout(TransportError, TimeoutError):
     """No complete reply arrived within the timeout.
 
     The message names the topic, the function and the number of seconds.
+    """
+
+
+class ServiceNotFound(RequestTimeout):
+    """No service answered on a topic within the (short) discovery timeout.
+
+    The message names the topic and the broker, says what to check and,
+    where the broker can tell, lists the topics that have a service.
+
+    Attributes:
+        topics: the topics with a service on that broker, or None when the
+            broker cannot tell.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        topic: str | None = None,
+        topics: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, url=url, topic=topic)
+        self.topics = topics
+
+class ReplyLost(TransportError):
+    """The connection for replies closed while a call waited for its reply.
+
+    Raised at once (not at the call's timeout) for calls on a
+    non-persistent topic, whose broker forgets replies it cannot deliver.
+    The request may or may not have run; the message names the topic and
+    the function.
     """
 
 

@@ -9,6 +9,7 @@ runs the function and returns an instance of its ``return_model``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import warnings
 from collections.abc import Callable
@@ -72,6 +73,17 @@ class FunctionAPIModel(BaseModel):
         description="The JSON Schema for the return value."
     )
 
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "What the function sets beyond its schemas: 'transfer' (its "
+            "fragment_size, compression and max_size in bytes) and 'data' (its "
+            "data options: cf, crs, demap, format, compression...), each only "
+            "with the values that are set. Callers may refuse early what the "
+            "function would refuse; other DASF clients ignore this key."
+        ),
+    )
+
 
 def get_return_model(
     docstring: Any,
@@ -100,10 +112,10 @@ def get_return_model(
     elif sig is not None and sig.return_annotation is not sig.empty:
         annotation = Any if sig.return_annotation is None else sig.return_annotation
     else:
-        warnings.warn(
+        utils.warn_at(
+            config.function,
             f"function {config.name!r} has no return annotation, so its result "
             "is sent as Any without validation; annotate the return type",
-            UserWarning,
             stacklevel=4,
         )
         annotation = Any
@@ -163,6 +175,8 @@ class BackendFunction(BaseModel):
     backend_config: ClassVar[BackendFunctionConfig]
 
     return_model: ClassVar[type[ReturnModel]]
+    #: the data options in force for this function (its own over its module's)
+    effective_data_options: ClassVar[DataOptions | None] = None
 
     if TYPE_CHECKING:
         func_name: str
@@ -284,6 +298,7 @@ class BackendFunction(BaseModel):
             raise schema_error(what, exc) from exc
         model = cast("type[BackendFunction]", created)
         model.return_model = get_return_model(docstring, backend_config, options)
+        model.effective_data_options = options
         model.backend_config = backend_config
         try:
             model.model_json_schema()
@@ -299,7 +314,26 @@ class BackendFunction(BaseModel):
             name=cls.backend_config.name,
             rpc_schema=cls.model_json_schema(),
             return_schema=cls.return_model.model_json_schema(),
+            options=cls.published_options(),
         )
+
+    @classmethod
+    def published_options(cls) -> dict[str, Any]:
+        """The transfer and data options the API info publishes (set ones only)."""
+        out: dict[str, Any] = {}
+        transfer = cls.backend_config.transfer
+        if transfer is not None:
+            values = {
+                k: v for k, v in dataclasses.asdict(transfer).items() if v is not None
+            }
+            if values:
+                out["transfer"] = values
+        data = getattr(cls, "effective_data_options", None)
+        if data is not None:
+            values = data.model_dump(mode="json", exclude_none=True)
+            if values:
+                out["data"] = values
+        return out
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:

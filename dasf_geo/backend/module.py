@@ -14,6 +14,7 @@ import inspect
 import io
 import json
 import re
+import sys
 import types
 from importlib import import_module
 from typing import Any, ClassVar, Union, cast
@@ -178,7 +179,14 @@ class BackendModule(RootModel[Any]):
                     f"module_name must be a str, got {type(module_name).__name__}"
                 )
             try:
-                module = import_module(module_name)
+                # with the members given, the module is only looked up: a
+                # module loaded from a file (importlib's spec_from_file_location)
+                # is not importable by its name, and need not be
+                module = (
+                    sys.modules.get(module_name)
+                    if members is not None
+                    else import_module(module_name)
+                )
             except ImportError as exc:
                 raise ConfigurationError(
                     f"cannot import the backend module {module_name!r}: {exc}"

@@ -277,6 +277,31 @@ def is_progress_report(annotation: Any) -> bool:
     return False
 
 
+def warn_at(obj: Any, message: str, stacklevel: int = 2) -> None:
+    """Warn with a :class:`UserWarning` that points at where ``obj`` is defined.
+
+    The warning names the user's file and the line of the ``def`` or
+    ``class``, not the dasf_geo code that noticed the problem; without a
+    source (a builtin, an object made at run time) it falls back to the
+    caller ``stacklevel`` frames up.
+    """
+    target = inspect.unwrap(obj) if callable(obj) else obj
+    try:
+        filename = inspect.getsourcefile(target)
+        _, lineno = inspect.getsourcelines(target)
+    except (TypeError, OSError):
+        filename = None
+    if not filename:
+        warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+        return
+    module_name = getattr(target, "__module__", None) or "__main__"
+    module = sys.modules.get(module_name)
+    registry = vars(module).setdefault("__warningregistry__", {}) if module else None
+    warnings.warn_explicit(
+        message, UserWarning, filename, max(lineno, 1), module_name, registry
+    )
+
+
 def get_fields(
     name: str,
     sig: inspect.Signature,
@@ -316,11 +341,11 @@ def get_fields(
         if key in config.annotations:
             annotation = config.annotations[key]
         elif param.annotation is param.empty:
-            warnings.warn(
+            warn_at(
+                getattr(config, "function", None) or getattr(config, "Class", None),
                 f"{what}: parameter {key!r} has no type annotation, so it is "
                 "accepted as Any without validation; annotate it to validate "
                 "the argument",
-                UserWarning,
                 stacklevel=4,
             )
             annotation = Any

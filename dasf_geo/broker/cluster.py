@@ -282,7 +282,7 @@ class ClusterBroker(Broker):
         if route.kind == "producer":
             return _ClusterProducer(self, route)
         if route.kind == "consumer":
-            return _ClusterConsumer(self, route)
+            return _ClusterConsumer(self, route, grant)
         return super()._listener(route, grant)
 
     # --- between the core and NATS ------------------------------------------

@@ -34,10 +34,23 @@ Delivery model (Pulsar's, PROTOCOL.md "Consumer side"):
   before the producer gets its ack, and deleted when every subscription
   acked them.
 
-Memory is bounded: :meth:`BrokerCore.is_full` tells the server to stop
-reading a producer's socket while the topic holds ``max_topic_bytes`` (or
-the broker ``max_total_bytes``) of unacked payload; ``on_drain`` fires when
-acks free room again.
+Memory is bounded, and one client cannot stall the others:
+
+- :meth:`BrokerCore.is_full` tells the server to stop reading a producer's
+  socket while its topic holds ``max_topic_bytes`` of unacked payload;
+  ``on_drain`` fires when acks free room again;
+- while the whole broker holds ``max_total_bytes``, only the producers of
+  topics that hold at least ``max_total_bytes / 32`` (the topics that fill
+  it) wait; the others go on up to a ceiling of 1.25 times ``max_total_bytes``,
+  where every producer waits;
+- the consumers of one client (the same ``quota`` key: a token, when the
+  broker checks tokens) hold at most ``max_client_bytes`` unacked, beyond
+  one message each;
+- a consumer that holds ``max_inflight_bytes`` unacked (while the broker
+  is full: ``max_total_bytes / 32``) and acknowledges nothing for
+  ``stall_timeout`` seconds is unsubscribed by :meth:`tick`
+  (its unacked messages go back to the subscription, as for any consumer
+  that leaves) and its ``disconnect`` callback is told why.
 """
 
 from __future__ import annotations
@@ -60,21 +73,24 @@ from pybase64 import b64decode as _b64decode  # as dasf_geo.protocol.messages
 
 from dasf_geo.broker.names import TopicName
 from dasf_geo.exceptions import BrokerError, ProtocolError
-from dasf_geo.protocol.messages import parse_json_object as _parse_object
+from dasf_geo.protocol.messages import loads_strict_json, parse_json_object
 from dasf_geo.protocol.messages import split_payload_frame as _split_payload_frame
 
 if TYPE_CHECKING:
     from dasf_geo.broker.store import MessageStore
 
 __all__ = [
+    "DEFAULT_MAX_CLIENT_BYTES",
     "DEFAULT_MAX_INFLIGHT_BYTES",
     "DEFAULT_MAX_TOPIC_BYTES",
     "DEFAULT_MAX_TOTAL_BYTES",
     "DEFAULT_RECEIVER_QUEUE_SIZE",
+    "DEFAULT_STALL_TIMEOUT",
     "SUBSCRIPTION_TYPES",
     "BrokerCore",
     "Consumer",
     "Message",
+    "Quota",
     "SendErrorCode",
     "SubscribeError",
     "Subscription",
@@ -91,6 +107,16 @@ DEFAULT_MAX_INFLIGHT_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_TOPIC_BYTES = 32 * 1024 * 1024
 #: Unacked payload bytes the whole broker may hold before producers pause.
 DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
+#: Unacked payload bytes the consumers of one client (token) may hold.
+DEFAULT_MAX_CLIENT_BYTES = 128 * 1024 * 1024
+#: Seconds a consumer may hold ``max_inflight_bytes`` without acking anything.
+DEFAULT_STALL_TIMEOUT = 60.0
+#: While the broker is full, topics holding this share of ``max_total_bytes``
+#: (1/32) wait; smaller ones go on up to the ceiling below.
+FAIR_SHARE_DIVISOR = 32
+#: The broker-wide ceiling, as a multiple of ``max_total_bytes``, where
+#: every producer waits.
+CEILING_FACTOR = 1.25
 
 #: Most backlog entries one dispatch looks at past messages that must wait.
 _MAX_SCAN = 10_000
@@ -227,6 +253,29 @@ class _Entry:
 
 
 @dataclass(eq=False, slots=True)
+class Quota:
+    """Unacked bytes held by the consumers of one client (e.g. one token).
+
+    Attributes:
+        key: the client's name (never a token).
+        max_bytes: most unacked bytes its consumers hold together (each
+            consumer may always hold one message).
+        inflight_bytes: what they hold now.
+        consumers: the consumers that use it.
+    """
+
+    key: str
+    max_bytes: int
+    inflight_bytes: int = 0
+    consumers: list[Consumer] = field(default_factory=list)
+
+    @property
+    def full(self) -> bool:
+        """True while its consumers get nothing more (beyond one message)."""
+        return self.inflight_bytes >= self.max_bytes
+
+
+@dataclass(eq=False, slots=True)
 class Consumer:
     """A connected consumer of a subscription.
 
@@ -257,6 +306,12 @@ class Consumer:
     #: seconds after which an unacked delivery is redelivered (None: never)
     ack_timeout: float | None = None
     deadlines: deque[tuple[float, str]] = field(default_factory=deque)
+    #: the client's shared limit, if it belongs to one
+    quota: Quota | None = None
+    #: called with a reason when the core unsubscribed it (a stall)
+    disconnect: Callable[[str], None] | None = None
+    #: clock time since when it holds its byte limit without acking
+    stalled_since: float | None = None
 
     def _has_room(self, max_bytes: int, continues_key: bool = False) -> bool:
         # more messages of a key this consumer already holds unacked (the
@@ -267,9 +322,20 @@ class Consumer:
             not continues_key and len(self.inflight) >= self.receiver_queue_size
         ):
             return False
-        if self.inflight and self.inflight_bytes >= max_bytes:
-            return False
+        if self.inflight:
+            if self.inflight_bytes >= max_bytes:
+                return False
+            quota = self.quota
+            if quota is not None and quota.inflight_bytes >= quota.max_bytes:
+                return False
         return not self.pull_mode or self.permits > 0
+
+    def _held(self, size: int) -> None:
+        """Account for ``size`` more (or, negative, fewer) unacked bytes."""
+        self.inflight_bytes += size
+        quota = self.quota
+        if quota is not None:
+            quota.inflight_bytes += size
 
 
 @dataclass(eq=False, slots=True)
@@ -405,6 +471,15 @@ def _dump(value: Any) -> bytes:
 _PLAIN_ACK = re.compile(rb'\{"messageId":"([A-Za-z0-9_\-]+)"\}')
 
 
+def _parse_object(frame: bytes, what: str) -> dict[str, Any]:
+    """A frame as a JSON object: standard JSON only, nested 64 levels at most.
+
+    Raises:
+        ProtocolError: it is not such an object; the text says why.
+    """
+    return parse_json_object(frame, what, strict=True)
+
+
 def _invalid_base64(payload: bytes, context: bytes | None) -> bytes | None:
     """The ``send-error`` ack for a payload that is not base64, else None."""
     if payload:
@@ -430,7 +505,7 @@ def _read_frame(
         the last three, context and key None if absent), the payload checked
         as base64; or the ``send-error`` ack for the producer.
     """
-    split = _split_payload_frame(frame)
+    split = _split_payload_frame(frame, strict=True)
     if split is None:
         try:
             obj = _parse_object(frame, "message")
@@ -539,6 +614,11 @@ class BrokerCore:
             :meth:`is_full` says to pause its producers.
         max_total_bytes: the same limit for the whole broker.
         max_inflight_bytes: unacked payload bytes per consumer.
+        max_client_bytes: unacked payload bytes of all consumers that share
+            a ``quota`` key (see :meth:`subscribe`).
+        stall_timeout: seconds a consumer may hold ``max_inflight_bytes``
+            without acknowledging anything before :meth:`tick` unsubscribes
+            it; None: never.
         subscription_expiry: seconds after which a durable subscription
             without consumers is deleted with its messages by :meth:`tick`
             (Pulsar's ``subscriptionExpirationTimeMinutes``); None: never.
@@ -555,13 +635,22 @@ class BrokerCore:
         max_topic_bytes: int = DEFAULT_MAX_TOPIC_BYTES,
         max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
         max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+        max_client_bytes: int = DEFAULT_MAX_CLIENT_BYTES,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
         subscription_expiry: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.max_topic_bytes = max_topic_bytes
         self.max_total_bytes = max_total_bytes
+        #: topics holding this much wait while the broker is full
+        self.fair_share_bytes = max(1, max_total_bytes // FAIR_SHARE_DIVISOR)
+        #: where every producer waits
+        self.ceiling_bytes = int(max_total_bytes * CEILING_FACTOR)
         self.max_inflight_bytes = max_inflight_bytes
+        self.max_client_bytes = max_client_bytes
+        self.stall_timeout = stall_timeout
+        self._quotas: dict[str, Quota] = {}
         self.subscription_expiry = subscription_expiry
         self.clock = clock
         self.topics: dict[str, Topic] = {}
@@ -590,11 +679,20 @@ class BrokerCore:
             self.topics.pop(topic.name.full, None)
 
     def is_full(self, topic: Topic) -> bool:
-        """True while producers of ``topic`` must wait (memory limits reached)."""
-        return (
-            topic.held_bytes >= self.max_topic_bytes
-            or self.held_bytes >= self.max_total_bytes
-        )
+        """True while producers of ``topic`` must wait (memory limits reached).
+
+        That is while the topic holds ``max_topic_bytes``; while the broker
+        holds ``max_total_bytes`` and the topic is one of those that fill it
+        (it holds :attr:`fair_share_bytes`); and while the broker holds
+        :attr:`ceiling_bytes`, whatever the topic.
+        """
+        held = topic.held_bytes
+        if held >= self.max_topic_bytes:
+            return True
+        total = self.held_bytes
+        if total < self.max_total_bytes:
+            return False
+        return held >= self.fair_share_bytes or total >= self.ceiling_bytes
 
     # --- producers ------------------------------------------------------------
 
@@ -672,9 +770,14 @@ class BrokerCore:
                 self.store.ack(topic.name.full, sub.name, message.seq)
         if message.refs == 0:
             was_full = self.is_full(topic)
+            broker_full = self.held_bytes >= self.max_total_bytes
             topic.held_bytes -= message.size
             self.held_bytes -= message.size
-            if was_full and not self.is_full(topic) and self.on_drain is not None:
+            if self.on_drain is not None and (
+                (was_full and not self.is_full(topic))
+                # room in the broker may let producers of other topics go on
+                or (broker_full and self.held_bytes < self.max_total_bytes)
+            ):
                 self.on_drain(topic)
 
     # --- consumers ------------------------------------------------------------
@@ -735,11 +838,17 @@ class BrokerCore:
         notify: Callable[[], None] | None = None,
         label: str = "",
         ack_timeout: float | None = None,
+        quota: str | None = None,
+        disconnect: Callable[[str], None] | None = None,
     ) -> Consumer:
         """Connect a consumer to ``subscription`` of topic ``name``.
 
         ``ack_timeout`` (seconds) sends unacked deliveries back to the
         subscription when :meth:`tick` finds them older than that.
+        Consumers with the same ``quota`` key (a client's name) hold at most
+        ``max_client_bytes`` unacked together. ``disconnect`` is called
+        with a reason if :meth:`tick` unsubscribes the consumer because it
+        stalled.
 
         Raises:
             SubscribeError: an ``Exclusive`` subscription already has a
@@ -764,6 +873,11 @@ class BrokerCore:
             )
         sub.type = subscription_type
         self._consumer_ids += 1
+        shared = None
+        if quota is not None:
+            shared = self._quotas.get(quota)
+            if shared is None:
+                shared = self._quotas[quota] = Quota(quota, self.max_client_bytes)
         consumer = Consumer(
             id=self._consumer_ids,
             subscription=sub,
@@ -772,7 +886,11 @@ class BrokerCore:
             notify=notify,
             name=label,
             ack_timeout=ack_timeout,
+            quota=shared,
+            disconnect=disconnect,
         )
+        if shared is not None:
+            shared.consumers.append(consumer)
         sub.consumers.append(consumer)
         sub.idle_since = None
         self._dispatch(sub)
@@ -801,7 +919,16 @@ class BrokerCore:
         for key in [k for k, (c, _) in sub.key_owners.items() if c is consumer]:
             del sub.key_owners[key]
             sub.key_released.pop(key, None)
-        consumer.inflight_bytes = 0
+        quota = consumer.quota
+        was_full = quota is not None and quota.full
+        consumer._held(-consumer.inflight_bytes)
+        if quota is not None:
+            with contextlib.suppress(ValueError):
+                quota.consumers.remove(consumer)
+            if not quota.consumers:
+                self._quotas.pop(quota.key, None)
+            elif was_full:
+                self._quota_freed(quota, sub)
         returned.sort(key=lambda e: e.message.seq)
         sub.backlog.extendleft(reversed(returned))
         consumer.deadlines.clear()
@@ -911,7 +1038,7 @@ class BrokerCore:
     def _deliver(self, sub: Subscription, consumer: Consumer, entry: _Entry) -> None:
         token = self._tokens.next()
         consumer.inflight[token] = entry
-        consumer.inflight_bytes += entry.message.size
+        consumer._held(entry.message.size)
         key = entry.message.key
         if key is not None:
             owner = sub.key_owners.get(key)
@@ -1006,7 +1133,10 @@ class BrokerCore:
         entry = consumer.inflight.pop(token, None)
         if entry is None:
             return False
-        consumer.inflight_bytes -= entry.message.size
+        quota = consumer.quota
+        was_full = quota is not None and quota.full
+        consumer._held(-entry.message.size)
+        consumer.stalled_since = None
         sub = consumer.subscription
         self._forget_key(sub, entry)
         if kind == "negativeAcknowledge":
@@ -1015,7 +1145,19 @@ class BrokerCore:
         else:
             self._release(sub, entry, acked=True)
         self._dispatch(sub)
+        if was_full and quota is not None:
+            self._quota_freed(quota, sub)
         return True
+
+    def _quota_freed(self, quota: Quota, done: Subscription) -> None:
+        """A client's quota has room again: its other consumers may take more."""
+        if quota.full:
+            return
+        for sub in {
+            id(c.subscription): c.subscription for c in quota.consumers
+        }.values():
+            if sub is not done:
+                self._dispatch(sub)
 
     # --- time -------------------------------------------------------------------
 
@@ -1040,14 +1182,20 @@ class BrokerCore:
             if not expired:
                 continue
             sub = consumer.subscription
+            quota = consumer.quota
+            was_full = quota is not None and quota.full
             for token, entry in expired:
                 del consumer.inflight[token]
-                consumer.inflight_bytes -= entry.message.size
+                consumer._held(-entry.message.size)
                 self._forget_key(sub, entry)
                 entry.redelivery_count += 1
             expired.sort(key=lambda pair: pair[1].message.seq)
             sub.backlog.extendleft(reversed([entry for _, entry in expired]))
             self._dispatch(sub)
+            if was_full and quota is not None:
+                self._quota_freed(quota, sub)
+        if self.stall_timeout is not None:
+            self._disconnect_stalled(now, self.stall_timeout)
         for topic in self.topics.values():
             for sub in topic.subscriptions.values():
                 if sub.key_released:
@@ -1061,6 +1209,33 @@ class BrokerCore:
                         and now - sub.idle_since >= self.subscription_expiry
                     ):
                         self.delete_subscription(topic.name, sub.name)
+
+    def _disconnect_stalled(self, now: float, stall_timeout: float) -> None:
+        """Unsubscribe consumers that hold much and ack nothing.
+
+        Much is ``max_inflight_bytes``; while the broker holds
+        ``max_total_bytes``, it is :attr:`fair_share_bytes` (a consumer
+        then holds less than its own limit, because its topic waits).
+        """
+        limit = self.max_inflight_bytes
+        if self.held_bytes >= self.max_total_bytes:
+            limit = min(limit, self.fair_share_bytes)
+        for consumer in list(self.all_consumers()):
+            if consumer.inflight_bytes < limit:
+                consumer.stalled_since = None
+                continue
+            if consumer.stalled_since is None:
+                consumer.stalled_since = now
+                continue
+            if now - consumer.stalled_since < stall_timeout:
+                continue
+            held = consumer.inflight_bytes
+            self.unsubscribe(consumer)
+            if consumer.disconnect is not None:
+                consumer.disconnect(
+                    f"held {held} bytes unacked for {stall_timeout:g} s without "
+                    "acking any; they go back to the subscription"
+                )
 
     @staticmethod
     def _release_keys(sub: Subscription, now: float) -> None:
@@ -1112,7 +1287,7 @@ class BrokerCore:
             topic.last_pong = _now_iso()
         elif mtype == "response" and "api_info" in props:
             try:
-                topic.api_info = json.loads(props["api_info"])
+                topic.api_info = loads_strict_json(props["api_info"])
             except (TypeError, ValueError):
                 return _status_ack(
                     "the api_info property is not JSON text", message_id, context

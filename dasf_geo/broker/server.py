@@ -68,10 +68,12 @@ from picows import (
 from dasf_geo._loop import new_event_loop
 from dasf_geo.broker.auth import AuthConfig, Grant, token_from_request
 from dasf_geo.broker.core import (
+    DEFAULT_MAX_CLIENT_BYTES,
     DEFAULT_MAX_INFLIGHT_BYTES,
     DEFAULT_MAX_TOPIC_BYTES,
     DEFAULT_MAX_TOTAL_BYTES,
     DEFAULT_RECEIVER_QUEUE_SIZE,
+    DEFAULT_STALL_TIMEOUT,
     BrokerCore,
     Consumer,
     SubscribeError,
@@ -233,6 +235,12 @@ class Broker:
         max_topic_bytes: unacked bytes per topic before producers pause.
         max_total_bytes: unacked bytes in the broker before producers pause.
         max_inflight_bytes: unacked bytes per consumer.
+        max_client_bytes: unacked bytes of all consumers of one token (with
+            ``auth``).
+        stall_timeout: seconds a consumer may hold ``max_inflight_bytes``
+            without acknowledging anything; then it is disconnected (code
+            1008, with the reason) and its messages go back to the
+            subscription. None: never.
         subscription_expiry: seconds after which a durable subscription
             without consumers is deleted; None (default) keeps it.
 
@@ -253,6 +261,8 @@ class Broker:
         max_topic_bytes: int = DEFAULT_MAX_TOPIC_BYTES,
         max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
         max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+        max_client_bytes: int = DEFAULT_MAX_CLIENT_BYTES,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
         subscription_expiry: float | None = None,
     ) -> None:
         _validate_options(host, port, max_frame_size, auth, insecure)
@@ -277,6 +287,8 @@ class Broker:
             "max_topic_bytes": max_topic_bytes,
             "max_total_bytes": max_total_bytes,
             "max_inflight_bytes": max_inflight_bytes,
+            "max_client_bytes": max_client_bytes,
+            "stall_timeout": stall_timeout,
             "subscription_expiry": subscription_expiry,
         }
         self._ticker: asyncio.Task[None] | None = None
@@ -551,7 +563,7 @@ class Broker:
         if route.kind == "producer":
             return _Producer(self, route)
         if route.kind == "consumer":
-            return _Consumer(self, route)
+            return _Consumer(self, route, grant)
         return _StatusPing(self, route, grant)
 
     def _topics(self, request: WSUpgradeRequest, path: str) -> Any:
@@ -868,6 +880,12 @@ class _Consumer(_Connection):
 
     consumer: Consumer | None = None
 
+    def __init__(self, broker: Broker, route: Route, grant: Grant | None) -> None:
+        super().__init__(broker, route)
+        #: the consumers of one token share a byte quota (with auth only:
+        #: without tokens every connection is on its own)
+        self.quota = None if broker.auth is None or grant is None else grant.name
+
     def connected(self) -> None:
         """Join the subscription and send what is waiting."""
         route = self.route
@@ -890,6 +908,8 @@ class _Consumer(_Connection):
                 notify=self._notify,
                 label=self.label,
                 ack_timeout=_ack_timeout(route.params),
+                quota=self.quota,
+                disconnect=self._stalled,
             )
         except SubscribeError as exc:  # pragma: no cover - checked in the handshake
             self.close(WSCloseCode.POLICY_VIOLATION, exc.reason)
@@ -900,6 +920,11 @@ class _Consumer(_Connection):
         """Leave the subscription; unacked messages go back to it."""
         if self.consumer is not None:
             self.core.unsubscribe(self.consumer)
+
+    def _stalled(self, reason: str) -> None:
+        # the core has unsubscribed this consumer already
+        logger.warning("disconnecting consumer %s: %s", self.label, reason)
+        self.close(WSCloseCode.POLICY_VIOLATION, reason)
 
     def message(self, data: bytes) -> None:
         """An ack, negative ack or permit."""

@@ -66,7 +66,10 @@ def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "broker",
         help="run the embedded DASF/Pulsar-compatible WebSocket message broker",
-        description=(__doc__ or "").split("\n\n")[0],
+        description="Run the embedded DASF/Pulsar WebSocket message broker: the "
+        "Pulsar layout (/ws/v2/producer/..., /ws/v2/consumer/...), the plain "
+        "layout (/ws/TOPIC), GET /health and GET /topics on one port, until "
+        "Ctrl-C or SIGTERM.",
     )
     parser.add_argument(
         "--host",
@@ -144,8 +147,10 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--log-level",
         default="INFO",
+        type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level (default: INFO)",
+        metavar="LEVEL",
+        help="log level: DEBUG, INFO, WARNING or ERROR (default: INFO)",
     )
     parser.set_defaults(run=run)
 

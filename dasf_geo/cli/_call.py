@@ -3,30 +3,39 @@
 ::
 
     dasf-geo call hello-world-topic hello_world --broker ws://127.0.0.1:8080
-    dasf-geo call hello-world-topic HelloWorld.repeat_message message=hi repeat=3
-    dasf-geo call geo-topic get_data --json args.json --output result.nc
+    dasf-geo call hello-world-class-topic HelloWorld.repeat_message message=hi repeat=3
+    dasf-geo call geo_service monthly_anomaly ds=@data.nc -o anomaly.nc
+    dasf-geo call geo_service stations --json args.json
 
-Arguments are ``key=value`` pairs; a value that parses as JSON is used as
+Arguments are ``name=value`` pairs; a value that parses as JSON is used as
 such (``repeat=3`` is the number 3, ``names='["a","b"]'`` a list), anything
-else is a string. ``--json FILE`` (``-`` for standard input) gives a JSON
-object of arguments; ``key=value`` pairs override its entries. For
-``Class.method`` the arguments are split between the constructor and the
-method by their names (a name both take goes to both).
+else is a string. ``name=@FILE`` sends a file as the argument: NetCDF
+(``.nc``) or Zarr (``.zarr``) as a Dataset or DataArray, CSV or Parquet as a
+DataFrame, ``.npy`` as an array, ``.json`` as its JSON value. ``--json
+FILE`` (``-`` for standard input) gives a JSON object of arguments;
+``name=value`` pairs override its entries. For ``Class.method`` the
+arguments are split between the constructor and the method by their names
+(a name both take goes to both).
 
-The result is printed as JSON (the form it travelled in). ``--output FILE``
-writes it decoded instead: a Dataset or DataArray as NetCDF, a DataFrame as
-CSV (or Parquet for ``.parquet``), an array as ``.npy``, anything else as
-JSON.
-
-``--fragment-size``, ``--compression`` and ``--max-size`` set the transfer
-options of the call (see :class:`dasf_geo.TransferOptions`).
+On a terminal the result is printed for reading: a DataFrame as a table, a
+Dataset or DataArray as its summary, an array as numpy prints it. Into a
+pipe or with ``--raw`` it is printed as JSON (the form it travelled in).
+``-o FILE`` writes it decoded, in the format of FILE's extension: a Dataset
+or DataArray as NetCDF (``.nc``) or Zarr (``.zarr``), a DataFrame as CSV or
+Parquet, an array as ``.npy``, anything else as ``.json``; a mismatch is
+refused before the call.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import sys
+import textwrap
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +47,49 @@ from dasf_geo.cli._common import (
     print_error,
     transfer_from_args,
 )
+from dasf_geo.cli._files import (
+    FileArgument,
+    check_output,
+    clean_base64,
+    read_file_argument,
+    render,
+    write_output,
+)
 from dasf_geo.exceptions import DasfGeoError
 
 __all__ = ["add_parser", "parse_assignment", "run"]
 
+DESCRIPTION = textwrap.fill(
+    "Call a function of a running service and print its result: readable on a "
+    "terminal, JSON into a pipe or with --raw. Arguments are name=value (JSON "
+    "if the value parses as JSON, else a string) or name=@FILE (.nc, .zarr, "
+    ".csv, .parquet, .npy, .json).",
+    79,
+)
+
+EPILOG = """examples:
+  dasf-geo call geo_service stations min_elevation=500
+  dasf-geo call geo_service monthly_anomaly ds=@data.nc -o anomaly.nc
+  dasf-geo call hello-world-class-topic HelloWorld.repeat_message message=hi repeat=3
+  dasf-geo call geo_service time_series --json args.json
+      (args.json holds {"lat": 50, "lon": 10})
+"""
+
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """Parse one ``key=value`` argument.
+    """Parse one ``name=value`` or ``name=@FILE`` argument.
 
     Raises:
-        argparse.ArgumentTypeError: no ``=``, or the key is not a name.
+        argparse.ArgumentTypeError: no ``=``, or the name is not a name.
     """
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key.isidentifier():
         raise argparse.ArgumentTypeError(
-            f"arguments must look like name=value, got {text!r:.60}"
+            f"arguments must look like name=value or name=@FILE, got {text!r:.60}"
         )
+    if raw.startswith("@") and len(raw) > 1:
+        return key, FileArgument(raw[1:])
     try:
         value = json.loads(raw)
     except ValueError:
@@ -66,8 +101,10 @@ def add_parser(sub: Any) -> None:
     """Register ``dasf-geo call``."""
     parser = sub.add_parser(
         "call",
-        help="call a function of a running service and print the JSON result",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        help="call a function of a running service and print the result",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("topic", help="the service's topic")
     parser.add_argument("function", help="the function to call: NAME or CLASS.METHOD")
@@ -76,18 +113,32 @@ def add_parser(sub: Any) -> None:
         nargs="*",
         type=parse_assignment,
         metavar="name=value",
-        help="an argument; the value is JSON if it parses as JSON, else a string",
+        help="an argument: JSON if the value parses as JSON, else a string; "
+        "name=@FILE sends a file",
     )
     parser.add_argument(
         "--json",
         metavar="FILE",
-        help="a JSON object with arguments ('-' reads standard input)",
+        help='a JSON object of arguments, e.g. {"lat": 50, "lon": 10} '
+        "('-' reads standard input)",
     )
     parser.add_argument(
         "--output",
         "-o",
         metavar="FILE",
-        help="write the decoded result to FILE instead of printing its JSON",
+        help="write the decoded result to FILE, in the format of its extension "
+        "(.nc, .zarr, .csv, .parquet, .npy, .json)",
+    )
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--raw",
+        action="store_true",
+        help="print the result's JSON as it travelled, even on a terminal",
+    )
+    shown.add_argument(
+        "--text",
+        action="store_true",
+        help="print the result for reading, even into a pipe",
     )
     parser.add_argument(
         "--timeout",
@@ -97,12 +148,22 @@ def add_parser(sub: Any) -> None:
         help="seconds to wait for the reply (default: 600)",
     )
     parser.add_argument(
+        "--discovery-timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds to wait for the service to answer at all (default: 10)",
+    )
+    parser.add_argument(
         "--indent", type=int, default=None, help="indent the printed JSON"
     )
     parser.add_argument(
         "--no-progress",
         action="store_true",
         help="draw no progress bar for large replies (drawn only on a terminal)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show full URLs and details in errors"
     )
     add_transfer_options(parser)
     add_connection_options(parser)
@@ -136,6 +197,44 @@ def _read_json_arguments(path: str) -> dict[str, Any]:
     return value
 
 
+def _schemas(api_info: Mapping[str, Any], function: str) -> tuple[dict, dict]:
+    """(parameter schemas by name, return schema) of ``function`` in ``api_info``.
+
+    Unknown names give empty schemas; calling them raises the clear error.
+    """
+    params: dict[str, Any] = {}
+    cls_name, dot, method = function.partition(".")
+    if not dot:
+        for func in api_info.get("functions") or []:
+            if func.get("name") == function:
+                params.update((func.get("rpc_schema") or {}).get("properties") or {})
+                return params, dict(func.get("return_schema") or {})
+        return params, {}
+    for cls in api_info.get("classes") or []:
+        if cls.get("name") != cls_name:
+            continue
+        params.update((cls.get("rpc_schema") or {}).get("properties") or {})
+        for meth in cls.get("methods") or []:
+            if meth.get("name") == method:
+                params.update((meth.get("rpc_schema") or {}).get("properties") or {})
+                return params, dict(meth.get("return_schema") or {})
+    return params, {}
+
+
+def _prepare(
+    arguments: dict[str, Any], params: Mapping[str, Any], opened: list[Any]
+) -> dict[str, Any]:
+    """Read ``@FILE`` arguments and clean hand-given base64 values."""
+    out: dict[str, Any] = {}
+    for name, value in arguments.items():
+        schema = params.get(name)
+        if isinstance(value, FileArgument):
+            out[name] = read_file_argument(name, value.path, schema, opened)
+        else:
+            out[name] = clean_base64(name, value, schema)
+    return out
+
+
 def _invoke(service: Any, function: str, arguments: dict[str, Any]) -> Any:
     cls_name, dot, method = function.partition(".")
     if not dot:
@@ -163,31 +262,39 @@ def _invoke(service: Any, function: str, arguments: dict[str, Any]) -> Any:
     return getattr(cls(**init_args), method)(**method_args)
 
 
-def write_output(value: Any, path: Path) -> None:
-    """Write a decoded result to ``path`` in a format that fits its type."""
-    kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
-    if kind in ("xarray.Dataset", "xarray.DataArray"):
-        value.to_netcdf(path)
-    elif kind == "pandas.DataFrame":
-        if path.suffix == ".parquet":
-            value.to_parquet(path)
+def _readable(args: argparse.Namespace) -> bool:
+    """Print the result for reading (a terminal, or ``--text``)?"""
+    if args.text:
+        return True
+    if args.raw or args.indent is not None:
+        return False
+    try:
+        return sys.stdout.isatty()
+    except ValueError:
+        return False
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Print the backend's CF/crs findings as ``warning: …`` lines on stderr;
+    show other warnings as Python would have."""
+    from dasf_geo.data import DataWarning
+
+    for item in caught:
+        if isinstance(item.message, DataWarning):
+            print(f"warning: {item.message}", file=sys.stderr)
         else:
-            value.to_csv(path)
-    elif kind == "numpy.ndarray":
-        import numpy as np
-
-        with path.open("wb") as fh:
-            np.save(fh, value, allow_pickle=False)
-    else:
-        from pydantic_core import to_jsonable_python
-
-        path.write_text(json.dumps(to_jsonable_python(value), indent=2) + "\n")
+            warnings.showwarning(
+                item.message, item.category, item.filename, item.lineno
+            )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``dasf-geo call``; return the exit code."""
+    from dasf_geo.data import DataWarning
     from dasf_geo.transport.dynamic import connect
 
+    readable = args.output is None and _readable(args)
+    opened: list[Any] = []
     try:
         arguments = _read_json_arguments(args.json) if args.json else {}
         arguments.update(dict(args.arguments))
@@ -196,21 +303,38 @@ def run(args: argparse.Namespace) -> int:
             args.topic,
             config=config,
             timeout=args.timeout,
-            decode=args.output is not None,
+            decode=args.output is not None or readable,
             progress=False if args.no_progress else None,
             transfer=transfer_from_args(args),
+            discovery_timeout=args.discovery_timeout,
         ) as service:
-            result = _invoke(service, args.function, arguments)
+            params, return_schema = _schemas(service.api_info, args.function)
+            if args.output:
+                check_output(args.output, return_schema)
+            arguments = _prepare(arguments, params, opened)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DataWarning)
+                result = _invoke(service, args.function, arguments)
+            _print_warnings(caught)
     except (DasfGeoError, AttributeError, TypeError) as exc:
-        print_error(exc)
+        print_error(exc, debug=args.debug, function=args.function)
         return 1
+    finally:
+        for handle in opened:
+            with contextlib.suppress(Exception):
+                handle.close()
     if args.output:
         try:
             write_output(result, Path(args.output))
-        except OSError as exc:
-            print_error(DasfGeoError(f"cannot write {args.output}: {exc}"))
+        except (OSError, DasfGeoError) as exc:
+            detail = exc if isinstance(exc, DasfGeoError) else f"{exc}"
+            print_error(DasfGeoError(f"cannot write {args.output}: {detail}"))
             return 1
         print(f"wrote {type(result).__name__} to {args.output}", file=sys.stderr)
+        return 0
+    if readable:
+        width = shutil.get_terminal_size((100, 24)).columns
+        print(render(result, width))
         return 0
     print(json.dumps(result, indent=args.indent, ensure_ascii=False))
     return 0

@@ -114,16 +114,22 @@ def transfer_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--broker``/``--websocket-url``/``--header``… to ``parser``."""
+def add_connection_options(
+    parser: argparse.ArgumentParser,
+    default: str = "the DE_BACKEND_HOST/DE_BACKEND_PORT environment variables, "
+    "else ws://localhost:8080",
+) -> None:
+    """Add ``--broker``/``--websocket-url``/``--header``… to ``parser``.
+
+    ``default`` says which broker is used without ``--broker``.
+    """
     group = parser.add_argument_group("broker connection")
     where = group.add_mutually_exclusive_group()
     where.add_argument(
         "--broker",
         metavar="URL",
         help="ws://HOST:PORT of a Pulsar-layout broker (dasf-geo broker, Apache "
-        "Pulsar); default: the DE_BACKEND_HOST/DE_BACKEND_PORT environment "
-        "variables, else ws://localhost:8080",
+        f"Pulsar); default: {default}",
     )
     where.add_argument(
         "--websocket-url",
@@ -141,13 +147,86 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--namespace", help="Pulsar namespace (default: default)")
     group.add_argument(
         "--persistent",
-        nargs="?",
+        action="store_const",
         const="persistent",
-        choices=("persistent", "non-persistent"),
         default=None,
-        help="use persistent topics (as the module command line: --persistent "
-        "persistent; default: non-persistent)",
+        help="use persistent topics: the broker keeps requests until a backend "
+        "takes them (default: non-persistent)",
     )
+
+
+#: log levels by name, as ``--log-level`` takes them
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+#: the values the old ``--persistent {persistent,non-persistent}`` form took
+_PERSISTENT_VALUES = {"persistent": "--persistent", "non-persistent": None}
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Accept the old ``--persistent persistent`` / ``non-persistent`` form.
+
+    ``--persistent`` is a plain flag now; the value that used to follow it is
+    dropped (``persistent``) or cancels the flag (``non-persistent``), as is
+    ``--persistent=VALUE``.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        value: str | None = None
+        if arg.startswith("--persistent="):
+            value = arg.partition("=")[2]
+        elif (
+            arg == "--persistent"
+            and i + 1 < len(argv)
+            and argv[i + 1] in _PERSISTENT_VALUES
+        ):
+            value = argv[i + 1]
+            i += 1
+        if value is None:
+            out.append(arg)
+        elif value in _PERSISTENT_VALUES:
+            flag = _PERSISTENT_VALUES[value]
+            if flag:
+                out.append(flag)
+        else:
+            out.append(arg)  # argparse names the bad value
+        i += 1
+    return out
+
+
+def broker_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The messaging config fields the connection options of ``args`` give.
+
+    Raises:
+        ConfigurationError: ``--broker`` is not a ``ws://HOST:PORT`` URL.
+    """
+    from dasf_geo.config import WebsocketURLConfig
+    from dasf_geo.transport.dynamic import messaging_config
+
+    fields: dict[str, Any] = {}
+    for name in ("header", "tenant", "namespace", "persistent"):
+        value = getattr(args, name, None)
+        if value is not None:
+            fields[name] = value
+    websocket_url = getattr(args, "websocket_url", None)
+    broker = getattr(args, "broker", None)
+    if websocket_url:
+        fields["websocket_url"] = websocket_url
+    elif broker:
+        path = {k: v for k, v in fields.items() if k != "header"}
+        config = messaging_config("topic", broker, **path)
+        if isinstance(config, WebsocketURLConfig):
+            fields = {k: v for k, v in fields.items() if k == "header"}
+            fields["producer_url"] = config.producer_url
+            fields["consumer_url"] = config.consumer_url
+        else:
+            fields["host"] = config.host
+            fields["port"] = config.port
+    return fields
 
 
 def config_from_args(args: argparse.Namespace, topic: str, **extra: Any) -> Any:
@@ -181,14 +260,113 @@ def config_from_args(args: argparse.Namespace, topic: str, **extra: Any) -> Any:
         raise ConfigurationError(f"invalid connection options: {problems}") from exc
 
 
-def print_error(exc: BaseException) -> None:
-    """Print a dasf_geo error for a person: message, then structured errors."""
-    print(f"error: {exc}", file=sys.stderr)
+def _broker_root(url: str) -> str:
+    """``ws://HOST:PORT`` of a full topic URL."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+#: Python spellings in library messages -> the command line's
+_CLI_SPELLING = (
+    ("broker='ws://HOST:PORT'", "--broker ws://HOST:PORT"),
+    ("websocket_url='ws://HOST/PATH'", "--websocket-url ws://HOST/PATH"),
+    ("websocket_url=…", "--websocket-url URL"),
+    ("pass members=[...]", "give --members NAME ..."),
+)
+
+
+def cli_spelling(message: str) -> str:
+    """``message`` with its hints spelled as command-line options."""
+    for python, option in _CLI_SPELLING:
+        message = message.replace(python, option)
+    return message
+
+
+def describe_error(
+    exc: BaseException,
+    debug: bool = False,
+    start_hint: str = "`dasf-geo serve` starts one",
+) -> str:
+    """The one-line message a person sees for ``exc``.
+
+    A broker that cannot be reached is named by its ``ws://HOST:PORT`` with
+    what to do about it; the full URL and the system's message follow only
+    with ``debug``.
+    """
+    from dasf_geo.exceptions import ConnectionFailed
+
+    message = cli_spelling(str(exc))
+    if isinstance(exc, ConnectionFailed) and exc.url:
+        root = _broker_root(exc.url)
+        cause = exc.__cause__
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno == 111
+        ):
+            friendly = (
+                f"no broker at {root} (connection refused); is one running? "
+                f"{start_hint}"
+            )
+        elif isinstance(cause, OSError) and cause.strerror:
+            friendly = f"cannot reach the broker at {root} ({cause.strerror})"
+        else:
+            return message
+        return f"{friendly}\n  ({message})" if debug else friendly
+    return message
+
+
+def _validation_lines(errors: list[Any], function: str | None) -> list[str]:
+    """One line per rejected argument: ``name: problem (got value)``."""
+    names = {"function", "request"}
+    if function:
+        names.update(function.split("."))
+    lines = []
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        loc = [str(p) for p in error.get("loc", ())]
+        while len(loc) > 1 and loc[0] in names:
+            loc.pop(0)
+        where = ".".join(loc) or "request"
+        got = ""
+        if "input" in error and not isinstance(error["input"], (dict, list)):
+            got = f" (got {error['input']!r:.60})"
+        lines.append(f"  {where}: {error.get('msg', '')}{got}")
+    return lines
+
+
+def print_error(
+    exc: BaseException,
+    debug: bool = False,
+    function: str | None = None,
+    start_hint: str = "`dasf-geo serve` starts one",
+) -> None:
+    """Print a dasf_geo error for a person, once.
+
+    A rejected request lists each argument with its problem (no pydantic
+    boilerplate); other errors print their message (see
+    :func:`describe_error`).
+    """
+    from dasf_geo.exceptions import RemoteValidationError
+
     errors = getattr(exc, "errors", None)
+    if isinstance(exc, RemoteValidationError) and errors and not debug:
+        what = f"{function}()" if function else "the call"
+        print(f"error: the service rejected the arguments of {what}:", file=sys.stderr)
+        for line in _validation_lines(errors, function):
+            print(line, file=sys.stderr)
+        return
+    message = describe_error(exc, debug, start_hint)
+    print(f"error: {message}", file=sys.stderr)
     if isinstance(exc, DasfGeoError) and isinstance(errors, list):
         for error in errors:
+            if not isinstance(error, dict):
+                continue
             loc = ".".join(str(p) for p in error.get("loc", ())) or "request"
-            print(
-                f"  {loc}: {error.get('msg', '')} [{error.get('type', '')}]",
-                file=sys.stderr,
-            )
+            msg = str(error.get("msg", ""))
+            if msg and msg in message:
+                continue  # the message said it already
+            print(f"  {loc}: {msg}", file=sys.stderr)

@@ -208,9 +208,22 @@ def _example_curl(url: str, topic: str, module_cls: Any) -> str:
 
 
 def start_for_serve(
-    args: argparse.Namespace, topic: str, module_cls: Any, embedded: bool
+    args: argparse.Namespace,
+    topic: str,
+    module_cls: Any,
+    messaging: Any,
+    embedded: bool,
 ) -> tuple[Any, list[str]]:
     """Start the gateway of ``dasf-geo serve`` (unless ``--no-http``).
+
+    Args:
+        args: the parsed ``serve`` options (``--no-http``, ``--http-port``).
+        topic: the topic served.
+        module_cls: the served module (for the example ``curl`` line).
+        messaging: the service's resolved messaging config: the gateway talks
+            to the same broker, with the same header and topic kind.
+        embedded: the broker was started by ``serve`` (then every topic with
+            a backend is served; else only ``topic``).
 
     Returns:
         The running :class:`~dasf_geo.gateway.GatewayServer` (None with
@@ -223,16 +236,26 @@ def start_for_serve(
         return None, []
     from urllib.parse import urlsplit
 
-    from dasf_geo.gateway import GatewayServer, GatewaySettings
+    from dasf_geo.gateway import DEFAULT_BODY_LIMIT, GatewayServer, GatewaySettings
     from dasf_geo.gateway.server import free_port_after
 
-    broker_url = args.broker or args.websocket_url or "ws://localhost:8080"
+    websocket_url = getattr(messaging, "websocket_url", None)
+    broker_url = websocket_url or f"ws://{messaging.host}:{messaging.port}"
     base_port = urlsplit(broker_url).port or 8000
     port = args.http_port or free_port_after(base_port)
-    settings = settings_from_args(args)
-    if not embedded:
+    kind: dict[str, Any] = {}
+    for name in ("tenant", "namespace", "persistent"):
+        if hasattr(messaging, name):
+            kind[name] = getattr(messaging, name)
+    settings = GatewaySettings(
+        broker=None if websocket_url else broker_url,
+        websocket_url=websocket_url,
+        header=dict(messaging.header or {}),
         # someone else's broker may carry other people's services
-        settings = GatewaySettings(**{**settings.__dict__, "topics": [topic]})
+        topics=[] if embedded else [topic],
+        messaging=kind,
+        body_limit=getattr(args, "body_limit", None) or DEFAULT_BODY_LIMIT,
+    )
     server = GatewayServer(settings, "127.0.0.1", port).start()
     url = server.url
     return server, [

@@ -264,7 +264,7 @@ def get_parser(
     logging_group.add_argument(
         "--log-level",
         dest=_LOG + "level",
-        metavar="{10,20,30,40,50}",
+        metavar="LEVEL",
         help=(
             "Level of every dasf_geo logger, overriding the config file: a "
             "number or one of " + ", ".join(n for n in LEVEL_NAMES if n != "WARN")
@@ -340,6 +340,13 @@ def get_parser(
             "Generate a Python module that calls this backend module through "
             "the broker; black, isort and autoflake format it when installed."
         ),
+    )
+    sp.add_argument(
+        "--lang",
+        choices=("python", "typescript"),
+        default="python",
+        help="The client's language: a Python module (default) or a TypeScript "
+        "module with its own DASF client (needs node for the type conversion).",
     )
     sp.add_argument(
         "-l",
@@ -649,6 +656,16 @@ def _run(
     try:
         if command == "schema":
             print(json.dumps(model.model_json_schema(), indent=params.get("indent")))
+        elif command == "generate" and params.get("lang") == "typescript":
+            from dasf_geo.web.typescript import generate_typescript
+
+            print(
+                generate_typescript(
+                    model.get_api_info().model_dump(mode="json"),
+                    model.backend_config.messaging_config.topic,
+                ),
+                end="",
+            )
         elif command == "generate":
             print(
                 model.generate(
@@ -750,4 +767,37 @@ def main(
         parser.error(str(exc))
     if command is not None:
         _run(parser, model, command, params, debug)
+    elif module_name == "__main__" and _result_discarded(sys._getframe(1)):
+        # ``python my_module.py`` alone, and the script does nothing with
+        # the model (``Model = main()`` does, as with demessaging): say what
+        # can be done with it
+        parser.print_help(sys.stderr)
+        _fail(parser, "give a COMMAND, e.g. listen, schema or generate", 2)
     return model
+
+
+def _result_discarded(frame: Any) -> bool:
+    """True if the ``main(...)`` call running in ``frame`` is a statement alone.
+
+    ``main(...)`` on its own line discards the model; ``Model = main(...)``
+    (or any other use) keeps it. Unknown (no source) counts as kept.
+    """
+    import ast
+    import linecache
+
+    filename = frame.f_code.co_filename
+    lineno = frame.f_lineno
+    source = "".join(linecache.getlines(filename, frame.f_globals))
+    try:
+        tree = ast.parse(source, filename)
+    except (SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt) or isinstance(
+            node, (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.FunctionDef)
+        ):
+            continue
+        end = getattr(node, "end_lineno", None) or node.lineno
+        if node.lineno <= lineno <= end:
+            return isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+    return False

@@ -17,9 +17,20 @@ from collections.abc import Sequence
 _COMMANDS: dict[str, str] = {
     "broker": "dasf_geo.cli._broker",
     "call": "dasf_geo.cli._call",
+    "check": "dasf_geo.cli._check",
     "gateway": "dasf_geo.cli._gateway",
+    "generate": "dasf_geo.cli._generate",
     "serve": "dasf_geo.cli._serve",
 }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dasf_geo")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dasf-geo",
         description="Serve typed scientific Python as DASF services and call them.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module_name in _COMMANDS.values():
@@ -38,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dasf-geo`` with ``argv`` (default: ``sys.argv[1:]``); return the status."""
+    from dasf_geo.cli._common import normalize_argv
+
     parser = build_parser()
+    argv = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     args, extra = parser.parse_known_args(argv)
     # ``name=value`` arguments may follow options (``call … --json F a=1``);
     # commands that take them say so with ``extra_arguments``

@@ -24,15 +24,25 @@ from dasf_geo.data._builtins import (
     to_dataset,
 )
 from dasf_geo.data._checks import (
+    CF_RULES,
     CFConventionWarning,
     CRSWarning,
     DataWarning,
     Finding,
+    cf_findings,
     check_cf,
     check_crs,
     check_demap,
     coerce_demap,
     standard_name_table,
+)
+from dasf_geo.data._crs import crs_findings
+from dasf_geo.data._findings import (
+    FindingReport,
+    collect_findings,
+    decode_reports,
+    encode_reports,
+    warn_reports,
 )
 from dasf_geo.data._frames import decode_dataframe, encode_dataframe, to_dataframe
 from dasf_geo.data._netcdf import (
@@ -73,9 +83,16 @@ from dasf_geo.data._replies import (
     reply_media_type,
     write_reply,
 )
+from dasf_geo.data._types import (
+    encode_datatree,
+    encode_series,
+    to_datatree,
+    to_series,
+)
 
 __all__ = [
     "BINARY_MEDIA_TYPES",
+    "CF_RULES",
     "COMPRESSION_CONTEXT",
     "LAZY_THRESHOLD",
     "PARTS_CONTEXT",
@@ -86,23 +103,31 @@ __all__ = [
     "DataOptions",
     "DataWarning",
     "Finding",
+    "FindingReport",
     "OutgoingPart",
     "PartWriter",
     "RegistryType",
     "TypeEntry",
+    "cf_findings",
     "check_cf",
     "check_crs",
     "check_demap",
     "choose_format",
     "coerce_demap",
+    "collect_findings",
+    "crs_findings",
     "decode_base64_xarray",
     "decode_by_schema",
     "decode_dataframe",
     "decode_ndarray",
+    "decode_reports",
     "detect_format",
     "encode_base64_xarray",
     "encode_dataframe",
+    "encode_datatree",
     "encode_ndarray",
+    "encode_reports",
+    "encode_series",
     "get_entry",
     "open_netcdf_lazily",
     "open_reply",
@@ -120,8 +145,11 @@ __all__ = [
     "to_dataarray",
     "to_dataframe",
     "to_dataset",
+    "to_datatree",
     "to_ndarray",
+    "to_series",
     "unregister",
+    "warn_reports",
     "write_netcdf",
     "write_reply",
 ]

@@ -49,9 +49,11 @@ def encode_ndarray(arr: np.ndarray, *, name: str = "array") -> dict[str, Any]:
     return {
         "dtype": dtype.str,
         "shape": list(arr.shape),
-        "data": pybase64.b64encode(arr.reshape(-1).view(np.uint8).data).decode("ascii")
-        if arr.size
-        else "",
+        "data": (
+            pybase64.b64encode(arr.reshape(-1).view(np.uint8).data).decode("ascii")
+            if arr.size
+            else ""
+        ),
     }
 
 

@@ -12,6 +12,7 @@ import xarray as xr
 
 from dasf_geo.data._arrays import encode_ndarray, to_ndarray
 from dasf_geo.data._checks import check_cf, check_crs, check_demap, coerce_demap
+from dasf_geo.data._findings import mark_validated, was_validated
 from dasf_geo.data._frames import FRAME_FORMAT, encode_dataframe, to_dataframe
 from dasf_geo.data._netcdf import (
     DATAARRAY_NAME,
@@ -138,9 +139,18 @@ def to_dataarray(value: Any, label: str | None = None) -> xr.DataArray:
     )
 
 
-def _check(obj: Any, options: DataOptions, label: str | None) -> None:
-    check_cf(obj, options.cf or "warn", label=label)
-    check_crs(obj, options.crs or "optional", label=label)
+def _check(
+    obj: Any, options: DataOptions, label: str | None, validating: bool = True
+) -> None:
+    """Check ``obj`` (once: a value a validator checked is not checked again
+    when it is serialized)."""
+    cf, crs = options.cf or "warn", options.crs or "optional"
+    if not validating and was_validated(obj, cf, crs):
+        return
+    check_cf(obj, cf, label=label)
+    check_crs(obj, crs, label=label)
+    if validating:
+        mark_validated(obj, cf, crs)
 
 
 def encode_base64_xarray(
@@ -207,7 +217,7 @@ def prepare_xarray_reply(
         raise DataError(f"expected a {kind.__name__} to send, got {type(obj).__name__}")
     obj = typing.cast("xr.Dataset | xr.DataArray", obj)
     options = options.resolved()
-    _check(obj, options, "reply")
+    _check(obj, options, "result", validating=False)
     if options.demap == "coerce":
         obj = _coerce(obj)
     elif options.demap == "check":

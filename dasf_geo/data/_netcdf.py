@@ -50,6 +50,7 @@ from xarray.backends.netcdf3 import is_valid_nc3_name
 
 from dasf_geo.dask import ClusterComputeError
 from dasf_geo.data._nc3writer import write_nc3
+from dasf_geo.data._types import decode_types, encode_types
 from dasf_geo.exceptions import DataError
 
 __all__ = [
@@ -363,6 +364,41 @@ def choose_format(
     return "netcdf3"
 
 
+def _no_coordinate_fill(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with no ``_FillValue`` written for its coordinate variables.
+
+    xarray writes ``_FillValue = NaN`` on every float variable; CF does not
+    allow one on a coordinate variable (a 1-D variable named like its
+    dimension), so those get ``_FillValue: None`` in their encoding unless
+    it holds a fill value other than NaN (one that masks values). The values
+    are unchanged: a NaN stays a NaN.
+    """
+    names = [
+        name
+        for name, var in ds.variables.items()
+        if var.dims == (name,)
+        and var.dtype.kind == "f"
+        and "_FillValue" not in var.attrs
+        and _nan_or_absent(var.encoding.get("_FillValue", np.nan))
+    ]
+    if not names:
+        return ds
+    ds = ds.copy(deep=False)
+    for name in names:
+        var = ds.variables[name]
+        var.encoding = {**var.encoding, "_FillValue": None}
+    return ds
+
+
+def _nan_or_absent(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(np.all(np.isnan(np.asarray(value, dtype="f8"))))
+    except (TypeError, ValueError):
+        return False
+
+
 def _encoding_for(ds: xr.Dataset, compression: int | None) -> dict[Hashable, Any]:
     if compression is None:
         return {}
@@ -457,7 +493,10 @@ def write_netcdf(
         )
     ds = dataarray_to_dataset(obj) if isinstance(obj, xr.DataArray) else obj
     _check_supported(ds)
+    ds = encode_types(ds)
     fmt = choose_format(ds, format, compression)
+    if fmt != "zarr":
+        ds = _no_coordinate_fill(ds)
     _check_attribute_names(ds, netcdf=fmt != "zarr")
     if fmt == "zarr":
         _check_zarr_names(ds)
@@ -613,6 +652,37 @@ def detect_format(head: bytes) -> str:
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes]
 
 
+def verify_netcdf3(path: str | os.PathLike[str], what: str) -> None:
+    """Check that the NetCDF3 file at ``path`` holds what its header says.
+
+    The netCDF library opens a truncated NetCDF3 file without a word (its
+    variables are simply missing); scipy's reader maps the file and finds
+    every variable's bytes, so a short or corrupt file is named here.
+
+    Raises:
+        DataError: the file is shorter than its header says, or the header
+            is corrupt.
+    """
+    import warnings
+
+    from scipy.io import netcdf_file
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head not in (b"CDF\x01", b"CDF\x02"):
+        return  # CDF-5 and the rest: left to the netCDF library
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # close() warns about the map
+            nc = netcdf_file(path, "r", mmap=True)
+            nc.close()
+    except Exception as exc:
+        raise DataError(
+            f"{what} is a truncated or corrupt NetCDF3 file ({type(exc).__name__}: "
+            f"{exc})"
+        ) from exc
+
+
 def open_netcdf_lazily(path: str | os.PathLike[str], what: str) -> xr.Dataset:
     """Open the NetCDF3/4 file at ``path`` without loading its values.
 
@@ -628,6 +698,8 @@ def open_netcdf_lazily(path: str | os.PathLike[str], what: str) -> xr.Dataset:
     fmt = detect_format(head)  # a clear error for bytes that are not NetCDF
     if fmt == "zarr":
         raise DataError(f"{what} is zipped zarr, which cannot be opened in place")
+    if fmt == "netcdf3":
+        verify_netcdf3(path, what)
     try:
         import dask  # noqa: F401
 
@@ -637,7 +709,7 @@ def open_netcdf_lazily(path: str | os.PathLike[str], what: str) -> xr.Dataset:
     try:
         # the netCDF4 library reads NetCDF3 too, with reads rather than a
         # memory map, so values read once do not stay in the process
-        return xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+        return decode_types(xr.open_dataset(path, engine="netcdf4", chunks=chunks))
     except Exception as exc:
         raise DataError(
             f"cannot open {what}: {type(exc).__name__}: {exc}; the bytes are "
@@ -670,18 +742,20 @@ def read_netcdf(source: Source) -> xr.Dataset:
     fmt = detect_format(head)
     try:
         if fmt == "zarr":
-            return _read_zarr(source)
+            return decode_types(_read_zarr(source))
         # a NetCDF3 *file* is read by the netCDF4 library too: scipy maps the
         # file and load() copies every page it touched, twice the data at the
         # peak; netCDF4 reads straight into the arrays (about 1.2x)
         in_file = isinstance(source, (str, os.PathLike))
+        if in_file and fmt == "netcdf3":
+            verify_netcdf3(source, "the file")  # type: ignore[arg-type]
         engine = "scipy" if fmt == "netcdf3" and not in_file else "netcdf4"
         obj: Any = source
         if isinstance(source, memoryview | bytearray):
             obj = bytes(source) if engine == "netcdf4" else io.BytesIO(source)
         with xr.open_dataset(obj, engine=engine) as opened:
             _check_size(opened)
-            return opened.load()
+            return decode_types(opened.load())
     except DataError:
         raise
     except Exception as exc:

@@ -299,7 +299,9 @@ class RegistryType:
                     from dasf_geo.data._parts import resolve_placeholder
 
                     value = resolve_placeholder(value, entry.name)
-                return entry.validate(value, options, info.field_name)
+                # a return model's value is "root": name it "result" for people
+                label = "result" if info.field_name == "root" else info.field_name
+                return entry.validate(value, options, label)
             except PydanticCustomError:
                 raise
             except DataError as exc:

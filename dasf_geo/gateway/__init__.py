@@ -10,7 +10,7 @@ inbound port. See docs/http.md for the routes.
 """
 
 from dasf_geo.gateway.app import GatewayState, create_app
-from dasf_geo.gateway.server import GatewayServer
+from dasf_geo.gateway.server import GatewayServer, start_embedded
 from dasf_geo.gateway.settings import DEFAULT_BODY_LIMIT, GatewaySettings
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "GatewaySettings",
     "GatewayState",
     "create_app",
+    "start_embedded",
 ]

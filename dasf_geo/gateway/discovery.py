@@ -33,6 +33,7 @@ from dasf_geo.exceptions import (
     ConnectionFailed,
     RemoteError,
     RequestTimeout,
+    SendError,
     TransportError,
 )
 from dasf_geo.gateway.settings import GatewaySettings, valid_topic
@@ -228,8 +229,8 @@ class ServiceDirectory:
                 f"{wait:g} s)",
                 topic,
             ) from None
-        except ConnectionFailed:
-            raise
+        except (ConnectionFailed, SendError):
+            raise  # the broker refused us: not the backend's absence
         except (RemoteError, TransportError) as exc:
             self._api.pop(key, None)
             raise ServiceNotFound(

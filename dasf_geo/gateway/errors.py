@@ -13,7 +13,8 @@ backend sent over DASF. The status codes:
 413    a request body above the limit (the message states size and limit)
 415    a body whose ``Content-Type`` the route does not take, or whose bytes
        are not what it says (an upload that is not NetCDF)
-422    the backend rejected the arguments (``errors`` says which and why)
+422    the backend rejected the arguments (``errors`` says which and why; it
+       is empty for backends that send only the text, such as demessaging)
 502    the backend answered with an error, or the broker cannot be reached
 504    no reply within the timeout (the message names topic, function, seconds)
 =====  ==================================================================
@@ -34,6 +35,7 @@ from dasf_geo.exceptions import (
     RemoteError,
     RemoteValidationError,
     RequestTimeout,
+    SendError,
     TransportError,
 )
 from dasf_geo.gateway.discovery import ServiceNotFound
@@ -41,6 +43,8 @@ from dasf_geo.gateway.discovery import ServiceNotFound
 __all__ = ["HTTPError", "error_response", "exception_response"]
 
 _HTTP_STATUS = re.compile(r"\(HTTP (\d{3})")
+#: how DASF backends (ours and demessaging) begin a validation error's text
+_VALIDATION_TEXT = "error validating request"
 
 
 class HTTPError(Exception):
@@ -92,7 +96,8 @@ def status_of(exc: BaseException) -> int:
     if isinstance(exc, RemoteValidationError):
         return 422
     if isinstance(exc, RemoteError):
-        return 502
+        # demessaging backends send the text of the validation error only
+        return 422 if str(exc).startswith(_VALIDATION_TEXT) else 502
     if isinstance(exc, RequestTimeout):
         return 504
     if isinstance(exc, ConnectionFailed):
@@ -100,6 +105,8 @@ def status_of(exc: BaseException) -> int:
         if match and match.group(1) in ("401", "403"):
             return int(match.group(1))
         return 502
+    if isinstance(exc, SendError) and "not allowed" in str(exc).lower():
+        return 403  # dasf-broker-django refuses per message, not per handshake
     if isinstance(exc, TransportError):
         return 502
     if isinstance(exc, (DataError, PartError)):
@@ -117,6 +124,8 @@ def exception_response(exc: BaseException) -> JSONResponse:
         return error_response(
             500, f"internal error of the gateway: {type(exc).__name__}: {exc}"
         )
-    return error_response(
-        status, str(exc), errors if isinstance(errors, list) and status == 422 else None
-    )
+    if status == 422:
+        # a backend without structured errors (demessaging): an empty list
+        errors = errors if isinstance(errors, list) else []
+        return error_response(status, str(exc), errors)
+    return error_response(status, str(exc))

@@ -11,6 +11,8 @@ with ``~`` and are not listed as functions)::
          -> {"func_name": "~set_parameter", "parameter": name, "value": V}
     GET  /services/{topic}/~monitor?variables=a,b&start=ISO&end=ISO&format=json|csv
          -> {"func_name": "~monitor", "variables": [...], "start": …, "end": …}
+    GET  /services/{topic}/~monitor?format=sqlite     (the SQLite store file)
+         -> {"func_name": "~monitor", "format": "sqlite"}
 
 Errors map as for any call; an error whose text says "unknown parameter"
 is a 404.
@@ -30,7 +32,7 @@ from starlette.routing import Route
 
 from dasf_geo.exceptions import RemoteError, RemoteValidationError
 from dasf_geo.gateway.errors import HTTPError
-from dasf_geo.gateway.security import forwarded_header, read_limited
+from dasf_geo.gateway.security import forwarded_header, parse_json, read_limited
 
 __all__ = ["routes"]
 
@@ -78,10 +80,7 @@ async def set_parameter(request: Request) -> Response:
     """Set one parameter from ``{"value": V}``; answer with the new value."""
     name = request.path_params["name"]
     body = await read_limited(request, MAX_PARAMETER_BODY)
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise HTTPError(400, f"the request body is not valid JSON: {exc}") from None
+    data = parse_json(body)
     if not isinstance(data, dict) or "value" not in data:
         raise HTTPError(400, 'the request body must be a JSON object {"value": V}')
     value = await _extra_call(
@@ -107,8 +106,10 @@ async def monitor(request: Request) -> Response:
     """Recorded values of the monitoring store, as JSON or CSV."""
     query = request.query_params
     fmt = query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise HTTPError(400, f"format must be json or csv, got {fmt[:20]!r}")
+    if fmt not in ("json", "csv", "sqlite"):
+        raise HTTPError(400, f"format must be json, csv or sqlite, got {fmt[:20]!r}")
+    if fmt == "sqlite":
+        return await _sqlite_file(request)
     raw_vars = query.get("variables")
     variables = (
         [v.strip() for v in raw_vars.split(",") if v.strip()] if raw_vars else None
@@ -135,6 +136,21 @@ async def monitor(request: Request) -> Response:
             value = json.dumps(value)
         writer.writerow([row.get("variable"), value, row.get("timestamp")])
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+async def _sqlite_file(request: Request) -> Response:
+    """The service's SQLite store file itself (``format=sqlite``)."""
+    import base64
+
+    reply = await _extra_call(request, {"func_name": "~monitor", "format": "sqlite"})
+    if not isinstance(reply, dict) or not isinstance(reply.get("data"), str):
+        raise HTTPError(502, "the service did not send its store file")
+    name = str(reply.get("filename") or "monitor.sqlite").replace('"', "")
+    return Response(
+        base64.b64decode(reply["data"]),
+        media_type=str(reply.get("media_type") or "application/vnd.sqlite3"),
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def routes() -> list[Route]:

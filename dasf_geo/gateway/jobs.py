@@ -110,9 +110,8 @@ class JobStore:
 
     def __init__(self, path: Path | None, retention: int = 1000) -> None:
         if path is None:
-            path = (
-                Path(tempfile.gettempdir()) / f"dasf-geo-gateway-jobs-{os.getpid()}.db"
-            )
+            folder = Path(tempfile.gettempdir()) / f"dasf-geo-gateway-{os.getpid()}"
+            path = folder / "jobs.db"
         self.path = Path(path)
         self.retention = max(1, int(retention))
         self.results_dir = self.path.with_name(self.path.stem + "-results")

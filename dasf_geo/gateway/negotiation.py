@@ -25,6 +25,7 @@ reply's temporary file to the socket.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -127,16 +128,13 @@ def _plain_value(raw: str) -> Any:
 
 
 async def _json_arguments(request: Request) -> dict[str, Any]:
-    from dasf_geo.gateway.security import read_limited
+    from dasf_geo.gateway.security import parse_json, read_limited
 
     gw = request.app.state.gateway
     body = await read_limited(request, gw.settings.body_limit)
     if not body.strip():
         return {}
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise HTTPError(400, f"the request body is not valid JSON: {exc}") from None
+    value = parse_json(body)
     if not isinstance(value, dict):
         raise HTTPError(
             400,
@@ -179,6 +177,10 @@ async def _spool_body(request: Request, call: Call) -> tuple[IO[bytes], int]:
     return file, size
 
 
+#: methods whose arguments come from the query string
+_QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
 def _query_arguments(request: Request) -> dict[str, Any]:
     return {
         k: _plain_value(v)
@@ -200,10 +202,14 @@ async def read_call(
     call = Call({}, b"")
     try:
         uploads: list[_Upload] = []
-        if kind in ("", JSON_MEDIA_TYPE) or kind.endswith("+json"):
+        if request.method in _QUERY_METHODS:
+            # a service entrypoint declared with method="GET" (or DELETE):
+            # its arguments are the query parameters
+            arguments = _query_arguments(request)
+        elif kind in ("", JSON_MEDIA_TYPE) or kind.endswith("+json"):
             arguments = await _json_arguments(request)
         elif kind == NETCDF:
-            names = target.data_parameters()
+            names = target.netcdf_parameters()
             if len(names) != 1:
                 raise HTTPError(
                     415,
@@ -222,11 +228,22 @@ async def read_call(
                 f"unsupported Content-Type {kind[:80]!r}: send application/json, "
                 f"{NETCDF} (one Dataset argument) or multipart/form-data",
             )
+        seen: set[str] = set()
         for upload in uploads:
+            if upload.name in seen:
+                raise HTTPError(400, f"argument {upload.name!r} is given twice")
+            seen.add(upload.name)
             _check_netcdf(upload)
             arguments[upload.name] = None  # placeholder, set below
         call.request = target.build_request(arguments)
-        call.payload = _payload(call, target, uploads, client)
+        if uploads:
+            # base64 for a backend without parts reads and writes whole
+            # files: not on the event loop
+            call.payload = await asyncio.to_thread(
+                _payload, call, target, uploads, client
+            )
+        else:
+            call.payload = _payload(call, target, uploads, client)
         return call
     except ClientDisconnect:
         call.close()
@@ -239,7 +256,7 @@ async def read_call(
 async def _form_arguments(
     request: Request, target: Target, call: Call, uploads: list[_Upload]
 ) -> dict[str, Any]:
-    data_params = set(target.data_parameters())
+    data_params = set(target.netcdf_parameters())
     try:
         form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
     except (ClientDisconnect, HTTPError):
@@ -286,7 +303,10 @@ def _payload(call: Call, target: Target, uploads: list[_Upload], client: Any) ->
     )
     if not uploads:
         return json.dumps(request).encode("utf-8")
-    if client.supports_parts:
+    typed = set(target.data_parameters())
+    if client.supports_parts and all(u.name in typed for u in uploads):
+        # raw parts only where the backend's registry reads them (an untyped
+        # argument may have a validator of its own that wants base64)
         from dasf_geo.protocol.parts import placeholder
 
         for index, upload in enumerate(uploads, start=1):
@@ -355,7 +375,7 @@ def available_formats(target: Target) -> list[str]:
     """The media types the result of ``target`` can be sent in, JSON first."""
     kinds = [JSON_MEDIA_TYPE]
     rtype = target.return_type
-    if rtype.startswith("xarray."):
+    if target.may_return_netcdf:
         kinds.append(NETCDF)
     elif rtype.startswith("pandas."):
         kinds.append(CSV)
@@ -427,14 +447,22 @@ def render_reply(reply: Any, target: Target, fmt: str) -> Response:
     filename = target.name
     if fmt == NETCDF:
         headers = {"Content-Disposition": f'attachment; filename="{filename}.nc"'}
-        if reply.properties.get(EXT_ENCODING):
+        # the media type says Dataset or DataArray (``xarray=…``), as the
+        # reply's dasfGeoEncoding does
+        encoding = reply.properties.get(EXT_ENCODING)
+        if encoding:
             headers["Content-Length"] = str(len(payload))
             return StreamingResponse(
-                payload_chunks(payload), media_type=NETCDF, headers=headers
+                payload_chunks(payload), media_type=str(encoding), headers=headers
             )
-        # a backend that sent the JSON form (base64 text): decode on the way
+        # a backend that sent the JSON form (base64 text): decode on the way,
+        # once the first bytes show it is NetCDF (an untyped result may not be)
+        _check_base64_netcdf(payload, target)
+        kind = target.return_type.rsplit(".", 1)[-1] or "Dataset"
         return StreamingResponse(
-            base64_json_chunks(payload), media_type=NETCDF, headers=headers
+            base64_json_chunks(payload),
+            media_type=f"{NETCDF}; xarray={kind}",
+            headers=headers,
         )
     if fmt in (CSV, NPY):
         try:
@@ -442,11 +470,31 @@ def render_reply(reply: Any, target: Target, fmt: str) -> Response:
         finally:
             close_payload(payload)
         return _table_or_array(value, fmt, filename)
+    if isinstance(payload, (bytes, bytearray)):  # in memory anyway: one write
+        return Response(bytes(payload), media_type=JSON_MEDIA_TYPE)
     return StreamingResponse(
         payload_chunks(payload),
         media_type=JSON_MEDIA_TYPE,
         headers={"Content-Length": str(len(payload))},
     )
+
+
+def _check_base64_netcdf(payload: Any, target: Target) -> None:
+    """Raise 406 unless the JSON result is a string of base64 NetCDF."""
+    from dasf_geo.gateway.streaming import _slice, json_string_bounds
+
+    try:
+        start, end = json_string_bounds(payload)
+        head = pybase64.b64decode(_slice(payload, start, min(end, start + 8)))
+    except ValueError:
+        head = b""
+    if head[:4] not in _MAGIC:
+        close_payload(payload)
+        raise HTTPError(
+            406,
+            f"the result of {target.label} is not a NetCDF Dataset; ask for "
+            "application/json",
+        )
 
 
 def _decode_result(target: Target, data: bytes | bytearray) -> Any:

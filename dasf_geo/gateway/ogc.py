@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
 from typing import Any
 
@@ -37,7 +36,7 @@ from starlette.responses import JSONResponse
 from dasf_geo.gateway.discovery import ServiceNotFound
 from dasf_geo.gateway.errors import HTTPError, status_of
 from dasf_geo.gateway.jobs import Job, JobStore, now_iso
-from dasf_geo.gateway.negotiation import NETCDF, Call
+from dasf_geo.gateway.negotiation import Call
 from dasf_geo.gateway.security import forwarded_header
 from dasf_geo.gateway.settings import valid_topic
 from dasf_geo.gateway.streaming import payload_chunks
@@ -269,8 +268,10 @@ class JobManager:
             from dasf_geo.gateway.rest import check_reply
 
             await check_reply(reply, target.topic)
-            binary = bool(reply.properties.get(EXT_ENCODING))
-            suffix, media = (".nc", NETCDF) if binary else (".json", JSON_MEDIA_TYPE)
+            encoding = reply.properties.get(EXT_ENCODING)
+            suffix, media = (
+                (".nc", str(encoding)) if encoding else (".json", JSON_MEDIA_TYPE)
+            )
             path = self.store.result_path(job_id, suffix)
             with open(path, "wb") as fh:
                 async for chunk in payload_chunks(reply.payload):
@@ -313,11 +314,8 @@ class JobManager:
             with contextlib.suppress(BaseException):
                 await task
         self.store.close()
-        if self.owns_file:
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(OSError):
-                    os.unlink(str(self.store.path) + suffix)
-            shutil.rmtree(self.store.results_dir, ignore_errors=True)
+        if self.owns_file:  # the default store: a folder of its own
+            shutil.rmtree(self.store.path.parent, ignore_errors=True)
 
 
 def _progress_of(event: dict[str, Any]) -> tuple[int | None, str | None]:

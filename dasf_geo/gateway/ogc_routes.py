@@ -43,7 +43,7 @@ from dasf_geo.gateway.ogc import (
     find_process,
     status_info,
 )
-from dasf_geo.gateway.security import forwarded_header, read_limited
+from dasf_geo.gateway.security import forwarded_header, parse_json, read_limited
 from dasf_geo.gateway.targets import Target
 from dasf_geo.protocol.constants import JSON_MEDIA_TYPE
 
@@ -204,10 +204,7 @@ async def execute(request: Request) -> Response:
     except HTTPError as exc:
         return _exception(404, "no-such-process", exc.detail)
     raw = await read_limited(request, min(MAX_EXECUTE_BODY, gw.settings.body_limit))
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        raise HTTPError(400, f"the execute request is not valid JSON: {exc}") from None
+    body = parse_json(raw, "the execute request") if raw.strip() else {}
     arguments = _inputs(body, target)
     response_mode = body.get("response", "raw")
     if response_mode not in ("raw", "document"):
@@ -255,13 +252,17 @@ async def execute(request: Request) -> Response:
 def _document(response: Any) -> Response:
     """Wrap a streamed JSON result as ``{"result": …}``."""
 
-    async def body() -> AsyncIterator[bytes]:
+    if not isinstance(response, StreamingResponse):
+        body = b'{"result": ' + bytes(response.body) + b"}"
+        return Response(body, media_type=JSON_MEDIA_TYPE)
+
+    async def chunks() -> AsyncIterator[bytes]:
         yield b'{"result": '
         async for chunk in response.body_iterator:
-            yield chunk
+            yield chunk if isinstance(chunk, bytes) else str(chunk).encode()
         yield b"}"
 
-    return StreamingResponse(body(), media_type=JSON_MEDIA_TYPE)
+    return StreamingResponse(chunks(), media_type=JSON_MEDIA_TYPE)
 
 
 def _job_or_404(request: Request) -> Job | Response:
@@ -368,7 +369,7 @@ async def results(request: Request) -> Response:
             yield b"}"
 
         return StreamingResponse(body(), media_type=JSON_MEDIA_TYPE)
-    filename = "result.nc" if media == NETCDF else None
+    filename = "result.nc" if media.startswith(NETCDF) else None
     return FileResponse(found.result_file, media_type=media, filename=filename)
 
 

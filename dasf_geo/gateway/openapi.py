@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dasf_geo.gateway.negotiation import CSV, NETCDF, NPY, available_formats
+from dasf_geo.gateway.rest import entrypoint_method
 from dasf_geo.gateway.security import forwarded_header
 from dasf_geo.gateway.targets import Target, list_targets
 
@@ -237,6 +238,22 @@ def _operation(target: Target, components: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _declared_operation(post: dict[str, Any], method: str) -> dict[str, Any]:
+    """The operation of a service entrypoint declared with another method:
+    ``GET``/``DELETE`` take the arguments as query parameters."""
+    op = copy.deepcopy(post)
+    op["operationId"] = f"{op['operationId']}__{method.lower()}"
+    if method in ("GET", "DELETE", "HEAD", "OPTIONS"):
+        body = op.pop("requestBody")
+        args = body["content"]["application/json"]["schema"]
+        required = set(args.get("required", []))
+        op["parameters"] += [
+            {"name": name, "in": "query", "required": name in required, "schema": sub}
+            for name, sub in args.get("properties", {}).items()
+        ]
+    return op
+
+
 def _static_paths() -> dict[str, Any]:
     ok = {"description": "OK", "content": {"application/json": {"schema": {}}}}
     return {
@@ -304,9 +321,12 @@ def build_document(services: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]
         description = str((info.get("rpc_schema") or {}).get("description") or "")
         tags.append({"name": topic, "description": description})
         for target in list_targets(topic, info):
-            paths[f"/services/{topic}/{target.path}"] = {
-                "post": _operation(target, components)
-            }
+            item = {"post": _operation(target, components)}
+            if target.class_name is None:
+                method = entrypoint_method(info, target.name)
+                if method != "POST":
+                    item[method.lower()] = _declared_operation(item["post"], method)
+            paths[f"/services/{topic}/{target.path}"] = item
     return {
         "openapi": "3.1.0",
         "info": {

@@ -13,10 +13,12 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from dasf_geo.gateway.security import forwarded_header
 
@@ -88,11 +90,30 @@ async def home(request: Request) -> Response:
     return HTMLResponse(_PAGE.format(services=body))
 
 
+class _Dashboard(StaticFiles):
+    """The dashboard's files; a path an API route takes with another method
+    is answered 405 (as without the dashboard), not looked up as a file."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            router = scope.get("router")
+            allowed: set[str] = set()
+            for route in getattr(router, "routes", ()):
+                if isinstance(route, Mount) and route.name == "web":
+                    continue
+                match, _ = route.matches({**scope, "path": scope.get("path", "")})
+                if match is Match.PARTIAL:
+                    allowed |= set(getattr(route, "methods", None) or ())
+            if allowed:
+                raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+        await super().__call__(scope, receive, send)
+
+
 def page_routes(settings: Any) -> list[BaseRoute]:
     """The route(s) for ``/``: last in the routing table."""
     folder = dashboard_dir(settings.static_dir)
     if folder is not None:
         return [
-            Mount("/", app=StaticFiles(directory=str(folder), html=True), name="web")
+            Mount("/", app=_Dashboard(directory=str(folder), html=True), name="web")
         ]
     return [Route("/", home, methods=["GET"])]

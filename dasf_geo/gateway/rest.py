@@ -44,7 +44,10 @@ async def service_info(request: Request) -> Response:
     gw = _state(request)
     topic = request.path_params["topic"]
     header = forwarded_header(request, gw.settings)
-    info = await gw.directory.api_info(topic, header, refresh=True)
+    wait = None
+    if "x-dasf-timeout" in request.headers:
+        wait = timeout_of(request, gw.settings.timeout, gw.settings.max_timeout)
+    info = await gw.directory.api_info(topic, header, refresh=True, timeout=wait)
     return JSONResponse(info)
 
 
@@ -99,8 +102,27 @@ def timeout_of(request: Request, default: float, maximum: float) -> float:
     return value
 
 
+def entrypoint_method(info: dict[str, Any], name: str) -> str:
+    """The HTTP method a ``dasf_geo.service`` entrypoint declared, else POST.
+
+    A service's API info carries ``service.entrypoints.NAME.method``.
+    """
+    service = info.get("service")
+    if isinstance(service, dict):
+        entrypoints = service.get("entrypoints")
+        entry = entrypoints.get(name) if isinstance(entrypoints, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get("method"), str):
+            return str(entry["method"]).upper()
+    return "POST"
+
+
 async def call_target(request: Request) -> Response:
-    """``POST /services/{topic}/{function}`` and ``…/{Class}/{method}``."""
+    """``POST /services/{topic}/{function}`` and ``…/{Class}/{method}``.
+
+    A service entrypoint declared with another method (``GET``, ``PUT``…)
+    is also reached with that method; ``GET``/``DELETE`` take the arguments
+    from the query string.
+    """
     from dasf_geo.gateway.negotiation import read_call, send_and_render
 
     gw = _state(request)
@@ -110,6 +132,19 @@ async def call_target(request: Request) -> Response:
     target = await resolve_target(
         gw, topic, params["name"], params.get("method"), header
     )
+    if request.method != "POST":
+        info = await gw.directory.api_info(topic, header)
+        declared = entrypoint_method(info, target.name)
+        if target.class_name is not None or request.method not in (
+            declared,
+            "HEAD" if declared == "GET" else declared,
+        ):
+            allowed = "POST" if declared == "POST" else f"POST, {declared}"
+            raise HTTPError(
+                405,
+                f"{request.method} is not allowed on {request.url.path}; "
+                f"allowed: {allowed}",
+            )
     timeout = timeout_of(request, gw.settings.timeout, gw.settings.max_timeout)
     client = await gw.directory.client(topic, header)
     call = await read_call(request, target, client, gw.settings)
@@ -132,6 +167,10 @@ def routes() -> list[Route]:
     return [
         Route("/services", list_services, methods=["GET"]),
         Route("/services/{topic}", service_info, methods=["GET"]),
-        Route("/services/{topic}/{name}", call_target, methods=["POST"]),
+        Route(
+            "/services/{topic}/{name}",
+            call_target,
+            methods=["POST", "GET", "PUT", "PATCH", "DELETE"],
+        ),
         Route("/services/{topic}/{name}/{method}", call_target, methods=["POST"]),
     ]

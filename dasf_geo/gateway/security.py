@@ -214,3 +214,19 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+def parse_json(body: bytes, what: str = "the request body") -> Any:
+    """Parse a JSON body.
+
+    Raises:
+        HTTPError: 400 naming the problem (invalid JSON, nested too deeply).
+    """
+    import json
+
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise HTTPError(400, f"{what} is nested too deeply") from None
+    except ValueError as exc:
+        raise HTTPError(400, f"{what} is not valid JSON: {exc}") from None

@@ -45,6 +45,13 @@ def free_port_after(port: int, host: str = "127.0.0.1", attempts: int = 50) -> i
     )
 
 
+def _http_impl() -> str:
+    """uvicorn's HTTP parser: httptools (C) when installed, else h11."""
+    import importlib.util
+
+    return "httptools" if importlib.util.find_spec("httptools") else "h11"
+
+
 class GatewayServer:
     """The gateway application on a uvicorn server.
 
@@ -75,6 +82,8 @@ class GatewayServer:
             port=port,
             log_level=log_level,
             lifespan="on",
+            http=_http_impl(),
+            access_log=False,
             ws="websockets-sansio",
             ws_max_size=64 * 1024 * 1024,
             timeout_graceful_shutdown=5,
@@ -144,3 +153,24 @@ class GatewayServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def start_embedded(broker_url: str, port: int | None = None) -> GatewayServer:
+    """Start a gateway beside an embedded broker, on 127.0.0.1.
+
+    The entry point (group ``dasf_geo.embedded``) through which a service
+    started with ``service.run()`` and no broker gets its gateway, as
+    ``dasf-geo serve`` does. ``port``: default the next free one after the
+    broker's.
+
+    Raises:
+        ConfigurationError: no free port, or the gateway did not start.
+    """
+    from urllib.parse import urlsplit
+
+    settings = GatewaySettings(broker=broker_url)
+    if port is None:
+        port = free_port_after(urlsplit(broker_url).port or 8000)
+    server = GatewayServer(settings, "127.0.0.1", port).start()
+    print(f"HTTP gateway on {server.url} (docs: {server.url}/docs)", flush=True)
+    return server

@@ -102,6 +102,23 @@ class Target:
             if str(prop.get(TYPE_KEY, "")).startswith(prefix)
         ]
 
+    def netcdf_parameters(self) -> list[str]:
+        """The arguments a NetCDF upload may be for.
+
+        The Dataset/DataArray arguments; for a backend whose schemas do not
+        say (demessaging publishes ``{"title": "Ds"}`` for a Dataset), the
+        arguments whose schema has no type at all.
+        """
+        typed = self.data_parameters()
+        if typed:
+            return typed
+        return [name for name, prop in self.parameters().items() if untyped(prop)]
+
+    @property
+    def may_return_netcdf(self) -> bool:
+        """True for a Dataset/DataArray result, or an untyped one."""
+        return self.return_type.startswith("xarray.") or untyped(self.return_schema)
+
     @property
     def return_type(self) -> str:
         """The registry type of the result (``xarray.Dataset``…) or ``""``."""
@@ -130,6 +147,23 @@ class Target:
             **init_args,
             "function": {"func_name": self.name, **method_args},
         }
+
+
+def untyped(schema: Mapping[str, Any]) -> bool:
+    """True for a schema that says nothing about the value's type."""
+    return not any(
+        key in schema
+        for key in (
+            "type",
+            "$ref",
+            "anyOf",
+            "oneOf",
+            "allOf",
+            "const",
+            "enum",
+            TYPE_KEY,
+        )
+    )
 
 
 def list_targets(topic: str, api_info: Mapping[str, Any]) -> list[Target]:
@@ -170,16 +204,32 @@ def list_targets(topic: str, api_info: Mapping[str, Any]) -> list[Target]:
     return targets
 
 
+# (topic, id(api_info)) -> (api_info, {(name, method): target}); the API info
+# object is kept so that its id is not reused while the entry lives
+_INDEX: dict[tuple[str, int], tuple[Any, dict[tuple[str, str | None], Target]]] = {}
+
+
 def find_target(
     topic: str, api_info: Mapping[str, Any], name: str, method: str | None = None
 ) -> Target | None:
-    """The function ``name`` (or method ``method`` of class ``name``), or None."""
-    for target in list_targets(topic, api_info):
-        if method is None and target.class_name is None and target.name == name:
-            return target
-        if method is not None and target.class_name == name and target.name == method:
-            return target
-    return None
+    """The function ``name`` (or method ``method`` of class ``name``), or None.
+
+    The targets of one API info object are built once (a service's cached
+    API info is the same object until it is asked again).
+    """
+    key = (topic, id(api_info))
+    entry = _INDEX.get(key)
+    if entry is None or entry[0] is not api_info:
+        index: dict[tuple[str, str | None], Target] = {}
+        for target in list_targets(topic, api_info):
+            if target.class_name is None:
+                index[(target.name, None)] = target
+            else:
+                index[(target.class_name, target.name)] = target
+        if len(_INDEX) > 256:
+            _INDEX.clear()
+        entry = _INDEX[key] = (api_info, index)
+    return entry[1].get((name, method))
 
 
 def describe_members(api_info: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ __all__ = [
     "EXT_ENCODING",
     "EXT_ERRORS",
     "EXT_FEATURES",
+    "EXT_FINDINGS",
     "EXT_FRAGMENT_SIZE",
     "EXT_MAX_SIZE",
     "EXT_PARTS",
@@ -118,6 +119,13 @@ EXT_FRAGMENT_SIZE = "dasfGeoFragmentSize"
 EXT_COMPRESSION = "dasfGeoCompression"
 #: On requests: the largest request or reply, in bytes, the caller accepts.
 EXT_MAX_SIZE = "dasfGeoMaxSize"
+#: On successful replies: the CF/crs findings of ``warn``/``optional``
+#: checks of the call's arguments and result, as JSON text of a list of
+#: ``{"kind": "CF"|"crs", "label": argument name or "result", "message":
+#: text, "findings": [{"variable", "attribute", "rule", "message",
+#: "suggestion"?}]}`` (at most 64 KiB). dasf_geo callers raise them as
+#: warnings; other DASF peers ignore the property.
+EXT_FINDINGS = "dasfGeoFindings"
 #: The feature name of multipart requests (in ``dasfGeoFeatures``).
 FEATURE_PARTS = "parts"
 #: In the JSON part of a multipart request: ``{"$dasfGeoPart": n}`` stands

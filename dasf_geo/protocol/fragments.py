@@ -288,7 +288,8 @@ class Reassembler:
             ``bytearray``). It needs ``len()``, slice assignment and slice
             reading; a ``close()`` method, if it has one, is called when a
             transfer is given up. A completed payload is returned as this
-            buffer, and closing it is then the caller's job. This lets the
+            buffer (or what its ``finish()`` method returns, if it has one),
+            and closing it is then the caller's job. This lets the
             transport put large payloads into a temporary file.
     """
 
@@ -549,6 +550,9 @@ class Reassembler:
             )
         elif transfer.buffer is not None:
             data = transfer.buffer
+            finish = getattr(data, "finish", None)
+            if finish is not None:  # a buffer that hands over its payload
+                data = finish()
         else:
             data = b"".join(transfer.pieces[i] for i in range(transfer.count))
         if transfer.total is not None and (

@@ -27,6 +27,7 @@ from dasf_geo.transport.connection import AsyncProducer
 __all__ = [
     "DEFAULT_SPOOL_THRESHOLD",
     "FileBuffer",
+    "GrowingBuffer",
     "MessagingSettings",
     "OutgoingFile",
     "OutgoingParts",
@@ -348,11 +349,80 @@ class FileBuffer:
         return f"<FileBuffer {self._size} bytes>"
 
 
+class GrowingBuffer:
+    """A buffer of an announced size whose memory grows as data arrives.
+
+    The announced size of a fragmented payload comes from its first
+    fragment, so allocating it up front would let a few hostile bytes
+    reserve megabytes; this buffer holds only what was written. Pieces
+    written in order are appended to one ``bytearray``; a piece that comes
+    early waits on its own until the gap before it is filled.
+    It offers what :class:`~dasf_geo.protocol.fragments.Reassembler` needs
+    (``len()`` is the announced size, slice assignment and reading) and
+    :meth:`finish`, which hands over the complete payload.
+
+    Args:
+        size: the announced size in bytes.
+    """
+
+    __slots__ = ("_data", "_early", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data = bytearray()
+        self._early: dict[int, bytes] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def held(self) -> int:
+        """Bytes held in memory."""
+        return len(self._data) + sum(len(p) for p in self._early.values())
+
+    def __setitem__(self, key: slice, data: bytes | bytearray | memoryview) -> None:
+        start, stop, _ = key.indices(self._size)
+        if len(data) != stop - start:
+            raise ValueError("GrowingBuffer slices cannot change the buffer's size")
+        filled = len(self._data)
+        if start < filled:  # rewriting what is there (a duplicate)
+            if stop <= filled:
+                self._data[start:stop] = data
+                return
+            self._data[start:filled] = data[: filled - start]
+            data, start = data[filled - start :], filled
+        if start > filled:
+            self._early[start] = bytes(data)
+            return
+        self._data += data
+        early = self._early
+        while early and len(self._data) in early:
+            self._data += early.pop(len(self._data))
+
+    def __getitem__(self, key: slice) -> bytes:
+        start, stop, _ = key.indices(self._size)
+        if stop <= len(self._data):
+            return bytes(self._data[start:stop])
+        piece = self._early.get(start)
+        if piece is not None and len(piece) >= stop - start:
+            return piece[: stop - start]
+        raise ValueError(f"bytes {start}..{stop} of the buffer were not written")
+
+    def finish(self) -> bytearray:
+        """The payload (all of it written, else shorter than announced)."""
+        data, self._data, self._early = self._data, bytearray(), {}
+        return data
+
+
 def buffer_factory(threshold: int = DEFAULT_SPOOL_THRESHOLD) -> Callable[[int], Any]:
-    """A Reassembler buffer factory: memory up to ``threshold`` bytes, else a file."""
+    """A Reassembler buffer factory: memory up to ``threshold`` bytes, else a file.
+
+    In memory, a :class:`GrowingBuffer`: it holds only the bytes that
+    arrived, never the announced size in advance.
+    """
 
     def make(size: int) -> Any:
-        return bytearray(size) if size <= threshold else FileBuffer(size)
+        return GrowingBuffer(size) if size <= threshold else FileBuffer(size)
 
     return make
 

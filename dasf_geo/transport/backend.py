@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -64,8 +65,14 @@ from dasf_geo.protocol.constants import (
     EXT_ENCODING,
     EXT_ERRORS,
     EXT_FEATURES,
+    EXT_FINDINGS,
     EXT_PARTS,
+    EXT_SIZE,
+    KEY_MESSAGE_TYPE,
+    KEY_REQUEST_CONTEXT,
+    KEY_RESPONSE_TOPIC,
     MessageType,
+    PropertyKeys,
     Status,
 )
 from dasf_geo.protocol.fragments import Reassembler, fits_one_message, one_message
@@ -98,6 +105,7 @@ from dasf_geo.transport._common import (
 from dasf_geo.transport.connection import (
     AsyncConsumer,
     AsyncProducer,
+    backoff_delays,
     check_ack,
     redact_url,
 )
@@ -126,6 +134,31 @@ REPLY_CONNECT_DELAYS = (0.1, 0.5)
 MAX_ERRORS = 100
 #: Largest JSON text of an offending input value that is sent back.
 MAX_INPUT_CHARS = 200
+#: Fragmented requests one backend receives at a time (``max_incomplete_requests``).
+DEFAULT_MAX_INCOMPLETE = 64
+#: Decoded bytes of incomplete requests one backend holds in memory
+#: (``max_incomplete_bytes``); larger payloads are spooled to a file.
+DEFAULT_MAX_INCOMPLETE_BYTES = 256 * 1024 * 1024
+#: How often a request whose reply could not be sent is redelivered (on a
+#: persistent topic) before it is acknowledged and given up.
+MAX_REPLY_REDELIVERIES = 3
+#: Requests that failed while their fragments arrived, remembered so that
+#: their later fragments are dropped instead of answered again.
+REMEMBER_FAILED = 4096
+#: Seconds before the first reconnect attempt, and the longest wait.
+RECONNECT_FIRST_DELAY = 0.1
+RECONNECT_MAX_DELAY = 10.0
+
+_FRAGMENT = PropertyKeys.FRAGMENT.value
+#: message types that answer something: acknowledged, never run or answered
+_ANSWERS = frozenset(
+    {
+        MessageType.PONG.value,
+        MessageType.RESPONSE.value,
+        MessageType.PROGRESS.value,
+        MessageType.LOG.value,
+    }
+)
 
 
 class RequestHandler(Protocol):
@@ -247,6 +280,26 @@ class ModuleHandler:
         self._api_info: str | None = None
 
     def handle(
+        self,
+        payload: bytes | bytearray,
+        progress: ReportSender | None = None,
+        accept: frozenset[str] = frozenset(),
+        parts: list[ReceivedPart] | None = None,
+        compression: int | None = None,
+    ) -> bytes | OutgoingFile | FunctionReply:
+        """:meth:`_handle` the request, its CF/crs findings sent back.
+
+        The ``warn``/``optional`` findings of the arguments' and the
+        result's checks are logged once each and travel with the reply in
+        its ``dasfGeoFindings`` property (see :func:`with_findings`).
+        """
+        from dasf_geo.data import collect_findings, encode_reports
+
+        with collect_findings() as reports:
+            reply = self._handle(payload, progress, accept, parts, compression)
+        return with_findings(reply, encode_reports(reports)) if reports else reply
+
+    def _handle(
         self,
         payload: bytes | bytearray,
         progress: ReportSender | None = None,
@@ -383,6 +436,24 @@ def binary_reply(
     )
 
 
+def with_findings(
+    reply: bytes | OutgoingFile | FunctionReply, findings: str
+) -> OutgoingFile | FunctionReply:
+    """``reply`` carrying ``findings`` (JSON text) in ``dasfGeoFindings``.
+
+    Bytes become an :class:`OutgoingFile` over them, so that the property
+    rides on every message of the reply.
+    """
+    if isinstance(reply, FunctionReply):
+        payload = with_findings(reply.payload, findings)
+        assert isinstance(payload, OutgoingFile)
+        return FunctionReply(payload, reply.options, reply.label)
+    if isinstance(reply, OutgoingFile):
+        reply.properties[EXT_FINDINGS] = findings
+        return reply
+    return OutgoingFile(io.BytesIO(reply), len(reply), {EXT_FINDINGS: findings})
+
+
 def attach_reporters(model: Any, sender: ReportSender) -> None:
     """Give the progress reports among a request's arguments to ``sender``.
 
@@ -452,6 +523,12 @@ class _Incoming:
     options_error: str | None = None
     #: the called function's own options (see :class:`FunctionReply`)
     function_options: TransferOptions = field(default_factory=TransferOptions)
+    #: ``redeliveryCount`` of the message that completed the request
+    redelivery_count: int = 0
+    #: decoded bytes of its fragments held in memory so far
+    held_bytes: int = 0
+    #: its fragments are spooled to a file (announced above the threshold)
+    spooled: bool = False
 
 
 class Listener:
@@ -495,13 +572,30 @@ class Listener:
             open_timeout=self.open_timeout,
             on_message=self._on_message,
         )
+        self.spool_threshold = int(
+            setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD)
+        )
         self._reassembler = Reassembler(
             max_size=int(setting(config, "max_request_size", 1 << 30)),
             timeout=float(setting(config, "fragment_timeout", 60.0)),
-            buffer_factory=buffer_factory(
-                int(setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD))
-            ),
+            buffer_factory=buffer_factory(self.spool_threshold),
         )
+        #: most fragmented requests received at a time, and most decoded
+        #: bytes of them held in memory; beyond, requests get an error reply
+        self.max_incomplete: int = int(
+            setting(config, "max_incomplete_requests", DEFAULT_MAX_INCOMPLETE)
+            or DEFAULT_MAX_INCOMPLETE
+        )
+        self.max_incomplete_bytes: int = int(
+            setting(config, "max_incomplete_bytes", DEFAULT_MAX_INCOMPLETE_BYTES)
+            or DEFAULT_MAX_INCOMPLETE_BYTES
+        )
+        #: decoded bytes of incomplete requests held in memory
+        self.incomplete_bytes = 0
+        #: requests that failed while their fragments arrived (key -> time)
+        self._failed: dict[tuple[str, str], float] = {}
+        #: the topic is persistent: unsent replies may be negatively acked
+        self._persistent = "/persistent/" in self.consumer_url
         self._incoming: dict[tuple[str, str], _Incoming] = {}
         self._producers: dict[str, tuple[AsyncProducer, float]] = {}
         self._producer_locks: dict[str, asyncio.Lock] = {}
@@ -594,8 +688,14 @@ class Listener:
             stop_wait.cancel()
 
     async def _reconnect(self) -> bool:
+        """Open the consumer again; retry with backoff until stopped.
+
+        Every failure (a refused handshake, a peer that hangs up before the
+        upgrade, a timeout) is retried after a capped, jittered exponential
+        delay (:func:`~dasf_geo.transport.connection.backoff_delays`).
+        """
         assert self._stopping is not None
-        delay = 0.1
+        delays = backoff_delays(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY)
         attempt = 1
         while not self._stopping.is_set():
             await self._consumer.close()
@@ -613,8 +713,7 @@ class Listener:
                 self.connected.set()
                 return True
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            delay = min(delay * 2, 10.0)
+                await asyncio.wait_for(self._stopping.wait(), next(delays))
         return False
 
     async def _housekeeping(self) -> None:
@@ -622,11 +721,16 @@ class Listener:
             await asyncio.sleep(1.0)
             now = time.monotonic()
             for key, error in self._reassembler.expire(now):
-                incoming = self._incoming.pop(key, None)  # type: ignore[call-overload]
+                incoming = self._drop_incoming(key, now)  # type: ignore[arg-type]
                 if incoming is not None:
                     self._spawn(
                         self._reply_error(incoming, f"error receiving request: {error}")
                     )
+            horizon = now - 2 * self._reassembler.timeout
+            for key, failed_at in list(self._failed.items()):
+                if failed_at >= horizon:
+                    break  # in order of failure
+                del self._failed[key]
             for topic, (producer, used) in list(self._producers.items()):
                 if self.keep_alive and now - used > self.keep_alive:
                     self._producers.pop(topic, None)
@@ -635,7 +739,31 @@ class Listener:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # a bug: say so once, keep serving
+            logger.error(
+                "error answering a request",
+                exc_info=(type(error), error, error.__traceback__),
+            )
+
+    def _drop_incoming(
+        self, key: tuple[str, str], now: float | None = None
+    ) -> _Incoming | None:
+        """Forget an incomplete request; with ``now``, as failed at that time."""
+        incoming = self._incoming.pop(key, None)
+        if incoming is not None:
+            self.incomplete_bytes -= incoming.held_bytes
+            incoming.held_bytes = 0
+        self._reassembler.discard(key)
+        if now is not None:
+            self._failed[key] = now
+            if len(self._failed) > REMEMBER_FAILED:
+                del self._failed[next(iter(self._failed))]
+        return incoming
 
     # --- message handling ---------------------------------------------------
 
@@ -657,14 +785,24 @@ class Listener:
         try:
             header = parse_request_header(msg.properties)
         except ProtocolError as exc:
-            logger.warning("dropping message %s: %s", msg.message_id, exc)
+            self._ack([msg.message_id])
+            self._refuse_envelope(msg, exc)
+            return
+        if header.message_type in _ANSWERS:
+            # an answer on a request topic (another backend's pong, a
+            # misrouted reply): nothing to run and never answered
             self._ack([msg.message_id])
             return
         key = (header.request_context, header.response_topic)
+        props = msg.properties
+        fragment = props.get(_FRAGMENT) is not None
+        if fragment and key in self._failed:
+            # the rest of a request that was answered with an error already
+            self._ack([msg.message_id])
+            return
         incoming = self._incoming.get(key)
         if incoming is None:
-            props = msg.properties
-            incoming = self._incoming[key] = _Incoming(
+            incoming = _Incoming(
                 header,
                 accept=parse_accept(props.get(EXT_ACCEPT)),
                 parts=props.get(EXT_PARTS),
@@ -673,19 +811,48 @@ class Listener:
                 incoming.options = TransferOptions.from_properties(props)
             except ProtocolError as exc:
                 incoming.options_error = str(exc)
+            if fragment:
+                if len(self._incoming) >= self.max_incomplete:
+                    self._refuse_fragments(
+                        key,
+                        incoming,
+                        msg,
+                        "error receiving request: the backend on topic "
+                        f"{self.topic!r} is receiving "
+                        f"{len(self._incoming)} fragmented requests already (the "
+                        f"limit is {self.max_incomplete}); try again later",
+                    )
+                    return
+                total = props.get(EXT_SIZE)
+                incoming.spooled = (
+                    isinstance(total, int) and total > self.spool_threshold
+                )
+            self._incoming[key] = incoming
         try:
-            data = self._reassembler.add(
-                key, msg.properties, msg.payload, time.monotonic()
-            )
+            data = self._reassembler.add(key, props, msg.payload, time.monotonic())
         except FragmentError as exc:
-            self._incoming.pop(key, None)
-            incoming.message_ids.append(msg.message_id)
             text = f"error receiving request: {exc}"
             if incoming.parts is not None and "more than the limit" in text:
                 text += _parts_over(incoming.parts, self._reassembler.max_size)
-            self._spawn(self._reply_error(incoming, text))
+            self._refuse_fragments(key, incoming, msg, text)
             return
         if data is None:
+            if not incoming.spooled:
+                size = len(msg.payload) // 4 * 3
+                incoming.held_bytes += size
+                self.incomplete_bytes += size
+                if self.incomplete_bytes > self.max_incomplete_bytes:
+                    self._refuse_fragments(
+                        key,
+                        incoming,
+                        msg,
+                        "error receiving request: the backend on topic "
+                        f"{self.topic!r} holds "
+                        f"{format_size(self.incomplete_bytes)} of incomplete "
+                        "requests, above its limit of "
+                        f"{format_size(self.max_incomplete_bytes)}; try again later",
+                    )
+                    return
             # A fragment of a larger request: acknowledged at once, because a
             # broker holds only so many unacknowledged bytes per consumer
             # (32 MiB on dasf-geo broker) and a larger request would never
@@ -695,8 +862,56 @@ class Listener:
             self._ack([msg.message_id])
             return
         incoming.message_ids.append(msg.message_id)
-        del self._incoming[key]
+        incoming.redelivery_count = msg.redelivery_count
+        if self._incoming.get(key) is incoming:
+            self._drop_incoming(key)
         self._dispatch(incoming, data)
+
+    def _refuse_fragments(
+        self,
+        key: tuple[str, str],
+        incoming: _Incoming,
+        msg: ConsumerMessage,
+        text: str,
+    ) -> None:
+        """Answer a request whose fragments cannot be taken, once.
+
+        Its later fragments are acknowledged and dropped (see
+        :data:`REMEMBER_FAILED`), so the caller gets exactly one error.
+        """
+        self._drop_incoming(key, time.monotonic())
+        incoming.message_ids.append(msg.message_id)
+        self._spawn(self._reply_error(incoming, text))
+
+    def _refuse_envelope(self, msg: ConsumerMessage, error: ProtocolError) -> None:
+        """Answer a message that names a reply topic but is no valid request.
+
+        A message without a usable ``response_topic`` cannot be answered and
+        is only logged.
+        """
+        props = msg.properties
+        topic = props.get(KEY_RESPONSE_TOPIC)
+        if not isinstance(topic, str) or not topic:
+            logger.warning("dropping message %s: %s", msg.message_id, error)
+            return
+        context = props.get(KEY_REQUEST_CONTEXT)
+        if props.get(KEY_MESSAGE_TYPE) in _ANSWERS:
+            return  # never answer an answer
+        logger.warning("answering message %s with an error: %s", msg.message_id, error)
+        header = RequestHeader(
+            response_topic=topic,
+            request_context=(
+                str(context)[:100]
+                if isinstance(context, (str, int)) and not isinstance(context, bool)
+                else ""
+            ),
+            message_type=MessageType.REQUEST.value,
+        )
+        self._spawn(
+            self._reply_error(
+                _Incoming(header), f"error in the request's properties: {error}"
+            )
+        )
 
     def _dispatch(self, incoming: _Incoming, data: bytes | bytearray) -> None:
         header = incoming.header
@@ -732,12 +947,7 @@ class Listener:
                 )
                 return
             self._start_request(incoming, data)
-        elif mtype in {
-            MessageType.PONG.value,
-            MessageType.RESPONSE.value,
-            MessageType.PROGRESS.value,
-            MessageType.LOG.value,
-        }:
+        elif mtype in _ANSWERS:  # pragma: no cover - dropped on arrival
             self._ack(incoming.message_ids)
         else:
             self._spawn(
@@ -910,10 +1120,7 @@ class Listener:
             try:
                 check_ack(fut.result(), producer.url)
             except Exception as exc:
-                # leave the request unacknowledged: the broker redelivers it
-                logger.error(
-                    "could not send the reply to %s: %s", header.response_topic, exc
-                )
+                self._reply_failed(incoming, exc)
             else:
                 self.answered += 1
                 self._ack(incoming.message_ids)
@@ -1007,16 +1214,46 @@ class Listener:
         try:
             producer = await self._producer_for(header.response_topic)
             await send_payload(producer, payload, props, self._fragment_size(incoming))
-        except TransportError as exc:
-            # leave the request unacknowledged: the broker redelivers it
-            logger.error(
-                "could not send the reply to %s: %s", header.response_topic, exc
-            )
+        except (DasfGeoError, OSError) as exc:
+            # a reply topic the config or the broker refuses, a broker gone
+            if not _final:
+                raise TransportError(str(exc)) from exc  # a progress report
+            self._reply_failed(incoming, exc)
             return
         if not _final:
             return  # a progress report: the request is still running
         self.answered += 1
         self._ack(incoming.message_ids)
+
+    def _reply_failed(self, incoming: _Incoming, error: BaseException) -> None:
+        """Log a reply that could not be sent, once, and settle its request.
+
+        The request is acknowledged, so that it does not hold a place of
+        the receive queue for good; on a persistent topic it is negatively
+        acknowledged instead (redelivered, perhaps to another backend) up to
+        :data:`MAX_REPLY_REDELIVERIES` times. If the consumer's connection
+        is gone too, the (negative) ack is not sent and the broker
+        redelivers the request anyway.
+        """
+        header = incoming.header
+        retry = (
+            self._persistent
+            and incoming.redelivery_count < MAX_REPLY_REDELIVERIES
+            and len(incoming.message_ids) == 1
+        )
+        logger.error(
+            "could not send the reply to request %s on topic %r: %s; the request "
+            "is %s",
+            header.request_context[:100],
+            header.response_topic[:200],
+            error,
+            "given back for redelivery" if retry else "acknowledged and dropped",
+        )
+        if retry:
+            with contextlib.suppress(TransportError):
+                self._consumer.nack_now(incoming.message_ids[0])
+        else:
+            self._ack(incoming.message_ids)
 
     def _fragment_size(self, incoming: _Incoming) -> int:
         """The fragment size of a reply: the smallest of ours, the caller's

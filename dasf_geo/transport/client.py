@@ -34,6 +34,7 @@ from dasf_geo.exceptions import (
     PayloadTooLarge,
     RemoteError,
     RemoteValidationError,
+    ReplyLost,
     RequestTimeout,
     SendError,
     TransportError,
@@ -44,6 +45,7 @@ from dasf_geo.protocol.constants import (
     EXT_ENCODING,
     EXT_ERRORS,
     EXT_FEATURES,
+    EXT_FINDINGS,
     EXT_SIZE,
     FEATURE_PARTS,
     KEY_MESSAGE_TYPE,
@@ -85,6 +87,7 @@ from dasf_geo.transport._common import (
 from dasf_geo.transport.connection import (
     AsyncConsumer,
     AsyncProducer,
+    backoff_delays,
     check_ack,
     redact_url,
 )
@@ -106,6 +109,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 600.0
 #: Subscription name on the private response topic.
 RESPONSE_SUBSCRIPTION = "dasf-geo-caller"
+#: Seconds before the first attempt to reopen a lost reply connection, and
+#: the longest wait between attempts (see :func:`backoff_delays`).
+RECONNECT_FIRST_DELAY = 0.05
+RECONNECT_MAX_DELAY = 5.0
 
 T = TypeVar("T")
 
@@ -146,6 +153,22 @@ class Reply:
         if isinstance(encoding, str) and encoding:
             return BinaryValue(encoding, self.payload)
         return self.json()
+
+    def findings(self) -> list[Any]:
+        """The CF/crs findings the backend sent with the reply.
+
+        Those of ``warn``/``optional`` checks of the call's arguments and
+        result (``dasfGeoFindings``), as
+        :class:`~dasf_geo.data.FindingReport` objects; empty when there are
+        none (or the backend is no dasf_geo backend). Malformed entries are
+        left out.
+        """
+        raw = self.properties.get(EXT_FINDINGS)
+        if raw is None:
+            return []
+        from dasf_geo.data import decode_reports
+
+        return decode_reports(raw)
 
     def text(self) -> str:
         """The payload as UTF-8 text."""
@@ -227,6 +250,20 @@ def _closer(value: Any, buffer: FileBuffer) -> Callable[[], None]:
         buffer.close()
 
     return close
+
+
+def warn_findings(reply: Reply, stacklevel: int = 4) -> list[Any]:
+    """Raise the findings that came with ``reply`` as warnings; return them.
+
+    Each report becomes a :class:`~dasf_geo.data.CFConventionWarning` or
+    :class:`~dasf_geo.data.CRSWarning` with the text the backend logged.
+    """
+    reports = reply.findings()
+    if reports:
+        from dasf_geo.data import warn_reports
+
+        warn_reports(reports, stacklevel=stacklevel)
+    return reports
 
 
 def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:
@@ -381,6 +418,9 @@ class AsyncClient:
                 int(setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD))
             ),
         )
+        #: replies come on a persistent topic: the broker keeps them for us
+        #: while the reply connection is down
+        self._replies_persistent = "/persistent/" in self._consumer.url
         self._pending: dict[str, _Pending] = {}
         self._tasks: list[asyncio.Task[None]] = []
         #: the protocol extensions the backend advertised (``dasfGeoFeatures``
@@ -390,6 +430,12 @@ class AsyncClient:
         self._started = False
         self._closed = False
         self._producer_lock: asyncio.Lock | None = None
+        #: the reply of the last successful :meth:`call` (its
+        #: :meth:`Reply.findings`, its properties), or None
+        self.last_reply: Reply | None = None
+        #: set while the reply connection is open: a request is only sent
+        #: then, so that its reply never comes to a topic nobody listens on
+        self._replies_ready: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -430,7 +476,9 @@ class AsyncClient:
         if self._started:
             return
         self._producer_lock = asyncio.Lock()
+        self._replies_ready = asyncio.Event()
         await self._consumer.connect()
+        self._replies_ready.set()
         try:
             await self._producer.connect()
         except BaseException:
@@ -446,6 +494,8 @@ class AsyncClient:
     async def close(self) -> None:
         """Close both connections; requests still waiting fail."""
         self._closed = True
+        if self._replies_ready is not None:
+            self._replies_ready.set()  # calls waiting for it fail below
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -465,17 +515,30 @@ class AsyncClient:
         self._pending.clear()
 
     async def _reconnect_consumer(self) -> bool:
-        delay = 0.05
+        """Open the reply connection again; retry with backoff until closed.
+
+        Every failure (a refused handshake, a peer that hangs up before the
+        upgrade, a timeout) is retried after a capped, jittered exponential
+        delay (:func:`~dasf_geo.transport.connection.backoff_delays`).
+        """
+        delays = backoff_delays(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY)
+        attempt = 0
         while not self._closed:
+            attempt += 1
             await self._consumer.close()
             try:
                 await self._consumer.connect()
-                logger.info("reconnected to %s", redact_url(self._consumer.url))
+                logger.info(
+                    "reconnected to %s (attempt %d)",
+                    redact_url(self._consumer.url),
+                    attempt,
+                )
                 return True
             except TransportError as exc:
-                logger.warning("reconnecting to the broker: %s", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                logger.warning(
+                    "reconnecting to the broker (attempt %d): %s", attempt, exc
+                )
+            await asyncio.sleep(next(delays))
         return False
 
     async def _watch_replies(self) -> None:
@@ -484,13 +547,37 @@ class AsyncClient:
             await self._consumer.wait_closed()
             if self._closed:
                 return
-            logger.warning(
-                "lost the reply connection: %s", self._consumer._closed_error()
-            )
-            # pending requests keep waiting until their own timeout; on a
-            # persistent topic the broker redelivers what we missed
+            assert self._replies_ready is not None
+            self._replies_ready.clear()
+            reason = self._consumer._closed_error()
+            logger.warning("lost the reply connection: %s", reason)
+            if not self._replies_persistent:
+                # the broker forgets a non-persistent subscription with its
+                # consumer: replies on the way now are gone, so the calls
+                # waiting for them learn it now, not at their timeout
+                self._fail_in_flight(reason)
+            # on a persistent topic the broker redelivers what we missed, so
+            # the calls keep waiting until their own timeout
             if not await self._reconnect_consumer():
                 return
+            self._replies_ready.set()
+
+    def _fail_in_flight(self, reason: Exception) -> None:
+        """Fail every call waiting for a reply: its reply may be lost."""
+        pending, self._pending = self._pending, {}
+        for context, call in pending.items():
+            self._reassembler.discard((context, _RESPONSE))
+            if not call.future.done():
+                call.future.set_exception(
+                    ReplyLost(
+                        f"the reply to {call.what} from topic {self.topic!r} may be "
+                        f"lost: the connection for replies closed while waiting "
+                        f"({reason}); the request may or may not have run, call "
+                        "again if that is safe",
+                        url=self.url,
+                        topic=self.topic,
+                    )
+                )
 
     def _on_reply_message(self, msg: ConsumerMessage) -> None:
         """Called by the consumer for every message on the response topic."""
@@ -611,8 +698,16 @@ class AsyncClient:
         while True:
             await asyncio.sleep(1.0)
             for key, error in self._reassembler.expire(time.monotonic()):
-                context = key[0] if isinstance(key, tuple) else key
-                self._finish(str(context), error=error)
+                context = str(key[0] if isinstance(key, tuple) else key)
+                pending = self._pending.get(context)
+                what = pending.what if pending is not None else "a request"
+                self._finish(
+                    context,
+                    error=FragmentError(
+                        f"the reply to {what} from topic {self.topic!r} did not "
+                        f"arrive whole: {error}"
+                    ),
+                )
 
     async def _ensure_producer(self) -> AsyncProducer:
         assert self._producer_lock is not None
@@ -693,6 +788,13 @@ class AsyncClient:
         timer = loop.call_later(timeout, on_timeout)
         try:
             if not sent:
+                ready = self._replies_ready
+                if ready is not None and not ready.is_set():
+                    await ready.wait()  # the reply connection is being reopened
+                    if self._closed:
+                        raise TransportError(
+                            f"the client for topic {self.topic!r} was closed"
+                        )
                 producer = self._producer
                 if not producer.connected:
                     producer = await self._ensure_producer()
@@ -775,8 +877,11 @@ class AsyncClient:
         fragments).
         """
         producer = self._producer
+        ready = self._replies_ready
         if not (
             self._started
+            and ready is not None
+            and ready.is_set()
             and producer.connected
             and producer.has_room
             and not isinstance(payload, OutgoingParts)
@@ -916,6 +1021,8 @@ class AsyncClient:
             options=options,
         )
         raise_for_status(reply, self.topic)
+        self.last_reply = reply
+        warn_findings(reply)
         return reply.value()
 
     async def ping(self, timeout: float | None = None) -> float:
@@ -1161,7 +1268,14 @@ class Client:
             options=options,
         )
         raise_for_status(reply, self.topic)
+        self._async.last_reply = reply
+        warn_findings(reply)
         return reply.value()
+
+    @property
+    def last_reply(self) -> Reply | None:
+        """See :attr:`AsyncClient.last_reply`."""
+        return self._async.last_reply
 
     def ping(self, timeout: float | None = None) -> float:
         """Blocking :meth:`AsyncClient.ping`."""
@@ -1299,10 +1413,32 @@ def send_request(
         if writer is not None:
             writer.close()
     raise_for_status(reply, client.topic)
-    value = reply.value()
-    if isinstance(value, BinaryValue):
-        return return_model.model_validate(value.decode())
-    return return_model.model_validate_json(payload_bytes(reply.payload))
+    return _validate_result(reply, return_model)
+
+
+def _validate_result(reply: Reply, return_model: Any) -> Any:
+    """The reply's result validated with ``return_model``; findings warned.
+
+    The backend's findings on the result are warned, and those of the
+    local check that it did not report. Its findings on the arguments are
+    not: the arguments were checked (and warned) here before they were sent.
+    """
+    from dasf_geo.data import collect_findings, warn_reports
+
+    remote = reply.findings()
+    with collect_findings() as local:
+        value = reply.value()
+        if isinstance(value, BinaryValue):
+            result = return_model.model_validate(value.decode())
+        else:
+            result = return_model.model_validate_json(payload_bytes(reply.payload))
+    known = {r.message for r in remote}
+    warn_reports(
+        [r for r in remote if r.label == "result"]
+        + [r for r in local if r.message not in known],
+        stacklevel=4,
+    )
+    return result
 
 
 #: Longest wait for the ``pong`` that tells whether a backend takes

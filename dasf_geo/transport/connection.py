@@ -28,7 +28,8 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from picows import (
@@ -65,10 +66,27 @@ __all__ = [
     "AsyncConsumer",
     "AsyncProducer",
     "WebSocketLink",
+    "backoff_delays",
     "redact_url",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class _QuietLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """picows' per-connection INFO lines ("WS connection established: ...") at DEBUG."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """Log ``msg``, at DEBUG if picows meant it as INFO or less."""
+        super().log(
+            min(level, logging.DEBUG) if level <= logging.INFO else level,
+            msg,
+            *args,
+            **kwargs,
+        )
+
+
+_picows_log = _QuietLog(logging.getLogger(f"{__name__}.picows"), {})
 
 #: Largest frame we accept from a broker unless told otherwise.
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
@@ -83,6 +101,23 @@ PING_TIMEOUT = 20.0
 ACK_DELAY = 0.005
 #: Acks a consumer sends at once, without waiting for :data:`ACK_DELAY`.
 ACK_BATCH = 64
+
+
+def backoff_delays(
+    first: float = 0.1, cap: float = 5.0, *, rng: random.Random | None = None
+) -> Iterator[float]:
+    """Endless delays for reconnect attempts: capped exponential, with jitter.
+
+    The n-th delay is drawn uniformly from the upper half of
+    ``min(cap, first * 2**n)``, so that many processes that lost the same
+    broker do not all come back in the same millisecond, and no attempt
+    waits longer than ``cap`` seconds.
+    """
+    draw = (rng or random).uniform
+    ceiling = first
+    while True:
+        yield draw(ceiling / 2, ceiling)
+        ceiling = min(ceiling * 2, cap)
 
 
 def redact_url(url: str) -> str:
@@ -104,6 +139,11 @@ class _Listener(WSListener):  # type: ignore[misc]  # picows has no stubs for my
         self.link = link
         self._parts: list[bytes] = []
         self._part_bytes = 0
+        #: True once the WebSocket upgrade succeeded
+        self.upgraded = False
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.upgraded = True
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
@@ -199,7 +239,7 @@ class WebSocketLink:
         self._writable.set()
         self._disconnected = asyncio.Event()
         try:
-            transport, _ = await asyncio.wait_for(
+            transport, listener = await asyncio.wait_for(
                 ws_connect(
                     lambda: _Listener(self),
                     self.url,
@@ -209,7 +249,7 @@ class WebSocketLink:
                     enable_auto_ping=True,
                     auto_ping_idle_timeout=PING_IDLE,
                     auto_ping_reply_timeout=PING_TIMEOUT,
-                    logger_name=logger,
+                    logger_name=_picows_log,
                 ),
                 self.open_timeout,
             )
@@ -233,6 +273,19 @@ class WebSocketLink:
             raise ConnectionFailed(
                 f"cannot connect to {shown}: {exc}", url=self.url
             ) from exc
+        if transport is None or not getattr(listener, "upgraded", False):
+            # picows hands back a dead transport when the peer hangs up
+            # before answering the upgrade (a broker going down, a proxy or
+            # port that accepts TCP and drops it): no disconnect event would
+            # ever come for it, so this is a failed connect, not a link
+            if transport is not None:
+                with contextlib.suppress(Exception):
+                    transport.disconnect(graceful=False)
+            raise ConnectionFailed(
+                f"cannot connect to {shown}: the connection was closed before "
+                "the WebSocket handshake completed",
+                url=self.url,
+            )
         underlying = transport.underlying_transport
         with contextlib.suppress(Exception):  # not every transport has limits
             underlying.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
@@ -642,4 +695,13 @@ class AsyncConsumer(WebSocketLink):
 
     async def negative_ack(self, message_id: str) -> None:
         """Ask the broker to redeliver ``message_id`` (Pulsar negative ack)."""
+        self.nack_now(message_id)
+
+    def nack_now(self, message_id: str) -> None:
+        """Ask the broker to redeliver ``message_id`` at once (no waiting).
+
+        Raises:
+            TransportError: the connection closed.
+        """
+        self.flush_acks()  # keep acks and negative acks in order
         self._send_now(negative_ack_frame(message_id))

@@ -26,38 +26,28 @@ return coroutines.
 
 from __future__ import annotations
 
-import inspect
-import keyword
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from dasf_geo.exceptions import ConfigurationError, RemoteError
 from dasf_geo.protocol.options import TransferOptions, current_transfer_options
-from dasf_geo.transport.client import AsyncClient, BinaryValue, Client
+from dasf_geo.transport._signature import _Signature, decode_value
+from dasf_geo.transport.client import AsyncClient, Client
+from dasf_geo.transport.discovery import adiscover, discover
 from dasf_geo.transport.progress import ProgressBar, terminal_progress
 
 __all__ = [
     "AsyncService",
+    "RemoteParameters",
     "Service",
     "aconnect",
     "connect",
+    "decode_value",
     "encode_request",
     "encode_value",
     "messaging_config",
 ]
-
-#: JSON schema ``type`` -> the Python type name shown in signatures
-_JSON_TYPES = {
-    "string": "str",
-    "integer": "int",
-    "number": "float",
-    "boolean": "bool",
-    "array": "list",
-    "object": "dict",
-    "null": "None",
-}
 
 
 def messaging_config(
@@ -140,136 +130,6 @@ def _pulsar_path(options: Mapping[str, Any]) -> str:
     )
 
 
-# --- reading the API info ---------------------------------------------------
-
-
-def _type_name(schema: Mapping[str, Any]) -> str:
-    """A short Python-looking type name for a JSON schema (for signatures)."""
-    media = schema.get("contentMediaType")
-    if isinstance(media, str):
-        return str(schema.get("title") or media)
-    if "$ref" in schema:
-        return str(schema["$ref"]).rsplit("/", 1)[-1]
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            names = [_type_name(s) for s in schema[key] if isinstance(s, Mapping)]
-            return " | ".join(dict.fromkeys(names))
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        return " | ".join(_JSON_TYPES.get(str(k), str(k)) for k in kind)
-    if kind == "array" and isinstance(schema.get("items"), Mapping):
-        return f"list[{_type_name(schema['items'])}]"
-    return _JSON_TYPES.get(str(kind), "Any")
-
-
-@dataclass
-class _Param:
-    name: str
-    required: bool
-    default: Any
-    schema: dict[str, Any]
-
-
-@dataclass
-class _Signature:
-    """The parameters of a function or constructor, read from its schema."""
-
-    name: str
-    doc: str
-    params: list[_Param]
-    defs: dict[str, Any] = field(default_factory=dict)
-    return_schema: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_schema(
-        cls,
-        name: str,
-        schema: Mapping[str, Any],
-        skip: set[str],
-        return_schema: Mapping[str, Any] | None = None,
-    ) -> _Signature:
-        if not isinstance(schema, Mapping):
-            raise RemoteError(f"the API info of {name!r} has no JSON schema")
-        props = schema.get("properties") or {}
-        required = set(schema.get("required") or [])
-        params = []
-        for pname, pschema in props.items():
-            if pname in skip or not isinstance(pschema, Mapping):
-                continue
-            if pschema.get("is_reporter"):
-                continue  # the backend fills progress reporters in itself
-            if not pname.isidentifier() or keyword.iskeyword(pname):
-                raise RemoteError(
-                    f"the API of {name!r} has a parameter {pname!r} that is not "
-                    "a Python identifier"
-                )
-            params.append(
-                _Param(
-                    name=pname,
-                    required=pname in required,
-                    default=pschema.get("default"),
-                    schema=dict(pschema),
-                )
-            )
-        # required parameters first, in schema order, as Python demands
-        params.sort(key=lambda p: not p.required)
-        defs = dict(schema.get("$defs") or {})
-        ret = dict(return_schema or {})
-        return cls(
-            name=name,
-            doc=str(schema.get("description") or ""),
-            params=params,
-            defs=defs,
-            return_schema=ret,
-        )
-
-    def signature(self) -> inspect.Signature:
-        parameters = [
-            inspect.Parameter(
-                p.name,
-                inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                default=inspect.Parameter.empty if p.required else p.default,
-                annotation=_type_name(p.schema),
-            )
-            for p in self.params
-        ]
-        ret = _type_name(self.return_schema) if self.return_schema else "Any"
-        return inspect.Signature(parameters, return_annotation=ret)
-
-    def docstring(self) -> str:
-        lines = [self.doc.strip()] if self.doc.strip() else []
-        documented = [p for p in self.params if p.schema.get("description")]
-        if documented:
-            lines += ["", "Args:"]
-            lines += [f"    {p.name}: {p.schema['description']}" for p in documented]
-        return "\n".join(lines)
-
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The arguments of a call by name, not encoded yet (TypeError for a
-        bad call); :func:`encode_request` encodes them."""
-        try:
-            bound = self.signature().bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.name}(): {exc}") from None
-        return dict(bound.arguments)
-
-    @property
-    def accept(self) -> tuple[str, ...] | None:
-        """Binary reply types to ask for: when the result is a Dataset/DataArray."""
-        from dasf_geo.data import BINARY_MEDIA_TYPES, SCHEMA_TYPE_KEY
-
-        kind = self.return_schema.get(SCHEMA_TYPE_KEY)
-        if isinstance(kind, str) and kind.startswith("xarray."):
-            return BINARY_MEDIA_TYPES
-        return None
-
-    def decode(self, value: Any, decode: bool = True) -> Any:
-        """The result as a Python object (``decode``) or as its JSON form."""
-        if isinstance(value, BinaryValue):
-            return value.decode() if decode else value.to_json()
-        return decode_value(self.return_schema, value) if decode else value
-
-
 def encode_value(value: Any, parts: Any = None, compression: int | None = None) -> Any:
     """The JSON form of an argument value.
 
@@ -326,16 +186,6 @@ def encode_request(
         else:
             out[key] = encode_value(value, parts, compression)
     return out
-
-
-def decode_value(schema: Mapping[str, Any], value: Any) -> Any:
-    """Turn a JSON result back into Python objects where ``schema`` says so."""
-    from dasf_geo import data
-
-    decode = getattr(data, "decode_by_schema", None)
-    if decode is None or not schema:
-        return value
-    return decode(dict(schema), value, dict(schema.get("$defs") or {}))
 
 
 # --- the service facades ----------------------------------------------------
@@ -533,8 +383,65 @@ class _ServiceBase:
         """The names of the service's functions and classes."""
         return list(self._members)
 
+    @property
+    def last_reply(self) -> Any:
+        """The reply of the last successful call, or None.
+
+        Its :meth:`~dasf_geo.transport.client.Reply.findings` are the CF/crs
+        findings of the backend's checks of that call's arguments and result
+        (also raised as warnings when the call returned).
+        """
+        return self._client.last_reply
+
     def __repr__(self) -> str:
         return f"<dasf_geo service {self.topic!r}: {', '.join(self._members)}>"
+
+
+class RemoteParameters(MutableMapping[str, Any]):
+    """The parameters of a :mod:`dasf_geo.service` service, as a mapping.
+
+    ``svc.parameters["threshold"]`` reads a parameter, ``svc.parameters[
+    "threshold"] = 290.0`` sets it (checked by the service against the
+    parameter's type), ``dict(svc.parameters)`` lists the exposed ones.
+    Each access is one request (``~get_parameter``, ``~set_parameter``,
+    ``~list_parameters``).
+
+    Raises (on access):
+        KeyError: the service has no (exposed) parameter of that name.
+        RemoteValidationError: a value of the wrong type.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _call(self, request: dict[str, Any]) -> Any:
+        try:
+            return self._client.call(request)
+        except RemoteError as exc:
+            if exc.message.startswith("unknown parameter"):
+                raise KeyError(exc.message) from None
+            raise
+
+    def __getitem__(self, name: str) -> Any:
+        return self._call({"func_name": "~get_parameter", "parameter": name})
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._call({"func_name": "~set_parameter", "parameter": name, "value": value})
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("the parameters of a service cannot be removed")
+
+    def _all(self) -> dict[str, Any]:
+        return dict(self._call({"func_name": "~list_parameters"}))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return f"<parameters of {self._client.topic!r}: {self._all()!r}>"
 
 
 class Service(_ServiceBase):
@@ -548,6 +455,23 @@ class Service(_ServiceBase):
     """
 
     _client: Client
+
+    @property
+    def parameters(self) -> Any:
+        """The parameters of a service written with :mod:`dasf_geo.service`
+        (a :class:`RemoteParameters` mapping).
+
+        Raises:
+            AttributeError: the backend is not such a service.
+        """
+        if "service" not in self.api_info:
+            if "parameters" in self._members:  # a function of that name
+                return self._members["parameters"]
+            raise AttributeError(
+                f"the backend on topic {self.topic!r} is not a dasf_geo.service "
+                "service: it has no parameters"
+            )
+        return RemoteParameters(self._client)
 
     def _send(self, request: dict[str, Any], sig: _Signature) -> Any:
         options = self._options()
@@ -631,12 +555,15 @@ def connect(
     decode: bool = True,
     progress: ProgressOption = None,
     transfer: TransferOptions | None = None,
+    discovery_timeout: float | None = None,
     **options: Any,
 ) -> Service:
     """Connect to the service on ``topic`` and return it as a :class:`Service`.
 
     Args:
-        topic: the backend's topic.
+        topic: the backend's topic, or the URL of the service behind an HTTP
+            gateway (``http://HOST:PORT/services/TOPIC``: calls go over HTTP,
+            see :mod:`dasf_geo.transport.http`).
         broker: ``ws://HOST:PORT`` of a Pulsar-layout broker (see
             :func:`messaging_config`).
         websocket_url: base URL of a plain-layout broker (dasf-broker-django).
@@ -654,20 +581,35 @@ def connect(
             (a :class:`~dasf_geo.protocol.options.TransferOptions`; a
             :func:`~dasf_geo.protocol.options.transfer_options` block around
             a call overrides them).
+        discovery_timeout: seconds to wait for the service to send its API
+            info (default 10; not the call ``timeout``). On a terminal,
+            "waiting for a service on topic ..." shows after a second.
         **options: further messaging config fields.
 
     Raises:
         ConnectionFailed: the broker cannot be reached (names the URL).
-        RequestTimeout: the backend did not send its API info in time — is a
-            backend listening on ``topic``?
+        ServiceNotFound: no service answered on ``topic`` within
+            ``discovery_timeout``; the message lists the topics that have a
+            service where the broker can tell.
     """
+    if topic.startswith(("http://", "https://")):
+        from dasf_geo.transport.http import connect_http
+
+        return connect_http(  # type: ignore[no-any-return]
+            topic,
+            header=header,
+            timeout=timeout,
+            decode=decode,
+            progress=progress,
+            transfer=transfer,
+        )
     if config is None:
         config = messaging_config(
             topic, broker, websocket_url=websocket_url, header=header, **options
         )
     client = Client(config, topic, timeout=timeout)
     try:
-        api_info = client.api_info(timeout)
+        api_info = discover(client, config, discovery_timeout)
         return Service(
             client, api_info, decode=decode, progress=progress, transfer=transfer
         )
@@ -687,9 +629,19 @@ async def aconnect(
     decode: bool = True,
     progress: ProgressOption = None,
     transfer: TransferOptions | None = None,
+    discovery_timeout: float | None = None,
     **options: Any,
 ) -> AsyncService:
-    """The asyncio form of :func:`connect`; returns an :class:`AsyncService`."""
+    """The asyncio form of :func:`connect`; returns an :class:`AsyncService`.
+
+    Raises:
+        ConfigurationError: ``topic`` is an HTTP URL (use :func:`connect`).
+    """
+    if topic.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            "aconnect() speaks to a broker; for a service behind an HTTP gateway "
+            f"use connect({topic!r})"
+        )
     if config is None:
         config = messaging_config(
             topic, broker, websocket_url=websocket_url, header=header, **options
@@ -697,7 +649,7 @@ async def aconnect(
     client = AsyncClient(config, topic, timeout=timeout)
     try:
         await client.start()
-        api_info = await client.api_info(timeout)
+        api_info = await adiscover(client, config, discovery_timeout)
         return AsyncService(
             client, api_info, decode=decode, progress=progress, transfer=transfer
         )

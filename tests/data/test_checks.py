@@ -62,8 +62,8 @@ def test_noncompliant_sample_findings(broken):
     ]
     assert str(found[2]) == (
         "variable 'temp' attribute 'standard_name': 'air_temprature' is not in the "
-        "CF standard name table; fix the spelling or use long_name instead "
-        "[rule standard-name-table]"
+        "CF standard name table; fix the spelling or use long_name instead; "
+        "did you mean 'air_temperature'? [rule standard-name-table]"
     )
     assert str(found[0]) == (
         "global attribute 'Conventions': missing; set ds.attrs['Conventions'] = "

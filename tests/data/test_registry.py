@@ -67,7 +67,10 @@ def test_failed_lookup_lists_registered():
         "no registry entry for test_failed_lookup_lists_registered.<locals>.Nope; "
         "registered: "
     )
-    assert "numpy.ndarray, pandas.DataFrame, xarray.DataArray, xarray.Dataset" in msg
+    assert (
+        "numpy.ndarray, pandas.DataFrame, pandas.Series, xarray.DataArray, "
+        "xarray.DataTree, xarray.Dataset" in msg
+    )
     assert msg.endswith(
         "Register it with dasf_geo.data.register(type, validate=..., "
         "serialize=..., json_schema=...)"

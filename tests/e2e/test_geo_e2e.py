@@ -161,3 +161,31 @@ def test_dataset_arguments_travel_as_binary_parts(args_service, size_mb):
         assert where["source"] == "", where  # decoded from memory
     assert where["exists"] == bool(where["source"])  # there while the function ran
     assert not os.path.exists(where["source"])  # removed once it was answered
+
+
+def test_datatrees_and_series_round_trip_through_serve():
+    tree = xr.DataTree.from_dict(
+        {
+            "/": xr.Dataset(attrs={"Conventions": "CF-1.8", "crs": "EPSG:4326"}),
+            "/forecast": xr.Dataset(
+                {"t": ("step", np.array([280.5, 281.0], "f4"), {"units": "K"})},
+                attrs={"complete": True},
+            ),
+            "/forecast/members": xr.Dataset(
+                {"n": ("member", np.arange(3, dtype="i4"))}
+            ),
+        }
+    )
+    series = pd.Series(
+        [1.5, 2.0, 4.0], index=pd.Index([10, 20, 30], name="km"), name="h"
+    )
+    with (
+        dasf_geo_serve(MODULES / "geo_trees.py", "geo-trees") as (url, _),
+        dasf_geo.connect("geo-trees", url, timeout=timeout(60)) as svc,
+    ):
+        back = svc.add_group(tree, "analysis")
+        expected = tree.copy()
+        expected["analysis"] = xr.DataTree()
+        xr.testing.assert_identical(back, expected)
+        assert back["forecast"].attrs["complete"] is True
+        pd.testing.assert_series_equal(svc.cumulative(series), series.cumsum())

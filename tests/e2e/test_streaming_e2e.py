@@ -5,8 +5,8 @@ and a 1 GB dask-backed argument travel between ``dasf-geo serve`` on the
 streaming benchmark's module and a caller process. The caller checks every
 value (``benchmarks/_geo_caller.py`` exits non-zero otherwise); peak memory
 is read from /proc: the serving process's by this test (it runs broker and
-backend), the caller's by itself. The bounds are the targets of the
-streaming issue: an in-memory 100 MB Dataset at most 2.5x the payload on
+backend), the caller's by itself. The bounds are the streaming
+targets: an in-memory 100 MB Dataset at most 2.5x the payload on
 each side (plus the broker's 64 MB, which runs in the serving process), a
 1 GB dask-backed one at most 300 MB on each side.
 """

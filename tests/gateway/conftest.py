@@ -141,7 +141,10 @@ class GatewayProc:
     def temp_files(self) -> list[str]:
         import os
 
-        return sorted(os.listdir(self.tmpdir))
+        # the job store's folder lives as long as the gateway
+        return sorted(
+            n for n in os.listdir(self.tmpdir) if not n.startswith("dasf-geo-gateway-")
+        )
 
     def peak_rss(self) -> int:
         """VmHWM of the process in bytes."""

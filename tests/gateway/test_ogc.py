@@ -118,7 +118,7 @@ async def test_sync_netcdf_output(ogc: httpx.AsyncClient) -> None:
         },
     )
     assert response.status_code == 200
-    assert response.headers["content-type"] == "application/x-netcdf"
+    assert response.headers["content-type"] == "application/x-netcdf; xarray=Dataset"
     got = xr.load_dataset(io.BytesIO(response.content))
     source = xr.load_dataset(SAMPLE_DATA / "gridded_temperature.nc")
     np.testing.assert_allclose(
@@ -232,7 +232,7 @@ async def test_async_netcdf_result_and_failure(ogc: httpx.AsyncClient) -> None:
     status = await _wait_finished(ogc, job_id)
     assert status["status"] == "successful"
     result = await ogc.get(f"/ogc/jobs/{job_id}/results")
-    assert result.headers["content-type"] == "application/x-netcdf"
+    assert result.headers["content-type"] == "application/x-netcdf; xarray=Dataset"
     got = xr.load_dataset(io.BytesIO(result.content))
     assert got["v"].shape == (500, 1000)
     bad = await ogc.post(

@@ -232,8 +232,15 @@ async def test_bad_timeout_header(gw: httpx.AsyncClient, value: str) -> None:
     )
 
 
-async def test_home_page_lists_services(gw: httpx.AsyncClient) -> None:
-    response = await gw.get("/")
+async def test_home_page_lists_services(
+    broker: Any, geo_backend: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dasf_geo.gateway import create_app
+
+    # the built-in page is what / shows when the dashboard is not installed
+    monkeypatch.setattr("dasf_geo.web.static_dir", lambda: tmp_path)
+    async with gateway_client(create_app(settings(broker))) as gw:
+        response = await gw.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert f'<a href="services/{GEO_TOPIC}"><strong>{GEO_TOPIC}</strong></a>' in (
@@ -257,3 +264,84 @@ async def test_dashboard_folder_is_served_at_root(
         # API routes come first
         assert (await client.get("/services")).status_code == 200
         assert (await client.get("/assets/missing.js")).status_code == 404
+
+
+async def test_routes_follow_a_backend_that_restarts_with_a_new_api(
+    broker: Any,
+) -> None:
+    from dasf_geo.gateway import create_app
+    from tests.gateway.conftest import MODULES, serve_module
+
+    topic = "gw_restart"
+    app = create_app(settings(broker, refresh=0.2))
+    async with gateway_client(app) as client:
+        v1 = serve_module(str(MODULES / "api_v1.py"), topic, broker.url)
+        try:
+            info = (await client.get(f"/services/{topic}")).json()
+            assert [f["name"] for f in info["functions"]] == ["double"]
+            call = await client.post(f"/services/{topic}/double", json={"x": 4})
+            assert call.json() == 8
+        finally:
+            v1.stop()
+        v2 = serve_module(str(MODULES / "api_v2.py"), topic, broker.url)
+        try:
+            # the cached API still says "double"; an unknown name asks again
+            call = await client.post(f"/services/{topic}/triple", json={"x": 4})
+            assert call.status_code == 200
+            assert call.json() == 12
+            gone = await client.post(f"/services/{topic}/double", json={"x": 4})
+            assert gone.status_code == 404
+            listing = (await client.get("/services")).json()["services"]
+            entry = next(s for s in listing if s["topic"] == topic)
+            assert entry["functions"] == ["triple"]
+            doc = (await client.get("/openapi.json")).json()
+            assert f"/services/{topic}/triple" in doc["paths"]
+            assert f"/services/{topic}/double" not in doc["paths"]
+        finally:
+            v2.stop()
+
+
+async def test_bad_multipart_uploads(gw: httpx.AsyncClient) -> None:
+    nc = (SAMPLE_DATA / "gridded_temperature.nc").read_bytes()
+    url = f"/services/{GEO_TOPIC}/monthly_anomaly"
+    twice = await gw.post(url, files=[("ds", ("a.nc", nc)), ("ds", ("b.nc", nc))])
+    assert twice.status_code == 400
+    assert twice.json()["detail"] == "argument 'ds' is given twice"
+    wrong_field = await gw.post(url, files={"variable": ("a.nc", nc)})
+    assert wrong_field.status_code == 400
+    assert wrong_field.json()["detail"] == (
+        "file field 'variable' is not a Dataset/DataArray argument of "
+        "monthly_anomaly() (those are: ds)"
+    )
+    broken = await gw.post(
+        url,
+        content=b"--xyz\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--xyz--",
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert broken.status_code == 400
+    assert broken.json()["detail"].startswith("the multipart/form-data body is invalid")
+    no_boundary = await gw.post(
+        url, content=b"abc", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert no_boundary.status_code == 400
+    assert no_boundary.json()["detail"].startswith(
+        "the multipart/form-data body is invalid"
+    )
+    ok = await gw.post(url, files={"ds": ("a.nc", nc)})
+    assert ok.status_code == 200
+
+
+def test_dashboard_hook_finds_dasf_geo_web(tmp_path: Any, monkeypatch: Any) -> None:
+    import sys
+    import types
+
+    from dasf_geo.gateway.pages import dashboard_dir
+
+    web = types.ModuleType("dasf_geo.web")
+    web.static_dir = lambda: tmp_path  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dasf_geo.web", web)
+    assert dashboard_dir() is None  # no index.html yet: the built-in page
+    (tmp_path / "index.html").write_text("<html></html>")
+    assert dashboard_dir() == tmp_path
+    monkeypatch.setitem(sys.modules, "dasf_geo.web", None)  # not importable
+    assert dashboard_dir() is None

@@ -101,7 +101,9 @@ def test_large_netcdf_result_streams(gateway: GatewayProc, tmp_path: Any) -> Non
         timeout=timeout(120),
     ) as response:
         assert response.status_code == 200
-        assert response.headers["content-type"] == "application/x-netcdf"
+        assert (
+            response.headers["content-type"] == "application/x-netcdf; xarray=Dataset"
+        )
         assert response.headers["content-disposition"] == (
             'attachment; filename="make.nc"'
         )

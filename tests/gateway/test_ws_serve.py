@@ -151,3 +151,92 @@ def test_gateway_command_refuses_a_public_address_without_auth() -> None:
     assert result.stderr.startswith(
         "error: refusing to serve HTTP on '0.0.0.0' without authentication"
     )
+
+
+async def test_passthrough_binary_frames_and_the_brokers_close(tmp_path: Any) -> None:
+    """Binary frames reach the broker; its close code reaches the caller."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    from dasf_geo.broker import EmbeddedBroker
+    from dasf_geo.gateway import GatewayServer
+    from tests.gateway.conftest import settings
+
+    broker = EmbeddedBroker(host="127.0.0.1", port=free_port()).start()
+    server = GatewayServer(settings(broker), "127.0.0.1", 0).start()
+    try:
+        url = (
+            f"ws://127.0.0.1:{server.port}/ws/v2/producer/non-persistent/public/"
+            "default/gw_binary"
+        )
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"payload": "", "context": "b1"}).encode())
+            assert json.loads(await ws.recv())["context"] == "b1"
+            broker.stop()
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None
+            assert info.value.rcvd.code == 1001
+    finally:
+        server.stop()
+        broker.stop()
+
+
+async def test_aconnect_refuses_http_urls() -> None:
+    from dasf_geo.exceptions import ConfigurationError
+    from dasf_geo.transport.dynamic import aconnect
+
+    with pytest.raises(ConfigurationError, match=r"use connect\('http://h:1/"):
+        await aconnect("http://h:1/services/t")
+
+
+def test_gateway_command_options() -> None:
+    from dasf_geo.cli._gateway import settings_from_args
+    from dasf_geo.cli.tool import build_parser
+
+    args = build_parser().parse_args(
+        [
+            "gateway",
+            "--broker",
+            "ws://127.0.0.1:9",
+            "-t",
+            "a",
+            "-t",
+            "b",
+            "--cors-origin",
+            "http://maps.example",
+            "--body-limit",
+            "5MB",
+            "--timeout",
+            "30",
+            "--header",
+            '{"Authorization": "Bearer x"}',
+        ]
+    )
+    settings = settings_from_args(args)
+    assert settings.topics == ["a", "b"]
+    assert settings.cors_origins == ["http://maps.example"]
+    assert settings.body_limit == 5_000_000
+    assert settings.timeout == 30.0
+    assert settings.header == {"Authorization": "Bearer x"}
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--body-limit", "lots"], "argument --body-limit:"),
+        (["--body-limit", "0"], "argument --body-limit: expected a size > 0"),
+        (["--timeout", "-1"], "argument --timeout: expected seconds > 0"),
+        (["--port", "x"], "argument --port: invalid int value"),
+    ],
+)
+def test_gateway_command_bad_options(option: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dasf_geo.cli.tool", "gateway", *option],
+        capture_output=True,
+        text=True,
+        timeout=timeout(60),
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr

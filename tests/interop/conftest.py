@@ -24,6 +24,10 @@ _VENV_FIXTURES = {
 }
 
 
+#: the IOOS compliance checker, in a venv of its own like the reference peers
+CC_REQUIREMENTS = ("compliance-checker==6.1.0",)
+
+
 @pytest.hookimpl(trylast=True)  # after ``-m``/``-k`` deselected what is not run
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
@@ -37,12 +41,21 @@ def pytest_collection_modifyitems(
     }
     for name in sorted(needed):
         peers.peer_python(name)
+    if any("cc_python" in getattr(item, "fixturenames", ()) for item in items):
+        peers.peer_python("compliance-checker", CC_REQUIREMENTS)
 
 
 @pytest.fixture(scope="session")
 def dm_python() -> Path:
     """The interpreter of the demessaging 0.6.4 venv."""
     return peers.peer_python("demessaging")
+
+
+@pytest.fixture(scope="session")
+def cc_python() -> Path:
+    """The interpreter of the compliance-checker 6.1.0 venv (its CF suite and
+    test corpus are what tests/interop/test_cf_corpus.py compares with)."""
+    return peers.peer_python("compliance-checker", CC_REQUIREMENTS)
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,8 @@ class Config:
     persistent: bool = False
     fragment_timeout: float = 60.0
     spool_threshold: int = 32 * 1024 * 1024
+    max_incomplete_requests: int | None = None
+    max_incomplete_bytes: int | None = None
 
     def get_topic_url(self, topic: str, subscription: str | None = None) -> str:
         kind = "consumer" if subscription else "producer"

@@ -8,7 +8,12 @@ import random
 import pytest
 
 from dasf_geo.protocol.fragments import Reassembler, split_payload
-from dasf_geo.transport._common import FileBuffer, buffer_factory, payload_bytes
+from dasf_geo.transport._common import (
+    FileBuffer,
+    GrowingBuffer,
+    buffer_factory,
+    payload_bytes,
+)
 
 
 def test_file_buffer_behaves_like_a_fixed_bytearray():
@@ -31,8 +36,42 @@ def test_file_buffer_behaves_like_a_fixed_bytearray():
 
 def test_large_payloads_go_to_a_file_small_ones_stay_in_memory():
     make = buffer_factory(threshold=1000)
-    assert isinstance(make(1000), bytearray)
+    # in memory, a buffer that grows as data arrives (not the announced size)
+    small = make(1000)
+    assert isinstance(small, GrowingBuffer)
+    assert len(small) == 1000 and small.held == 0
     assert isinstance(make(1001), FileBuffer)
+
+
+def test_an_announced_size_reserves_no_memory_until_data_arrives():
+    """A hostile first fragment announcing megabytes costs only its own bytes."""
+    data = random.randbytes(30_000)
+    fragments = list(split_payload(data, 4_000))
+    r = Reassembler(buffer_factory=buffer_factory(threshold=64 * 1024 * 1024))
+    assert r.add("k", fragments[0].properties, fragments[0].payload) is None
+    (transfer,) = r._transfers.values()
+    assert isinstance(transfer.buffer, GrowingBuffer)
+    assert len(transfer.buffer) == 30_000
+    assert transfer.buffer.held == len(fragments[0].payload) // 4 * 3
+    # out of order: the last piece first, then the rest; the payload is whole
+    rest = fragments[1:]
+    out = [r.add("k", f.properties, f.payload) for f in reversed(rest)]
+    assert bytes(out[-1]) == data
+    assert isinstance(out[-1], bytearray)
+
+
+def test_growing_buffer_handles_early_pieces_and_rewrites():
+    buf = GrowingBuffer(10)
+    buf[6:10] = b"6789"
+    assert buf.held == 4 and buf[6:10] == b"6789"
+    buf[0:3] = b"012"
+    buf[0:3] = b"012"  # a duplicate rewrite
+    buf[3:6] = b"345"
+    assert buf.held == 10
+    assert buf[0:10] == b"0123456789"
+    with pytest.raises(ValueError, match="cannot change the buffer's size"):
+        buf[0:2] = b"x"
+    assert buf.finish() == bytearray(b"0123456789")
 
 
 def test_reassembly_into_a_file_buffer_gives_the_payload():

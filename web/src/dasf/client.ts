@@ -1,0 +1,567 @@
+/**
+ * A DASF client over the broker's WebSocket API, for browsers and Node >= 20.
+ *
+ * It speaks the protocol of dasf_geo and the DASF reference (demessaging):
+ * requests are produced on the service's topic with `response_topic`,
+ * `requestContext` and `messageType` properties; replies, progress reports
+ * and pongs are consumed from a private response topic. Payloads larger than
+ * one message travel as fragments in both directions. Dataset and DataArray
+ * results come as raw NetCDF bytes (`dasfGeoAccept`), and Dataset arguments
+ * can be sent as binary parts after the request's JSON (`dasfGeoParts`) to
+ * backends that say they understand them.
+ */
+
+import { decodeBase64 } from "./base64";
+import {
+  DEFAULT_MAX_PAYLOAD_SIZE,
+  type Properties,
+  Reassembler,
+  randomHex,
+  splitPayload,
+} from "./fragments";
+
+/** What the client needs of a WebSocket: the browser's and Node's (>= 22, or `ws`). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+}
+
+/** A WebSocket constructor (the global one, or `ws`'s). */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** How to reach the broker and the service. */
+export interface DasfClientOptions {
+  /** Base URL of a Pulsar-style broker: `ws://127.0.0.1:8080` (paths `/ws/v2/...` are added). */
+  broker?: string;
+  /** Instead of `broker`: a plain websocket URL (dasf-broker-django layout, `{url}/{topic}`). */
+  websocketUrl?: string;
+  /** The service's topic. */
+  topic: string;
+  persistent?: boolean;
+  tenant?: string;
+  namespace?: string;
+  /** A token sent as the `token` query parameter (browsers cannot set headers). */
+  token?: string;
+  /** Largest base64 text per message (default 512000). */
+  maxPayloadSize?: number;
+  /** Largest reply in bytes (default 1 GiB). */
+  maxReplySize?: number;
+  /** Give up on a call after this many milliseconds without a reply (default: never). */
+  timeoutMs?: number;
+  /** The WebSocket implementation (default: `globalThis.WebSocket`). */
+  WebSocket?: WebSocketConstructor;
+}
+
+/** A deprogressapi tree report, as backends send them while a call runs. */
+export interface ProgressReport {
+  report_type?: string;
+  report_id: string;
+  status: "running" | "success" | "error";
+  step_message?: string;
+  steps?: number;
+  children?: ProgressReport[];
+  [key: string]: unknown;
+}
+
+/** One entry of a structured validation error (pydantic's `errors()`). */
+export interface StructuredError {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+  [key: string]: unknown;
+}
+
+/** The backend answered with an error. */
+export class DasfRemoteError extends Error {
+  constructor(
+    message: string,
+    /** The structured validation errors (`dasfGeoErrors`), if any. */
+    readonly errors: StructuredError[] = [],
+  ) {
+    super(message);
+    this.name = "DasfRemoteError";
+  }
+}
+
+/** The broker or the connection failed, or the call timed out. */
+export class DasfConnectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DasfConnectionError";
+  }
+}
+
+/** A result sent as raw bytes, e.g. the NetCDF of a Dataset. */
+export interface BinaryValue {
+  mediaType: string;
+  data: Uint8Array;
+}
+
+/** A binary argument: the NetCDF of a Dataset or DataArray. */
+export interface BinaryPart {
+  data: Uint8Array;
+  /** e.g. `application/x-netcdf; xarray=Dataset` */
+  type: string;
+}
+
+/** A reply as it arrived. */
+export interface DasfReply {
+  messageType: string;
+  status: string;
+  properties: Properties;
+  payload: Uint8Array;
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Called with each progress report while the call runs. */
+  onProgress?: (report: ProgressReport) => void;
+  /** Called as a large reply's fragments arrive. */
+  onTransfer?: (received: number, total: number) => void;
+  /** Media types taken as a raw binary reply (sent as `dasfGeoAccept`). */
+  accept?: string[];
+  /** Abort the call. */
+  signal?: AbortSignal;
+  /** More request properties (e.g. `dasfGeoMaxSize`). */
+  properties?: Properties;
+  /** Give up after this many milliseconds without a reply (overrides the client's `timeoutMs`). */
+  timeoutMs?: number;
+}
+
+/** The media types of Dataset and DataArray results taken as raw NetCDF. */
+export const NETCDF_ACCEPT = [
+  "application/x-netcdf; xarray=Dataset",
+  "application/x-netcdf; xarray=DataArray",
+];
+
+/** The placeholder for binary part `n` (1-based) inside a multipart request's JSON. */
+export function partPlaceholder(n: number): { $dasfGeoPart: number } {
+  return { $dasfGeoPart: n };
+}
+
+interface Pending {
+  resolve: (reply: DasfReply) => void;
+  reject: (error: Error) => void;
+  options: CallOptions;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+const OPEN = 1;
+const MAX_CONTEXT = 2 ** 31;
+const WINDOW = 16;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function frameText(data: unknown): string {
+  if (typeof data === "string") return data;
+  if (data instanceof ArrayBuffer) return decoder.decode(new Uint8Array(data));
+  if (ArrayBuffer.isView(data)) {
+    return decoder.decode(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return String(data);
+}
+
+function errorText(payload: Uint8Array): string {
+  return decoder.decode(payload);
+}
+
+/**
+ * A connection to one DASF service: `call`, `ping` and `apiInfo`.
+ *
+ * Sockets open on first use; a closed socket is opened again by the next call.
+ */
+export class DasfClient {
+  readonly topic: string;
+  readonly responseTopic: string;
+  private readonly options: DasfClientOptions;
+  private readonly WS: WebSocketConstructor;
+  private consumer: Promise<WebSocketLike> | undefined;
+  private producer: Promise<WebSocketLike> | undefined;
+  private readonly pending = new Map<string, Pending>();
+  private readonly acks = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+  private readonly reassembler: Reassembler;
+  private nextContext: number;
+  private sendCounter = 0;
+  private features: Promise<string[]> | undefined;
+  private closed = false;
+
+  constructor(options: DasfClientOptions) {
+    if (!options.topic) throw new Error("DasfClient needs a topic");
+    if (!options.broker && !options.websocketUrl) {
+      throw new Error("DasfClient needs a broker URL (broker: 'ws://HOST:PORT') or a websocketUrl");
+    }
+    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WS) {
+      throw new Error(
+        "no WebSocket implementation: use a browser or Node >= 22, run Node 20 with " +
+          "--experimental-websocket, or pass the `ws` package's WebSocket as the WebSocket option",
+      );
+    }
+    this.WS = WS;
+    this.options = options;
+    this.topic = options.topic;
+    this.responseTopic = `${options.topic}_${randomHex(16)}`;
+    this.reassembler = new Reassembler(options.maxReplySize ?? 1 << 30);
+    const start = new Uint32Array(1);
+    globalThis.crypto.getRandomValues(start);
+    this.nextContext = start[0]! % (MAX_CONTEXT / 2);
+  }
+
+  private url(kind: "producer" | "consumer", topic: string): string {
+    const o = this.options;
+    let url: string;
+    if (o.websocketUrl) {
+      const base = o.websocketUrl.replace(/\/+$/, "");
+      url = kind === "producer" ? `${base}/${topic}` : `${base}/${topic}/${topic}-sub`;
+    } else {
+      const base = (o.broker ?? "").replace(/\/+$/, "");
+      const kindOf = o.persistent ? "persistent" : "non-persistent";
+      const path = `${kindOf}/${o.tenant ?? "public"}/${o.namespace ?? "default"}/${topic}`;
+      url =
+        kind === "producer"
+          ? `${base}/ws/v2/producer/${path}`
+          : `${base}/ws/v2/consumer/${path}/${topic}-sub`;
+    }
+    if (o.token) url += `${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(o.token)}`;
+    return url;
+  }
+
+  private open(kind: "producer" | "consumer"): Promise<WebSocketLike> {
+    const url = this.url(kind, kind === "producer" ? this.topic : this.responseTopic);
+    return new Promise<WebSocketLike>((resolve, reject) => {
+      let ws: WebSocketLike;
+      try {
+        ws = new this.WS(url);
+      } catch (exc) {
+        reject(new DasfConnectionError(`cannot open ${url}: ${String(exc)}`));
+        return;
+      }
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        resolve(ws);
+      };
+      ws.onerror = () => {
+        if (!opened) reject(new DasfConnectionError(`cannot connect to the broker at ${url}`));
+      };
+      ws.onclose = (ev) => {
+        if (kind === "producer") this.producer = undefined;
+        else this.consumer = undefined;
+        if (!opened) {
+          reject(new DasfConnectionError(`cannot connect to the broker at ${url}` + (ev.reason ? `: ${ev.reason}` : "")));
+          return;
+        }
+        const why = `the connection to the broker closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`;
+        if (kind === "consumer") this.failAll(why);
+        else for (const [, ack] of this.acks) ack.reject(new DasfConnectionError(why));
+        if (kind === "producer") this.acks.clear();
+      };
+      ws.onmessage = (ev) => {
+        if (kind === "consumer") this.onConsumerFrame(ws, frameText(ev.data));
+        else this.onAck(frameText(ev.data));
+      };
+    });
+  }
+
+  private socket(kind: "producer" | "consumer"): Promise<WebSocketLike> {
+    if (this.closed) return Promise.reject(new DasfConnectionError("the client is closed"));
+    if (kind === "producer") {
+      this.producer ??= this.open("producer").catch((e: unknown) => {
+        this.producer = undefined;
+        throw e;
+      });
+      return this.producer;
+    }
+    this.consumer ??= this.open("consumer").catch((e: unknown) => {
+      this.consumer = undefined;
+      throw e;
+    });
+    return this.consumer;
+  }
+
+  private failAll(why: string): void {
+    for (const [key, p] of this.pending) {
+      if (p.timer) clearTimeout(p.timer);
+      this.pending.delete(key);
+      this.reassembler.drop(key);
+      p.reject(new DasfConnectionError(why));
+    }
+  }
+
+  private onAck(text: string): void {
+    let frame: { result?: unknown; context?: unknown; errorMsg?: unknown };
+    try {
+      frame = JSON.parse(text) as typeof frame;
+    } catch {
+      return;
+    }
+    const context = String(frame.context ?? "");
+    const ack = this.acks.get(context);
+    if (!ack) return;
+    this.acks.delete(context);
+    if (frame.result === "ok") ack.resolve();
+    else {
+      ack.reject(
+        new DasfConnectionError(
+          `the broker refused the message: ${String(frame.result)}${frame.errorMsg ? ` (${String(frame.errorMsg)})` : ""}`,
+        ),
+      );
+    }
+  }
+
+  private onConsumerFrame(ws: WebSocketLike, text: string): void {
+    let frame: { messageId?: unknown; payload?: unknown; properties?: unknown };
+    try {
+      frame = JSON.parse(text) as typeof frame;
+    } catch {
+      return;
+    }
+    if (frame.messageId !== undefined && ws.readyState === OPEN) {
+      ws.send(JSON.stringify({ messageId: frame.messageId }));
+    }
+    const props = (frame.properties ?? {}) as Properties;
+    const key = String(props["requestContext"] ?? "");
+    const p = this.pending.get(key);
+    if (!p) return;
+    const messageType = String(props["messageType"] ?? "");
+    const payload = typeof frame.payload === "string" ? frame.payload : "";
+    if (messageType === "progress") {
+      try {
+        const report = JSON.parse(decoder.decode(decodeBase64(payload))) as ProgressReport;
+        p.options.onProgress?.(report);
+      } catch {
+        // a progress report we cannot read does not end the call
+      }
+      return;
+    }
+    let data: Uint8Array | undefined;
+    try {
+      data = this.reassembler.add(key, props, payload);
+    } catch (exc) {
+      this.settle(key, undefined, exc instanceof Error ? exc : new Error(String(exc)));
+      return;
+    }
+    if (data === undefined) {
+      const progress = this.reassembler.progress(key);
+      if (progress) p.options.onTransfer?.(progress.received, progress.total);
+      return;
+    }
+    this.settle(key, {
+      messageType,
+      status: String(props["status"] ?? ""),
+      properties: props,
+      payload: data,
+    });
+  }
+
+  private settle(key: string, reply?: DasfReply, error?: Error): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    this.pending.delete(key);
+    this.reassembler.drop(key);
+    if (p.timer) clearTimeout(p.timer);
+    if (error) p.reject(error);
+    else p.resolve(reply!);
+  }
+
+  private async produce(ws: WebSocketLike, payload: string, properties: Properties): Promise<void> {
+    const context = `m${++this.sendCounter}`;
+    const acked = new Promise<void>((resolve, reject) => this.acks.set(context, { resolve, reject }));
+    ws.send(JSON.stringify({ payload, properties, context }));
+    return acked;
+  }
+
+  /**
+   * Send a request payload and wait for its reply (the low level).
+   *
+   * @throws DasfConnectionError when the broker cannot be reached, refuses
+   *   the request, the connection drops, or `timeoutMs` passes.
+   */
+  async request(
+    payload: Uint8Array,
+    messageType = "request",
+    options: CallOptions = {},
+    extra: Properties = {},
+  ): Promise<DasfReply> {
+    const consumer = this.socket("consumer");
+    const producer = this.socket("producer");
+    await consumer;
+    const ws = await producer;
+    const context = String(this.nextContext++ % MAX_CONTEXT);
+    const props: Properties = {
+      response_topic: this.responseTopic,
+      requestContext: context,
+      messageType,
+      ...extra,
+      ...(options.properties ?? {}),
+    };
+    if (options.accept?.length) props["dasfGeoAccept"] = options.accept.join(",");
+    const reply = new Promise<DasfReply>((resolve, reject) => {
+      const timeout = options.timeoutMs ?? this.options.timeoutMs;
+      const timer =
+        timeout === undefined
+          ? undefined
+          : setTimeout(
+              () =>
+                this.settle(
+                  context,
+                  undefined,
+                  new DasfConnectionError(
+                    `no reply from the service on topic '${this.topic}' within ${timeout / 1000} s` +
+                      " (is it running?)",
+                  ),
+                ),
+              timeout,
+            );
+      this.pending.set(context, { resolve, reject, options, timer });
+    });
+    const signal = options.signal;
+    if (signal) {
+      const abort = () =>
+        this.settle(context, undefined, signal.reason instanceof Error ? signal.reason : new Error("the call was cancelled"));
+      if (signal.aborted) abort();
+      else signal.addEventListener("abort", abort, { once: true });
+    }
+    try {
+      const inFlight: Promise<void>[] = [];
+      for (const fragment of splitPayload(payload, this.options.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD_SIZE)) {
+        if (!this.pending.has(context)) break;
+        inFlight.push(this.produce(ws, fragment.payload, { ...props, ...fragment.properties }));
+        if (inFlight.length >= WINDOW) await inFlight.shift();
+      }
+      await Promise.all(inFlight);
+    } catch (exc) {
+      this.settle(context, undefined, exc instanceof Error ? exc : new Error(String(exc)));
+    }
+    return reply;
+  }
+
+  /**
+   * Call a function: `request` is the request's JSON object
+   * (`{"func_name": ..., args}`, or `{"class_name": ..., "function": {...}}`).
+   *
+   * Returns the result's JSON, or a {@link BinaryValue} when the backend sent
+   * raw bytes (a Dataset result asked for with `accept`).
+   *
+   * @throws DasfRemoteError with the backend's message and structured errors.
+   */
+  async call(request: object, options: CallOptions = {}, parts: BinaryPart[] = []): Promise<unknown> {
+    let payload = encoder.encode(JSON.stringify(request));
+    const extra: Properties = {};
+    if (parts.length) {
+      const specs = [{ size: payload.length, type: "application/json" }, ...parts.map((p) => ({ size: p.data.length, type: p.type }))];
+      const total = specs.reduce((n, s) => n + s.size, 0);
+      const joined = new Uint8Array(total);
+      joined.set(payload, 0);
+      let offset = payload.length;
+      for (const part of parts) {
+        joined.set(part.data, offset);
+        offset += part.data.length;
+      }
+      payload = joined;
+      extra["dasfGeoParts"] = JSON.stringify(specs);
+    }
+    const reply = await this.request(payload, "request", options, extra);
+    return DasfClient.value(reply);
+  }
+
+  /** The result of a reply, or the error it carries. */
+  static value(reply: DasfReply): unknown {
+    if (reply.status === "error") {
+      let errors: StructuredError[] = [];
+      const raw = reply.properties["dasfGeoErrors"];
+      if (typeof raw === "string" && raw) {
+        try {
+          const parsed: unknown = JSON.parse(raw);
+          if (Array.isArray(parsed)) errors = parsed as StructuredError[];
+        } catch {
+          // the text alone still says what went wrong
+        }
+      }
+      throw new DasfRemoteError(errorText(reply.payload), errors);
+    }
+    const encoding = reply.properties["dasfGeoEncoding"];
+    if (typeof encoding === "string" && encoding) {
+      return { mediaType: encoding, data: reply.payload } satisfies BinaryValue;
+    }
+    const text = decoder.decode(reply.payload);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new DasfRemoteError(`the backend's reply is not JSON: ${JSON.stringify(text.slice(0, 200))}`);
+    }
+  }
+
+  /** Ping the service; resolves with the extensions it understands (`dasfGeoFeatures`). */
+  async ping(options: CallOptions = {}): Promise<string[]> {
+    const reply = await this.request(new Uint8Array(0), "ping", options);
+    return DasfClient.featureList(reply);
+  }
+
+  private static featureList(reply: DasfReply): string[] {
+    const raw = reply.properties["dasfGeoFeatures"];
+    return typeof raw === "string" && raw ? raw.split(",").map((s) => s.trim()).filter(Boolean) : [];
+  }
+
+  /** The extensions the service understands (asked once, with a ping). */
+  supports(feature: string): Promise<boolean> {
+    this.features ??= this.ping().catch((e: unknown) => {
+      this.features = undefined;
+      throw e;
+    });
+    return this.features.then((f) => f.includes(feature));
+  }
+
+  /** The service's API info: its functions and classes with their JSON schemas. */
+  async apiInfo(options: CallOptions = {}): Promise<ApiInfo> {
+    const reply = await this.request(new Uint8Array(0), "api_info", options);
+    if (reply.status === "error") DasfClient.value(reply);
+    const raw = reply.properties["api_info"];
+    if (typeof raw !== "string") {
+      throw new DasfRemoteError(`the service on topic '${this.topic}' sent no api_info`);
+    }
+    this.features ??= Promise.resolve(DasfClient.featureList(reply));
+    return JSON.parse(raw) as ApiInfo;
+  }
+
+  /** Close the sockets; pending calls fail. */
+  close(): void {
+    this.closed = true;
+    this.failAll("the client was closed");
+    for (const socket of [this.consumer, this.producer]) {
+      socket?.then((ws) => ws.close(1000, "done")).catch(() => undefined);
+    }
+    this.consumer = undefined;
+    this.producer = undefined;
+  }
+}
+
+/** A JSON schema (as far as the client needs to know). */
+export type JsonSchema = Record<string, unknown>;
+
+/** One function (or method) in the API info. */
+export interface FunctionInfo {
+  name: string;
+  rpc_schema: JsonSchema;
+  return_schema: JsonSchema;
+}
+
+/** One class in the API info. */
+export interface ClassInfo {
+  name: string;
+  rpc_schema: JsonSchema;
+  methods: FunctionInfo[];
+}
+
+/** The API info a DASF backend sends for an `api_info` request. */
+export interface ApiInfo {
+  functions: FunctionInfo[];
+  classes: ClassInfo[];
+  rpc_schema?: JsonSchema;
+  [key: string]: unknown;
+}
