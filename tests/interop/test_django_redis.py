@@ -8,6 +8,7 @@ to the second, so every request and reply crosses Redis.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
 from collections.abc import Iterator
@@ -64,6 +65,17 @@ def django_pair(
         first.stop()
 
 
+@contextlib.contextmanager
+def _daphne_output_on_failure(*sites: peers.DjangoSite) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        for site in sites:
+            if site.process is not None:
+                print(site.process.describe())
+        raise
+
+
 def test_dasf_geo_backend_on_one_daphne_answers_a_caller_on_the_other(
     django_pair, topic, start_peer
 ):
@@ -71,7 +83,10 @@ def test_dasf_geo_backend_on_one_daphne_answers_a_caller_on_the_other(
     assert first.port != second.port
     first.create_topic(topic, anonymous=True)
     start_peer("geo", first.endpoint(), topic)
-    with Client(second.endpoint().config(topic), timeout=timeout(60)) as client:
+    with (
+        _daphne_output_on_failure(first, second),
+        Client(second.endpoint().config(topic), timeout=timeout(60)) as client,
+    ):
         assert client.call({"func_name": "hello_world"}) == "HelloWorld"
         # a reply of several fragments, and a Dataset of several fragments
         assert client.call({"func_name": "big_string", "n": 1_500_000}) == (

@@ -63,11 +63,25 @@ if os.environ.get("INTEROP_CHANNEL_REDIS"):
     CHANNEL_LAYERS["default"] = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [os.environ["INTEROP_CHANNEL_REDIS"]],
+            # channels_redis blocks 5 s in BZPOPMIN; redis-py 8 gives up
+            # reading after its socket timeout (5 s): a longer one keeps an
+            # idle receive from failing the consumer (daphne closes 1011)
+            "hosts": [
+                {"address": os.environ["INTEROP_CHANNEL_REDIS"], "socket_timeout": 30}
+            ],
             "prefix": os.environ.get("INTEROP_CHANNEL_PREFIX", "asgi"),
             "capacity": 10_000,
             "expiry": 60,
         },
+    }
+    # several processes write the one SQLite file: transactions take the
+    # write lock at BEGIN (a deferred one that must upgrade its lock fails
+    # at once with "database is locked", whatever the timeout), and WAL
+    # lets readers go on meanwhile
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
