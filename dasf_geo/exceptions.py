@@ -199,6 +199,7 @@ class ServiceNotFound(RequestTimeout):
         super().__init__(message, url=url, topic=topic)
         self.topics = topics
 
+
 class ReplyLost(TransportError):
     """The connection for replies closed while a call waited for its reply.
 
