@@ -32,6 +32,7 @@ Hierarchy::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "ServiceNotFound",
     "TransportError",
     "UnsupportedTypeError",
+    "validation_problems",
 ]
 
 
@@ -199,6 +201,7 @@ class ServiceNotFound(RequestTimeout):
         super().__init__(message, url=url, topic=topic)
         self.topics = topics
 
+
 class ReplyLost(TransportError):
     """The connection for replies closed while a call waited for its reply.
 
@@ -251,6 +254,43 @@ class RemoteError(DasfGeoError):
 
 class RemoteValidationError(RemoteError):
     """The backend rejected the request's arguments; see :attr:`errors`."""
+
+    def problems(self, skip: Iterable[str] = ()) -> list[str]:
+        """One ``where: problem (got value)`` text per rejected argument.
+
+        Args:
+            skip: leading ``loc`` entries to leave out (the function's and
+                class's names, which say nothing a caller does not know).
+
+        Returns:
+            The problems of :attr:`errors`, without pydantic's boilerplate
+            (header, error URL); empty when the backend sent no structured
+            list (demessaging backends send text only).
+        """
+        return validation_problems(self.errors or [], skip)
+
+
+def validation_problems(errors: Iterable[Any], skip: Iterable[str] = ()) -> list[str]:
+    """``where: problem (got value)`` for each entry of a structured error list.
+
+    ``errors`` is pydantic's ``errors()`` list as DASF sends it (``loc``,
+    ``msg``, ``input``); entries that are not dicts are left out. Leading
+    ``loc`` entries in ``skip`` (and ``function``/``request``) are dropped.
+    """
+    names = {"function", "request", *skip}
+    lines = []
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        loc = [str(p) for p in error.get("loc", ())]
+        while len(loc) > 1 and loc[0] in names:
+            loc.pop(0)
+        where = ".".join(loc) or "request"
+        got = ""
+        if "input" in error and not isinstance(error["input"], (dict, list)):
+            got = f" (got {error['input']!r:.60})"
+        lines.append(f"{where}: {error.get('msg', '')}{got}")
+    return lines
 
 
 class BrokerError(DasfGeoError):

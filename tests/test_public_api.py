@@ -48,3 +48,26 @@ def test_registry_is_the_object_whatever_the_import_order():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "ApiRegistry"
+
+
+def test_validation_problems_name_the_argument_without_boilerplate():
+    from dasf_geo.exceptions import RemoteValidationError, validation_problems
+
+    errors = [
+        {"loc": ["stations", "min_elevation"], "msg": "bad", "input": "high"},
+        {"loc": ["function"], "msg": "unknown function", "input": {"a": 1}},
+        "not a dict",
+        {"loc": [], "msg": "empty"},
+    ]
+    assert validation_problems(errors, ["stations"]) == [
+        "min_elevation: bad (got 'high')",
+        "function: unknown function",
+        "request: empty",
+    ]
+    exc = RemoteValidationError("text", errors=errors)
+    assert exc.problems() == [
+        "stations.min_elevation: bad (got 'high')",
+        "function: unknown function",
+        "request: empty",
+    ]
+    assert RemoteValidationError("demessaging text only").problems() == []

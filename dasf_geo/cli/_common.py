@@ -320,22 +320,10 @@ def describe_error(
 
 def _validation_lines(errors: list[Any], function: str | None) -> list[str]:
     """One line per rejected argument: ``name: problem (got value)``."""
-    names = {"function", "request"}
-    if function:
-        names.update(function.split("."))
-    lines = []
-    for error in errors:
-        if not isinstance(error, dict):
-            continue
-        loc = [str(p) for p in error.get("loc", ())]
-        while len(loc) > 1 and loc[0] in names:
-            loc.pop(0)
-        where = ".".join(loc) or "request"
-        got = ""
-        if "input" in error and not isinstance(error["input"], (dict, list)):
-            got = f" (got {error['input']!r:.60})"
-        lines.append(f"  {where}: {error.get('msg', '')}{got}")
-    return lines
+    from dasf_geo.exceptions import validation_problems
+
+    skip = function.split(".") if function else ()
+    return [f"  {line}" for line in validation_problems(errors, skip)]
 
 
 def print_error(

@@ -37,6 +37,7 @@ from dasf_geo.exceptions import (
     TransportError,
 )
 from dasf_geo.gateway.settings import GatewaySettings, valid_topic
+from dasf_geo.protocol.constants import NOTIFICATIONS_TOPIC
 from dasf_geo.transport.client import AsyncClient
 
 __all__ = [
@@ -55,8 +56,6 @@ MAX_CLIENTS = 64
 NEGATIVE_TTL = 30.0
 #: Seconds to wait for an ``api_info`` answer while discovering.
 PROBE_TIMEOUT = 3.0
-#: The topic ``service.notify`` publishes on (never a service).
-NOTIFICATIONS_TOPIC = "dasf-geo-notifications"
 
 # response topics of dasf_geo callers (new_response_topic)
 _RESPONSE_TOPIC = re.compile(r".+_[0-9a-f]{32}")

@@ -127,5 +127,9 @@ def exception_response(exc: BaseException) -> JSONResponse:
     if status == 422:
         # a backend without structured errors (demessaging): an empty list
         errors = errors if isinstance(errors, list) else []
+        if isinstance(exc, RemoteValidationError) and exc.problems():
+            # the problems, without pydantic's header and error URL
+            detail = "error validating request: " + "; ".join(exc.problems())
+            return error_response(status, detail, errors)
         return error_response(status, str(exc), errors)
     return error_response(status, str(exc))

@@ -133,3 +133,8 @@ FEATURE_PARTS = "parts"
 PART_KEY = "$dasfGeoPart"
 #: The media type of the JSON part of a multipart request.
 JSON_MEDIA_TYPE = "application/json"
+
+# --- topics -----------------------------------------------------------------
+#: The topic ``dasf_geo.service.notify`` publishes notifications on (the
+#: gateway consumes it). It carries no service: discovery never lists it.
+NOTIFICATIONS_TOPIC = "dasf-geo-notifications"

@@ -31,6 +31,7 @@ from dasf_geo.exceptions import (
     RequestTimeout,
     TransportError,
 )
+from dasf_geo.protocol.constants import NOTIFICATIONS_TOPIC
 from dasf_geo.service import utilities
 
 __all__ = [
@@ -47,8 +48,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: the broker topic of notifications
-NOTIFICATIONS_TOPIC = "dasf-geo-notifications"
 #: the HTTP methods an entrypoint may have
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 #: seconds :func:`call_service` waits by default

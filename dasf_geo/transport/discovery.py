@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from dasf_geo.exceptions import RequestTimeout, ServiceNotFound
+from dasf_geo.protocol.constants import NOTIFICATIONS_TOPIC
 
 __all__ = [
     "DEFAULT_DISCOVERY_TIMEOUT",
@@ -81,7 +82,7 @@ def backend_topics(config: Any, timeout: float = TOPICS_TIMEOUT) -> list[str] | 
         subs = topic.get("subscriptions")
         if not isinstance(name, str) or not isinstance(subs, list):
             continue
-        if _RESPONSE_TOPIC.search(name):
+        if _RESPONSE_TOPIC.search(name) or name == NOTIFICATIONS_TOPIC:
             continue
         if any(
             isinstance(s, dict)

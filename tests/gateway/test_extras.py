@@ -159,7 +159,7 @@ async def test_monitor(gw_extras: httpx.AsyncClient, extras_backend: Any) -> Non
         "start must be an ISO 8601 date and time, got 'yesterday'"
     )
     bad = await gw_extras.get(url, params={"format": "xml"})
-    assert bad.json()["detail"] == "format must be json or csv, got 'xml'"
+    assert bad.json()["detail"] == "format must be json, csv or sqlite, got 'xml'"
 
 
 async def test_extras_of_an_unknown_service(gw_extras: httpx.AsyncClient) -> None:

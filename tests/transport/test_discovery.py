@@ -46,6 +46,21 @@ def test_backend_topics_lists_served_topics_not_callers(served):
         assert discovery.backend_topics(config) == ["geo-answers"]
 
 
+def test_backend_topics_leaves_out_the_notifications_topic(served):
+    """The gateway consumes the notifications topic; it carries no service."""
+    from websockets.sync.client import connect as ws_connect
+
+    from dasf_geo.protocol.constants import NOTIFICATIONS_TOPIC
+
+    url = (
+        f"{served.url}/ws/v2/consumer/non-persistent/public/default/"
+        f"{NOTIFICATIONS_TOPIC}/gateway-notifications"
+    )
+    with ws_connect(url, open_timeout=timeout(10)):
+        config = messaging_config("geo-answers", served.url)
+        assert discovery.backend_topics(config) == ["geo-answers"]
+
+
 def test_backend_topics_is_none_where_the_broker_cannot_tell():
     config = messaging_config("x", "ws://127.0.0.1:9")
     assert discovery.backend_topics(config, timeout=1) is None
