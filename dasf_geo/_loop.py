@@ -16,12 +16,18 @@ installed (or on Windows) it is used anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Coroutine
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["loop_factory", "new_event_loop", "run"]
+__all__ = ["loop_factory", "new_event_loop", "run", "until_signal"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -88,3 +94,32 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:  # pragma: no cover
                     "task": task,
                 }
             )
+
+
+async def until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)``; SIGINT or SIGTERM sets ``stop``, a second one exits.
+
+    ``main`` is expected to finish its in-flight work and return once
+    ``stop`` is set. The handlers are installed only in the main thread (a
+    background thread cannot receive signals) and removed afterwards.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    if threading.current_thread() is threading.main_thread():
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stop.is_set():
+                raise SystemExit(1)  # second signal: stop at once
+            logger.info("received %s: finishing in-flight work", sig.name)
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+    try:
+        await main(stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -23,11 +23,11 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import threading
 from typing import Any
 
 from dasf_geo._loop import run as run_loop
+from dasf_geo._loop import until_signal
 from dasf_geo.exceptions import ConfigurationError, TransportError
 from dasf_geo.service import utilities
 from dasf_geo.service._handler import ServiceHandler, ServiceListener, ShadowListener
@@ -353,29 +353,7 @@ class Runtime:
         shorten_switch_interval()
         self.export_env = True
         with contextlib.suppress(KeyboardInterrupt):
-            run_loop(self._until_signal())
-
-    async def _until_signal(self) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        if threading.current_thread() is threading.main_thread():
-
-            def on_signal(sig: signal.Signals) -> None:
-                if stop.is_set():
-                    raise SystemExit(1)
-                logger.info("received %s: finishing in-flight work", sig.name)
-                stop.set()
-
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, on_signal, sig)
-                    installed.append(sig)
-        try:
-            await self.main(stop)
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            run_loop(until_signal(self.main))
 
     def start_background(self, timeout: float) -> None:
         """Run in a daemon thread; return once every listener is connected.
