@@ -38,11 +38,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import threading
 from typing import Any
 
 from dasf_geo._loop import run as run_loop
+from dasf_geo._loop import until_signal
 from dasf_geo.exceptions import (
     TransportError,
 )
@@ -124,30 +124,7 @@ def listen(module_cls: Any, *, handler: RequestHandler | None = None) -> None:
     handler = handler or ModuleHandler(module_cls)
     config = _config_of(module_cls)
     shorten_switch_interval()  # requests run in worker threads
-    run_loop(_listen_until_signal(Listener(handler, config)))
-
-
-async def _listen_until_signal(listener: Listener) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    if threading.current_thread() is threading.main_thread():
-
-        def on_signal(sig: signal.Signals) -> None:
-            if stop.is_set():
-                raise SystemExit(1)  # second signal: stop at once
-            logger.info("received %s: finishing in-flight work", sig.name)
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, on_signal, sig)
-                installed.append(sig)
-    try:
-        await listener.run(stop)
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+    run_loop(until_signal(Listener(handler, config).run))
 
 
 class BackgroundListener:
