@@ -1,36 +1,13 @@
 """A backend's side: serve a backend module on its topic.
 
-:class:`Listener` consumes the backend's topic on a *stable* subscription
-name with the ``Shared`` subscription type by default, so that N processes
-listening on one topic share the work and every request runs once. (Set
-``subscription_type="Exclusive"`` or a per-process ``subscription_name`` in
-the messaging config to opt out: with distinct subscription names every
-process gets every request, which is what the reference does.)
-
-Requests run in a thread pool of ``max_workers``; at most ``queue_size``
-requests are accepted at a time and further ones get a "queue full" error
-reply at once. A request is acknowledged only after its reply has been
-sent, so a request whose backend dies mid-way is redelivered to another
-consumer of the subscription (at-least-once execution; the caller keeps
-the first reply). Fragments of a request too large for one message are
-acknowledged as they arrive (a broker bounds the unacknowledged bytes per
-consumer), so such a request is not redelivered: its caller gets an error
-or its timeout instead.
-
-Errors never go unanswered: a payload that is not base64, not UTF-8 JSON,
-or fails validation gets an error reply; validation errors carry
-pydantic's structured error list in the ``dasfGeoErrors`` property.
-
-A handler with ``part_media_types`` (such as :class:`ModuleHandler`) also
-takes multipart requests (:mod:`dasf_geo.protocol.parts`): the listener
-says so in the ``dasfGeoFeatures`` property of its ``pong``, ``info`` and
-``api_info`` replies, cuts such a request into its JSON and its binary
-parts, and removes the parts' temporary files once it is answered.
-
-This module holds the blocking entry points (:func:`listen`,
-:class:`BackgroundListener`, :func:`test_connect`) and is the backend's
-public face; the listener lives in :mod:`dasf_geo.transport.listener` and
-the handler of a backend module in :mod:`dasf_geo.transport.handler`.
+This module is the backend's public face: the blocking entry points
+:func:`listen` (until SIGINT/SIGTERM), :class:`BackgroundListener` (a
+backend in a thread of this process) and :func:`test_connect`, and the
+names of the modules below, re-exported. How a topic is consumed, how many
+requests run at once, when requests are acknowledged and how errors and
+multipart requests are answered is described in
+:mod:`dasf_geo.transport.listener`; the handler of a backend module
+(validation, execution, replies) is :mod:`dasf_geo.transport.handler`.
 """
 
 from __future__ import annotations
