@@ -18,7 +18,7 @@ which daeploy's (pydantic v1 only) do not.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -70,8 +70,43 @@ def _frame_to_dict(frame: pd.DataFrame) -> dict[str, Any]:
     return json.loads(frame.to_json(orient="columns", date_format="iso"))  # type: ignore[no-any-return]
 
 
-class ArrayInput(np.ndarray):
+def _to_lists(value: Any) -> list[Any]:
+    return np.asarray(value).tolist()  # type: ignore[no-any-return]
+
+
+class _DaeployType:
+    """The pydantic hooks the four daeploy types share.
+
+    A subclass names how a value is read (``_read``), how it is written
+    (``_write``) and its JSON schema (``_schema``).
+    """
+
+    _read: ClassVar[staticmethod[[Any], Any]]
+    _write: ClassVar[staticmethod[[Any], Any]]
+    _schema: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._read,
+            serialization=core_schema.plain_serializer_function_ser_schema(cls._write),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return dict(cls._schema)
+
+
+class ArrayInput(_DaeployType, np.ndarray):
     """Pydantic compatible data type for numpy ndarray input."""
+
+    _read = staticmethod(_array)
+    _write = staticmethod(_to_lists)
+    _schema = _ARRAY_SCHEMA
 
     @classmethod
     def validate(cls, value: list[Any]) -> np.ndarray:
@@ -82,52 +117,26 @@ class ArrayInput(np.ndarray):
         """
         return _array(value)
 
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls.validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda v: np.asarray(v).tolist()
-            ),
-        )
 
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return dict(_ARRAY_SCHEMA)
-
-
-class ArrayOutput(np.ndarray):
+class ArrayOutput(_DaeployType, np.ndarray):
     """Pydantic compatible data type for numpy ndarray output."""
+
+    _read = staticmethod(_array)
+    _write = staticmethod(_to_lists)
+    _schema = _ARRAY_SCHEMA
 
     @classmethod
     def validate(cls, value: np.ndarray) -> list[Any]:
         """The array as nested lists."""
-        return np.asarray(value).tolist()  # type: ignore[no-any-return]
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            _array,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                cls.validate
-            ),
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return dict(_ARRAY_SCHEMA)
+        return _to_lists(value)
 
 
-class DataFrameInput(pd.DataFrame):
+class DataFrameInput(_DaeployType, pd.DataFrame):
     """Pydantic compatible data type for pandas DataFrame input."""
+
+    _read = staticmethod(_frame)
+    _write = staticmethod(_frame_to_dict)
+    _schema = _FRAME_SCHEMA
 
     @classmethod
     def validate(cls, value: dict[str, Any]) -> pd.DataFrame:
@@ -138,48 +147,18 @@ class DataFrameInput(pd.DataFrame):
         """
         return _frame(value)
 
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls.validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                _frame_to_dict
-            ),
-        )
 
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return dict(_FRAME_SCHEMA)
-
-
-class DataFrameOutput(pd.DataFrame):
+class DataFrameOutput(_DaeployType, pd.DataFrame):
     """Pydantic compatible data type for pandas DataFrame output."""
+
+    _read = staticmethod(_frame)
+    _write = staticmethod(_frame_to_dict)
+    _schema = _FRAME_SCHEMA
 
     @classmethod
     def validate(cls, value: pd.DataFrame) -> dict[str, Any]:
         """The DataFrame as ``to_dict()`` (a dict of columns)."""
         return _frame_to_dict(value)
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            _frame,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                cls.validate
-            ),
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return dict(_FRAME_SCHEMA)
 
 
 # In dasf_geo functions the data registry handles these types (it would take
