@@ -44,12 +44,10 @@ from dasf_geo.broker.core import (
     SubscribeError,
     Subscription,
     _Entry,
-    _invalid_base64,
     _now_iso,
     _ok,
-    _read_frame,
-    _read_plain_frame,
     _send_error,
+    read_producer_frame,
 )
 from dasf_geo.broker.names import Route, TopicName
 from dasf_geo.broker.server import (
@@ -386,17 +384,10 @@ class ClusterBroker(Broker):
 
     async def publish_frame(self, topic: TopicName, frame: bytes) -> bytes:
         """Check a producer frame, publish it to NATS; return the ack frame."""
-        plain = _read_plain_frame(frame)
-        if plain is not None:
-            payload, properties, context, key = plain
-            invalid = _invalid_base64(payload, context)
-            if invalid is not None:
-                return invalid
-        else:
-            read = _read_frame(frame)
-            if isinstance(read, bytes):
-                return read
-            payload, properties, context, key = read
+        read = read_producer_frame(frame)
+        if isinstance(read, bytes):
+            return read  # an error ack
+        payload, properties, context, key = read
         assert self.core is not None
         message_id = self.core._tokens.next()
         wire = WireMessage(payload, properties, context, key, _now_iso(), message_id)

@@ -95,6 +95,7 @@ __all__ = [
     "SubscribeError",
     "Subscription",
     "Topic",
+    "read_producer_frame",
 ]
 
 #: Pulsar's default ``receiverQueueSize``.
@@ -575,6 +576,25 @@ _PLAIN_TAIL = re.compile(
 _PAIRS = re.compile(rb"(" + _J_STR + rb"):" + _J_VALUE)
 
 
+def read_producer_frame(
+    frame: bytes,
+) -> tuple[bytes, bytes, bytes | None, bytes | None] | bytes:
+    """``(payload, properties, context, key)`` of a producer frame (raw JSON
+    bytes of each, as messages keep them), or the
+    ``send-error`` ack frame that refuses it.
+
+    The frame must be a JSON object with a base64 ``payload`` string and
+    optional ``properties`` (object), ``context`` and ``key``. The common
+    plain frame is read without the JSON parser; anything else goes through
+    the checked parser.
+    """
+    plain = _read_plain_frame(frame)
+    if plain is None:
+        return _read_frame(frame)
+    invalid = _invalid_base64(plain[0], plain[2])
+    return plain if invalid is None else invalid
+
+
 def _read_plain_frame(
     frame: bytes,
 ) -> tuple[bytes, bytes, bytes | None, bytes | None] | None:
@@ -715,17 +735,10 @@ class BrokerCore:
         never raise: they are answered with ``send-error:<code>`` acks that
         echo the ``context`` when it could be read.
         """
-        plain = _read_plain_frame(frame)
-        if plain is not None:
-            payload, properties, context, key = plain
-            invalid = _invalid_base64(payload, context)
-            if invalid is not None:
-                return invalid
-        else:
-            read = _read_frame(frame)
-            if isinstance(read, bytes):
-                return read  # an error ack
-            payload, properties, context, key = read
+        read = read_producer_frame(frame)
+        if isinstance(read, bytes):
+            return read  # an error ack
+        payload, properties, context, key = read
         message = Message(
             seq=topic.next_seq,
             message_id=self._tokens.next(),
