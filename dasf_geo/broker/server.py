@@ -147,6 +147,37 @@ def _validate_options(
         )
 
 
+#: the :class:`BrokerCore` limits in bytes, and those in seconds (None: never)
+_BYTE_LIMITS = (
+    "max_topic_bytes",
+    "max_total_bytes",
+    "max_inflight_bytes",
+    "max_client_bytes",
+)
+_SECOND_LIMITS = ("stall_timeout", "subscription_expiry")
+
+
+def _validate_limits(limits: dict[str, Any]) -> None:
+    """Raise :class:`ConfigurationError` for a limit that is no size or time."""
+    for name in _BYTE_LIMITS:
+        value = limits[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(
+                f"{name} must be a positive integer number of bytes, got {value!r:.60}"
+            )
+    for name in _SECOND_LIMITS:
+        value = limits[name]
+        if value is not None and not (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and value > 0
+        ):
+            raise ConfigurationError(
+                f"{name} must be a number of seconds > 0 (or None for never), "
+                f"got {value!r:.60}"
+            )
+
+
 class Broker:
     """The embedded DASF/Pulsar WebSocket broker, for a running event loop.
 
@@ -195,15 +226,15 @@ class Broker:
         subscription_expiry: float | None = None,
     ) -> None:
         _validate_options(host, port, max_frame_size, auth, insecure)
-        if subscription_expiry is not None and not (
-            isinstance(subscription_expiry, (int, float))
-            and not isinstance(subscription_expiry, bool)
-            and subscription_expiry > 0
-        ):
-            raise ConfigurationError(
-                "subscription_expiry must be a number of seconds > 0 (or None for "
-                f"never), got {subscription_expiry!r:.60}"
-            )
+        limits: dict[str, Any] = {
+            "max_topic_bytes": max_topic_bytes,
+            "max_total_bytes": max_total_bytes,
+            "max_inflight_bytes": max_inflight_bytes,
+            "max_client_bytes": max_client_bytes,
+            "stall_timeout": stall_timeout,
+            "subscription_expiry": subscription_expiry,
+        }
+        _validate_limits(limits)
         if auth is not None and not isinstance(auth, AuthConfig):
             auth = AuthConfig.load(auth)
         self.host = host
@@ -212,14 +243,8 @@ class Broker:
         self.store_path = store
         self.auth: AuthConfig | None = auth
         self.max_frame_size = max_frame_size
-        self.limits: dict[str, Any] = {
-            "max_topic_bytes": max_topic_bytes,
-            "max_total_bytes": max_total_bytes,
-            "max_inflight_bytes": max_inflight_bytes,
-            "max_client_bytes": max_client_bytes,
-            "stall_timeout": stall_timeout,
-            "subscription_expiry": subscription_expiry,
-        }
+        #: the :class:`BrokerCore` limits, by argument name
+        self.limits = limits
         self._ticker: asyncio.Task[None] | None = None
         self.core: BrokerCore | None = None
         self._store: MessageStore | None = None
@@ -322,7 +347,9 @@ class Broker:
         self._port = int(sockets[0].getsockname()[1])
         self._ticker = self._loop.create_task(self._tick())
         self.started_at = time.time()
-        logger.info("dasf-geo broker listening on %s", self.url)
+        # DEBUG: whoever started the broker tells its user where it is
+        # (dasf-geo broker prints it); an INFO line said it a second time
+        logger.debug("dasf-geo broker listening on %s", self.url)
 
     async def stop(self) -> None:
         """Close every connection (code 1001) and the store (idempotent)."""
