@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 from typing import Any
 
 from dasf_geo._loop import new_event_loop
-from dasf_geo.broker.auth import AuthConfig
 from dasf_geo.broker.server import (
-    DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_PORT,
     Broker,
     _PortInUse,
 )
-from dasf_geo.broker.store import MessageStore
 from dasf_geo.exceptions import BrokerError
 
 __all__ = ["EmbeddedBroker"]
@@ -39,25 +35,10 @@ class EmbeddedBroker:
     """
 
     def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = DEFAULT_PORT,
-        *,
-        store: str | os.PathLike[str] | MessageStore | None = None,
-        auth: str | os.PathLike[str] | AuthConfig | None = None,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        insecure: bool = False,
-        **limits: Any,
+        self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, **options: Any
     ) -> None:
-        self.broker = Broker(
-            host,
-            port,
-            store=store,
-            auth=auth,
-            max_frame_size=max_frame_size,
-            insecure=insecure,
-            **limits,
-        )
+        #: the broker this thread runs (``store``, ``auth``, limits… in ``options``)
+        self.broker = Broker(host, port, **options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None

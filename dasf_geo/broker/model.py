@@ -20,13 +20,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypedDict
 
 from dasf_geo.broker.names import TopicName
 from dasf_geo.exceptions import BrokerError
 
 __all__ = [
     "CEILING_FACTOR",
+    "DEFAULT_LIMITS",
     "DEFAULT_MAX_CLIENT_BYTES",
     "DEFAULT_MAX_INFLIGHT_BYTES",
     "DEFAULT_MAX_TOPIC_BYTES",
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_RECEIVER_QUEUE_SIZE",
     "SUBSCRIPTION_TYPES",
     "Consumer",
+    "Limits",
     "Message",
     "Quota",
     "SendErrorCode",
@@ -71,6 +73,32 @@ CEILING_FACTOR = 1.25
 #: (the fragments of one payload share a key and must reach one consumer,
 #: also when it acks each fragment on arrival).
 KEY_AFFINITY = 60.0
+
+
+class Limits(TypedDict, total=False):
+    """The limits of a broker: keyword arguments of ``Broker`` and ``BrokerCore``.
+
+    Sizes are bytes of unacked payload, times seconds (None: never); see
+    :class:`~dasf_geo.broker.core.BrokerCore` for what each one bounds.
+    """
+
+    max_topic_bytes: int
+    max_total_bytes: int
+    max_inflight_bytes: int
+    max_client_bytes: int
+    stall_timeout: float | None
+    subscription_expiry: float | None
+
+
+#: Every limit with its default.
+DEFAULT_LIMITS: Limits = {
+    "max_topic_bytes": DEFAULT_MAX_TOPIC_BYTES,
+    "max_total_bytes": DEFAULT_MAX_TOTAL_BYTES,
+    "max_inflight_bytes": DEFAULT_MAX_INFLIGHT_BYTES,
+    "max_client_bytes": DEFAULT_MAX_CLIENT_BYTES,
+    "stall_timeout": DEFAULT_STALL_TIMEOUT,
+    "subscription_expiry": None,
+}
 
 #: The subscription types the broker implements (Pulsar spelling).
 SUBSCRIPTION_TYPES = ("Exclusive", "Shared", "Failover")
@@ -260,7 +288,11 @@ class Consumer:
     #: clock time since when it holds its byte limit without acking
     stalled_since: float | None = None
 
-    def _has_room(self, max_bytes: int, continues_key: bool = False) -> bool:
+    def has_room(self, max_bytes: int, continues_key: bool = False) -> bool:
+        """True if it may get one more message (``max_bytes``: its byte limit).
+
+        ``continues_key``: the message continues a key it holds unacked.
+        """
         # more messages of a key this consumer already holds unacked (the
         # rest of a fragmented payload) are bounded by bytes, not by count:
         # a consumer that acks a payload's fragments only after using the
@@ -277,7 +309,7 @@ class Consumer:
                 return False
         return not self.pull_mode or self.permits > 0
 
-    def _held(self, size: int) -> None:
+    def add_held(self, size: int) -> None:
         """Account for ``size`` more (or, negative, fewer) unacked bytes."""
         self.inflight_bytes += size
         quota = self.quota

@@ -32,30 +32,24 @@ import ipaddress
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from picows import WSCloseCode as WSCloseCode
-from picows import WSUpgradeRequest, ws_create_server
+from picows import WSCloseCode, WSUpgradeRequest, ws_create_server
+from typing_extensions import Unpack
 
 from dasf_geo.broker.auth import AuthConfig, Grant
-from dasf_geo.broker.connections import _CLOSE_TIMEOUT as _CLOSE_TIMEOUT
-from dasf_geo.broker.connections import _ack_timeout as _ack_timeout
-from dasf_geo.broker.connections import _broadcast as _broadcast
-from dasf_geo.broker.connections import _Connection as _Connection
-from dasf_geo.broker.connections import _Consumer as _Consumer
-from dasf_geo.broker.connections import _consumer_params as _consumer_params
-from dasf_geo.broker.connections import _Producer as _Producer
-from dasf_geo.broker.connections import _StatusPing as _StatusPing
+from dasf_geo.broker.connections import (
+    _CLOSE_TIMEOUT,
+    _Connection,
+    _Consumer,
+    _Producer,
+    _StatusPing,
+)
+from dasf_geo.broker.connections import _broadcast as _broadcast  # for cluster.py
 from dasf_geo.broker.core import BrokerCore
 from dasf_geo.broker.http_routes import _refuse, route_request
-from dasf_geo.broker.model import (
-    DEFAULT_MAX_CLIENT_BYTES,
-    DEFAULT_MAX_INFLIGHT_BYTES,
-    DEFAULT_MAX_TOPIC_BYTES,
-    DEFAULT_MAX_TOTAL_BYTES,
-    DEFAULT_STALL_TIMEOUT,
-    Topic,
-)
+from dasf_geo.broker.model import DEFAULT_LIMITS, Limits, Topic
 from dasf_geo.broker.names import Route
 from dasf_geo.broker.store import MessageStore
 from dasf_geo.exceptions import BrokerError, ConfigurationError
@@ -147,27 +141,26 @@ def _validate_options(
         )
 
 
-#: the :class:`BrokerCore` limits in bytes, and those in seconds (None: never)
-_BYTE_LIMITS = (
-    "max_topic_bytes",
-    "max_total_bytes",
-    "max_inflight_bytes",
-    "max_client_bytes",
-)
-_SECOND_LIMITS = ("stall_timeout", "subscription_expiry")
+def _validate_limits(limits: Mapping[str, Any]) -> dict[str, Any]:
+    """Every limit: those given, checked, and the defaults of the others.
 
-
-def _validate_limits(limits: dict[str, Any]) -> None:
-    """Raise :class:`ConfigurationError` for a limit that is no size or time."""
-    for name in _BYTE_LIMITS:
-        value = limits[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(
-                f"{name} must be a positive integer number of bytes, got {value!r:.60}"
-            )
-    for name in _SECOND_LIMITS:
-        value = limits[name]
-        if value is not None and not (
+    Raises:
+        TypeError: a name is no limit (as for an unknown keyword argument).
+        ConfigurationError: a size is no positive integer, or a time no
+            number of seconds > 0 (or None).
+    """
+    unknown = sorted(set(limits) - set(DEFAULT_LIMITS))
+    if unknown:
+        raise TypeError(f"Broker() got an unexpected keyword argument {unknown[0]!r}")
+    checked: dict[str, Any] = {**DEFAULT_LIMITS, **limits}
+    for name, value in checked.items():
+        if name.endswith("_bytes"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(
+                    f"{name} must be a positive integer number of bytes, got "
+                    f"{value!r:.60}"
+                )
+        elif value is not None and not (
             isinstance(value, (int, float))
             and not isinstance(value, bool)
             and value > 0
@@ -176,6 +169,7 @@ def _validate_limits(limits: dict[str, Any]) -> None:
                 f"{name} must be a number of seconds > 0 (or None for never), "
                 f"got {value!r:.60}"
             )
+    return checked
 
 
 class Broker:
@@ -218,23 +212,10 @@ class Broker:
         auth: str | os.PathLike[str] | AuthConfig | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         insecure: bool = False,
-        max_topic_bytes: int = DEFAULT_MAX_TOPIC_BYTES,
-        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
-        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
-        max_client_bytes: int = DEFAULT_MAX_CLIENT_BYTES,
-        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
-        subscription_expiry: float | None = None,
+        **limits: Unpack[Limits],
     ) -> None:
         _validate_options(host, port, max_frame_size, auth, insecure)
-        limits: dict[str, Any] = {
-            "max_topic_bytes": max_topic_bytes,
-            "max_total_bytes": max_total_bytes,
-            "max_inflight_bytes": max_inflight_bytes,
-            "max_client_bytes": max_client_bytes,
-            "stall_timeout": stall_timeout,
-            "subscription_expiry": subscription_expiry,
-        }
-        _validate_limits(limits)
+        all_limits = _validate_limits(limits)
         if auth is not None and not isinstance(auth, AuthConfig):
             auth = AuthConfig.load(auth)
         self.host = host
@@ -243,8 +224,8 @@ class Broker:
         self.store_path = store
         self.auth: AuthConfig | None = auth
         self.max_frame_size = max_frame_size
-        #: the :class:`BrokerCore` limits, by argument name
-        self.limits = limits
+        #: the :class:`BrokerCore` limits, by argument name (all of them)
+        self.limits = all_limits
         self._ticker: asyncio.Task[None] | None = None
         self.core: BrokerCore | None = None
         self._store: MessageStore | None = None
