@@ -64,8 +64,9 @@ def _size(minimum: int = 1, why: str = "") -> Callable[[str], int]:
             ) from None
         if value < minimum:
             shown = text if text.strip().isdigit() else f"{text!r:.40} ({value} bytes)"
+            least = "a positive number of" if minimum == 1 else f"at least {minimum}"
             raise argparse.ArgumentTypeError(
-                f"expected at least {minimum} bytes{why}, got {shown}"
+                f"expected {least} bytes{why}, got {shown}"
             )
         return value
 

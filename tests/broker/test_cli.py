@@ -69,7 +69,7 @@ def test_argument_errors(capsys, argv, message):
         ),
         (
             ["--max-inflight-bytes", "0"],
-            "argument --max-inflight-bytes: expected at least 1 bytes, got 0",
+            "argument --max-inflight-bytes: expected a positive number of bytes, got 0",
         ),
         (
             ["--max-client-bytes=-5MiB"],
