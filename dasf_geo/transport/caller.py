@@ -64,7 +64,6 @@ from dasf_geo.protocol.parts import parse_features
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
     OutgoingParts,
-    add_query,
     buffer_factory,
     header_of,
     send_payload,
@@ -77,6 +76,7 @@ from dasf_geo.transport.connection import (
     check_ack,
     redact_url,
 )
+from dasf_geo.transport.failover import Fronts, connect_first, front_urls
 from dasf_geo.transport.replies import (
     Reply,
     raise_for_status,
@@ -203,14 +203,22 @@ class AsyncClient:
         self._contexts = RequestContexts()
         header = header_of(config)
         open_timeout = float(setting(config, "producer_connection_timeout", 30.0))
+        # one URL per broker front; both connections move together
+        self._producer_urls = front_urls(config, self.topic)
+        self._consumer_urls = front_urls(
+            config,
+            self.response_topic,
+            RESPONSE_SUBSCRIPTION,
+            {"subscriptionType": "Exclusive"},
+        )
+        self._fronts = Fronts(
+            len(self._producer_urls), f"the caller of topic {self.topic!r}"
+        )
         self._producer = AsyncProducer(
-            config.get_topic_url(self.topic), header, open_timeout=open_timeout
+            self._producer_urls[0], header, open_timeout=open_timeout
         )
         self._consumer = AsyncConsumer(
-            add_query(
-                config.get_topic_url(self.response_topic, RESPONSE_SUBSCRIPTION),
-                {"subscriptionType": "Exclusive"},
-            ),
+            self._consumer_urls[0],
             header,
             open_timeout=open_timeout,
             on_message=self._on_reply_message,
@@ -281,10 +289,10 @@ class AsyncClient:
             return
         self._producer_lock = asyncio.Lock()
         self._replies_ready = asyncio.Event()
-        await self._consumer.connect()
+        await connect_first(self._consumer, self._consumer_urls, self._fronts)
         self._replies_ready.set()
         try:
-            await self._producer.connect()
+            await connect_first(self._producer, self._producer_urls, self._fronts)
         except BaseException:
             await self._consumer.close()
             raise
@@ -327,22 +335,29 @@ class AsyncClient:
         """
         delays = backoff_delays(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY)
         attempt = 0
-        while not self._closed:
+        # with several broker fronts, each round tries the next ones first
+        for front, wait in self._fronts.schedule(delays):
+            if wait:
+                await asyncio.sleep(wait)
+            if self._closed:
+                break
             attempt += 1
             await self._consumer.close()
+            self._consumer.url = self._consumer_urls[front]
             try:
                 await self._consumer.connect()
-                logger.info(
-                    "reconnected to %s (attempt %d)",
-                    redact_url(self._consumer.url),
-                    attempt,
-                )
-                return True
             except TransportError as exc:
                 logger.warning(
                     "reconnecting to the broker (attempt %d): %s", attempt, exc
                 )
-            await asyncio.sleep(next(delays))
+                continue
+            self._fronts.move_to(front, self._consumer.url)
+            logger.info(
+                "reconnected to %s (attempt %d)",
+                redact_url(self._consumer.url),
+                attempt,
+            )
+            return True
         return False
 
     async def _watch_replies(self) -> None:
@@ -518,7 +533,7 @@ class AsyncClient:
         async with self._producer_lock:
             if not self._producer.connected:
                 await self._producer.close()
-                await self._producer.connect()
+                await connect_first(self._producer, self._producer_urls, self._fronts)
         return self._producer
 
     async def request(
