@@ -419,9 +419,7 @@ class BaseMessagingConfig(_Settings):
             "WebsocketURLConfig"
         )
 
-    def get_topic_urls(
-        self, topic: str, subscription: str | None = None
-    ) -> list[str]:
+    def get_topic_urls(self, topic: str, subscription: str | None = None) -> list[str]:
         """The URL of ``topic`` on each broker front, in the order given.
 
         One URL unless the config names several fronts of a broker cluster
@@ -772,9 +770,7 @@ class WebsocketURLConfig(BaseMessagingConfig):
         """
         return self.get_topic_urls(topic, subscription)[0]
 
-    def get_topic_urls(
-        self, topic: str, subscription: str | None = None
-    ) -> list[str]:
+    def get_topic_urls(self, topic: str, subscription: str | None = None) -> list[str]:
         """The URL of ``topic`` below each front's base URL, in order.
 
         Raises:

@@ -199,9 +199,7 @@ def pulsar_fronts_config(urls: Sequence[str], **fields: Any) -> Any:
     namespace = fields.pop("namespace", "default")
     for name in ("host", "port"):
         fields.pop(name, None)
-    path = (
-        f"{'persistent' if persistent else 'non-persistent'}/{tenant}/{namespace}"
-    )
+    path = f"{'persistent' if persistent else 'non-persistent'}/{tenant}/{namespace}"
     roots = []
     for position, url in enumerate(urls, 1):
         parts = urlsplit(url)
