@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -235,6 +235,8 @@ class AsyncClient:
         self._replies_persistent = "/persistent/" in self._consumer.url
         self._pending: dict[str, _Pending] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: requests being sent again through another front (see _may_resend)
+        self._resends: set[asyncio.Task[None]] = set()
         #: the protocol extensions the backend advertised (``dasfGeoFeatures``
         #: of its last ``pong``, ``info`` or ``api_info`` reply); None until
         #: one came
@@ -308,7 +310,7 @@ class AsyncClient:
         self._closed = True
         if self._replies_ready is not None:
             self._replies_ready.set()  # calls waiting for it fail below
-        for task in self._tasks:
+        for task in [*self._tasks, *self._resends]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -618,12 +620,11 @@ class AsyncClient:
                 if not producer.connected:
                     producer = await self._ensure_producer()
                 props = self._request_props(context, message_type, accept, opts)
-                await send_payload(
+                size = opts.fragment_size or self.max_payload_size
+                on_acked = _upload_progress(progress)
+                await self._across_fronts(
                     producer,
-                    payload,
-                    props,
-                    opts.fragment_size or self.max_payload_size,
-                    _upload_progress(progress),
+                    lambda p: send_payload(p, payload, props, size, on_acked),
                 )
             return await future
         except asyncio.CancelledError:
@@ -721,7 +722,11 @@ class AsyncClient:
         except TransportError:
             self._pending.pop(context, None)
             return None
-        ack.add_done_callback(lambda fut: self._check_ack(fut, context, producer.url))
+        ack.add_done_callback(
+            lambda fut: self._check_ack(
+                fut, context, producer.url, (message.payload, props)
+            )
+        )
         # the acks of earlier replies go out now, with the request, instead
         # of waking the loop (and the broker) once more when their timer fires
         self._consumer.flush_acks()
@@ -791,9 +796,18 @@ class AsyncClient:
             waiter.task.cancel()
 
     def _check_ack(
-        self, fut: asyncio.Future[ProducerAck], context: str, url: str
+        self,
+        fut: asyncio.Future[ProducerAck],
+        context: str,
+        url: str,
+        message: tuple[bytes, dict[str, Any]] | None = None,
     ) -> None:
-        """Fail request ``context`` if the broker did not accept it."""
+        """Fail request ``context`` if the broker did not accept it.
+
+        A request ``message`` whose front went away before acknowledging it
+        is sent again through the next front instead (see
+        :meth:`_may_resend`).
+        """
         if fut.cancelled():
             return
         error = fut.exception()
@@ -802,8 +816,69 @@ class AsyncClient:
                 check_ack(fut.result(), url)
             except SendError as exc:
                 error = exc
-        if error is not None:
-            self._finish(context, error=error)
+        if error is None:
+            return
+        if message is not None and context in self._pending and self._may_resend(error):
+            task = asyncio.get_running_loop().create_task(
+                self._resend(context, *message)
+            )
+            self._resends.add(task)
+            task.add_done_callback(self._resends.discard)
+            return
+        self._finish(context, error=error)
+
+    def _may_resend(self, error: BaseException) -> bool:
+        """True if a request whose send failed with ``error`` is sent again.
+
+        Only with several broker fronts and on a persistent topic: the
+        front may have stored the request before it died (then it runs
+        twice, and the caller keeps the first reply, matched by context),
+        which a persistent topic's at-least-once delivery allows. A broker
+        that refused the message (:class:`SendError`) is not asked again.
+        """
+        return (
+            self._replies_persistent
+            and len(self._fronts) > 1
+            and not self._closed
+            and isinstance(error, TransportError)
+            and not isinstance(error, SendError)
+        )
+
+    async def _resend(
+        self, context: str, payload: bytes, props: dict[str, Any]
+    ) -> None:
+        """Send a one-message request (base64 ``payload``) again."""
+        try:
+            await self._across_fronts(self._producer, lambda p: p.send(payload, props))
+        except Exception as exc:
+            self._finish(context, error=exc)
+
+    async def _across_fronts(
+        self,
+        producer: AsyncProducer,
+        send: Callable[[AsyncProducer], Awaitable[Any]],
+    ) -> None:
+        """``await send(producer)``; again through the next front when the
+        one in use goes away meanwhile (see :meth:`_may_resend`)."""
+        while True:
+            try:
+                await send(producer)
+                return
+            except TransportError as exc:
+                if not self._may_resend(exc):
+                    raise
+                logger.warning(
+                    "sending a request to topic %r again through another broker "
+                    "front: %s",
+                    self.topic,
+                    exc,
+                )
+            ready = self._replies_ready
+            if ready is not None and not ready.is_set():
+                await ready.wait()  # the reply connection is being reopened
+            if self._closed:
+                raise TransportError(f"the client for topic {self.topic!r} was closed")
+            producer = await self._ensure_producer()
 
     async def call(
         self,
