@@ -205,12 +205,7 @@ class AsyncClient:
         open_timeout = float(setting(config, "producer_connection_timeout", 30.0))
         # one URL per broker front; both connections move together
         self._producer_urls = front_urls(config, self.topic)
-        self._consumer_urls = front_urls(
-            config,
-            self.response_topic,
-            RESPONSE_SUBSCRIPTION,
-            {"subscriptionType": "Exclusive"},
-        )
+        self._consumer_urls = self._reply_urls()
         self._fronts = Fronts(
             len(self._producer_urls), f"the caller of topic {self.topic!r}"
         )
@@ -377,11 +372,34 @@ class AsyncClient:
                 # consumer: replies on the way now are gone, so the calls
                 # waiting for them learn it now, not at their timeout
                 self._fail_in_flight(reason)
+                if len(self._fronts) > 1:
+                    self._new_reply_topic()
             # on a persistent topic the broker redelivers what we missed, so
             # the calls keep waiting until their own timeout
             if not await self._reconnect_consumer():
                 return
             self._replies_ready.set()
+
+    def _reply_urls(self) -> list[str]:
+        """The reply consumer's URL on each broker front."""
+        return front_urls(
+            self.config,
+            self.response_topic,
+            RESPONSE_SUBSCRIPTION,
+            {"subscriptionType": "Exclusive"},
+        )
+
+    def _new_reply_topic(self) -> None:
+        """Subscribe a fresh response topic from the next connection on.
+
+        A broker cluster keeps the ``Exclusive`` reply subscription of a
+        dead front for its lease (``--lease``, 6 s by default), refusing a
+        new consumer meanwhile. A non-persistent reply topic has nothing
+        to keep (the calls waiting on it failed already), so a caller with
+        several fronts takes a new one instead of waiting for the lease.
+        """
+        self.response_topic = new_response_topic(self.topic)
+        self._consumer_urls = self._reply_urls()
 
     def _fail_in_flight(self, reason: Exception) -> None:
         """Fail every call waiting for a reply: its reply may be lost."""
