@@ -389,3 +389,28 @@ async def test_a_dead_first_front_at_start_is_skipped():
             assert client._fronts.index == 1
     finally:
         await asyncio.to_thread(live.stop)
+
+
+async def test_connect_takes_a_broker_list_and_skips_a_dead_front():
+    import dasf_geo
+
+    live = EmbeddedBroker(host="127.0.0.1", port=free_port()).start()
+    dead = f"ws://127.0.0.1:{free_port()}"
+    config = Config(base=live.url, topic="fo-connect")
+    handler = Handler(config.topic)
+    try:
+        async with running_listener(handler, config):
+            service = await asyncio.to_thread(
+                dasf_geo.connect,
+                "fo-connect",
+                f"{dead},{live.url}",
+                discovery_timeout=timeout(20),
+            )
+            try:
+                client = service._client
+                assert client._async._fronts.index == 1
+                assert await asyncio.to_thread(client.ping, timeout(10)) >= 0
+            finally:
+                await asyncio.to_thread(service.close)
+    finally:
+        await asyncio.to_thread(live.stop)
