@@ -14,7 +14,7 @@ port, and the next trial kills the other one (the clients are there now).
 - persistent topic: the caller's reply subscription (``Exclusive``) moves
   once the dead front's lease expires (``--lease``).
 
-    python benchmarks/bench_failover.py [--trials 5] [--lease 2]
+    python benchmarks/bench_failover.py [--trials 5] [--lease 6]
 
 Prints a Markdown table: median, min and max of ``--trials`` kills.
 """
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--nats", default="nats://127.0.0.1:4222")
     parser.add_argument(
-        "--lease", type=float, default=2.0, help="the fronts' --lease (seconds)"
+        "--lease", type=float, default=6.0, help="the fronts' --lease (seconds)"
     )
     args = parser.parse_args(argv)
     rows = measure(args.nats, args.trials, args.lease)
