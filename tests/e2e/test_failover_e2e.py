@@ -128,9 +128,7 @@ def test_non_persistent_calls_in_flight_fail_with_reply_lost_then_calls_work():
                         except (RequestTimeout, ReplyLost):
                             await asyncio.sleep(0.5)
                     later = [
-                        (await client.call({"func_name": "echo", "value": i}))[
-                            "value"
-                        ]
+                        (await client.call({"func_name": "echo", "value": i}))["value"]
                         for i in range(10)
                     ]
                     return lost, later, client._fronts.index
