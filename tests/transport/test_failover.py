@@ -414,3 +414,14 @@ async def test_connect_takes_a_broker_list_and_skips_a_dead_front():
                 await asyncio.to_thread(service.close)
     finally:
         await asyncio.to_thread(live.stop)
+
+
+def test_a_service_not_found_names_every_front():
+    from dasf_geo.transport.discovery import broker_address, not_found
+
+    config = messaging_config("t", "ws://a:1,ws://b:2")
+    assert broker_address(config) == "ws://a:1,ws://b:2"
+    error = not_found("t", config, 10, None)
+    assert str(error).startswith(
+        "no service answered on topic 't' at ws://a:1,ws://b:2 within 10 s"
+    )
