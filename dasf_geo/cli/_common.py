@@ -129,13 +129,14 @@ def add_connection_options(
         "--broker",
         metavar="URL",
         help="ws://HOST:PORT of a Pulsar-layout broker (dasf-geo broker, Apache "
-        f"Pulsar); default: {default}",
+        "Pulsar); the fronts of a broker cluster as a comma-separated list "
+        f"(ws://a:8080,ws://b:8080), used in turn when one fails; default: {default}",
     )
     where.add_argument(
         "--websocket-url",
         metavar="URL",
         help="base URL of a plain-layout broker (dasf-broker-django), e.g. "
-        "ws://example.org/ws",
+        "ws://example.org/ws; several as a comma-separated list",
     )
     group.add_argument(
         "--header",

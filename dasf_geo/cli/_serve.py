@@ -411,7 +411,7 @@ def run(args: argparse.Namespace) -> int:
         _configure_logging(config, args.log_level is not None)
         messaging = config.messaging_config
         topic = messaging.topic
-        url = broker_url_of(messaging)
+        url = args.broker or broker_url_of(messaging)
         if broker is None:
             print(f"connecting to the broker at {url}", flush=True)
         if args.websocket_url:

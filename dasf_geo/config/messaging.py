@@ -46,6 +46,7 @@ __all__ = [
     "PulsarConfig",
     "WebsocketURLConfig",
     "format_validation_error",
+    "split_broker_urls",
 ]
 
 #: Prefix of the environment variables read by the messaging configs.
@@ -418,6 +419,19 @@ class BaseMessagingConfig(_Settings):
             "WebsocketURLConfig"
         )
 
+    def get_topic_urls(self, topic: str, subscription: str | None = None) -> list[str]:
+        """The URL of ``topic`` on each broker front, in the order given.
+
+        One URL unless the config names several fronts of a broker cluster
+        (see :func:`split_broker_urls`); the first is
+        :meth:`get_topic_url`'s.
+
+        Raises:
+            ConfigurationError: ``topic`` or ``subscription`` is not a valid
+                name.
+        """
+        return [self.get_topic_url(topic, subscription)]
+
     def _topic_path(self, topic: str, subscription: str | None) -> str:
         path = _check_name(topic, "topic")
         if subscription is not None:
@@ -497,6 +511,69 @@ def _check_ws_url(value: str, field: str) -> str:
     except ValueError:
         raise _url_error(field, value, f"has an invalid host {host!r}") from None
     return value.rstrip("/")
+
+
+def split_broker_urls(value: Any, option: str = "--broker") -> list[str]:
+    """The broker URLs in ``value``: one URL, a comma-separated list, or a list.
+
+    Several URLs name the fronts of one broker cluster (see
+    :mod:`dasf_geo.transport.failover`): a client uses the first and moves
+    to the next when its front goes away. Each entry is checked as a
+    ``ws://`` or ``wss://`` URL; a trailing ``/`` is dropped.
+
+    Example:
+        >>> split_broker_urls("ws://a:8080, ws://b:8080/")
+        ['ws://a:8080', 'ws://b:8080']
+
+    Args:
+        value: a string (entries separated by ``,``) or a list of strings.
+        option: how the user spelled the option, for the messages.
+
+    Raises:
+        ValueError: no URL at all, an empty entry (``a,,b``), an entry that
+            is not a ``ws://``/``wss://`` URL, or one given twice; the
+            message names the option, the entry and its position.
+    """
+    if isinstance(value, str):
+        entries = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        entries = list(value)
+    else:
+        raise ValueError(
+            f"{option} must be a URL, a comma-separated list of URLs or a list, "
+            f"got {type(value).__name__} {_short(value)}"
+        )
+    if not entries or entries == [""]:
+        raise ValueError(f"{option} names no broker URL")
+    urls: list[str] = []
+    seen: dict[tuple[str, str, int | None, str], int] = {}
+    for position, entry in enumerate(entries, 1):
+        label = f"{option} entry {position}" if len(entries) > 1 else option
+        if not isinstance(entry, str):
+            raise ValueError(f"{label} must be a string, got {_short(entry)}")
+        entry = entry.strip()
+        if not entry:
+            raise ValueError(
+                f"{label} is empty (in {_short(value)}); separate the URLs with "
+                "single commas"
+            )
+        url = _check_ws_url(entry, label)
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        key = (
+            scheme,
+            (parts.hostname or "").lower(),
+            parts.port or (443 if scheme == "wss" else 80),
+            parts.path.rstrip("/"),
+        )
+        if key in seen:
+            raise ValueError(
+                f"{label} {_short(entry)} is the same broker as entry "
+                f"{seen[key]}; give each front once"
+            )
+        seen[key] = position
+        urls.append(url)
+    return urls
 
 
 class PulsarConfig(BaseMessagingConfig):
@@ -621,7 +698,11 @@ class WebsocketURLConfig(BaseMessagingConfig):
     """
 
     websocket_url: str = Field(
-        "", description="The fully qualified ws:// or wss:// URL of the websocket."
+        "",
+        description=(
+            "The fully qualified ws:// or wss:// URL of the websocket; several "
+            "fronts of one broker cluster as a comma-separated list."
+        ),
     )
 
     producer_url: str | None = Field(
@@ -634,12 +715,21 @@ class WebsocketURLConfig(BaseMessagingConfig):
         description="An alternative URL for consumers; default: websocket_url.",
     )
 
-    @field_validator("websocket_url", "producer_url", "consumer_url")
+    @field_validator("websocket_url", "producer_url", "consumer_url", mode="before")
     @classmethod
-    def _valid_url(cls, value: str | None, info: Any) -> str | None:
-        if not value:
-            return value
-        return _check_ws_url(value, info.field_name.replace("_", " "))
+    def _valid_url(cls, value: Any, info: Any) -> Any:
+        if value is None or value == "" or value == []:
+            return None if info.field_name != "websocket_url" else ""
+        # several URLs (a list, or comma-separated) are kept comma-separated
+        return ",".join(split_broker_urls(value, info.field_name.replace("_", " ")))
+
+    def _bases(self, subscription: str | None) -> list[str]:
+        """The base URL of each front for producers (``None``) or consumers."""
+        if subscription is not None:
+            text = self.consumer_url or self.websocket_url
+        else:
+            text = self.producer_url or self.websocket_url
+        return text.split(",")
 
     @model_validator(mode="after")
     def _need_urls(self) -> WebsocketURLConfig:
@@ -654,6 +744,12 @@ class WebsocketURLConfig(BaseMessagingConfig):
                 + " and ".join(m.split("_")[0] + "s" for m in missing)
                 + ": set --websocket-url (DE_BACKEND_WEBSOCKET_URL), or both "
                 "--producer-url and --consumer-url"
+            )
+        producers, consumers = len(self._bases(None)), len(self._bases("-"))
+        if producers != consumers:
+            raise ValueError(
+                f"{producers} producer URL(s) but {consumers} consumer URL(s): "
+                "give one of each per broker front, in the same order"
             )
         return self
 
@@ -672,12 +768,17 @@ class WebsocketURLConfig(BaseMessagingConfig):
             ConfigurationError: ``topic`` or ``subscription`` is not a valid
                 name.
         """
+        return self.get_topic_urls(topic, subscription)[0]
+
+    def get_topic_urls(self, topic: str, subscription: str | None = None) -> list[str]:
+        """The URL of ``topic`` below each front's base URL, in order.
+
+        Raises:
+            ConfigurationError: ``topic`` or ``subscription`` is not a valid
+                name.
+        """
         try:
             path = self._topic_path(topic, subscription)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        if subscription is not None:
-            base = self.consumer_url or self.websocket_url
-        else:
-            base = self.producer_url or self.websocket_url
-        return f"{base.rstrip('/')}/{path}"
+        return [f"{base.rstrip('/')}/{path}" for base in self._bases(subscription)]

@@ -132,7 +132,8 @@ class GatewaySettings:
         """``http://HOST:PORT`` of a Pulsar-layout broker (for ``GET /topics``)."""
         if not self.broker:
             return None
-        parts = urlsplit(self.broker)
+        # the first front of a broker cluster given as a comma-separated list
+        parts = urlsplit(self.broker.split(",")[0].strip())
         scheme = "https" if parts.scheme == "wss" else "http"
         return f"{scheme}://{parts.netloc}"
 
@@ -140,5 +141,5 @@ class GatewaySettings:
     def broker_ws_root(self) -> str:
         """``ws://HOST:PORT`` under which the broker's ``/ws/…`` routes are."""
         url = self.broker or self.websocket_url or ""
-        parts = urlsplit(url)
+        parts = urlsplit(url.split(",")[0].strip())  # the first front
         return f"{parts.scheme}://{parts.netloc}"

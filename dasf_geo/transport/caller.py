@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -64,7 +64,6 @@ from dasf_geo.protocol.parts import parse_features
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
     OutgoingParts,
-    add_query,
     buffer_factory,
     header_of,
     send_payload,
@@ -77,6 +76,7 @@ from dasf_geo.transport.connection import (
     check_ack,
     redact_url,
 )
+from dasf_geo.transport.failover import Fronts, connect_first, front_urls
 from dasf_geo.transport.replies import (
     Reply,
     raise_for_status,
@@ -203,14 +203,17 @@ class AsyncClient:
         self._contexts = RequestContexts()
         header = header_of(config)
         open_timeout = float(setting(config, "producer_connection_timeout", 30.0))
+        # one URL per broker front; both connections move together
+        self._producer_urls = front_urls(config, self.topic)
+        self._consumer_urls = self._reply_urls()
+        self._fronts = Fronts(
+            len(self._producer_urls), f"the caller of topic {self.topic!r}"
+        )
         self._producer = AsyncProducer(
-            config.get_topic_url(self.topic), header, open_timeout=open_timeout
+            self._producer_urls[0], header, open_timeout=open_timeout
         )
         self._consumer = AsyncConsumer(
-            add_query(
-                config.get_topic_url(self.response_topic, RESPONSE_SUBSCRIPTION),
-                {"subscriptionType": "Exclusive"},
-            ),
+            self._consumer_urls[0],
             header,
             open_timeout=open_timeout,
             on_message=self._on_reply_message,
@@ -227,6 +230,8 @@ class AsyncClient:
         self._replies_persistent = "/persistent/" in self._consumer.url
         self._pending: dict[str, _Pending] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: requests being sent again through another front (see _may_resend)
+        self._resends: set[asyncio.Task[None]] = set()
         #: the protocol extensions the backend advertised (``dasfGeoFeatures``
         #: of its last ``pong``, ``info`` or ``api_info`` reply); None until
         #: one came
@@ -281,10 +286,10 @@ class AsyncClient:
             return
         self._producer_lock = asyncio.Lock()
         self._replies_ready = asyncio.Event()
-        await self._consumer.connect()
+        await connect_first(self._consumer, self._consumer_urls, self._fronts)
         self._replies_ready.set()
         try:
-            await self._producer.connect()
+            await connect_first(self._producer, self._producer_urls, self._fronts)
         except BaseException:
             await self._consumer.close()
             raise
@@ -300,7 +305,7 @@ class AsyncClient:
         self._closed = True
         if self._replies_ready is not None:
             self._replies_ready.set()  # calls waiting for it fail below
-        for task in self._tasks:
+        for task in [*self._tasks, *self._resends]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -327,22 +332,29 @@ class AsyncClient:
         """
         delays = backoff_delays(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY)
         attempt = 0
-        while not self._closed:
+        # with several broker fronts, each round tries the next ones first
+        for front, wait in self._fronts.schedule(delays):
+            if wait:
+                await asyncio.sleep(wait)
+            if self._closed:
+                break
             attempt += 1
             await self._consumer.close()
+            self._consumer.url = self._consumer_urls[front]
             try:
                 await self._consumer.connect()
-                logger.info(
-                    "reconnected to %s (attempt %d)",
-                    redact_url(self._consumer.url),
-                    attempt,
-                )
-                return True
             except TransportError as exc:
                 logger.warning(
                     "reconnecting to the broker (attempt %d): %s", attempt, exc
                 )
-            await asyncio.sleep(next(delays))
+                continue
+            self._fronts.move_to(front, self._consumer.url)
+            logger.info(
+                "reconnected to %s (attempt %d)",
+                redact_url(self._consumer.url),
+                attempt,
+            )
+            return True
         return False
 
     async def _watch_replies(self) -> None:
@@ -360,11 +372,34 @@ class AsyncClient:
                 # consumer: replies on the way now are gone, so the calls
                 # waiting for them learn it now, not at their timeout
                 self._fail_in_flight(reason)
+                if len(self._fronts) > 1:
+                    self._new_reply_topic()
             # on a persistent topic the broker redelivers what we missed, so
             # the calls keep waiting until their own timeout
             if not await self._reconnect_consumer():
                 return
             self._replies_ready.set()
+
+    def _reply_urls(self) -> list[str]:
+        """The reply consumer's URL on each broker front."""
+        return front_urls(
+            self.config,
+            self.response_topic,
+            RESPONSE_SUBSCRIPTION,
+            {"subscriptionType": "Exclusive"},
+        )
+
+    def _new_reply_topic(self) -> None:
+        """Subscribe a fresh response topic from the next connection on.
+
+        A broker cluster keeps the ``Exclusive`` reply subscription of a
+        dead front for its lease (``--lease``, 6 s by default), refusing a
+        new consumer meanwhile. A non-persistent reply topic has nothing
+        to keep (the calls waiting on it failed already), so a caller with
+        several fronts takes a new one instead of waiting for the lease.
+        """
+        self.response_topic = new_response_topic(self.topic)
+        self._consumer_urls = self._reply_urls()
 
     def _fail_in_flight(self, reason: Exception) -> None:
         """Fail every call waiting for a reply: its reply may be lost."""
@@ -518,7 +553,7 @@ class AsyncClient:
         async with self._producer_lock:
             if not self._producer.connected:
                 await self._producer.close()
-                await self._producer.connect()
+                await connect_first(self._producer, self._producer_urls, self._fronts)
         return self._producer
 
     async def request(
@@ -603,12 +638,11 @@ class AsyncClient:
                 if not producer.connected:
                     producer = await self._ensure_producer()
                 props = self._request_props(context, message_type, accept, opts)
-                await send_payload(
+                size = opts.fragment_size or self.max_payload_size
+                on_acked = _upload_progress(progress)
+                await self._across_fronts(
                     producer,
-                    payload,
-                    props,
-                    opts.fragment_size or self.max_payload_size,
-                    _upload_progress(progress),
+                    lambda p: send_payload(p, payload, props, size, on_acked),
                 )
             return await future
         except asyncio.CancelledError:
@@ -706,7 +740,11 @@ class AsyncClient:
         except TransportError:
             self._pending.pop(context, None)
             return None
-        ack.add_done_callback(lambda fut: self._check_ack(fut, context, producer.url))
+        ack.add_done_callback(
+            lambda fut: self._check_ack(
+                fut, context, producer.url, (message.payload, props)
+            )
+        )
         # the acks of earlier replies go out now, with the request, instead
         # of waking the loop (and the broker) once more when their timer fires
         self._consumer.flush_acks()
@@ -776,9 +814,18 @@ class AsyncClient:
             waiter.task.cancel()
 
     def _check_ack(
-        self, fut: asyncio.Future[ProducerAck], context: str, url: str
+        self,
+        fut: asyncio.Future[ProducerAck],
+        context: str,
+        url: str,
+        message: tuple[bytes, dict[str, Any]] | None = None,
     ) -> None:
-        """Fail request ``context`` if the broker did not accept it."""
+        """Fail request ``context`` if the broker did not accept it.
+
+        A request ``message`` whose front went away before acknowledging it
+        is sent again through the next front instead (see
+        :meth:`_may_resend`).
+        """
         if fut.cancelled():
             return
         error = fut.exception()
@@ -787,8 +834,69 @@ class AsyncClient:
                 check_ack(fut.result(), url)
             except SendError as exc:
                 error = exc
-        if error is not None:
-            self._finish(context, error=error)
+        if error is None:
+            return
+        if message is not None and context in self._pending and self._may_resend(error):
+            task = asyncio.get_running_loop().create_task(
+                self._resend(context, *message)
+            )
+            self._resends.add(task)
+            task.add_done_callback(self._resends.discard)
+            return
+        self._finish(context, error=error)
+
+    def _may_resend(self, error: BaseException) -> bool:
+        """True if a request whose send failed with ``error`` is sent again.
+
+        Only with several broker fronts and on a persistent topic: the
+        front may have stored the request before it died (then it runs
+        twice, and the caller keeps the first reply, matched by context),
+        which a persistent topic's at-least-once delivery allows. A broker
+        that refused the message (:class:`SendError`) is not asked again.
+        """
+        return (
+            self._replies_persistent
+            and len(self._fronts) > 1
+            and not self._closed
+            and isinstance(error, TransportError)
+            and not isinstance(error, SendError)
+        )
+
+    async def _resend(
+        self, context: str, payload: bytes, props: dict[str, Any]
+    ) -> None:
+        """Send a one-message request (base64 ``payload``) again."""
+        try:
+            await self._across_fronts(self._producer, lambda p: p.send(payload, props))
+        except Exception as exc:
+            self._finish(context, error=exc)
+
+    async def _across_fronts(
+        self,
+        producer: AsyncProducer,
+        send: Callable[[AsyncProducer], Awaitable[Any]],
+    ) -> None:
+        """``await send(producer)``; again through the next front when the
+        one in use goes away meanwhile (see :meth:`_may_resend`)."""
+        while True:
+            try:
+                await send(producer)
+                return
+            except TransportError as exc:
+                if not self._may_resend(exc):
+                    raise
+                logger.warning(
+                    "sending a request to topic %r again through another broker "
+                    "front: %s",
+                    self.topic,
+                    exc,
+                )
+            ready = self._replies_ready
+            if ready is not None and not ready.is_set():
+                await ready.wait()  # the reply connection is being reopened
+            if self._closed:
+                raise TransportError(f"the client for topic {self.topic!r} was closed")
+            producer = await self._ensure_producer()
 
     async def call(
         self,

@@ -19,10 +19,10 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 from dasf_geo.exceptions import RequestTimeout, ServiceNotFound
 from dasf_geo.protocol.constants import NOTIFICATIONS_TOPIC
+from dasf_geo.transport.failover import front_name, front_urls
 
 __all__ = [
     "DEFAULT_DISCOVERY_TIMEOUT",
@@ -47,11 +47,17 @@ _RESPONSE_TOPIC = re.compile(r"_(?:[0-9a-f]{32}|[a-z]{8})$")
 _CALLER_SUBSCRIPTION = "dasf-geo-caller"
 
 
+def broker_addresses(config: Any) -> list[str]:
+    """``ws://HOST:PORT`` of each broker front ``config`` names (no path, token)."""
+    return [front_name(url) for url in front_urls(config, "topic")]
+
+
 def broker_address(config: Any) -> str:
-    """``ws://HOST:PORT`` of the broker ``config`` talks to (no path, no token)."""
-    url = str(config.get_topic_url("topic"))
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    """``ws://HOST:PORT`` of the broker ``config`` talks to (no path, no token).
+
+    The fronts of a broker cluster are comma-separated.
+    """
+    return ",".join(broker_addresses(config))
 
 
 def backend_topics(config: Any, timeout: float = TOPICS_TIMEOUT) -> list[str] | None:
@@ -61,16 +67,20 @@ def backend_topics(config: Any, timeout: float = TOPICS_TIMEOUT) -> list[str] | 
     cluster fronts). Returns None when the broker cannot tell (another
     broker, no such route, no permission, no answer within ``timeout``).
     """
-    address = broker_address(config)
-    scheme = "https" if address.startswith("wss") else "http"
-    url = f"{scheme}{address[address.index(':'):]}/topics"
     from dasf_geo.transport._common import header_of
 
-    request = urllib.request.Request(url, headers=dict(header_of(config)))
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            stats = json.loads(response.read(4 << 20))
-    except (OSError, ValueError):
+    stats: Any = None
+    for address in broker_addresses(config):  # the first front that answers
+        scheme = "https" if address.startswith("wss") else "http"
+        url = f"{scheme}{address[address.index(':') :]}/topics"
+        request = urllib.request.Request(url, headers=dict(header_of(config)))
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                stats = json.loads(response.read(4 << 20))
+            break
+        except (OSError, ValueError):
+            continue
+    if stats is None:
         return None
     if not isinstance(stats, dict) or not isinstance(stats.get("topics"), list):
         return None

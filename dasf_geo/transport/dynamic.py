@@ -63,7 +63,9 @@ def messaging_config(
     Args:
         topic: the backend's topic.
         broker: ``ws://HOST:PORT`` (or ``wss://``) of a broker that speaks the
-            Pulsar WebSocket layout (the embedded broker, Apache Pulsar).
+            Pulsar WebSocket layout (the embedded broker, Apache Pulsar);
+            several fronts of a broker cluster as a comma-separated list or
+            a list (the client moves to the next when one goes away).
             Without it, the ``DE_BACKEND_*`` environment variables and the
             defaults (``localhost:8080``) apply.
         websocket_url: the base URL of a plain-layout broker such as
@@ -90,6 +92,14 @@ def messaging_config(
         )
     if websocket_url:
         return WebsocketURLConfig(websocket_url=websocket_url, **kws)
+    if broker and (not isinstance(broker, str) or "," in broker):
+        # several fronts of a broker cluster (see transport/failover.py)
+        from dasf_geo.transport.failover import pulsar_fronts_config, split_brokers
+
+        urls = split_brokers(broker)
+        if len(urls) > 1:
+            return pulsar_fronts_config(urls, **kws)
+        broker = urls[0]
     if broker:
         parts = urlsplit(broker)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:

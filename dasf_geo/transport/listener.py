@@ -82,7 +82,6 @@ from dasf_geo.protocol.progress import ReportSender
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
     OutgoingFile,
-    add_query,
     buffer_factory,
     header_of,
     payload_bytes,
@@ -97,6 +96,7 @@ from dasf_geo.transport.connection import (
     check_ack,
     redact_url,
 )
+from dasf_geo.transport.failover import Fronts, connect_first, front_urls
 from dasf_geo.transport.handler import (
     FunctionReply,
     RequestHandler,
@@ -196,13 +196,22 @@ class Listener:
         self.subscription_type: str = setting(config, "subscription_type", "Shared")
         self.header = header_of(config)
         receiver_queue = max(self.max_workers, self.queue_size or 0, 1) * 2
-        self.consumer_url = add_query(
-            config.get_topic_url(self.topic, self.subscription),
+        # one URL per broker front; the consumer and the reply producers
+        # move together (see transport/failover.py)
+        self._consumer_urls = front_urls(
+            config,
+            self.topic,
+            self.subscription,
             {
                 "subscriptionType": self.subscription_type,
                 "receiverQueueSize": max(receiver_queue, 16),
             },
         )
+        self._fronts = Fronts(
+            len(self._consumer_urls), f"the backend of topic {self.topic!r}"
+        )
+        #: the consumer's URL on the front in use
+        self.consumer_url = self._consumer_urls[0]
         self._consumer = AsyncConsumer(
             self.consumer_url,
             self.header,
@@ -268,7 +277,8 @@ class Listener:
         """
         self._stopping = stop or asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        await self._consumer.connect()
+        await connect_first(self._consumer, self._consumer_urls, self._fronts)
+        self.consumer_url = self._consumer.url
         logger.info("connection to %s established", redact_url(self.consumer_url))
         self.connected.set()
         for callback in list(on_listening):
@@ -334,23 +344,30 @@ class Listener:
         assert self._stopping is not None
         delays = backoff_delays(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY)
         attempt = 1
-        while not self._stopping.is_set():
+        # with several broker fronts, each round tries the next ones first
+        for front, wait in self._fronts.schedule(delays):
+            if wait:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), wait)
+            if self._stopping.is_set():
+                break
             await self._consumer.close()
             attempt += 1
+            self._consumer.url = self._consumer_urls[front]
             try:
                 await self._consumer.connect()
             except TransportError as exc:
                 logger.warning("connection attempt %d failed: %s", attempt, exc)
-            else:
-                logger.info(
-                    "connection attempt %d: reconnected to %s",
-                    attempt,
-                    redact_url(self.consumer_url),
-                )
-                self.connected.set()
-                return True
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), next(delays))
+                continue
+            self._fronts.move_to(front, self._consumer.url)
+            self.consumer_url = self._consumer.url
+            logger.info(
+                "connection attempt %d: reconnected to %s",
+                attempt,
+                redact_url(self.consumer_url),
+            )
+            self.connected.set()
+            return True
         return False
 
     async def _housekeeping(self) -> None:
@@ -931,14 +948,14 @@ class Listener:
         # the delays are a setting of dasf_geo.transport.backend, read there
         from dasf_geo.transport import backend
 
+        urls = front_urls(self.config, topic)
         for delay in (*backend.REPLY_CONNECT_DELAYS, None):
             producer = AsyncProducer(
-                self.config.get_topic_url(topic),
-                self.header,
-                open_timeout=self.open_timeout,
+                self._fronts.pick(urls), self.header, open_timeout=self.open_timeout
             )
             try:
-                await producer.connect()
+                # the front in use first, then the others of a cluster
+                await connect_first(producer, urls, self._fronts)
                 return producer
             except ConnectionFailed as exc:
                 if delay is None:
