@@ -9,20 +9,36 @@ describes it (with ``contentEncoding``/``contentMediaType`` and
 Format rule for Dataset/DataArray replies (``DataOptions.format="auto"``):
 NetCDF3 classic (what demessaging and Demap read) unless compression was
 requested, a variable has dtype int64 or unsigned, or NetCDF3 encoding fails
-for a value — then NetCDF4. See :mod:`dasf_geo.data._netcdf`.
+for a value — then NetCDF4. See :mod:`dasf_geo.data._ncformat`.
+
+Modules: ``_registry`` (the generic registry), ``_builtins`` and ``_types``
+(its entries), ``_binary`` (the binary form of xarray values: media types,
+base64 text, binary replies and parts), ``_netcdf``/``_ncformat``/
+``_ncwrite``/``_nc3writer`` (NetCDF reading, the format rule, writing),
+``_checks`` (CF rules), ``_crs``, ``_demap``, ``_findings`` (their reports).
 """
 
 from __future__ import annotations
 
 from dasf_geo.data._arrays import decode_ndarray, encode_ndarray, to_ndarray
-
-# importing registers the built-in entries
-from dasf_geo.data._builtins import (
+from dasf_geo.data._binary import (
+    BINARY_MEDIA_TYPES,
+    BinaryPart,
+    OutgoingPart,
+    PartWriter,
     decode_base64_xarray,
     encode_base64_xarray,
-    to_dataarray,
-    to_dataset,
+    open_reply,
+    read_reply,
+    reply_media_type,
+    request_parts,
+    resolve_placeholder,
+    write_reply,
+    write_reply_file,
 )
+
+# importing registers the built-in entries
+from dasf_geo.data._builtins import to_dataarray, to_dataset
 from dasf_geo.data._checks import (
     CF_RULES,
     CFConventionWarning,
@@ -55,13 +71,6 @@ from dasf_geo.data._netcdf import (
     write_netcdf,
 )
 from dasf_geo.data._options import DataOptions
-from dasf_geo.data._parts import (
-    BinaryPart,
-    OutgoingPart,
-    PartWriter,
-    request_parts,
-    resolve_placeholder,
-)
 from dasf_geo.data._registry import (
     COMPRESSION_CONTEXT,
     PARTS_CONTEXT,
@@ -72,16 +81,10 @@ from dasf_geo.data._registry import (
     get_entry,
     original_errors,
     register,
+    register_reference,
     registered_types,
     resolve_annotation,
     unregister,
-)
-from dasf_geo.data._replies import (
-    BINARY_MEDIA_TYPES,
-    open_reply,
-    read_reply,
-    reply_media_type,
-    write_reply,
 )
 from dasf_geo.data._types import (
     encode_datatree,
@@ -136,6 +139,7 @@ __all__ = [
     "read_netcdf",
     "read_reply",
     "register",
+    "register_reference",
     "registered_types",
     "reply_media_type",
     "request_parts",
@@ -152,4 +156,5 @@ __all__ = [
     "warn_reports",
     "write_netcdf",
     "write_reply",
+    "write_reply_file",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import contextvars
+import copy
 import inspect
 import threading
 import types
@@ -23,7 +24,6 @@ from pydantic_core import (
 
 from dasf_geo.data._options import DataOptions
 from dasf_geo.exceptions import ConfigurationError, DataError, UnsupportedTypeError
-from dasf_geo.protocol.constants import PART_KEY
 
 __all__ = [
     "COMPRESSION_CONTEXT",
@@ -34,6 +34,7 @@ __all__ = [
     "get_entry",
     "original_errors",
     "register",
+    "register_reference",
     "registered_types",
     "resolve_annotation",
     "unregister",
@@ -41,8 +42,10 @@ __all__ = [
 
 #: JSON-schema key naming the registry entry a schema describes
 SCHEMA_TYPE_KEY = "x-dasf-type"
-#: The key of a parts writer in pydantic's serialization context (see
-#: :class:`dasf_geo.data.PartWriter`)
+#: The key of a writer in pydantic's serialization context that may take a
+#: value out of the JSON: ``context[PARTS_CONTEXT].add(obj, registry_type)``
+#: returns what stands for it in the JSON, or None to serialize it as usual
+#: (see :class:`dasf_geo.data.PartWriter`, which writes binary parts)
 PARTS_CONTEXT = "dasf_geo.parts"
 #: Key of pydantic's serialization context for the zlib level (1-9) a caller
 #: asked for one call: Dataset/DataArray values are then written as
@@ -81,6 +84,28 @@ class TypeEntry:
 _lock = threading.Lock()
 _by_type: dict[type, TypeEntry] = {}
 _by_name: dict[str, TypeEntry] = {}
+#: key of a JSON object that stands for a value -> what resolves it
+_references: dict[str, Callable[[dict[str, Any], str], Any]] = {}
+
+
+def register_reference(key: str, resolve: Callable[[dict[str, Any], str], Any]) -> None:
+    """Let a JSON object holding ``key`` stand for a value of a registered type.
+
+    Before an entry validates a ``dict`` that holds ``key``, the value is
+    replaced by ``resolve(value, entry_name)``, which the entry then
+    validates: a multipart request's placeholder ``{"$dasfGeoPart": n}``
+    becomes the binary part it names (see :mod:`dasf_geo.data._binary`).
+    ``resolve`` raises ``DataError`` for a reference it cannot resolve, or
+    one that cannot stand for a value of that entry.
+    """
+    _references[key] = resolve
+
+
+def _dereference(value: dict[str, Any], entry_name: str) -> Any:
+    for key, resolve in _references.items():
+        if key in value:
+            return resolve(value, entry_name)
+    return value
 
 
 def _accepts_options(func: Callable[..., Any]) -> bool:
@@ -169,15 +194,9 @@ def register(
             return decode(value)
         return _validate(value, DataOptions(cf="off", crs="off"), None)
 
-    entry = TypeEntry(
-        py_type=py_type,
-        name=name,
-        validate=_validate,
-        serialize=_serialize,
-        json_schema=_schema,
-        decode=_decode,
-        builtin=_builtin,
-    )
+    # the fields in their order: py_type, name, validate, serialize,
+    # json_schema, decode, builtin
+    entry = TypeEntry(py_type, name, _validate, _serialize, _schema, _decode, _builtin)
     with _lock:
         old = _by_type.get(py_type) or _by_name.get(name)
         if old is not None and not replace:
@@ -192,6 +211,31 @@ def register(
         _by_name[name] = entry
     _resolve_cached.cache_clear()
     return entry
+
+
+def register_builtin(
+    py_type: type,
+    name: str,
+    validate: Validate,
+    encode: Callable[[Any], Any],
+    schema: dict[str, Any],
+    decode: Callable[[Any], Any],
+) -> TypeEntry:
+    """Register a built-in entry whose wire form needs no data options.
+
+    ``validate(value, options, label)``; ``encode(obj)`` gives the wire form
+    that ``schema`` describes (each schema use gets its own copy) and
+    ``decode(wire value)`` reads it back.
+    """
+    return register(
+        py_type,
+        name=name,
+        validate=validate,
+        serialize=lambda obj, options: encode(obj),
+        json_schema=lambda options: copy.deepcopy(schema),
+        decode=decode,
+        _builtin=True,
+    )
 
 
 def unregister(py_type: type) -> None:
@@ -294,11 +338,9 @@ class RegistryType:
 
         def validate(value: Any, info: core_schema.ValidationInfo) -> Any:
             try:
-                if type(value) is dict and PART_KEY in value:
-                    # a binary part of a multipart request (see _parts.py)
-                    from dasf_geo.data._parts import resolve_placeholder
-
-                    value = resolve_placeholder(value, entry.name)
+                if type(value) is dict and _references:
+                    # e.g. a placeholder of a binary part (register_reference)
+                    value = _dereference(value, entry.name)
                 # a return model's value is "root": name it "result" for people
                 label = "result" if info.field_name == "root" else info.field_name
                 return entry.validate(value, options, label)
@@ -324,7 +366,7 @@ class RegistryType:
                 if type(context) is not dict:
                     return entry.serialize(obj, options)
                 if PARTS_CONTEXT in context:
-                    # a multipart request: the object travels as a binary part
+                    # e.g. a multipart request: the object travels as a part
                     part = context[PARTS_CONTEXT].add(obj, self)
                     if part is not None:
                         return part

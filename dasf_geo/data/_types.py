@@ -389,7 +389,7 @@ def _validate_series(value: Any, options: Any, label: str | None) -> pd.Series:
 
 
 def _register() -> None:
-    from dasf_geo.data._registry import register
+    from dasf_geo.data._registry import register, register_builtin
 
     register(
         xr.DataTree,
@@ -403,15 +403,15 @@ def _register() -> None:
             "title": "DataTree",
             "description": "xarray.DataTree as base64 NetCDF4, one group per node",
         },
-        decode=lambda v: to_datatree(v),
+        decode=to_datatree,
         _builtin=True,
     )
-    register(
+    register_builtin(
         pd.Series,
-        name="pandas.Series",
-        validate=_validate_series,
-        serialize=lambda obj, o: encode_series(obj),
-        json_schema=lambda o: {
+        "pandas.Series",
+        _validate_series,
+        encode_series,
+        {
             "type": "object",
             "title": "Series",
             "contentMediaType": "application/vnd.dasf.frame+json",
@@ -427,8 +427,7 @@ def _register() -> None:
                 "data": {"type": "array", "items": {"type": "object"}, "maxItems": 1},
             },
         },
-        decode=lambda v: to_series(v),
-        _builtin=True,
+        to_series,
     )
 
 
