@@ -55,9 +55,11 @@ from dasf_geo.data._checks import (
 from dasf_geo.data._crs import crs_findings
 from dasf_geo.data._findings import (
     FindingReport,
+    attach_reports,
     collect_findings,
     decode_reports,
     encode_reports,
+    reports_of,
     warn_reports,
 )
 from dasf_geo.data._frames import decode_dataframe, encode_dataframe, to_dataframe
@@ -111,6 +113,7 @@ __all__ = [
     "PartWriter",
     "RegistryType",
     "TypeEntry",
+    "attach_reports",
     "cf_findings",
     "check_cf",
     "check_crs",
@@ -142,6 +145,7 @@ __all__ = [
     "register_reference",
     "registered_types",
     "reply_media_type",
+    "reports_of",
     "request_parts",
     "resolve_annotation",
     "resolve_placeholder",
