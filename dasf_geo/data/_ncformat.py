@@ -24,12 +24,12 @@ more:
    whole), whatever it leaves aside by scipy, dask-backed data written to a
    path by the netCDF4 library.
 
-Datetimes: values round-trip exactly, but xarray decodes ``datetime64`` to
-nanosecond resolution, so ``datetime64[s]``/``[us]`` come back as
-``datetime64[ns]`` with equal values; dates outside 1677-2262 are refused
-(use cftime datetimes for them). Timedeltas keep their unit. Fixed-width
-strings keep their kind but may come back narrower (the width of their
-longest value).
+Datetimes: values round-trip exactly; ``datetime64[s]``/``[ms]`` keep
+their unit (listed by :mod:`._types`), ``[us]`` and ``[ns]`` come back as
+``datetime64[ns]``, which xarray decodes NetCDF times to; dates outside
+1677-2262 are refused (use cftime datetimes for them). Timedeltas keep
+their unit. Fixed-width strings keep their kind but may come back narrower
+(the width of their longest value).
 """
 
 from __future__ import annotations

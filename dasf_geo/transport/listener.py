@@ -780,7 +780,7 @@ class Listener:
         try:
             if isinstance(error, _RequestError):
                 await self._reply_error(
-                    incoming, error.text, error.errors, **_error_findings(error)
+                    incoming, error.text, error.errors, _error_findings(error)
                 )
             elif error is not None:
                 logger.error(
@@ -793,7 +793,7 @@ class Listener:
                 else:
                     detail = str(error)
                 text = f"error executing request: {type(error).__name__}: {detail}"
-                await self._reply_error(incoming, text, **_error_findings(error))
+                await self._reply_error(incoming, text, None, _error_findings(error))
             else:
                 try:
                     await self._reply(incoming, result, status=Status.SUCCESS)
@@ -836,10 +836,11 @@ class Listener:
         incoming: _Incoming,
         text: str,
         errors: list[dict[str, Any]] | None = None,
-        **extra: Any,
+        findings: str | None = None,
     ) -> None:
-        if errors:
-            extra[EXT_ERRORS] = json.dumps(errors)
+        extra: dict[str, Any] = {EXT_ERRORS: json.dumps(errors)} if errors else {}
+        if findings is not None:
+            extra[EXT_FINDINGS] = findings
         await self._reply(incoming, text.encode("utf-8"), status=Status.ERROR, **extra)
 
     async def _reply(
@@ -953,14 +954,14 @@ class Listener:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _error_findings(error: BaseException) -> dict[str, str]:
-    """The ``dasfGeoFindings`` property of an error reply: the CF/crs
-    findings of the values checked before the request failed (e.g. its
-    arguments), so that the caller learns of them too."""
+def _error_findings(error: BaseException) -> str | None:
+    """The ``dasfGeoFindings`` of an error reply: the CF/crs findings of the
+    values checked before the request failed (e.g. its arguments), so that
+    the caller learns of them too; None when there are none."""
     from dasf_geo.data import encode_reports, reports_of
 
     reports = reports_of(error)
-    return {EXT_FINDINGS: encode_reports(reports)} if reports else {}
+    return encode_reports(reports) if reports else None
 
 
 def _too_large(text: str, size: int, limit: int, what: str) -> _RequestError:
