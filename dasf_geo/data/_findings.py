@@ -267,15 +267,13 @@ _REPORTS_ATTRIBUTE = "__dasf_geo_findings__"
 def attach_reports(exc: BaseException, reports: Iterable[FindingReport]) -> None:
     """Let ``exc`` carry ``reports`` (read them with :func:`reports_of`).
 
-    Exceptions that take no attributes are left as they are.
+    They replace what ``exc`` carried: an exception object raised again (a
+    module-level instance, say) carries the reports of the last block it
+    left, never those of an earlier request. Exceptions that take no
+    attributes are left as they are.
     """
-    reports = list(reports)
-    if not reports:
-        return
     with contextlib.suppress(AttributeError, TypeError):
-        setattr(
-            exc, _REPORTS_ATTRIBUTE, [*getattr(exc, _REPORTS_ATTRIBUTE, ()), *reports]
-        )
+        setattr(exc, _REPORTS_ATTRIBUTE, list(reports))
 
 
 def reports_of(exc: BaseException | None) -> list[FindingReport]:
