@@ -11,11 +11,12 @@ NetCDF3 classic (what demessaging and Demap read) unless compression was
 requested, a variable has dtype int64 or unsigned, or NetCDF3 encoding fails
 for a value — then NetCDF4. See :mod:`dasf_geo.data._ncformat`.
 
-Modules: ``_registry`` (the generic registry), ``_builtins`` and ``_types``
-(its entries), ``_binary`` (the binary form of xarray values: media types,
-base64 text, binary replies and parts), ``_netcdf``/``_ncformat``/
-``_ncwrite``/``_nc3writer`` (NetCDF reading, the format rule, writing),
-``_checks`` (CF rules), ``_crs``, ``_demap``, ``_findings`` (their reports).
+Modules: ``_registry`` (the generic registry; ``_schema`` decodes by
+schema), ``_builtins`` and ``_types`` (its entries and their JSON forms),
+``_binary`` (the binary form of xarray values: media types, binary replies
+and parts), ``_netcdf``/``_ncformat``/``_ncwrite``/``_nc3writer`` (NetCDF
+reading, the format rule, writing), ``_cfrules`` and ``_checks`` (the CF
+rules and their table), ``_crs``, ``_demap``, ``_findings`` (their reports).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from dasf_geo.data._binary import (
     BinaryPart,
     OutgoingPart,
     PartWriter,
-    decode_base64_xarray,
-    encode_base64_xarray,
     open_reply,
     read_reply,
     reply_media_type,
@@ -38,7 +37,12 @@ from dasf_geo.data._binary import (
 )
 
 # importing registers the built-in entries
-from dasf_geo.data._builtins import to_dataarray, to_dataset
+from dasf_geo.data._builtins import (
+    decode_base64_xarray,
+    encode_base64_xarray,
+    to_dataarray,
+    to_dataset,
+)
 from dasf_geo.data._checks import (
     CF_RULES,
     CFConventionWarning,
@@ -79,7 +83,6 @@ from dasf_geo.data._registry import (
     SCHEMA_TYPE_KEY,
     RegistryType,
     TypeEntry,
-    decode_by_schema,
     get_entry,
     original_errors,
     register,
@@ -88,6 +91,7 @@ from dasf_geo.data._registry import (
     resolve_annotation,
     unregister,
 )
+from dasf_geo.data._schema import decode_by_schema
 from dasf_geo.data._types import (
     encode_datatree,
     encode_series,

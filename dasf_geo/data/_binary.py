@@ -8,9 +8,9 @@ module owns everything about those bytes on the way out and back in:
   ``application/x-netcdf; xarray=Dataset`` (or ``DataArray``), and
   ``application/vnd.zarr+zip; xarray=…`` for zarr;
 - preparing a value to send (:func:`prepare_xarray_reply`: CF, ``crs``,
-  Demap, the format the data options choose), which the JSON form and both
-  binary forms share, so they are checked alike;
-- the JSON form, base64 text of the bytes (:func:`encode_base64_xarray`);
+  Demap, the format the data options choose), which the JSON form (base64
+  text of the same bytes, see :mod:`._builtins`) and both binary forms
+  share, so they are checked alike;
 - binary replies: a caller that says so (the ``dasfGeoAccept`` request
   property) gets the raw bytes, written to a file by :func:`write_reply`
   (or into a temporary file by :func:`write_reply_file`), so the data is
@@ -27,8 +27,7 @@ module owns everything about those bytes on the way out and back in:
   :class:`BinaryPart` it names.
 
 The laws: ``read_reply(t, bytes written by write_reply(obj, …))`` equals
-``obj``; ``decode_base64_xarray(encode_base64_xarray(ds))`` is identical to
-``ds``; validating (inside ``request_parts``) the JSON written with a
+``obj``; validating (inside ``request_parts``) the JSON written with a
 ``PartWriter``, with the parts' bytes, gives the objects that validating
 the plain JSON form gives.
 """
@@ -44,7 +43,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-import pybase64
 import xarray as xr
 
 from dasf_geo.data._checks import check_cf, check_crs, check_demap, coerce_demap
@@ -55,7 +53,7 @@ from dasf_geo.data._ncformat import (
     dataset_to_dataarray,
     detect_format,
 )
-from dasf_geo.data._ncwrite import netcdf_bytes, write_netcdf
+from dasf_geo.data._ncwrite import write_netcdf
 from dasf_geo.data._netcdf import LAZY_THRESHOLD, open_netcdf_lazily, read_netcdf
 from dasf_geo.data._options import DataOptions
 from dasf_geo.data._registry import RegistryType, register_reference
@@ -71,8 +69,6 @@ __all__ = [
     "OutgoingPart",
     "PartWriter",
     "check_value",
-    "decode_base64_xarray",
-    "encode_base64_xarray",
     "open_reply",
     "prepare_xarray_reply",
     "read_reply",
@@ -181,56 +177,6 @@ def prepare_xarray_reply(
             )
     fmt = "netcdf3" if options.demap in ("check", "coerce") else options.format
     return obj, fmt or "auto"
-
-
-# --------------------------------------------------------------------------
-# the JSON form: base64 text of the bytes
-
-
-def b64decode_netcdf(text: str | bytes, label: str | None) -> bytes:
-    """The bytes of base64 ``text``.
-
-    Raises:
-        DataError: ``text`` is not base64 (the message starts with ``label``).
-    """
-    try:
-        return pybase64.b64decode(text, validate=True)
-    except ValueError as exc:
-        where = f"{label}: " if label else ""
-        raise DataError(
-            f"{where}the string is not base64-encoded NetCDF ({exc}); send "
-            "base64 of the bytes of ds.to_netcdf()"
-        ) from exc
-
-
-def encode_base64_xarray(
-    obj: xr.Dataset | xr.DataArray,
-    format: str = "auto",
-    compression: int | None = None,
-) -> str:
-    """Encode ``obj`` as base64 text of NetCDF3/NetCDF4/zipped zarr.
-
-    Law: ``decode_base64_xarray(encode_base64_xarray(ds))`` is identical to
-    ``ds`` (a DataArray comes back as a DataArray with ``dataarray=True``).
-
-    Raises:
-        DataError: the chosen format cannot represent the data.
-    """
-    buf, _ = netcdf_bytes(obj, format=format, compression=compression)
-    return pybase64.b64encode(buf).decode("ascii")
-
-
-def decode_base64_xarray(
-    text: str | bytes, dataarray: bool = False
-) -> xr.Dataset | xr.DataArray:
-    """Inverse of :func:`encode_base64_xarray`.
-
-    Raises:
-        DataError: not base64, or not NetCDF/zarr.
-    """
-    raw = b64decode_netcdf(text, None)
-    ds = read_netcdf(raw)
-    return dataset_to_dataarray(ds) if dataarray else ds
 
 
 # --------------------------------------------------------------------------

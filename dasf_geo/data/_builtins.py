@@ -1,8 +1,12 @@
 """Registry entries for xr.Dataset, xr.DataArray, pd.DataFrame and np.ndarray.
 
-The binary form of the xarray values (and its base64 text, their JSON
-form) is :mod:`dasf_geo.data._binary`'s; here are the validators that
-accept every form and the entries that tie them to the registry.
+The JSON forms of the built-in types, the validators that accept every
+form, and the entries that tie them to the registry. The JSON form of an
+xarray value is base64 text of its binary form, which
+:mod:`dasf_geo.data._binary` owns (and checks alike for both).
+
+Law: ``decode_base64_xarray(encode_base64_xarray(ds))`` is identical to
+``ds``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pybase64
 import xarray as xr
 
 from dasf_geo.data._arrays import encode_ndarray, to_ndarray
@@ -18,13 +23,12 @@ from dasf_geo.data._binary import (
     NETCDF_MEDIA_TYPE,
     ZARR_MEDIA_TYPE,
     BinaryPart,
-    b64decode_netcdf,
     check_value,
-    encode_base64_xarray,
     prepare_xarray_reply,
 )
 from dasf_geo.data._frames import FRAME_FORMAT, encode_dataframe, to_dataframe
 from dasf_geo.data._ncformat import dataset_to_dataarray
+from dasf_geo.data._ncwrite import netcdf_bytes
 from dasf_geo.data._netcdf import read_netcdf
 from dasf_geo.data._options import DataOptions
 from dasf_geo.data._registry import register, register_builtin
@@ -33,12 +37,60 @@ from dasf_geo.exceptions import DataError
 __all__ = [
     "FRAME_MEDIA_TYPE",
     "NDARRAY_MEDIA_TYPE",
+    "decode_base64_xarray",
+    "encode_base64_xarray",
     "to_dataarray",
     "to_dataset",
 ]
 
 FRAME_MEDIA_TYPE = "application/vnd.dasf.frame+json"
 NDARRAY_MEDIA_TYPE = "application/vnd.dasf.ndarray+json"
+
+
+def b64decode_netcdf(text: str | bytes, label: str | None) -> bytes:
+    """The bytes of base64 ``text``.
+
+    Raises:
+        DataError: ``text`` is not base64 (the message starts with ``label``).
+    """
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except ValueError as exc:
+        where = f"{label}: " if label else ""
+        raise DataError(
+            f"{where}the string is not base64-encoded NetCDF ({exc}); send "
+            "base64 of the bytes of ds.to_netcdf()"
+        ) from exc
+
+
+def encode_base64_xarray(
+    obj: xr.Dataset | xr.DataArray,
+    format: str = "auto",
+    compression: int | None = None,
+) -> str:
+    """Encode ``obj`` as base64 text of NetCDF3/NetCDF4/zipped zarr.
+
+    Law: ``decode_base64_xarray(encode_base64_xarray(ds))`` is identical to
+    ``ds`` (a DataArray comes back as a DataArray with ``dataarray=True``).
+
+    Raises:
+        DataError: the chosen format cannot represent the data.
+    """
+    buf, _ = netcdf_bytes(obj, format=format, compression=compression)
+    return pybase64.b64encode(buf).decode("ascii")
+
+
+def decode_base64_xarray(
+    text: str | bytes, dataarray: bool = False
+) -> xr.Dataset | xr.DataArray:
+    """Inverse of :func:`encode_base64_xarray`.
+
+    Raises:
+        DataError: not base64, or not NetCDF/zarr.
+    """
+    raw = b64decode_netcdf(text, None)
+    ds = read_netcdf(raw)
+    return dataset_to_dataarray(ds) if dataarray else ds
 
 
 def _prefix(label: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from dasf_geo.data._binary import encode_base64_xarray
+from dasf_geo.data._builtins import encode_base64_xarray
 
 __all__ = ["encode_xarray"]
 
