@@ -314,8 +314,10 @@ def run(args: argparse.Namespace) -> int:
             arguments = _prepare(arguments, params, opened)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DataWarning)
-                result = _invoke(service, args.function, arguments)
-            _print_warnings(caught)
+                try:
+                    result = _invoke(service, args.function, arguments)
+                finally:  # a failed call's findings too, before its error
+                    _print_warnings(caught)
     except (DasfGeoError, AttributeError, TypeError) as exc:
         print_error(exc, debug=args.debug, function=args.function)
         return 1

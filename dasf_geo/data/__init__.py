@@ -9,12 +9,32 @@ describes it (with ``contentEncoding``/``contentMediaType`` and
 Format rule for Dataset/DataArray replies (``DataOptions.format="auto"``):
 NetCDF3 classic (what demessaging and Demap read) unless compression was
 requested, a variable has dtype int64 or unsigned, or NetCDF3 encoding fails
-for a value — then NetCDF4. See :mod:`dasf_geo.data._netcdf`.
+for a value — then NetCDF4. See :mod:`dasf_geo.data._ncformat`.
+
+Modules: ``_registry`` (the generic registry; ``_schema`` decodes by
+schema), ``_builtins`` and ``_types`` (its entries and their JSON forms),
+``_binary`` (the binary form of xarray values: media types, binary replies
+and parts), ``_netcdf``/``_ncformat``/``_ncwrite``/``_nc3writer`` (NetCDF
+reading, the format rule, writing), ``_cfrules`` and ``_checks`` (the CF
+rules and their table), ``_crs``, ``_demap``, ``_findings`` (their reports).
 """
 
 from __future__ import annotations
 
 from dasf_geo.data._arrays import decode_ndarray, encode_ndarray, to_ndarray
+from dasf_geo.data._binary import (
+    BINARY_MEDIA_TYPES,
+    BinaryPart,
+    OutgoingPart,
+    PartWriter,
+    open_reply,
+    read_reply,
+    reply_media_type,
+    request_parts,
+    resolve_placeholder,
+    write_reply,
+    write_reply_file,
+)
 
 # importing registers the built-in entries
 from dasf_geo.data._builtins import (
@@ -39,9 +59,11 @@ from dasf_geo.data._checks import (
 from dasf_geo.data._crs import crs_findings
 from dasf_geo.data._findings import (
     FindingReport,
+    attach_reports,
     collect_findings,
     decode_reports,
     encode_reports,
+    reports_of,
     warn_reports,
 )
 from dasf_geo.data._frames import decode_dataframe, encode_dataframe, to_dataframe
@@ -55,34 +77,21 @@ from dasf_geo.data._netcdf import (
     write_netcdf,
 )
 from dasf_geo.data._options import DataOptions
-from dasf_geo.data._parts import (
-    BinaryPart,
-    OutgoingPart,
-    PartWriter,
-    request_parts,
-    resolve_placeholder,
-)
 from dasf_geo.data._registry import (
     COMPRESSION_CONTEXT,
     PARTS_CONTEXT,
     SCHEMA_TYPE_KEY,
     RegistryType,
     TypeEntry,
-    decode_by_schema,
     get_entry,
     original_errors,
     register,
+    register_reference,
     registered_types,
     resolve_annotation,
     unregister,
 )
-from dasf_geo.data._replies import (
-    BINARY_MEDIA_TYPES,
-    open_reply,
-    read_reply,
-    reply_media_type,
-    write_reply,
-)
+from dasf_geo.data._schema import decode_by_schema
 from dasf_geo.data._types import (
     encode_datatree,
     encode_series,
@@ -108,6 +117,7 @@ __all__ = [
     "PartWriter",
     "RegistryType",
     "TypeEntry",
+    "attach_reports",
     "cf_findings",
     "check_cf",
     "check_crs",
@@ -136,8 +146,10 @@ __all__ = [
     "read_netcdf",
     "read_reply",
     "register",
+    "register_reference",
     "registered_types",
     "reply_media_type",
+    "reports_of",
     "request_parts",
     "resolve_annotation",
     "resolve_placeholder",
@@ -152,4 +164,5 @@ __all__ = [
     "warn_reports",
     "write_netcdf",
     "write_reply",
+    "write_reply_file",
 ]

@@ -1,8 +1,16 @@
-"""Registry entries for xr.Dataset, xr.DataArray, pd.DataFrame and np.ndarray."""
+"""Registry entries for xr.Dataset, xr.DataArray, pd.DataFrame and np.ndarray.
+
+The JSON forms of the built-in types, the validators that accept every
+form, and the entries that tie them to the registry. The JSON form of an
+xarray value is base64 text of its binary form, which
+:mod:`dasf_geo.data._binary` owns (and checks alike for both).
+
+Law: ``decode_base64_xarray(encode_base64_xarray(ds))`` is identical to
+``ds``.
+"""
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
 import numpy as np
@@ -11,37 +19,40 @@ import pybase64
 import xarray as xr
 
 from dasf_geo.data._arrays import encode_ndarray, to_ndarray
-from dasf_geo.data._checks import check_cf, check_crs, check_demap, coerce_demap
-from dasf_geo.data._findings import mark_validated, was_validated
-from dasf_geo.data._frames import FRAME_FORMAT, encode_dataframe, to_dataframe
-from dasf_geo.data._netcdf import (
-    DATAARRAY_NAME,
-    dataarray_to_dataset,
-    dataset_to_dataarray,
-    netcdf_bytes,
-    read_netcdf,
+from dasf_geo.data._binary import (
+    NETCDF_MEDIA_TYPE,
+    ZARR_MEDIA_TYPE,
+    BinaryPart,
+    check_value,
+    prepare_xarray_reply,
 )
+from dasf_geo.data._frames import FRAME_FORMAT, encode_dataframe, to_dataframe
+from dasf_geo.data._ncformat import dataset_to_dataarray
+from dasf_geo.data._ncwrite import netcdf_bytes
+from dasf_geo.data._netcdf import read_netcdf
 from dasf_geo.data._options import DataOptions
-from dasf_geo.data._parts import BinaryPart
-from dasf_geo.data._registry import register
+from dasf_geo.data._registry import register, register_builtin
 from dasf_geo.exceptions import DataError
 
 __all__ = [
-    "NETCDF_MEDIA_TYPE",
-    "ZARR_MEDIA_TYPE",
+    "FRAME_MEDIA_TYPE",
+    "NDARRAY_MEDIA_TYPE",
     "decode_base64_xarray",
     "encode_base64_xarray",
     "to_dataarray",
     "to_dataset",
 ]
 
-NETCDF_MEDIA_TYPE = "application/x-netcdf"
-ZARR_MEDIA_TYPE = "application/vnd.zarr+zip"
 FRAME_MEDIA_TYPE = "application/vnd.dasf.frame+json"
 NDARRAY_MEDIA_TYPE = "application/vnd.dasf.ndarray+json"
 
 
-def _b64decode(text: str | bytes, label: str | None) -> bytes:
+def b64decode_netcdf(text: str | bytes, label: str | None) -> bytes:
+    """The bytes of base64 ``text``.
+
+    Raises:
+        DataError: ``text`` is not base64 (the message starts with ``label``).
+    """
     try:
         return pybase64.b64decode(text, validate=True)
     except ValueError as exc:
@@ -50,107 +61,6 @@ def _b64decode(text: str | bytes, label: str | None) -> bytes:
             f"{where}the string is not base64-encoded NetCDF ({exc}); send "
             "base64 of the bytes of ds.to_netcdf()"
         ) from exc
-
-
-def _raw(value: Any, label: str | None) -> bytes | bytearray | memoryview | None:
-    if isinstance(value, str):
-        return _b64decode(value, label)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return value
-    return None
-
-
-def _part_dataset(part: BinaryPart, label: str | None) -> xr.Dataset:
-    try:
-        return part.dataset()
-    except DataError as exc:
-        raise DataError(f"{label}: {exc}" if label else str(exc)) from exc
-
-
-def to_dataset(value: Any, label: str | None = None) -> xr.Dataset:
-    """Coerce ``value`` into a Dataset, as demessaging's ``validate_dataset``.
-
-    Accepted: a Dataset; base64 text of NetCDF3/NetCDF4/zipped zarr; the raw
-    bytes; a ``Dataset.to_dict()`` dict; a DataArray (converted with
-    ``to_dataset``); a :class:`~dasf_geo.data.BinaryPart` of a multipart
-    request.
-
-    Raises:
-        DataError: anything else, or undecodable content.
-    """
-    if isinstance(value, xr.Dataset):
-        return value
-    if isinstance(value, BinaryPart):
-        return _part_dataset(value, label)
-    raw = _raw(value, label)
-    if raw is not None:
-        return read_netcdf(raw)
-    if isinstance(value, dict):
-        try:
-            return xr.Dataset.from_dict(value)
-        except Exception as exc:  # from_dict fails in many ways on bad dicts
-            raise DataError(
-                f"{label + ': ' if label else ''}the dict is not a Dataset.to_dict() "
-                f"form ({type(exc).__name__}: {exc})"
-            ) from exc
-    if isinstance(value, xr.DataArray):
-        return value.to_dataset(name=value.name if value.name is not None else "data")
-    raise DataError(
-        f"{label + ': ' if label else ''}expected an xarray Dataset as base64 "
-        f"NetCDF text, bytes or a to_dict() dict, got {type(value).__name__}"
-    )
-
-
-def to_dataarray(value: Any, label: str | None = None) -> xr.DataArray:
-    """Coerce ``value`` into a DataArray, as demessaging's ``validate_dataarray``.
-
-    Accepted: a DataArray; base64 text or raw bytes of NetCDF holding one
-    data variable; a ``DataArray.to_dict()`` dict; nested lists or an
-    ndarray (like ``xr.DataArray(value)``); a
-    :class:`~dasf_geo.data.BinaryPart` of a multipart request.
-
-    Raises:
-        DataError: anything else, or undecodable content.
-    """
-    if isinstance(value, xr.DataArray):
-        return value
-    if isinstance(value, BinaryPart):
-        return dataset_to_dataarray(_part_dataset(value, label))
-    raw = _raw(value, label)
-    if raw is not None:
-        return dataset_to_dataarray(read_netcdf(raw))
-    prefix = f"{label}: " if label else ""
-    if isinstance(value, dict):
-        try:
-            return xr.DataArray.from_dict(value)
-        except Exception as exc:  # from_dict fails in many ways on bad dicts
-            raise DataError(
-                f"{prefix}the dict is not a DataArray.to_dict() form "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
-    if isinstance(value, (list, tuple, np.ndarray, int, float)) and not isinstance(
-        value, bool
-    ):
-        arr = to_ndarray(value, name=label or "DataArray")
-        return xr.DataArray(arr)
-    raise DataError(
-        f"{prefix}expected an xarray DataArray as base64 NetCDF text, bytes, a "
-        f"to_dict() dict or nested lists, got {type(value).__name__}"
-    )
-
-
-def _check(
-    obj: Any, options: DataOptions, label: str | None, validating: bool = True
-) -> None:
-    """Check ``obj`` (once: a value a validator checked is not checked again
-    when it is serialized)."""
-    cf, crs = options.cf or "warn", options.crs or "optional"
-    if not validating and was_validated(obj, cf, crs):
-        return
-    check_cf(obj, cf, label=label)
-    check_crs(obj, crs, label=label)
-    if validating:
-        mark_validated(obj, cf, crs)
 
 
 def encode_base64_xarray(
@@ -178,67 +88,115 @@ def decode_base64_xarray(
     Raises:
         DataError: not base64, or not NetCDF/zarr.
     """
-    raw = _b64decode(text, None)
+    raw = b64decode_netcdf(text, None)
     ds = read_netcdf(raw)
     return dataset_to_dataarray(ds) if dataarray else ds
 
 
-def _coerce(obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
-    if isinstance(obj, xr.Dataset):
-        return coerce_demap(obj)
-    # a DataArray's attrs play the role of the global attributes
-    ds = dataarray_to_dataset(obj)
-    ds.attrs = {**ds.attrs, **obj.attrs}
-    fixed = coerce_demap(ds)
-    da = dataset_to_dataarray(fixed)
-    da.attrs = {
-        **da.attrs,
-        **{k: v for k, v in fixed.attrs.items() if k != DATAARRAY_NAME},
-    }
-    return da
+def _prefix(label: str | None) -> str:
+    return f"{label}: " if label else ""
 
 
-def prepare_xarray_reply(
-    obj: Any, options: DataOptions, kind: type
-) -> tuple[xr.Dataset | xr.DataArray, str]:
-    """Check (and, for ``demap="coerce"``, fix) a reply; choose its format.
+def _stored(value: Any, label: str | None) -> xr.Dataset | None:
+    """The Dataset in a binary part, base64 text or raw bytes; None for any
+    other value."""
+    if isinstance(value, BinaryPart):
+        try:
+            return value.dataset()
+        except DataError as exc:
+            raise DataError(f"{_prefix(label)}{exc}") from exc
+    if isinstance(value, str):
+        return read_netcdf(b64decode_netcdf(value, label))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return read_netcdf(value)
+    return None
 
-    The JSON and the binary form of a reply both go through this, so they
-    are checked alike.
 
-    Returns:
-        The object to encode and the format to encode it in.
+def _from_dict(kind: Any, value: dict[str, Any], label: str | None) -> Any:
+    try:
+        return kind.from_dict(value)
+    except Exception as exc:  # from_dict fails in many ways on bad dicts
+        raise DataError(
+            f"{_prefix(label)}the dict is not a {kind.__name__}.to_dict() form "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def to_dataset(value: Any, label: str | None = None) -> xr.Dataset:
+    """Coerce ``value`` into a Dataset, as demessaging's ``validate_dataset``.
+
+    Accepted: a Dataset; base64 text of NetCDF3/NetCDF4/zipped zarr; the raw
+    bytes; a ``Dataset.to_dict()`` dict; a DataArray (converted with
+    ``to_dataset``); a :class:`~dasf_geo.data.BinaryPart` of a multipart
+    request.
 
     Raises:
-        DataError, CFConventionError, CRSError: the reply breaks a rule the
-            options make strict.
+        DataError: anything else, or undecodable content.
     """
-    if not isinstance(obj, kind):
-        raise DataError(f"expected a {kind.__name__} to send, got {type(obj).__name__}")
-    obj = typing.cast("xr.Dataset | xr.DataArray", obj)
-    options = options.resolved()
-    _check(obj, options, "result", validating=False)
-    if options.demap == "coerce":
-        obj = _coerce(obj)
-    elif options.demap == "check":
-        findings = check_demap(obj)
-        if findings:
-            raise DataError(
-                "the reply is not Demap-ready: " + "; ".join(map(str, findings))
-            )
-    fmt = "netcdf3" if options.demap in ("check", "coerce") else options.format
-    return obj, fmt or "auto"
-
-
-def _xr_serialize(obj: Any, options: DataOptions, kind: type) -> str:
-    obj, fmt = prepare_xarray_reply(obj, options, kind)
-    return encode_base64_xarray(
-        obj, format=fmt, compression=options.resolved().compression
+    if isinstance(value, xr.Dataset):
+        return value
+    stored = _stored(value, label)
+    if stored is not None:
+        return stored
+    if isinstance(value, dict):
+        return _from_dict(xr.Dataset, value, label)
+    if isinstance(value, xr.DataArray):
+        return value.to_dataset(name=value.name if value.name is not None else "data")
+    raise DataError(
+        f"{_prefix(label)}expected an xarray Dataset as base64 "
+        f"NetCDF text, bytes or a to_dict() dict, got {type(value).__name__}"
     )
 
 
-def _xr_schema(kind: str) -> Any:
-    def schema(options: DataOptions) -> dict[str, Any]:
+def to_dataarray(value: Any, label: str | None = None) -> xr.DataArray:
+    """Coerce ``value`` into a DataArray, as demessaging's ``validate_dataarray``.
+
+    Accepted: a DataArray; base64 text or raw bytes of NetCDF holding one
+    data variable; a ``DataArray.to_dict()`` dict; nested lists or an
+    ndarray (like ``xr.DataArray(value)``); a
+    :class:`~dasf_geo.data.BinaryPart` of a multipart request.
+
+    Raises:
+        DataError: anything else, or undecodable content.
+    """
+    if isinstance(value, xr.DataArray):
+        return value
+    stored = _stored(value, label)
+    if stored is not None:
+        return dataset_to_dataarray(stored)
+    if isinstance(value, dict):
+        return _from_dict(xr.DataArray, value, label)
+    if isinstance(value, (list, tuple, np.ndarray, int, float)) and not isinstance(
+        value, bool
+    ):
+        arr = to_ndarray(value, name=label or "DataArray")
+        return xr.DataArray(arr)
+    raise DataError(
+        f"{_prefix(label)}expected an xarray DataArray as base64 NetCDF text, bytes, a "
+        f"to_dict() dict or nested lists, got {type(value).__name__}"
+    )
+
+
+class _XarrayEntry:
+    """Validator, serializer and schema of the Dataset or DataArray entry."""
+
+    def __init__(self, kind: type, coerce: Any) -> None:
+        self.kind = kind
+        self.coerce = coerce
+
+    def validate(self, value: Any, options: DataOptions, label: str | None) -> Any:
+        obj = self.coerce(value, label)
+        check_value(obj, options.resolved(), label)
+        return obj
+
+    def serialize(self, obj: Any, options: DataOptions) -> str:
+        obj, fmt = prepare_xarray_reply(obj, options, self.kind)
+        return encode_base64_xarray(
+            obj, format=fmt, compression=options.resolved().compression
+        )
+
+    def schema(self, options: DataOptions) -> dict[str, Any]:
+        kind = self.kind.__name__
         zarr = options.format == "zarr"
         return {
             "type": "string",
@@ -248,20 +206,6 @@ def _xr_schema(kind: str) -> Any:
             "description": f"xarray.{kind} as base64 "
             + ("zipped zarr" if zarr else "NetCDF (NetCDF3 classic or NetCDF4)"),
         }
-
-    return schema
-
-
-def _validate_dataset(value: Any, options: DataOptions, label: str | None) -> Any:
-    ds = to_dataset(value, label)
-    _check(ds, options.resolved(), label)
-    return ds
-
-
-def _validate_dataarray(value: Any, options: DataOptions, label: str | None) -> Any:
-    da = to_dataarray(value, label)
-    _check(da, options.resolved(), label)
-    return da
 
 
 def _frame_validate(value: Any, options: DataOptions, label: str | None) -> Any:
@@ -289,30 +233,25 @@ _ARRAY_OBJECT = {
     },
 }
 
-register(
-    xr.Dataset,
-    name="xarray.Dataset",
-    validate=_validate_dataset,
-    serialize=lambda obj, o: _xr_serialize(obj, o, xr.Dataset),
-    json_schema=_xr_schema("Dataset"),
-    decode=lambda v: to_dataset(v),
-    _builtin=True,
-)
-register(
-    xr.DataArray,
-    name="xarray.DataArray",
-    validate=_validate_dataarray,
-    serialize=lambda obj, o: _xr_serialize(obj, o, xr.DataArray),
-    json_schema=_xr_schema("DataArray"),
-    decode=lambda v: to_dataarray(v),
-    _builtin=True,
-)
-register(
+for _entry in (
+    _XarrayEntry(xr.Dataset, to_dataset),
+    _XarrayEntry(xr.DataArray, to_dataarray),
+):
+    register(
+        _entry.kind,
+        name=f"xarray.{_entry.kind.__name__}",
+        validate=_entry.validate,
+        serialize=_entry.serialize,
+        json_schema=_entry.schema,
+        decode=_entry.coerce,
+        _builtin=True,
+    )
+register_builtin(
     pd.DataFrame,
-    name="pandas.DataFrame",
-    validate=_frame_validate,
-    serialize=lambda obj, o: encode_dataframe(obj),
-    json_schema=lambda o: {
+    "pandas.DataFrame",
+    _frame_validate,
+    encode_dataframe,
+    {
         "type": "object",
         "title": "DataFrame",
         "contentMediaType": FRAME_MEDIA_TYPE,
@@ -326,21 +265,19 @@ register(
             "data": {"type": "array", "items": {"type": "object"}},
         },
     },
-    decode=lambda v: to_dataframe(v),
-    _builtin=True,
+    to_dataframe,
 )
-register(
+register_builtin(
     np.ndarray,
-    name="numpy.ndarray",
-    validate=_array_validate,
-    serialize=lambda obj, o: encode_ndarray(obj),
-    json_schema=lambda o: {
+    "numpy.ndarray",
+    _array_validate,
+    encode_ndarray,
+    {
         "title": "ndarray",
         "contentMediaType": NDARRAY_MEDIA_TYPE,
         "description": "numpy.ndarray as raw little-endian bytes + dtype + shape "
         "(nested lists are accepted too)",
         "anyOf": [_ARRAY_OBJECT, {"type": "array"}],
     },
-    decode=lambda v: to_ndarray(v),
-    _builtin=True,
+    to_ndarray,
 )

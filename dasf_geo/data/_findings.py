@@ -38,9 +38,11 @@ __all__ = [
     "DataWarning",
     "Finding",
     "FindingReport",
+    "attach_reports",
     "collect_findings",
     "decode_reports",
     "encode_reports",
+    "reports_of",
     "warn_reports",
 ]
 
@@ -249,8 +251,46 @@ def collect_findings() -> Iterator[list[FindingReport]]:
     token = _collector.set(collector)
     try:
         yield collector.reports
+    except BaseException as exc:
+        # e.g. a call that failed after its arguments were checked: the
+        # error reply carries the findings too (see reports_of)
+        attach_reports(exc, collector.reports)
+        raise
     finally:
         _collector.reset(token)
+
+
+#: the attribute of an exception that holds the reports collected before it
+_REPORTS_ATTRIBUTE = "__dasf_geo_findings__"
+
+
+def attach_reports(exc: BaseException, reports: Iterable[FindingReport]) -> None:
+    """Let ``exc`` carry ``reports`` (read them with :func:`reports_of`).
+
+    They replace what ``exc`` carried: an exception object raised again (a
+    module-level instance, say) carries the reports of the last block it
+    left, never those of an earlier request. Exceptions that take no
+    attributes are left as they are.
+    """
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _REPORTS_ATTRIBUTE, list(reports))
+
+
+def reports_of(exc: BaseException | None) -> list[FindingReport]:
+    """The reports attached to ``exc`` and to the exceptions it was raised
+    from or while handling (``__cause__``/``__context__``), in that order.
+
+    :func:`collect_findings` attaches the reports of a block that ends with
+    an exception, so the error reply of a failed call can carry the
+    findings of its arguments.
+    """
+    out: list[FindingReport] = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        out.extend(getattr(exc, _REPORTS_ATTRIBUTE, ()))
+        exc = exc.__cause__ or exc.__context__
+    return out
 
 
 def already_checked(obj: Any, kind: str, label: str | None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import contextvars
+import copy
 import inspect
 import threading
 import types
@@ -23,17 +24,17 @@ from pydantic_core import (
 
 from dasf_geo.data._options import DataOptions
 from dasf_geo.exceptions import ConfigurationError, DataError, UnsupportedTypeError
-from dasf_geo.protocol.constants import PART_KEY
 
 __all__ = [
     "COMPRESSION_CONTEXT",
     "PARTS_CONTEXT",
     "SCHEMA_TYPE_KEY",
     "TypeEntry",
-    "decode_by_schema",
+    "entry_named",
     "get_entry",
     "original_errors",
     "register",
+    "register_reference",
     "registered_types",
     "resolve_annotation",
     "unregister",
@@ -41,14 +42,17 @@ __all__ = [
 
 #: JSON-schema key naming the registry entry a schema describes
 SCHEMA_TYPE_KEY = "x-dasf-type"
-#: The key of a parts writer in pydantic's serialization context (see
-#: :class:`dasf_geo.data.PartWriter`)
+#: The key of a writer in pydantic's serialization context that may take a
+#: value out of the JSON: ``context[PARTS_CONTEXT].add(obj, registry_type)``
+#: returns what stands for it in the JSON, or None to serialize it as usual
+#: (see :class:`dasf_geo.data.PartWriter`, which writes binary parts)
 PARTS_CONTEXT = "dasf_geo.parts"
 #: Key of pydantic's serialization context for the zlib level (1-9) a caller
 #: asked for one call: Dataset/DataArray values are then written as
 #: compressed NetCDF4 (see :meth:`DataOptions.with_call_compression`).
 COMPRESSION_CONTEXT = "dasf_geo.compression"
-_MAX_DEPTH = 64
+#: how deep annotations and schemas are followed
+MAX_DEPTH = 64
 
 Validate = Callable[[Any, DataOptions, "str | None"], Any]
 Serialize = Callable[[Any, DataOptions], Any]
@@ -81,6 +85,28 @@ class TypeEntry:
 _lock = threading.Lock()
 _by_type: dict[type, TypeEntry] = {}
 _by_name: dict[str, TypeEntry] = {}
+#: key of a JSON object that stands for a value -> what resolves it
+_references: dict[str, Callable[[dict[str, Any], str], Any]] = {}
+
+
+def register_reference(key: str, resolve: Callable[[dict[str, Any], str], Any]) -> None:
+    """Let a JSON object holding ``key`` stand for a value of a registered type.
+
+    Before an entry validates a ``dict`` that holds ``key``, the value is
+    replaced by ``resolve(value, entry_name)``, which the entry then
+    validates: a multipart request's placeholder ``{"$dasfGeoPart": n}``
+    becomes the binary part it names (see :mod:`dasf_geo.data._binary`).
+    ``resolve`` raises ``DataError`` for a reference it cannot resolve, or
+    one that cannot stand for a value of that entry.
+    """
+    _references[key] = resolve
+
+
+def _dereference(value: dict[str, Any], entry_name: str) -> Any:
+    for key, resolve in _references.items():
+        if key in value:
+            return resolve(value, entry_name)
+    return value
 
 
 def _accepts_options(func: Callable[..., Any]) -> bool:
@@ -169,15 +195,9 @@ def register(
             return decode(value)
         return _validate(value, DataOptions(cf="off", crs="off"), None)
 
-    entry = TypeEntry(
-        py_type=py_type,
-        name=name,
-        validate=_validate,
-        serialize=_serialize,
-        json_schema=_schema,
-        decode=_decode,
-        builtin=_builtin,
-    )
+    # the fields in their order: py_type, name, validate, serialize,
+    # json_schema, decode, builtin
+    entry = TypeEntry(py_type, name, _validate, _serialize, _schema, _decode, _builtin)
     with _lock:
         old = _by_type.get(py_type) or _by_name.get(name)
         if old is not None and not replace:
@@ -194,6 +214,31 @@ def register(
     return entry
 
 
+def register_builtin(
+    py_type: type,
+    name: str,
+    validate: Validate,
+    encode: Callable[[Any], Any],
+    schema: dict[str, Any],
+    decode: Callable[[Any], Any],
+) -> TypeEntry:
+    """Register a built-in entry whose wire form needs no data options.
+
+    ``validate(value, options, label)``; ``encode(obj)`` gives the wire form
+    that ``schema`` describes (each schema use gets its own copy) and
+    ``decode(wire value)`` reads it back.
+    """
+    return register(
+        py_type,
+        name=name,
+        validate=validate,
+        serialize=lambda obj, options: encode(obj),
+        json_schema=lambda options: copy.deepcopy(schema),
+        decode=decode,
+        _builtin=True,
+    )
+
+
 def unregister(py_type: type) -> None:
     """Remove the registration of ``py_type``.
 
@@ -205,6 +250,12 @@ def unregister(py_type: type) -> None:
         _by_type.pop(entry.py_type, None)
         _by_name.pop(entry.name, None)
     _resolve_cached.cache_clear()
+
+
+def entry_named(name: str) -> TypeEntry | None:
+    """The entry registered under ``name``, or None."""
+    with _lock:
+        return _by_name.get(name)
 
 
 def registered_types() -> dict[str, type]:
@@ -294,11 +345,9 @@ class RegistryType:
 
         def validate(value: Any, info: core_schema.ValidationInfo) -> Any:
             try:
-                if type(value) is dict and PART_KEY in value:
-                    # a binary part of a multipart request (see _parts.py)
-                    from dasf_geo.data._parts import resolve_placeholder
-
-                    value = resolve_placeholder(value, entry.name)
+                if type(value) is dict and _references:
+                    # e.g. a placeholder of a binary part (register_reference)
+                    value = _dereference(value, entry.name)
                 # a return model's value is "root": name it "result" for people
                 label = "result" if info.field_name == "root" else info.field_name
                 return entry.validate(value, options, label)
@@ -324,7 +373,7 @@ class RegistryType:
                 if type(context) is not dict:
                     return entry.serialize(obj, options)
                 if PARTS_CONTEXT in context:
-                    # a multipart request: the object travels as a binary part
+                    # e.g. a multipart request: the object travels as a part
                     part = context[PARTS_CONTEXT].add(obj, self)
                     if part is not None:
                         return part
@@ -434,7 +483,7 @@ _REBUILDABLE = {
 
 
 def _resolve(annotation: Any, options: DataOptions, depth: int) -> Any:
-    if depth > _MAX_DEPTH:
+    if depth > MAX_DEPTH:
         return annotation
     entry = _find(annotation)
     if entry is not None:
@@ -496,96 +545,3 @@ def _resolve_model(model: type[BaseModel], options: DataOptions, depth: int) -> 
         __doc__=model.__doc__,
         **changed,
     )
-
-
-def _json_type_ok(schema: dict[str, Any], value: Any) -> bool:
-    kind = schema.get("type")
-    if kind is None:
-        return (
-            SCHEMA_TYPE_KEY in schema
-            or "$ref" in schema
-            or bool({"anyOf", "oneOf", "allOf"} & set(schema))
-            or not schema
-        )
-    kinds = kind if isinstance(kind, list) else [kind]
-    checks = {
-        "null": value is None,
-        "string": isinstance(value, str),
-        "boolean": isinstance(value, bool),
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "array": isinstance(value, (list, tuple)),
-        "object": isinstance(value, dict),
-    }
-    return any(checks.get(k, False) for k in kinds)
-
-
-def decode_by_schema(
-    schema: dict[str, Any], value: Any, defs: dict[str, Any] | None = None
-) -> Any:
-    """Turn a JSON ``value`` back into Python objects, guided by its schema.
-
-    Wherever the schema (as published in the API info) carries
-    ``"x-dasf-type"`` of a registered type, the value at that place is
-    decoded with the registry (e.g. base64 NetCDF → ``xr.Dataset``). Lists,
-    dicts, tuples, unions and ``$ref`` s into ``defs`` (default: the
-    schema's own ``$defs``) are followed; everything else is returned
-    unchanged, so an unknown schema gives back ``value`` itself.
-
-    Raises:
-        DataError: a value marked as a registered type cannot be decoded.
-    """
-    if not isinstance(schema, dict):
-        return value
-    if defs is None:
-        defs = schema.get("$defs") or schema.get("definitions") or {}
-    return _decode(schema, value, defs, 0)
-
-
-def _decode(schema: Any, value: Any, defs: dict[str, Any], depth: int) -> Any:
-    if not isinstance(schema, dict) or depth > _MAX_DEPTH:
-        return value
-    ref = schema.get("$ref")
-    if isinstance(ref, str):
-        target = defs.get(ref.rsplit("/", 1)[-1])
-        return _decode(target, value, defs, depth + 1) if target else value
-    name = schema.get(SCHEMA_TYPE_KEY)
-    if isinstance(name, str):
-        if value is None:
-            return None
-        with _lock:
-            entry = _by_name.get(name)
-        if entry is None:
-            return value
-        return entry.decode(value)
-    for key in ("anyOf", "oneOf"):
-        subs = schema.get(key)
-        if isinstance(subs, list):
-            for sub in subs:
-                if isinstance(sub, dict) and _json_type_ok(sub, value):
-                    if sub.get("$ref"):
-                        target = defs.get(str(sub["$ref"]).rsplit("/", 1)[-1], {})
-                        if not _json_type_ok(target, value):
-                            continue
-                    return _decode(sub, value, defs, depth + 1)
-            return value
-    all_of = schema.get("allOf")
-    if isinstance(all_of, list) and len(all_of) == 1:
-        return _decode(all_of[0], value, defs, depth + 1)
-    if isinstance(value, list):
-        prefix = schema.get("prefixItems")
-        items = schema.get("items")
-        out = []
-        for i, item in enumerate(value):
-            sub = prefix[i] if isinstance(prefix, list) and i < len(prefix) else items
-            out.append(_decode(sub, item, defs, depth + 1))
-        return out
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        props = props if isinstance(props, dict) else {}
-        extra = schema.get("additionalProperties")
-        return {
-            k: _decode(props.get(k, extra), v, defs, depth + 1)
-            for k, v in value.items()
-        }
-    return value

@@ -8,13 +8,15 @@ attributes through NetCDF.
   a boolean attribute exists, so NetCDF of ordinary data (and the replies
   Demap and demessaging read) does not change; a reader that does not know
   it sees an ordinary attribute.
-* ``datetime64`` values of another resolution than ``ns`` (pandas 3 makes
-  ``us`` and ``s`` common) keep their instants but come back as ``ns``,
-  which xarray decodes NetCDF times to: recording the resolution would
-  put an attribute into every reply with times, which other DASF readers
-  would see. :func:`decode_types` restores a resolution listed in
-  ``dasf_geo_types`` (``"datetime": {variable: unit}``) for writers that
-  add it.
+* ``datetime64`` resolutions: NetCDF stores instants, not numpy's unit,
+  and xarray decodes them to ``ns``. Variables in ``s`` or ``ms`` are
+  listed in ``dasf_geo_types`` (``"datetime": {variable: unit}``) and come
+  back in their unit. ``ns`` (what xarray decodes files to) and ``us``
+  (what pandas 3 makes by default) are not listed: xarray writes the same
+  bytes for both, and the NetCDF of ordinary data stays byte for byte what
+  xarray, demessaging and Demap write and read. So a ``us`` variable comes
+  back as ``ns`` (the same instants); a reader that lists ``us`` itself is
+  honoured.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dasf_geo.data._frames import FRAME_FORMAT, decode_dataframe, encode_datafra
 from dasf_geo.exceptions import DataError
 
 __all__ = [
+    "MARKED_TIME_UNITS",
     "MAX_GROUPS",
     "TYPES_ATTRIBUTE",
     "decode_types",
@@ -47,6 +50,9 @@ __all__ = [
 TYPES_ATTRIBUTE = "dasf_geo_types"
 #: Most groups of a DataTree that are sent or read.
 MAX_GROUPS = 10_000
+#: datetime64 units listed in ``dasf_geo_types`` when written (see above)
+MARKED_TIME_UNITS = ("s", "ms")
+#: datetime64 units a ``dasf_geo_types`` listing may restore
 _UNITS = ("s", "ms", "us")
 
 
@@ -56,12 +62,12 @@ def _is_bool(value: Any) -> bool:
 
 def encode_types(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` ready for NetCDF: boolean attributes as int8, listed with the
-    resolutions of non-``ns`` datetime variables in ``dasf_geo_types``.
+    resolutions of ``s``/``ms`` datetime variables in ``dasf_geo_types``.
 
     Returns ``ds`` itself when there is nothing to list.
     """
     bools: list[list[str]] = []
-    times: dict[str, str] = {}  # read back; written by no version yet
+    times: dict[str, str] = {}
     for key, value in ds.attrs.items():
         if _is_bool(value):
             bools.append(["", str(key)])
@@ -69,6 +75,10 @@ def encode_types(ds: xr.Dataset) -> xr.Dataset:
         for key, value in var.attrs.items():
             if _is_bool(value):
                 bools.append([str(name), str(key)])
+        if var.dtype.kind == "M":
+            unit = np.datetime_data(var.dtype)[0]
+            if unit in MARKED_TIME_UNITS:
+                times[str(name)] = unit
     if not bools and not times:
         return ds
     out = ds.copy(deep=False)
@@ -389,7 +399,7 @@ def _validate_series(value: Any, options: Any, label: str | None) -> pd.Series:
 
 
 def _register() -> None:
-    from dasf_geo.data._registry import register
+    from dasf_geo.data._registry import register, register_builtin
 
     register(
         xr.DataTree,
@@ -403,15 +413,15 @@ def _register() -> None:
             "title": "DataTree",
             "description": "xarray.DataTree as base64 NetCDF4, one group per node",
         },
-        decode=lambda v: to_datatree(v),
+        decode=to_datatree,
         _builtin=True,
     )
-    register(
+    register_builtin(
         pd.Series,
-        name="pandas.Series",
-        validate=_validate_series,
-        serialize=lambda obj, o: encode_series(obj),
-        json_schema=lambda o: {
+        "pandas.Series",
+        _validate_series,
+        encode_series,
+        {
             "type": "object",
             "title": "Series",
             "contentMediaType": "application/vnd.dasf.frame+json",
@@ -427,8 +437,7 @@ def _register() -> None:
                 "data": {"type": "array", "items": {"type": "object"}, "maxItems": 1},
             },
         },
-        decode=lambda v: to_series(v),
-        _builtin=True,
+        to_series,
     )
 
 

@@ -119,7 +119,8 @@ EXT_FRAGMENT_SIZE = "dasfGeoFragmentSize"
 EXT_COMPRESSION = "dasfGeoCompression"
 #: On requests: the largest request or reply, in bytes, the caller accepts.
 EXT_MAX_SIZE = "dasfGeoMaxSize"
-#: On successful replies: the CF/crs findings of ``warn``/``optional``
+#: On replies (error replies too, when the call failed after a value was
+#: checked): the CF/crs findings of ``warn``/``optional``
 #: checks of the call's arguments and result, as JSON text of a list of
 #: ``{"kind": "CF"|"crs", "label": argument name or "result", "message":
 #: text, "findings": [{"variable", "attribute", "rule", "message",

@@ -216,9 +216,9 @@ class Client:
             accept=accept,
             options=options,
         )
+        warn_findings(reply)  # an error reply's too, before its error
         raise_for_status(reply, self.topic)
         self._async.last_reply = reply
-        warn_findings(reply)
         return reply.value()
 
     @property

@@ -932,9 +932,9 @@ class AsyncClient:
             accept=accept,
             options=options,
         )
+        warn_findings(reply)  # an error reply's too, before its error
         raise_for_status(reply, self.topic)
         self.last_reply = reply
-        warn_findings(reply)
         return reply.value()
 
     async def ping(self, timeout: float | None = None) -> float:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -305,23 +303,16 @@ def binary_reply(
     one big string, and (written by the engine to a path) never held as one
     big bytes object either. ``compression``: see :func:`write_reply`.
     """
-    from dasf_geo.data import write_reply
+    from dasf_geo.data import write_reply_file
 
     field = type(result).model_fields.get("root")
     if field is None:
         return None
-    fd, path = tempfile.mkstemp(prefix="dasf-geo-reply-", suffix=".part")
-    os.close(fd)
-    try:
-        media_type = write_reply(result.root, field.metadata, path, accept, compression)
-        if media_type is None:
-            return None
-        file = open(path, "rb")  # noqa: SIM115  # closed by OutgoingFile.close
-    finally:
-        os.unlink(path)  # the open file keeps the data until it is closed
-    return OutgoingFile(
-        file, os.fstat(file.fileno()).st_size, {EXT_ENCODING: media_type}
-    )
+    written = write_reply_file(result.root, field.metadata, accept, compression)
+    if written is None:
+        return None
+    file, size, media_type = written  # closed by OutgoingFile.close
+    return OutgoingFile(file, size, {EXT_ENCODING: media_type})
 
 
 def with_findings(

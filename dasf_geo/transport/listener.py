@@ -56,6 +56,7 @@ from dasf_geo.protocol.constants import (
     EXT_ACCEPT,
     EXT_ERRORS,
     EXT_FEATURES,
+    EXT_FINDINGS,
     EXT_PARTS,
     EXT_SIZE,
     KEY_MESSAGE_TYPE,
@@ -795,7 +796,9 @@ class Listener:
         """Answer a request the slow way (errors, large or file replies)."""
         try:
             if isinstance(error, _RequestError):
-                await self._reply_error(incoming, error.text, error.errors)
+                await self._reply_error(
+                    incoming, error.text, error.errors, _error_findings(error)
+                )
             elif error is not None:
                 logger.error(
                     "request %s failed",
@@ -807,7 +810,7 @@ class Listener:
                 else:
                     detail = str(error)
                 text = f"error executing request: {type(error).__name__}: {detail}"
-                await self._reply_error(incoming, text)
+                await self._reply_error(incoming, text, None, _error_findings(error))
             else:
                 try:
                     await self._reply(incoming, result, status=Status.SUCCESS)
@@ -850,8 +853,11 @@ class Listener:
         incoming: _Incoming,
         text: str,
         errors: list[dict[str, Any]] | None = None,
+        findings: str | None = None,
     ) -> None:
         extra: dict[str, Any] = {EXT_ERRORS: json.dumps(errors)} if errors else {}
+        if findings is not None:
+            extra[EXT_FINDINGS] = findings
         await self._reply(incoming, text.encode("utf-8"), status=Status.ERROR, **extra)
 
     async def _reply(
@@ -963,6 +969,16 @@ class Listener:
                 logger.warning("%s; trying again in %g s", exc, delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _error_findings(error: BaseException) -> str | None:
+    """The ``dasfGeoFindings`` of an error reply: the CF/crs findings of the
+    values checked before the request failed (e.g. its arguments), so that
+    the caller learns of them too; None when there are none."""
+    from dasf_geo.data import encode_reports, reports_of
+
+    reports = reports_of(error)
+    return encode_reports(reports) if reports else None
 
 
 def _too_large(text: str, size: int, limit: int, what: str) -> _RequestError:

@@ -154,6 +154,15 @@ def test_misspelt_standard_names_get_the_closest_names(name, suggestion):
     assert f.rule == "standard-name-table" and f.suggestion == suggestion
 
 
+def planted_attribute(variable: str, attribute: str, value: str) -> tuple:
+    """A defect set as one attribute, and where its finding is."""
+    return (
+        lambda ds: ds[variable].attrs.update({attribute: value}),
+        variable,
+        attribute,
+    )
+
+
 #: one planted defect per documented rule: (change, variable, attribute, rule)
 PLANTED = {
     "conventions-attribute": (
@@ -162,61 +171,23 @@ PLANTED = {
         "Conventions",
     ),
     "variable-name": (lambda ds: ds.__setitem__("2t", ds.tas), "2t", None),
-    "units-parseable": (
-        lambda ds: ds.tas.attrs.update(units="Kelvinn"),
-        "tas",
-        "units",
+    "units-parseable": planted_attribute("tas", "units", "Kelvinn"),
+    "time-calendar": planted_attribute("time", "calendar", "martian"),
+    "time-units": planted_attribute("time", "units", "days after 2000"),
+    "standard-name-table": planted_attribute("tas", "standard_name", "air_temp"),
+    "standard-name-modifier": planted_attribute(
+        "tas", "standard_name", "air_temperature flux"
     ),
-    "time-calendar": (
-        lambda ds: ds.time.attrs.update(calendar="martian"),
-        "time",
-        "calendar",
-    ),
-    "time-units": (
-        lambda ds: ds.time.attrs.update(units="days after 2000"),
-        "time",
-        "units",
-    ),
-    "standard-name-table": (
-        lambda ds: ds.tas.attrs.update(standard_name="air_temp"),
-        "tas",
-        "standard_name",
-    ),
-    "standard-name-modifier": (
-        lambda ds: ds.tas.attrs.update(standard_name="air_temperature flux"),
-        "tas",
-        "standard_name",
-    ),
-    "standard-name-units": (lambda ds: ds.tas.attrs.update(units="m"), "tas", "units"),
-    "fillvalue-type": (
-        lambda ds: ds.tas.attrs.update(_FillValue="x"),
-        "tas",
-        "_FillValue",
-    ),
-    "coordinates-reference": (
-        lambda ds: ds.tas.attrs.update(coordinates="height"),
-        "tas",
-        "coordinates",
-    ),
-    "bounds-reference": (
-        lambda ds: ds.lat.attrs.update(bounds="lat_bnds"),
-        "lat",
-        "bounds",
-    ),
-    "grid-mapping-reference": (
-        lambda ds: ds.tas.attrs.update(grid_mapping="crs_var"),
-        "tas",
-        "grid_mapping",
-    ),
-    "axis-attribute": (lambda ds: ds.lon.attrs.update(axis="W"), "lon", "axis"),
+    "standard-name-units": planted_attribute("tas", "units", "m"),
+    "fillvalue-type": planted_attribute("tas", "_FillValue", "x"),
+    "coordinates-reference": planted_attribute("tas", "coordinates", "height"),
+    "bounds-reference": planted_attribute("lat", "bounds", "lat_bnds"),
+    "grid-mapping-reference": planted_attribute("tas", "grid_mapping", "crs_var"),
+    "axis-attribute": planted_attribute("lon", "axis", "W"),
     "axis-identification": (lambda ds: ds.lon.attrs.clear(), "lon", None),
-    "latitude-units": (lambda ds: ds.lat.attrs.update(units="degrees"), "lat", "units"),
+    "latitude-units": planted_attribute("lat", "units", "degrees"),
     "latitude-range": (lambda ds: ds.__setitem__("lat", ds.lat + 75), "lat", None),
-    "longitude-units": (
-        lambda ds: ds.lon.attrs.update(units="degrees"),
-        "lon",
-        "units",
-    ),
+    "longitude-units": planted_attribute("lon", "units", "degrees"),
     "longitude-range": (lambda ds: ds.__setitem__("lon", ds.lon + 350), "lon", None),
 }
 

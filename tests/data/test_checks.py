@@ -323,3 +323,26 @@ def test_checks_survive_hostile_attributes():
                 assert all(isinstance(f, Finding) and f.rule for f in found)
 
     run()
+
+
+_RAISED_AGAIN = ValueError("raised by every failing call")
+
+
+def test_a_failing_block_leaves_its_findings_on_the_exception():
+    from dasf_geo.data import collect_findings, reports_of
+
+    ds = xr.Dataset({"t": ("x", [1.0], {"units": "Kelvinn"})})
+    ds.attrs["Conventions"] = "CF-1.8"
+    with pytest.raises(RuntimeError) as info, collect_findings():
+        check_cf(ds, "warn", label="ds")
+        try:
+            raise _RAISED_AGAIN
+        except ValueError as exc:
+            raise RuntimeError("the call failed") from exc
+    # found along the chain: the outer error carries them
+    assert [(r.kind, r.label) for r in reports_of(info.value)] == [("CF", "ds")]
+    # the same exception object raised again by a clean block: no old findings
+    with pytest.raises(ValueError) as again, collect_findings():
+        raise _RAISED_AGAIN
+    assert reports_of(again.value) == []
+    assert reports_of(None) == []

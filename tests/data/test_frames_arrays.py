@@ -95,6 +95,16 @@ def test_frame_refuses_arbitrary_objects_naming_the_column():
     )
 
 
+def wire_frame(rows: int, columns: list, data: list, step: int = 1) -> dict:
+    """A wire-form DataFrame with a range index of ``rows`` rows."""
+    return {
+        "format": "dasf-frame/1",
+        "index": {"kind": "range", "start": 0, "stop": rows, "step": step},
+        "columns": {"kind": "values", "dtype": "object", "values": columns},
+        "data": data,
+    }
+
+
 def test_frame_refuses_non_frame():
     with pytest.raises(DataError, match="expected a pandas DataFrame, got list"):
         encode_dataframe([1, 2])
@@ -112,39 +122,19 @@ def test_frame_refuses_non_frame():
             "DataFrame: 'data' must be a list of columns",
         ),
         (
-            {
-                "format": "dasf-frame/1",
-                "index": {"kind": "range", "start": 0, "stop": 2, "step": 1},
-                "columns": {"kind": "values", "dtype": "object", "values": ["a"]},
-                "data": [{"kind": "numpy", "dtype": "<f8", "data": "AAAA"}],
-            },
+            wire_frame(2, ["a"], [{"kind": "numpy", "dtype": "<f8", "data": "AAAA"}]),
             "column 'a': 'data' holds 3 bytes but dtype <f8 x shape [2] needs 16",
         ),
         (
-            {
-                "format": "dasf-frame/1",
-                "index": {"kind": "range", "start": 0, "stop": 2, "step": 0},
-                "columns": {"kind": "values", "dtype": "object", "values": []},
-                "data": [],
-            },
+            wire_frame(2, [], [], step=0),
             "index: a range needs integer start, stop and non-zero step",
         ),
         (
-            {
-                "format": "dasf-frame/1",
-                "index": {"kind": "range", "start": 0, "stop": 1, "step": 1},
-                "columns": {"kind": "values", "dtype": "object", "values": ["a"]},
-                "data": [{"kind": "numpy", "dtype": "object", "data": ""}],
-            },
+            wire_frame(1, ["a"], [{"kind": "numpy", "dtype": "object", "data": ""}]),
             "column 'a': dtype 'object' is not allowed on the wire",
         ),
         (
-            {
-                "format": "dasf-frame/1",
-                "index": {"kind": "range", "start": 0, "stop": 1, "step": 1},
-                "columns": {"kind": "values", "dtype": "object", "values": ["a"]},
-                "data": [{"kind": "evil"}],
-            },
+            wire_frame(1, ["a"], [{"kind": "evil"}]),
             "column 'a': unknown column kind 'evil'",
         ),
     ],

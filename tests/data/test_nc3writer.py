@@ -25,11 +25,8 @@ from hypothesis.extra import numpy as hnp
 
 from dasf_geo.data import _nc3writer, read_netcdf, write_netcdf
 from dasf_geo.data._nc3writer import CHUNK_BYTES, plan_nc3, write_nc3
-from dasf_geo.data._netcdf import (
-    _SCIPY_GLOBAL_CLASH,
-    _SCIPY_VARIABLE_CLASH,
-    netcdf_bytes,
-)
+from dasf_geo.data._ncformat import _SCIPY_GLOBAL_CLASH, _SCIPY_VARIABLE_CLASH
+from dasf_geo.data._netcdf import netcdf_bytes
 
 names = st.text(alphabet="abcdefghijklmnop_", min_size=1, max_size=4).filter(
     lambda s: s[0] != "_"

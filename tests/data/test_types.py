@@ -1,5 +1,5 @@
-"""DataTree, Series and boolean attributes: round-trip laws (hypothesis) and
-bad input named."""
+"""DataTree, Series, boolean attributes and datetime units: round-trip laws
+(hypothesis) and bad input named."""
 
 from __future__ import annotations
 
@@ -18,11 +18,18 @@ from hypothesis.extra import pandas as hpd
 from pydantic import BaseModel
 
 from dasf_geo.data import (
+    BINARY_MEDIA_TYPES,
+    PARTS_CONTEXT,
+    BinaryPart,
     CFConventionWarning,
     DataOptions,
+    PartWriter,
     get_entry,
     read_netcdf,
+    read_reply,
+    request_parts,
     resolve_annotation,
+    write_reply,
 )
 from dasf_geo.data._netcdf import netcdf_bytes
 from dasf_geo.data._types import (
@@ -124,6 +131,90 @@ def test_datetime_resolutions_listed_by_a_writer_are_restored():
     back = decode_types(ds)
     assert back.t.dtype == np.dtype("datetime64[s]")
     assert TYPES_ATTRIBUTE not in back.attrs
+
+
+TIME_UNITS = ["s", "ms", "us", "ns"]
+
+
+def back_unit(unit: str) -> str:
+    """The unit a datetime64 variable comes back in (docs/data.md)."""
+    return unit if unit in ("s", "ms") else "ns"
+
+
+@st.composite
+def timed_datasets(draw: st.DrawFn) -> xr.Dataset:
+    """Times in one of pandas' units, within 1780-2255, NaT sometimes."""
+    unit = draw(st.sampled_from(TIME_UNITS))
+    per = 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}[unit]
+    seconds = draw(st.lists(st.integers(-6 * 10**9, 9 * 10**9), min_size=1, max_size=4))
+    ticks = [s * per + draw(st.integers(0, per - 1)) for s in seconds]
+    times = np.array(ticks, dtype="i8").view(f"M8[{unit}]")
+    values = times[::-1].copy()
+    if draw(st.booleans()):
+        values[0] = np.datetime64("NaT")
+    return xr.Dataset(
+        {"when": ("time", values, {"long_name": "when"})},
+        coords={"time": ("time", times)},
+    )
+
+
+def assert_same_times(back: xr.Dataset, ds: xr.Dataset) -> None:
+    """The same instants (NaT included) in the documented unit."""
+    for name in ("time", "when"):
+        unit = np.datetime_data(ds[name].dtype)[0]
+        assert back[name].dtype == np.dtype(f"M8[{back_unit(unit)}]"), name
+        exact = back[name].values.astype(ds[name].dtype)
+        np.testing.assert_array_equal(exact.view("i8"), ds[name].values.view("i8"))
+    xr.testing.assert_identical(back, ds)
+
+
+OFF = DataOptions(cf="off", crs="off")
+
+
+@given(timed_datasets())
+def test_time_units_round_trip_through_the_json_form(ds):
+    entry = get_entry(xr.Dataset)
+    text = entry.serialize(ds, OFF)
+    assert isinstance(text, str)
+    assert_same_times(entry.validate(json.loads(json.dumps(text)), OFF, "ds"), ds)
+    da = ds["when"]
+    back = get_entry(xr.DataArray).validate(
+        get_entry(xr.DataArray).serialize(da, OFF), OFF, "da"
+    )
+    assert back.dtype == np.dtype(f"M8[{back_unit(np.datetime_data(da.dtype)[0])}]")
+
+
+@given(timed_datasets(), st.sampled_from(["auto", "netcdf4", "zarr"]))
+def test_time_units_round_trip_through_binary_parts_and_replies(ds, fmt):
+    from pydantic import create_model
+
+    options = DataOptions(cf="off", crs="off", format=fmt)
+    Request = create_model("Request", ds=(resolve_annotation(xr.Dataset, options), ...))
+    with PartWriter() as writer:
+        text = Request(ds=ds).model_dump_json(context={PARTS_CONTEXT: writer})
+        received = [
+            BinaryPart(i, part.media_type, part.file.read(), part.size)
+            for i, part in enumerate(writer.parts, 1)
+        ]
+    assert len(received) == 1
+    with request_parts(received):
+        assert_same_times(Request.model_validate_json(text).ds, ds)
+    # a binary reply: the same bytes, read back by the caller
+    buf = io.BytesIO()
+    (registry_type,) = Request.model_fields["ds"].metadata
+    media_type = write_reply(ds, [registry_type], buf, BINARY_MEDIA_TYPES)
+    assert media_type is not None
+    assert_same_times(read_reply(media_type, buf.getvalue()), ds)
+
+
+def test_only_s_and_ms_are_listed():
+    for unit, listed in (("s", True), ("ms", True), ("us", False), ("ns", False)):
+        t = np.array(["2020-01-01T00:00:01"], dtype=f"M8[{unit}]")
+        buf, _ = netcdf_bytes(xr.Dataset(coords={"t": t}), "netcdf3")
+        with xr.open_dataset(io.BytesIO(bytes(buf)), engine="scipy") as raw:
+            assert (TYPES_ATTRIBUTE in raw.attrs) is listed, unit
+            if listed:
+                assert json.loads(raw.attrs[TYPES_ATTRIBUTE])["datetime"] == {"t": unit}
 
 
 def test_a_thousand_groups_round_trip():

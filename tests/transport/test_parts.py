@@ -163,7 +163,7 @@ async def test_dataset_arguments_round_trip_exactly(make_config, broker, spool):
 async def test_a_large_argument_in_a_file_is_opened_lazily(
     make_config, broker, monkeypatch
 ):
-    monkeypatch.setattr(dasf_geo.data._parts, "LAZY_THRESHOLD", 1000)
+    monkeypatch.setattr(dasf_geo.data._binary, "LAZY_THRESHOLD", 1000)
     config = spool_config(make_config, "parts-lazy", IN_A_FILE)
     module = module_for(config, broker.port)
     ds = grid(200)  # 6,400 bytes of values: above the lowered threshold
