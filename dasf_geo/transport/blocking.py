@@ -24,7 +24,7 @@ import os
 import sys
 import threading
 from collections.abc import Awaitable, Coroutine, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from dasf_geo._loop import new_event_loop
 from dasf_geo.exceptions import (
@@ -46,10 +46,7 @@ from dasf_geo.transport._common import (
     setting,
     shorten_switch_interval,
 )
-from dasf_geo.transport.caller import (
-    AsyncClient,
-    T,
-)
+from dasf_geo.transport.caller import AsyncClient
 from dasf_geo.transport.matching import (
     ProgressCallback,
     _request_payload,
@@ -70,6 +67,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("dasf_geo.transport.client")
+
+T = TypeVar("T")
 
 
 class _ThreadWaiter:

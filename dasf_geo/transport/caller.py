@@ -7,11 +7,9 @@ carries its own ``requestContext`` and replies are matched by it, so they
 can never be mixed up. Fragmented replies are reassembled; fragmented
 requests are sent when a request exceeds ``max_payload_size``.
 
-The matching itself has no I/O: :class:`~dasf_geo.transport.matching.ReplyMatcher`
-takes each message of the response topic and completes the waiting call,
-and :func:`~dasf_geo.transport.matching.call_properties` builds the
-properties of every request, sent at once or in fragments. This module
-adds the connections, their reconnects, timeouts and the sending.
+Matching and request properties have no I/O: they live in
+:mod:`dasf_geo.transport.matching`; this module adds the connections,
+their reconnects, the timeouts and the sending.
 
 Blocking callers (:mod:`dasf_geo.transport.blocking`) hand their requests
 to the same client and wait on a lock instead of an asyncio future.
@@ -24,10 +22,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from dasf_geo.exceptions import (
-    PayloadTooLarge,
     ReplyLost,
     RequestTimeout,
     SendError,
@@ -49,7 +46,6 @@ from dasf_geo.protocol.messages import (
 from dasf_geo.protocol.options import (
     TransferOptions,
     current_transfer_options,
-    format_size,
 )
 from dasf_geo.protocol.parts import parse_features
 from dasf_geo.transport._common import (
@@ -75,6 +71,7 @@ from dasf_geo.transport.matching import (
     _request_payload,
     _upload_progress,
     call_properties,
+    check_request_size,
     describe_request,
 )
 from dasf_geo.transport.replies import (
@@ -100,8 +97,6 @@ RESPONSE_SUBSCRIPTION = "dasf-geo-caller"
 #: the longest wait between attempts (see :func:`backoff_delays`).
 RECONNECT_FIRST_DELAY = 0.05
 RECONNECT_MAX_DELAY = 5.0
-
-T = TypeVar("T")
 
 
 class AsyncClient:
@@ -324,15 +319,6 @@ class AsyncClient:
     def _handle_reply(self, msg: ConsumerMessage) -> None:
         self._matcher.receive(msg.properties, msg.payload, time.monotonic())
 
-    def _finish(
-        self,
-        context: str,
-        *,
-        reply: Reply | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        self._matcher.finish(context, reply=reply, error=error)
-
     @property
     def _pending(self) -> dict[str, _Pending]:
         """The calls waiting for a reply, by context (the matcher's)."""
@@ -430,7 +416,9 @@ class AsyncClient:
                 producer = self._producer
                 if not producer.connected:
                     producer = await self._ensure_producer()
-                props = self._request_props(context, message_type, accept, opts)
+                props = call_properties(
+                    self.response_topic, context, message_type, accept, opts
+                )
                 await send_payload(
                     producer,
                     payload,
@@ -456,17 +444,6 @@ class AsyncClient:
             if not future.done():
                 future.cancel()
 
-    def _request_props(
-        self,
-        context: str,
-        message_type: MessageType | str,
-        accept: Iterable[str] | None,
-        options: TransferOptions,
-    ) -> dict[str, Any]:
-        return call_properties(
-            self.response_topic, context, message_type, accept, options
-        )
-
     def check_size(
         self,
         payload: bytes | bytearray | memoryview | OutgoingParts,
@@ -481,19 +458,7 @@ class AsyncClient:
         Raises:
             PayloadTooLarge: naming the sizes; nothing was sent.
         """
-        limit = options.max_size
-        if limit is None:
-            return
-        size = payload.size if isinstance(payload, OutgoingParts) else len(payload)
-        if size > limit:
-            raise PayloadTooLarge(
-                f"the request to {what} for topic {self.topic!r} is "
-                f"{format_size(size)}, above the limit of {format_size(limit)} "
-                "(max_size); it was not sent",
-                size=size,
-                limit=limit,
-                topic=self.topic,
-            )
+        check_request_size(payload, options, what, self.topic)
 
     def send_at_once(
         self,
@@ -528,7 +493,9 @@ class AsyncClient:
         ):
             return None
         context = self._contexts.next()
-        props = self._request_props(context, message_type, accept, options)
+        props = call_properties(
+            self.response_topic, context, message_type, accept, options
+        )
         message = one_message(payload)
         props.update(message.properties)
         self._matcher.expect(context, future, what, progress, options.max_size)
@@ -560,7 +527,7 @@ class AsyncClient:
             except SendError as exc:
                 error = exc
         if error is not None:
-            self._finish(context, error=error)
+            self._matcher.finish(context, error=error)
 
     async def call(
         self,

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dasf_geo.transport.blocking import (  # noqa: F401  (re-exported)
     PROBE_TIMEOUT,
     Client,
+    T,
     _abandon,
     _background,
     _client_key,
@@ -46,7 +47,6 @@ from dasf_geo.transport.caller import (  # noqa: F401  (re-exported)
     RECONNECT_MAX_DELAY,
     RESPONSE_SUBSCRIPTION,
     AsyncClient,
-    T,
     logger,
 )
 from dasf_geo.transport.matching import (  # noqa: F401  (re-exported)

@@ -72,6 +72,7 @@ __all__ = [
     "Refuse",
     "RequestIntake",
     "Run",
+    "redeliverable",
 ]
 
 logger = logging.getLogger("dasf_geo.transport.backend")
@@ -401,6 +402,18 @@ class RequestIntake:
         if mtype in _ANSWERS:  # pragma: no cover - dropped on arrival
             return Acknowledge(incoming.message_ids)
         return Refuse(incoming, f"unsupported message type {mtype!r}")
+
+
+def redeliverable(incoming: _Incoming, max_redeliveries: int) -> bool:
+    """True if a request whose reply failed may be given back for redelivery.
+
+    Only a request of one message (a fragmented one cannot be delivered
+    again: its fragments were acknowledged), delivered fewer than
+    ``max_redeliveries`` times so far.
+    """
+    return (
+        incoming.redelivery_count < max_redeliveries and len(incoming.message_ids) == 1
+    )
 
 
 def _parts_over(parts: Any, limit: int) -> str:

@@ -17,15 +17,13 @@ acknowledged as they arrive (a broker bounds the unacknowledged bytes per
 consumer), so such a request is not redelivered: its caller gets an error
 or its timeout instead.
 
-Errors never go unanswered: a payload that is not base64, not UTF-8 JSON,
-or fails validation gets an error reply; validation errors carry
-pydantic's structured error list in the ``dasfGeoErrors`` property.
-
-A handler with ``part_media_types`` (such as :class:`ModuleHandler`) also
-takes multipart requests (:mod:`dasf_geo.protocol.parts`): the listener
-says so in the ``dasfGeoFeatures`` property of its ``pong``, ``info`` and
-``api_info`` replies, cuts such a request into its JSON and its binary
-parts, and removes the parts' temporary files once it is answered.
+Errors never go unanswered, once per request: what to do with each
+message is decided without I/O in :mod:`dasf_geo.transport.dispatch`, the
+replies (error replies with pydantic's structured errors in
+``dasfGeoErrors``) are built in :mod:`dasf_geo.transport.answers`. A
+handler with ``part_media_types`` (such as :class:`ModuleHandler`) also
+takes multipart requests, advertised in the ``dasfGeoFeatures`` property
+of ``pong``, ``info`` and ``api_info`` replies.
 """
 
 from __future__ import annotations
@@ -87,6 +85,7 @@ from dasf_geo.transport.dispatch import (
     RequestIntake,
     Run,
     _Incoming,
+    redeliverable,
 )
 from dasf_geo.transport.handler import (
     FunctionReply,
@@ -158,9 +157,17 @@ class Listener:
         self.spool_threshold = int(
             setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD)
         )
-        #: what to do with each message (sans-I/O, see :mod:`.dispatch`):
-        #: fragments joined, within the most fragmented requests received
-        #: at a time and the most decoded bytes of them held in memory
+        #: most fragmented requests received at a time, and most decoded
+        #: bytes of them held in memory; beyond, requests get an error reply
+        self.max_incomplete: int = int(
+            setting(config, "max_incomplete_requests", DEFAULT_MAX_INCOMPLETE)
+            or DEFAULT_MAX_INCOMPLETE
+        )
+        self.max_incomplete_bytes: int = int(
+            setting(config, "max_incomplete_bytes", DEFAULT_MAX_INCOMPLETE_BYTES)
+            or DEFAULT_MAX_INCOMPLETE_BYTES
+        )
+        #: what to do with each message (sans-I/O, see :mod:`.dispatch`)
         self._intake = RequestIntake(
             self.topic,
             Reassembler(
@@ -168,14 +175,8 @@ class Listener:
                 timeout=float(setting(config, "fragment_timeout", 60.0)),
                 buffer_factory=buffer_factory(self.spool_threshold),
             ),
-            max_incomplete=int(
-                setting(config, "max_incomplete_requests", DEFAULT_MAX_INCOMPLETE)
-                or DEFAULT_MAX_INCOMPLETE
-            ),
-            max_incomplete_bytes=int(
-                setting(config, "max_incomplete_bytes", DEFAULT_MAX_INCOMPLETE_BYTES)
-                or DEFAULT_MAX_INCOMPLETE_BYTES
-            ),
+            max_incomplete=self.max_incomplete,
+            max_incomplete_bytes=self.max_incomplete_bytes,
             spool_threshold=self.spool_threshold,
             queue_size=self.queue_size,
         )
@@ -203,16 +204,6 @@ class Listener:
             if getattr(handler, "part_media_types", None)
             else {}
         )
-
-    @property
-    def max_incomplete(self) -> int:
-        """Most fragmented requests received at a time."""
-        return self._intake.max_incomplete
-
-    @property
-    def max_incomplete_bytes(self) -> int:
-        """Most decoded bytes of incomplete requests held in memory."""
-        return self._intake.max_incomplete_bytes
 
     @property
     def incomplete_bytes(self) -> int:
@@ -404,7 +395,7 @@ class Listener:
         parts: Any = None,
         compression: int | None = None,
     ) -> bytes | OutgoingFile | FunctionReply:
-        """Runs in a worker thread (see :func:`~.dispatch.execute`)."""
+        """Runs in a worker thread (see :func:`~.answers.execute`)."""
         return execute(self.handler, data, progress, accept, parts, compression)
 
     def _start_request(self, incoming: _Incoming, data: bytes | bytearray) -> None:
@@ -464,7 +455,9 @@ class Listener:
         Returns False (nothing sent) when the slow path must do it.
         """
         header = incoming.header
-        if not fits_one_message(len(result), self._fragment_size(incoming)):
+        if not fits_one_message(
+            len(result), fragment_size(incoming, self.max_payload_size)
+        ):
             return False
         producer = self._producers.ready(header.response_topic)
         if producer is None:
@@ -571,7 +564,9 @@ class Listener:
         props = answer_properties(incoming, self.topic, message_type, status, **extra)
         try:
             producer = await self._producers.get(header.response_topic)
-            await send_payload(producer, payload, props, self._fragment_size(incoming))
+            await send_payload(
+                producer, payload, props, fragment_size(incoming, self.max_payload_size)
+            )
         except (DasfGeoError, OSError) as exc:
             # a reply topic the config or the broker refuses, a broker gone
             if not _final:
@@ -594,11 +589,7 @@ class Listener:
         redelivers the request anyway.
         """
         header = incoming.header
-        retry = (
-            self._persistent
-            and incoming.redelivery_count < MAX_REPLY_REDELIVERIES
-            and len(incoming.message_ids) == 1
-        )
+        retry = self._persistent and redeliverable(incoming, MAX_REPLY_REDELIVERIES)
         logger.error(
             "could not send the reply to request %s on topic %r: %s; the request is %s",
             header.request_context[:100],
@@ -611,7 +602,3 @@ class Listener:
                 self._consumer.nack_now(incoming.message_ids[0])
         else:
             self._ack(incoming.message_ids)
-
-    def _fragment_size(self, incoming: _Incoming) -> int:
-        """The fragment size of a reply (see :func:`~.dispatch.fragment_size`)."""
-        return fragment_size(incoming, self.max_payload_size)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dasf_geo.exceptions import FragmentError, FragmentTooLarge
+from dasf_geo.exceptions import FragmentError, FragmentTooLarge, PayloadTooLarge
 from dasf_geo.protocol.constants import (
     EXT_ACCEPT,
     EXT_SIZE,
@@ -52,6 +52,7 @@ __all__ = [
     "ProgressCallback",
     "ReplyMatcher",
     "call_properties",
+    "check_request_size",
     "describe_request",
 ]
 
@@ -103,6 +104,32 @@ def call_properties(
     if options:
         props.update(options.properties())
     return props
+
+
+def check_request_size(
+    payload: bytes | bytearray | memoryview | OutgoingParts,
+    options: TransferOptions,
+    what: str,
+    topic: str,
+) -> None:
+    """Refuse to send a request above the call's ``max_size``.
+
+    Raises:
+        PayloadTooLarge: naming the request, the topic and both sizes.
+    """
+    limit = options.max_size
+    if limit is None:
+        return
+    size = payload.size if isinstance(payload, OutgoingParts) else len(payload)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the request to {what} for topic {topic!r} is "
+            f"{format_size(size)}, above the limit of {format_size(limit)} "
+            "(max_size); it was not sent",
+            size=size,
+            limit=limit,
+            topic=topic,
+        )
 
 
 class ReplyMatcher:
