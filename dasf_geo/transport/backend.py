@@ -26,10 +26,23 @@ from dasf_geo.exceptions import (
 from dasf_geo.transport._common import (
     shorten_switch_interval,
 )
+from dasf_geo.transport.answers import (  # noqa: F401  (re-exported)
+    _is_json_error,
+    _too_large,
+)
 from dasf_geo.transport.connection import (
     AsyncConsumer,
     AsyncProducer,
     redact_url,
+)
+from dasf_geo.transport.dispatch import (  # noqa: F401  (re-exported)
+    _ANSWERS,
+    _FRAGMENT,
+    DEFAULT_MAX_INCOMPLETE,
+    DEFAULT_MAX_INCOMPLETE_BYTES,
+    REMEMBER_FAILED,
+    _Incoming,
+    _parts_over,
 )
 from dasf_geo.transport.handler import (  # noqa: F401  (re-exported)
     MAX_ERRORS,
@@ -50,19 +63,10 @@ from dasf_geo.transport.handler import (  # noqa: F401  (re-exported)
     with_findings,
 )
 from dasf_geo.transport.listener import (  # noqa: F401  (re-exported)
-    _ANSWERS,
-    _FRAGMENT,
-    DEFAULT_MAX_INCOMPLETE,
-    DEFAULT_MAX_INCOMPLETE_BYTES,
     MAX_REPLY_REDELIVERIES,
     RECONNECT_FIRST_DELAY,
     RECONNECT_MAX_DELAY,
-    REMEMBER_FAILED,
     Listener,
-    _Incoming,
-    _is_json_error,
-    _parts_over,
-    _too_large,
     on_listening,
 )
 

@@ -4,6 +4,13 @@
 one background event loop shared by all blocking clients of the process;
 :func:`get_client` keeps one client per messaging config and topic, which
 :func:`send_request` (the ``send_request`` of a backend module) uses.
+
+The bridge uses only the explicit internal API of
+:class:`~dasf_geo.transport.caller.AsyncClient` (:meth:`~AsyncClient.check_size`,
+:meth:`~AsyncClient.send_at_once`, :meth:`~AsyncClient.request`,
+:meth:`~AsyncClient.forget`, :attr:`~AsyncClient.closed`): a small request is
+sent at once from the event loop thread and its reply completes a
+:class:`_ThreadWaiter`, a lock the calling thread blocks on.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import os
 import sys
 import threading
 from collections.abc import Awaitable, Coroutine, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from dasf_geo._loop import new_event_loop
 from dasf_geo.exceptions import (
@@ -39,12 +46,10 @@ from dasf_geo.transport._common import (
     setting,
     shorten_switch_interval,
 )
-from dasf_geo.transport.caller import (
-    AsyncClient,
+from dasf_geo.transport.caller import AsyncClient
+from dasf_geo.transport.matching import (
     ProgressCallback,
-    T,
     _request_payload,
-    _ThreadWaiter,
     describe_request,
 )
 from dasf_geo.transport.replies import (
@@ -62,6 +67,121 @@ __all__ = [
 ]
 
 logger = logging.getLogger("dasf_geo.transport.client")
+
+T = TypeVar("T")
+
+
+class _ThreadWaiter:
+    """A reply a blocking thread waits for; completed on the event loop.
+
+    It offers the few methods of an asyncio future that the client uses
+    (``done``, ``set_result``, ``set_exception``, ``cancel``), and a lock
+    the waiting thread blocks on — the cheapest hand-over between threads.
+    """
+
+    __slots__ = (
+        "_done",
+        "_lock",
+        "abandoned",
+        "context",
+        "error",
+        "reply",
+        "task",
+        "timeout",
+    )
+
+    def __init__(self, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._done = False
+        self.timeout = timeout
+        self.reply: Reply | None = None
+        self.error: BaseException | None = None
+        self.context: str | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.abandoned = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, reply: Reply) -> None:
+        if not self._done:
+            self._done = True
+            self.reply = reply
+            self._lock.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        if not self._done:
+            self._done = True
+            self.error = error
+            self._lock.release()
+
+    def cancel(self) -> None:
+        self.set_exception(asyncio.CancelledError())
+
+    def wait(self, timeout: float) -> bool:
+        """Block until completed or ``timeout`` seconds passed."""
+        return self._lock.acquire(True, timeout)
+
+
+def _start_for_thread(
+    client: AsyncClient,
+    waiter: _ThreadWaiter,
+    payload: bytes | OutgoingParts,
+    message_type: MessageType | str,
+    what: str,
+    progress: ProgressCallback | None,
+    accept: Iterable[str] | None,
+    options: TransferOptions,
+) -> None:
+    """On the event loop: start a request a blocking thread waits for.
+
+    A small request is sent at once and its reply completes ``waiter``
+    directly (no task, no asyncio future); anything else runs
+    :meth:`AsyncClient.request` in a task. The blocking thread times out by itself
+    and then calls :func:`_abandon`.
+    """
+    if waiter.abandoned:
+        return
+    try:
+        context = client.send_at_once(
+            payload, message_type, what, progress, accept, waiter, options
+        )
+    except Exception as exc:
+        waiter.set_exception(exc)
+        return
+    if context is not None:
+        waiter.context = context
+        return
+
+    async def slow() -> None:
+        try:
+            reply = await client.request(
+                payload,
+                message_type=message_type,
+                timeout=waiter.timeout,
+                what=what,
+                progress=progress,
+                accept=accept,
+                options=options,
+            )
+        except BaseException as exc:  # handed to the waiting thread
+            waiter.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            waiter.set_result(reply)
+
+    waiter.task = asyncio.get_running_loop().create_task(slow())
+
+
+def _abandon(client: AsyncClient, waiter: _ThreadWaiter) -> None:
+    """On the event loop: the blocking thread stopped waiting."""
+    waiter.abandoned = True
+    if waiter.context is not None:
+        client.forget(waiter.context)
+    if waiter.task is not None:
+        waiter.task.cancel()
 
 
 class _LoopThread:
@@ -134,6 +254,15 @@ class Client:
         """See :attr:`AsyncClient.features`."""
         return self._async.features
 
+    @features.setter
+    def features(self, features: frozenset[str] | None) -> None:
+        self._async.features = features
+
+    @property
+    def closed(self) -> bool:
+        """True once the client was closed (see :attr:`AsyncClient.closed`)."""
+        return self._async.closed
+
     @property
     def supports_parts(self) -> bool:
         """See :attr:`AsyncClient.supports_parts`."""
@@ -162,11 +291,12 @@ class Client:
         timeout = client.timeout if timeout is None else timeout
         what = what or f"a {MessageType(message_type).value} message"
         opts = current_transfer_options().merge(options)
-        client._check_size(payload, opts, what)
+        client.check_size(payload, opts, what)
         waiter = _ThreadWaiter(timeout)
         loop = self._bg.loop
         loop.call_soon_threadsafe(
-            client._start_for_thread,
+            _start_for_thread,
+            client,
             waiter,
             payload,
             message_type,
@@ -181,13 +311,12 @@ class Client:
                 # the slow path's own timer raises a moment later
                 completed = waiter.wait(1.0)
         except BaseException:  # e.g. KeyboardInterrupt
-            loop.call_soon_threadsafe(client._abandon, waiter)
+            loop.call_soon_threadsafe(_abandon, client, waiter)
             raise
         if not completed:
-            loop.call_soon_threadsafe(client._abandon, waiter)
+            loop.call_soon_threadsafe(_abandon, client, waiter)
             raise RequestTimeout(
-                f"no reply from topic {client.topic!r} to {what} within "
-                f"{timeout:g} s",
+                f"no reply from topic {client.topic!r} to {what} within {timeout:g} s",
                 url=client.url,
                 topic=client.topic,
             )
@@ -273,7 +402,7 @@ def get_client(config: Any, topic: str | None = None) -> Client:
     key = _client_key(config, topic)
     with _clients_lock:
         client = _clients.get(key)
-        if client is None or client._async._closed:
+        if client is None or client.closed:
             client = _clients[key] = Client(config, topic)
         return client
 
@@ -415,7 +544,7 @@ def _part_writer(
             client.ping(wait)
         except TransportError as exc:
             logger.info("JSON requests for topic %r: %s", client.topic, exc)
-            client._async.features = frozenset()
+            client.features = frozenset()
     if not client.supports_parts:
         return None
     from dasf_geo.data import PartWriter

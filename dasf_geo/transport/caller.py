@@ -7,6 +7,10 @@ carries its own ``requestContext`` and replies are matched by it, so they
 can never be mixed up. Fragmented replies are reassembled; fragmented
 requests are sent when a request exceeds ``max_payload_size``.
 
+Matching and request properties have no I/O: they live in
+:mod:`dasf_geo.transport.matching`; this module adds the connections,
+their reconnects, the timeouts and the sending.
+
 Blocking callers (:mod:`dasf_geo.transport.blocking`) hand their requests
 to the same client and wait on a lock instead of an asyncio future.
 """
@@ -15,19 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from dasf_geo.exceptions import (
-    FragmentError,
-    FragmentTooLarge,
-    PayloadTooLarge,
-    RemoteError,
     ReplyLost,
     RequestTimeout,
     SendError,
@@ -35,30 +32,20 @@ from dasf_geo.exceptions import (
 )
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
-    EXT_ACCEPT,
     EXT_FEATURES,
-    EXT_SIZE,
     FEATURE_PARTS,
-    KEY_MESSAGE_TYPE,
-    KEY_REQUEST_CONTEXT,
-    KEY_STATUS,
     MessageType,
-    PropertyKeys,
-    Status,
 )
 from dasf_geo.protocol.fragments import Reassembler, fits_one_message, one_message
 from dasf_geo.protocol.messages import (
     ConsumerMessage,
     ProducerAck,
     RequestContexts,
-    b64decode,
     new_response_topic,
-    request_properties,
 )
 from dasf_geo.protocol.options import (
     TransferOptions,
     current_transfer_options,
-    format_size,
 )
 from dasf_geo.protocol.parts import parse_features
 from dasf_geo.transport._common import (
@@ -77,8 +64,19 @@ from dasf_geo.transport.connection import (
     redact_url,
 )
 from dasf_geo.transport.failover import Fronts, connect_first, front_urls
+from dasf_geo.transport.matching import (
+    ProgressCallback,
+    ReplyMatcher,
+    _Pending,
+    _request_payload,
+    _upload_progress,
+    call_properties,
+    check_request_size,
+    describe_request,
+)
 from dasf_geo.transport.replies import (
     Reply,
+    _json_property,
     raise_for_status,
     warn_findings,
 )
@@ -99,80 +97,6 @@ RESPONSE_SUBSCRIPTION = "dasf-geo-caller"
 #: the longest wait between attempts (see :func:`backoff_delays`).
 RECONNECT_FIRST_DELAY = 0.05
 RECONNECT_MAX_DELAY = 5.0
-
-T = TypeVar("T")
-
-# enum values as plain strings for the per-reply code (``.value`` of an enum
-# member costs about half a microsecond each time)
-_PROGRESS = MessageType.PROGRESS.value
-_RESPONSE = MessageType.RESPONSE.value
-_SUCCESS = Status.SUCCESS.value
-_ERROR = Status.ERROR.value
-ProgressCallback = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class _Pending:
-    #: an asyncio future, or a :class:`_ThreadWaiter` of a blocking caller
-    future: Any
-    what: str
-    progress: ProgressCallback | None = None
-    received: int = field(default=0)
-    #: the call's ``max_size`` (None: the client's ``max_request_size``)
-    max_size: int | None = None
-
-
-class _ThreadWaiter:
-    """A reply a blocking thread waits for; completed on the event loop.
-
-    It offers the few methods of an asyncio future that the client uses
-    (``done``, ``set_result``, ``set_exception``, ``cancel``), and a lock
-    the waiting thread blocks on — the cheapest hand-over between threads.
-    """
-
-    __slots__ = (
-        "_done",
-        "_lock",
-        "abandoned",
-        "context",
-        "error",
-        "reply",
-        "task",
-        "timeout",
-    )
-
-    def __init__(self, timeout: float) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self._done = False
-        self.timeout = timeout
-        self.reply: Reply | None = None
-        self.error: BaseException | None = None
-        self.context: str | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.abandoned = False
-
-    def done(self) -> bool:
-        return self._done
-
-    def set_result(self, reply: Reply) -> None:
-        if not self._done:
-            self._done = True
-            self.reply = reply
-            self._lock.release()
-
-    def set_exception(self, error: BaseException) -> None:
-        if not self._done:
-            self._done = True
-            self.error = error
-            self._lock.release()
-
-    def cancel(self) -> None:
-        self.set_exception(asyncio.CancelledError())
-
-    def wait(self, timeout: float) -> bool:
-        """Block until completed or ``timeout`` seconds passed."""
-        return self._lock.acquire(True, timeout)
 
 
 class AsyncClient:
@@ -218,17 +142,20 @@ class AsyncClient:
             open_timeout=open_timeout,
             on_message=self._on_reply_message,
         )
-        self._reassembler = Reassembler(
-            max_size=int(setting(config, "max_request_size", 1 << 30)),
-            timeout=float(setting(config, "fragment_timeout", 60.0)),
-            buffer_factory=buffer_factory(
-                int(setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD))
+        #: the calls waiting for replies (sans-I/O, see :mod:`.matching`)
+        self._matcher = ReplyMatcher(
+            self.topic,
+            Reassembler(
+                max_size=int(setting(config, "max_request_size", 1 << 30)),
+                timeout=float(setting(config, "fragment_timeout", 60.0)),
+                buffer_factory=buffer_factory(
+                    int(setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD))
+                ),
             ),
         )
         #: replies come on a persistent topic: the broker keeps them for us
         #: while the reply connection is down
         self._replies_persistent = "/persistent/" in self._consumer.url
-        self._pending: dict[str, _Pending] = {}
         self._tasks: list[asyncio.Task[None]] = []
         #: requests being sent again through another front (see _may_resend)
         self._resends: set[asyncio.Task[None]] = set()
@@ -250,6 +177,11 @@ class AsyncClient:
     def url(self) -> str:
         """The producer URL of the backend's topic (token hidden)."""
         return redact_url(self._producer.url)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
 
     @property
     def supports_parts(self) -> bool:
@@ -313,15 +245,9 @@ class AsyncClient:
         self._tasks = []
         await self._producer.close()
         await self._consumer.close()
-        self._fail_all(
+        self._matcher.fail_all(
             TransportError(f"the client for topic {self.topic!r} was closed")
         )
-
-    def _fail_all(self, error: Exception) -> None:
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(error)
-        self._pending.clear()
 
     async def _reconnect_consumer(self) -> bool:
         """Open the reply connection again; retry with backoff until closed.
@@ -403,20 +329,18 @@ class AsyncClient:
 
     def _fail_in_flight(self, reason: Exception) -> None:
         """Fail every call waiting for a reply: its reply may be lost."""
-        pending, self._pending = self._pending, {}
-        for context, call in pending.items():
-            self._reassembler.discard((context, _RESPONSE))
-            if not call.future.done():
-                call.future.set_exception(
-                    ReplyLost(
-                        f"the reply to {call.what} from topic {self.topic!r} may be "
-                        f"lost: the connection for replies closed while waiting "
-                        f"({reason}); the request may or may not have run, call "
-                        "again if that is safe",
-                        url=self.url,
-                        topic=self.topic,
-                    )
-                )
+
+        def lost(what: str) -> ReplyLost:
+            return ReplyLost(
+                f"the reply to {what} from topic {self.topic!r} may be "
+                f"lost: the connection for replies closed while waiting "
+                f"({reason}); the request may or may not have run, call "
+                "again if that is safe",
+                url=self.url,
+                topic=self.topic,
+            )
+
+        self._matcher.fail_in_flight(lost)
 
     def _on_reply_message(self, msg: ConsumerMessage) -> None:
         """Called by the consumer for every message on the response topic."""
@@ -428,125 +352,17 @@ class AsyncClient:
             logger.exception("error handling a reply on %s", self.response_topic)
 
     def _handle_reply(self, msg: ConsumerMessage) -> None:
-        props = msg.properties
-        context = props.get(KEY_REQUEST_CONTEXT)
-        pending = self._pending.get(str(context)) if context is not None else None
-        if pending is None:
-            logger.debug("dropping a reply for no waiting request: %r", context)
-            return
-        mtype = str(props.get(KEY_MESSAGE_TYPE) or "")
-        if mtype == _PROGRESS:
-            self._handle_progress(pending, msg)
-            return
-        try:
-            data = self._reassembler.add(
-                (str(context), mtype),
-                props,
-                msg.payload,
-                time.monotonic(),
-                pending.max_size,
-            )
-        except FragmentTooLarge as exc:
-            self._finish(str(context), error=self._reply_too_large(pending, exc))
-            return
-        except FragmentError as exc:
-            self._finish(
-                str(context),
-                error=FragmentError(
-                    f"the reply to {pending.what} from topic {self.topic!r} is "
-                    f"broken: {exc}"
-                ),
-            )
-            return
-        pending.received += len(msg.payload) // 4 * 3
-        if pending.progress is not None and (
-            data is None or props.get(PropertyKeys.NUM_FRAGMENTS.value) is not None
-        ):
-            total = props.get(EXT_SIZE)
-            with contextlib.suppress(Exception):  # a broken callback must not hurt
-                pending.progress(
-                    {
-                        "kind": "transfer",
-                        "received": len(data) if data is not None else pending.received,
-                        "total": total if isinstance(total, int) else None,
-                        "done": data is not None,
-                    }
-                )
-        if data is None:
-            return
-        status = str(props.get(KEY_STATUS) or _SUCCESS)
-        self._finish(
-            str(context),
-            reply=Reply(
-                status=status, payload=data, properties=props, message_type=mtype
-            ),
-        )
+        self._matcher.receive(msg.properties, msg.payload, time.monotonic())
 
-    def _reply_too_large(
-        self, pending: _Pending, exc: FragmentTooLarge
-    ) -> FragmentTooLarge:
-        """The error for a reply announced or grown above the size limit.
-
-        A :class:`FragmentTooLarge`: both a
-        :class:`~dasf_geo.exceptions.PayloadTooLarge` and a
-        :class:`~dasf_geo.exceptions.FragmentError`.
-        """
-        limit = exc.limit if exc.limit is not None else 0
-        name = (
-            "max_size"
-            if pending.max_size is not None
-            else "the client's max_request_size"
-        )
-        size = exc.size if exc.size is not None else 0
-        return FragmentTooLarge(
-            f"the reply to {pending.what} from topic {self.topic!r} is above the "
-            f"limit of {format_size(limit)} ({name}): {format_size(size)} "
-            "announced or received; it was not kept",
-            size=exc.size,
-            limit=exc.limit,
-            topic=self.topic,
-        )
-
-    def _handle_progress(self, pending: _Pending, msg: ConsumerMessage) -> None:
-        if pending.progress is None:
-            return
-        try:
-            report = json.loads(b64decode(msg.payload, "progress report"))
-        except Exception as exc:  # a broken report must not break the reply
-            logger.warning("ignoring a broken progress report: %s", exc)
-            return
-        with contextlib.suppress(Exception):
-            pending.progress({"kind": "report", "report": report})
-
-    def _finish(
-        self,
-        context: str,
-        *,
-        reply: Reply | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        pending = self._pending.pop(context, None)
-        if pending is None or pending.future.done():
-            return
-        if error is not None:
-            pending.future.set_exception(error)
-        else:
-            pending.future.set_result(reply)  # type: ignore[arg-type]
+    @property
+    def _pending(self) -> dict[str, _Pending]:
+        """The calls waiting for a reply, by context (the matcher's)."""
+        return self._matcher.pending
 
     async def _expire_fragments(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            for key, error in self._reassembler.expire(time.monotonic()):
-                context = str(key[0] if isinstance(key, tuple) else key)
-                pending = self._pending.get(context)
-                what = pending.what if pending is not None else "a request"
-                self._finish(
-                    context,
-                    error=FragmentError(
-                        f"the reply to {what} from topic {self.topic!r} did not "
-                        f"arrive whole: {error}"
-                    ),
-                )
+            self._matcher.expire(time.monotonic())
 
     async def _ensure_producer(self) -> AsyncProducer:
         assert self._producer_lock is not None
@@ -600,20 +416,18 @@ class AsyncClient:
         timeout = self.timeout if timeout is None else timeout
         what = what or f"a {MessageType(message_type).value} message"
         opts = current_transfer_options().merge(options)
-        self._check_size(payload, opts, what)
+        self.check_size(payload, opts, what)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
         # the common case: one message, sent at once; its ack is checked when
         # it comes, the reply is awaited meanwhile
-        context = self._send_at_once(
+        context = self.send_at_once(
             payload, message_type, what, progress, accept, future, opts
         )
         sent = context is not None
         if context is None:
             context = self._contexts.next()
-            self._pending[context] = _Pending(
-                future, what, progress, max_size=opts.max_size
-            )
+            self._matcher.expect(context, future, what, progress, opts.max_size)
         # one timer instead of asyncio.wait_for (no extra task per call)
         task = asyncio.current_task()
         timed_out = False
@@ -637,7 +451,9 @@ class AsyncClient:
                 producer = self._producer
                 if not producer.connected:
                     producer = await self._ensure_producer()
-                props = self._request_props(context, message_type, accept, opts)
+                props = call_properties(
+                    self.response_topic, context, message_type, accept, opts
+                )
                 size = opts.fragment_size or self.max_payload_size
                 on_acked = _upload_progress(progress)
                 await self._across_fronts(
@@ -658,46 +474,27 @@ class AsyncClient:
             ) from None
         finally:
             timer.cancel()
-            self._forget(context)
+            self.forget(context)
             if not future.done():
                 future.cancel()
 
-    def _request_props(
-        self,
-        context: str,
-        message_type: MessageType | str,
-        accept: Iterable[str] | None,
-        options: TransferOptions,
-    ) -> dict[str, Any]:
-        props = request_properties(self.response_topic, context, message_type)
-        if accept:
-            props[EXT_ACCEPT] = ",".join(accept)
-        if options:
-            props.update(options.properties())
-        return props
-
-    def _check_size(
+    def check_size(
         self,
         payload: bytes | bytearray | memoryview | OutgoingParts,
         options: TransferOptions,
         what: str,
     ) -> None:
-        """Refuse to send a request above the call's ``max_size``."""
-        limit = options.max_size
-        if limit is None:
-            return
-        size = payload.size if isinstance(payload, OutgoingParts) else len(payload)
-        if size > limit:
-            raise PayloadTooLarge(
-                f"the request to {what} for topic {self.topic!r} is "
-                f"{format_size(size)}, above the limit of {format_size(limit)} "
-                "(max_size); it was not sent",
-                size=size,
-                limit=limit,
-                topic=self.topic,
-            )
+        """Refuse to send a request above the call's ``max_size``.
 
-    def _send_at_once(
+        Part of the internal API of the blocking bridge, like
+        :meth:`send_at_once`, :meth:`forget` and :attr:`closed`.
+
+        Raises:
+            PayloadTooLarge: naming the sizes; nothing was sent.
+        """
+        check_request_size(payload, options, what, self.topic)
+
+    def send_at_once(
         self,
         payload: bytes | bytearray | memoryview | OutgoingParts,
         message_type: MessageType | str,
@@ -709,10 +506,11 @@ class AsyncClient:
     ) -> str | None:
         """Send a request that fits one message now, if the producer has room.
 
-        Registers ``future`` for the reply and returns the request's
-        context; returns None (nothing sent, nothing registered) when the
-        request needs the slow path (a connection to open, a full window,
-        fragments).
+        On the event loop. Registers ``future`` (an asyncio future, or any
+        waiter with ``done``, ``set_result`` and ``set_exception``) for the
+        reply and returns the request's context; returns None (nothing
+        sent, nothing registered) when the request needs the slow path (a
+        connection to open, a full window, fragments: :meth:`request`).
         """
         producer = self._producer
         ready = self._replies_ready
@@ -729,16 +527,16 @@ class AsyncClient:
         ):
             return None
         context = self._contexts.next()
-        props = self._request_props(context, message_type, accept, options)
+        props = call_properties(
+            self.response_topic, context, message_type, accept, options
+        )
         message = one_message(payload)
         props.update(message.properties)
-        self._pending[context] = _Pending(
-            future, what, progress, max_size=options.max_size
-        )
+        self._matcher.expect(context, future, what, progress, options.max_size)
         try:
             ack = producer.submit_now(message.payload, props)
         except TransportError:
-            self._pending.pop(context, None)
+            self._matcher.forget(context)
             return None
         ack.add_done_callback(
             lambda fut: self._check_ack(
@@ -750,68 +548,9 @@ class AsyncClient:
         self._consumer.flush_acks()
         return context
 
-    def _forget(self, context: str) -> None:
-        """Stop waiting for the reply to ``context``."""
-        self._pending.pop(context, None)
-        self._reassembler.discard((context, _RESPONSE))
-
-    def _start_for_thread(
-        self,
-        waiter: _ThreadWaiter,
-        payload: bytes | OutgoingParts,
-        message_type: MessageType | str,
-        what: str,
-        progress: ProgressCallback | None,
-        accept: Iterable[str] | None,
-        options: TransferOptions,
-    ) -> None:
-        """On the event loop: start a request a blocking thread waits for.
-
-        A small request is sent at once and its reply completes ``waiter``
-        directly (no task, no asyncio future); anything else runs
-        :meth:`request` in a task. The blocking thread times out by itself
-        and then calls :meth:`_abandon`.
-        """
-        if waiter.abandoned:
-            return
-        try:
-            context = self._send_at_once(
-                payload, message_type, what, progress, accept, waiter, options
-            )
-        except Exception as exc:
-            waiter.set_exception(exc)
-            return
-        if context is not None:
-            waiter.context = context
-            return
-
-        async def slow() -> None:
-            try:
-                reply = await self.request(
-                    payload,
-                    message_type=message_type,
-                    timeout=waiter.timeout,
-                    what=what,
-                    progress=progress,
-                    accept=accept,
-                    options=options,
-                )
-            except BaseException as exc:  # handed to the waiting thread
-                waiter.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                waiter.set_result(reply)
-
-        waiter.task = asyncio.get_running_loop().create_task(slow())
-
-    def _abandon(self, waiter: _ThreadWaiter) -> None:
-        """On the event loop: the blocking thread stopped waiting."""
-        waiter.abandoned = True
-        if waiter.context is not None:
-            self._forget(waiter.context)
-        if waiter.task is not None:
-            waiter.task.cancel()
+    def forget(self, context: str) -> None:
+        """On the event loop: stop waiting for the reply to ``context``."""
+        self._matcher.forget(context)
 
     def _check_ack(
         self,
@@ -843,7 +582,7 @@ class AsyncClient:
             self._resends.add(task)
             task.add_done_callback(self._resends.discard)
             return
-        self._finish(context, error=error)
+        self._matcher.finish(context, error=error)
 
     def _may_resend(self, error: BaseException) -> bool:
         """True if a request whose send failed with ``error`` is sent again.
@@ -869,7 +608,7 @@ class AsyncClient:
         try:
             await self._across_fronts(self._producer, lambda p: p.send(payload, props))
         except Exception as exc:
-            self._finish(context, error=exc)
+            self._matcher.finish(context, error=exc)
 
     async def _across_fronts(
         self,
@@ -968,57 +707,3 @@ class AsyncClient:
         )
         self._learn(reply)
         return _json_property(raise_for_status(reply, self.topic), "info", self.topic)
-
-
-def _upload_progress(
-    progress: ProgressCallback | None,
-) -> Callable[[int, int], None] | None:
-    """``send_payload``'s ``on_acked`` giving ``upload`` events to ``progress``."""
-    if progress is None:
-        return None
-
-    def on_acked(sent: int, total: int) -> None:
-        progress(
-            {"kind": "upload", "sent": sent, "total": total, "done": sent >= total}
-        )
-
-    return on_acked
-
-
-def _request_payload(request: dict[str, Any], parts: Any) -> bytes | OutgoingParts:
-    """The payload of ``request``: its JSON, followed by any binary parts."""
-    payload = json.dumps(request).encode("utf-8")
-    if parts is not None and parts.parts:
-        return OutgoingParts(payload, parts.parts)
-    return payload
-
-
-def _json_property(reply: Reply, key: str, topic: str) -> dict[str, Any]:
-    raw = reply.properties.get(key)
-    if raw is None:
-        raise RemoteError(
-            f"the backend on topic {topic!r} sent no {key!r}", topic=topic
-        )
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        raise RemoteError(
-            f"the backend on topic {topic!r} sent {key!r} that is not JSON: "
-            f"{raw!r:.200}",
-            topic=topic,
-        ) from None
-    if not isinstance(value, dict):
-        raise RemoteError(f"the backend's {key!r} is not a JSON object", topic=topic)
-    return value
-
-
-def describe_request(request: Any) -> str:
-    """How to name a request in messages: ``func()`` or ``Class.method()``."""
-    if isinstance(request, dict):
-        if "func_name" in request:
-            return f"{request['func_name']}()"
-        if "class_name" in request:
-            func = request.get("function")
-            method = func.get("func_name") if isinstance(func, dict) else None
-            return f"{request['class_name']}.{method or '?'}()"
-    return "the request"

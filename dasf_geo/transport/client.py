@@ -12,7 +12,8 @@ one background event loop shared by all blocking clients of the process.
 
 This module is the caller's public face; the code lives in
 :mod:`dasf_geo.transport.replies` (replies and remote errors),
-:mod:`dasf_geo.transport.caller` (the asyncio client) and
+:mod:`dasf_geo.transport.caller` (the asyncio client),
+:mod:`dasf_geo.transport.matching` (request matching, sans-I/O) and
 :mod:`dasf_geo.transport.blocking` (the blocking client and the shared
 clients of the process).
 """
@@ -22,6 +23,8 @@ from __future__ import annotations
 from dasf_geo.transport.blocking import (  # noqa: F401  (re-exported)
     PROBE_TIMEOUT,
     Client,
+    T,
+    _abandon,
     _background,
     _client_key,
     _clients,
@@ -30,6 +33,8 @@ from dasf_geo.transport.blocking import (  # noqa: F401  (re-exported)
     _loop_lock,
     _LoopThread,
     _part_writer,
+    _start_for_thread,
+    _ThreadWaiter,
     _validate_result,
     binary_accept,
     close_clients,
@@ -37,29 +42,31 @@ from dasf_geo.transport.blocking import (  # noqa: F401  (re-exported)
     send_request,
 )
 from dasf_geo.transport.caller import (  # noqa: F401  (re-exported)
-    _ERROR,
-    _PROGRESS,
-    _RESPONSE,
-    _SUCCESS,
     DEFAULT_TIMEOUT,
     RECONNECT_FIRST_DELAY,
     RECONNECT_MAX_DELAY,
     RESPONSE_SUBSCRIPTION,
     AsyncClient,
+    logger,
+)
+from dasf_geo.transport.matching import (  # noqa: F401  (re-exported)
+    _ERROR,
+    _PROGRESS,
+    _RESPONSE,
+    _SUCCESS,
     ProgressCallback,
-    T,
-    _json_property,
+    ReplyMatcher,
     _Pending,
     _request_payload,
-    _ThreadWaiter,
     _upload_progress,
+    call_properties,
     describe_request,
-    logger,
 )
 from dasf_geo.transport.replies import (  # noqa: F401  (re-exported)
     BinaryValue,
     Reply,
     _closer,
+    _json_property,
     raise_for_status,
     warn_findings,
 )

@@ -226,3 +226,22 @@ def raise_for_status(reply: Reply, topic: str | None = None) -> Reply:
     if errors:
         raise RemoteValidationError(message, errors=errors, topic=topic)
     raise RemoteError(message, topic=topic)
+
+
+def _json_property(reply: Reply, key: str, topic: str) -> dict[str, Any]:
+    raw = reply.properties.get(key)
+    if raw is None:
+        raise RemoteError(
+            f"the backend on topic {topic!r} sent no {key!r}", topic=topic
+        )
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise RemoteError(
+            f"the backend on topic {topic!r} sent {key!r} that is not JSON: "
+            f"{raw!r:.200}",
+            topic=topic,
+        ) from None
+    if not isinstance(value, dict):
+        raise RemoteError(f"the backend's {key!r} is not a JSON object", topic=topic)
+    return value
