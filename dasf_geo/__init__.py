@@ -44,8 +44,8 @@ _LAZY: dict[str, str] = {
     "PayloadTooLarge": "dasf_geo.exceptions",
     "TransferOptions": "dasf_geo.protocol.options",
     "transfer_options": "dasf_geo.protocol.options",
-    "connect": "dasf_geo.transport.dynamic",
-    "aconnect": "dasf_geo.transport.dynamic",
+    "connect": "dasf_geo.service.dynamic",
+    "aconnect": "dasf_geo.service.dynamic",
     "service": "dasf_geo.service",  # the service object (the package itself)
 }
 
@@ -89,7 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dasf_geo.exceptions import DasfGeoError, PayloadTooLarge
     from dasf_geo.protocol.options import TransferOptions, transfer_options
     from dasf_geo.service import service
-    from dasf_geo.transport.dynamic import aconnect, connect
+    from dasf_geo.service.dynamic import aconnect, connect
 
 
 def __getattr__(name: str) -> Any:

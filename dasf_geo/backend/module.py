@@ -396,7 +396,7 @@ class BackendModule(RootModel[Any]):
 
         Args:
             request: a dict, a file with JSON, or an instance of this model.
-            **kwargs: passed to :func:`dasf_geo.transport.client.send_request`
+            **kwargs: passed to :func:`dasf_geo.service.client.send_request`
                 (e.g. ``timeout``).
 
         Returns:
@@ -406,7 +406,7 @@ class BackendModule(RootModel[Any]):
             pydantic.ValidationError: the request is invalid locally.
             RemoteError, TransportError: see the transport.
         """
-        from dasf_geo.transport import client
+        from dasf_geo.service import client
 
         if isinstance(request, (str, bytes, bytearray)):
             request = cls._validate_request(request)
@@ -423,9 +423,9 @@ class BackendModule(RootModel[Any]):
         Raises:
             ConnectionFailed: the broker cannot be reached.
         """
-        from dasf_geo.transport import backend
+        from dasf_geo.service import handler
 
-        return backend.listen(cls)
+        return handler.listen(cls)
 
     @classmethod
     def test_connect(cls) -> Any:
@@ -434,9 +434,9 @@ class BackendModule(RootModel[Any]):
         Raises:
             ConnectionFailed: the broker cannot be reached.
         """
-        from dasf_geo.transport import backend
+        from dasf_geo.service import handler
 
-        return backend.test_connect(cls)
+        return handler.test_connect(cls)
 
     @classmethod
     def shell(cls) -> None:

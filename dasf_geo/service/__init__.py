@@ -1,6 +1,27 @@
-"""Layer 6, service: the daeploy SDK on dasf_geo.
+"""Layer 6, service: what knows both the backend's models and the transport.
 
-``from dasf_geo import service`` gives *the service object* (as in
+The service layer joins the two: it serves a backend module on its topic
+and calls a backend from Python, and it holds the daeploy-style service API
+that builds on both.
+
+- :mod:`~dasf_geo.service.handler` -- :class:`ModuleHandler` (validate a
+  request with the module's model, run it, serialise the result into the
+  reply) and the entry points :func:`~dasf_geo.service.handler.listen`,
+  :class:`~dasf_geo.service.handler.BackgroundListener` and
+  :func:`~dasf_geo.service.handler.test_connect` behind
+  ``BackendModule.listen()``/``test_connect()``
+- :mod:`~dasf_geo.service.client` -- ``send_request``: a backend module's
+  model and generated stubs call through the broker
+- :mod:`~dasf_geo.service.dynamic` -- the dynamic client
+  (``dasf_geo.connect``/``aconnect``, :class:`~dasf_geo.service.dynamic.Service`),
+  built from a backend's API info (``_signature``)
+
+Below this layer ``transport`` moves messages and knows no backend model;
+``backend`` builds the models and knows no transport (its ``listen``,
+``send_request`` and ``test_connect`` delegate here, the one declared
+exception to the layering).
+
+The daeploy SDK: ``from dasf_geo import service`` gives *the service object* (as in
 daeploy): decorate functions with ``@service.entrypoint``, store values
 with ``service.store(...)``, run functions periodically with
 ``@service.call_every(seconds)``, add parameters with
@@ -22,10 +43,11 @@ dasf_geo import service`` give the same thing, and its submodules
 (``utilities``, ``communication``, ``data_types``, ``monitor_db``) import as usual.
 Further services in one process are created with ``Service(name, version)``.
 
-Modules: ``_service`` (the object), ``_handler`` (reserved requests,
-shadow listener), ``_runtime`` (running), ``monitor_db`` (monitoring database),
-``scheduler`` (call_every), ``_parameters``, ``communication`` (call_service,
-notify), ``utilities``, ``data_types``.
+Modules of the SDK: ``_service`` (the object), ``_reserved`` (the service's
+handler with its reserved requests, shadow listener), ``_runtime`` (running),
+``monitor_db`` (monitoring database), ``scheduler`` (call_every),
+``_parameters``, ``communication`` (call_service, notify), ``utilities``,
+``data_types``.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dasf_geo.service import utilities
-from dasf_geo.service._handler import describe_service, generate_client
 from dasf_geo.service._parameters import Parameters
+from dasf_geo.service._reserved import describe_service, generate_client
 from dasf_geo.service.communication import check_method
 from dasf_geo.service.monitor_db import MonitorStore, StoreError
 from dasf_geo.service.scheduler import PeriodicTask
@@ -439,7 +439,7 @@ class Service:
     # --- what callers see ------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        """The ``"service"`` object of the API info (see ``_handler``)."""
+        """The ``"service"`` object of the API info (see ``_reserved``)."""
         return describe_service(self)
 
     def generate(

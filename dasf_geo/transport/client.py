@@ -14,27 +14,24 @@ This module is the caller's public face; the code lives in
 :mod:`dasf_geo.transport.replies` (replies and remote errors),
 :mod:`dasf_geo.transport.caller` (the asyncio client) and
 :mod:`dasf_geo.transport.blocking` (the blocking client and the shared
-clients of the process).
+clients of the process). ``send_request`` (the calls of a backend module's
+model and of generated stubs) knows the backend's models and lives in
+:mod:`dasf_geo.service.client`; its old import path here still works.
 """
 
 from __future__ import annotations
 
+from dasf_geo._moved import moved_names
 from dasf_geo.transport.blocking import (  # noqa: F401  (re-exported)
-    PROBE_TIMEOUT,
     Client,
     _background,
     _client_key,
     _clients,
     _clients_lock,
-    _has_xarray_argument,
     _loop_lock,
     _LoopThread,
-    _part_writer,
-    _validate_result,
-    binary_accept,
     close_clients,
     get_client,
-    send_request,
 )
 from dasf_geo.transport.caller import (  # noqa: F401  (re-exported)
     _ERROR,
@@ -72,8 +69,13 @@ __all__ = [
     "close_clients",
     "get_client",
     "raise_for_status",
-    "send_request",
 ]
+
+#: names that moved to the service layer, still importable from here
+MOVED = dict.fromkeys(
+    ("PROBE_TIMEOUT", "binary_accept", "send_request"), "dasf_geo.service.client"
+)
+__getattr__ = moved_names(__name__, MOVED)
 
 #: Binary replies larger than this many bytes are opened lazily from their
 #: temporary file instead of being loaded (see :meth:`BinaryValue.decode`,
