@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "main": "dasf_geo.cli.module",
     "configure": "dasf_geo.config",
-    "registry": "dasf_geo.config.api",  # the object, never the submodule
+    "registry": "dasf_geo.config.registry",  # the object, not the submodule
     "BackendModule": "dasf_geo.backend",
     "BackendFunction": "dasf_geo.backend",
     "BackendClass": "dasf_geo.backend",

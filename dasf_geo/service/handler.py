@@ -276,7 +276,6 @@ def attach_reporters(model: Any, sender: ReportSender) -> None:
             function.__dict__[name] = report
 
 
-
 def _config_of(module_cls: type[BackendModule]) -> Any:
     return module_cls.backend_config.messaging_config
 
