@@ -13,7 +13,8 @@ it:
 ``backend``   functions/classes/modules as pydantic models, ``configure``
 ``transport`` WebSocket I/O: the backend's listen loop and the callers
 ``broker``    the embedded DASF/Pulsar-compatible message broker
-``service``   the daeploy-style service API
+``service``   serving and calling backend modules (knows backend and
+              transport), the dynamic client, the daeploy-style service API
 ``cli``       the ``dasf-geo`` command line
 
 Top-level names are imported lazily so that ``import dasf_geo`` stays cheap.

@@ -52,12 +52,15 @@ handler with its reserved requests, shadow listener), ``_runtime`` (running),
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
+from typing import TYPE_CHECKING, Any
 
 from dasf_geo.service import utilities
 from dasf_geo.service._parameters import ParameterError
 from dasf_geo.service._service import Entrypoint, Service
+from dasf_geo.service._values import StoreError
 from dasf_geo.service.communication import (
     NOTIFICATIONS_TOPIC,
     ServiceCallError,
@@ -65,13 +68,15 @@ from dasf_geo.service.communication import (
     call_service,
     notify,
 )
-from dasf_geo.service.data_types import (
-    ArrayInput,
-    ArrayOutput,
-    DataFrameInput,
-    DataFrameOutput,
-)
-from dasf_geo.service.monitor_db import MonitorStore, StoreError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dasf_geo.service.data_types import (
+        ArrayInput,
+        ArrayOutput,
+        DataFrameInput,
+        DataFrameOutput,
+    )
+    from dasf_geo.service.monitor_db import MonitorStore
 
 __all__ = [
     "NOTIFICATIONS_TOPIC",
@@ -91,6 +96,32 @@ __all__ = [
     "service",
     "utilities",
 ]
+
+
+#: names imported on first use: pandas (the data types) and SQLAlchemy (the
+#: monitoring store) are not loaded by a process that only serves or calls a
+#: backend module
+_LAZY = {
+    "ArrayInput": "data_types",
+    "ArrayOutput": "data_types",
+    "DataFrameInput": "data_types",
+    "DataFrameOutput": "data_types",
+    "MonitorStore": "monitor_db",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of :data:`_LAZY` from its submodule on first access.
+
+    Raises:
+        AttributeError: ``name`` is not a name of this package.
+    """
+    submodule = _LAZY.get(name)
+    if submodule is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
+    globals()[name] = value
+    return value
 
 
 class _ServiceModule(types.ModuleType, Service):

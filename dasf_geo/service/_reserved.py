@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dasf_geo.service import utilities
 from dasf_geo.service._parameters import ParameterError
+from dasf_geo.service._values import StoreError, parse_time, to_csv
 from dasf_geo.service.handler import ModuleHandler
-from dasf_geo.service.monitor_db import StoreError, parse_time, to_csv
 from dasf_geo.transport.handler import _RequestError
 from dasf_geo.transport.listener import Listener
 

@@ -31,7 +31,7 @@ from dasf_geo._loop import until_signal
 from dasf_geo.exceptions import ConfigurationError, TransportError
 from dasf_geo.service import utilities
 from dasf_geo.service._reserved import ServiceHandler, ServiceListener, ShadowListener
-from dasf_geo.service.monitor_db import StoreError
+from dasf_geo.service._values import StoreError
 from dasf_geo.service.scheduler import run_in_daemon_thread
 
 __all__ = ["Runtime", "start_gateway"]

@@ -1,4 +1,4 @@
-"""Every public name of the backend and config modules imports."""
+"""Every public name of the backend, config and service-layer modules imports."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ MODULES = [
     "dasf_geo.config.backend",
     "dasf_geo.config.registry",
     "dasf_geo.templates",
+    "dasf_geo.service.client",
+    "dasf_geo.service.dynamic",
+    "dasf_geo.service.handler",
 ]
 
 
