@@ -14,7 +14,7 @@ that builds on both.
   model and generated stubs call through the broker
 - :mod:`~dasf_geo.service.dynamic` -- the dynamic client
   (``dasf_geo.connect``/``aconnect``, :class:`~dasf_geo.service.dynamic.Service`),
-  built from a backend's API info (``_signature``)
+  built from a backend's API info (``_signature``, ``_members``)
 
 Below this layer ``transport`` moves messages and knows no backend model;
 ``backend`` builds the models and knows no transport (its ``listen``,

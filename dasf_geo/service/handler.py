@@ -50,7 +50,12 @@ from dasf_geo.transport.handler import (
 from dasf_geo.transport.listener import Listener
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dasf_geo.backend import BackendModule
+    from dasf_geo.backend import (
+        BackendClass,
+        BackendFunction,
+        BackendModule,
+        ReturnModel,
+    )
 
 __all__ = [
     "BackgroundListener",
@@ -63,7 +68,7 @@ __all__ = [
 ]
 
 
-def _member_label(member: Any) -> str:
+def _member_label(member: BackendFunction | BackendClass) -> str:
     """``"function 'f'"`` or ``"method 'C.m'"`` for messages."""
     config = member.backend_config
     function = getattr(member, "function", None)
@@ -209,7 +214,7 @@ class ModuleHandler:
 
 
 def binary_reply(
-    result: Any, accept: frozenset[str], compression: int | None = None
+    result: ReturnModel, accept: frozenset[str], compression: int | None = None
 ) -> OutgoingFile | None:
     """The raw binary form of ``result`` if the caller accepts it, else None.
 
@@ -259,7 +264,7 @@ def with_findings(
     return OutgoingFile(io.BytesIO(reply), len(reply), {EXT_FINDINGS: findings})
 
 
-def attach_reporters(model: Any, sender: ReportSender) -> None:
+def attach_reporters(model: BackendModule, sender: ReportSender) -> None:
     """Give the progress reports among a request's arguments to ``sender``.
 
     Each report is copied first, so that a default report shared by all
