@@ -13,7 +13,8 @@ it:
 ``backend``   functions/classes/modules as pydantic models, ``configure``
 ``transport`` WebSocket I/O: the backend's listen loop and the callers
 ``broker``    the embedded DASF/Pulsar-compatible message broker
-``service``   the daeploy-style service API
+``service``   serving and calling backend modules (knows backend and
+              transport), the dynamic client, the daeploy-style service API
 ``cli``       the ``dasf-geo`` command line
 
 Top-level names are imported lazily so that ``import dasf_geo`` stays cheap.
@@ -30,7 +31,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "main": "dasf_geo.cli.module",
     "configure": "dasf_geo.config",
-    "registry": "dasf_geo.config.api",  # the object, never the submodule
+    "registry": "dasf_geo.config.registry",  # the object, not the submodule
     "BackendModule": "dasf_geo.backend",
     "BackendFunction": "dasf_geo.backend",
     "BackendClass": "dasf_geo.backend",
@@ -44,8 +45,8 @@ _LAZY: dict[str, str] = {
     "PayloadTooLarge": "dasf_geo.exceptions",
     "TransferOptions": "dasf_geo.protocol.options",
     "transfer_options": "dasf_geo.protocol.options",
-    "connect": "dasf_geo.transport.dynamic",
-    "aconnect": "dasf_geo.transport.dynamic",
+    "connect": "dasf_geo.service.dynamic",
+    "aconnect": "dasf_geo.service.dynamic",
     "service": "dasf_geo.service",  # the service object (the package itself)
 }
 
@@ -89,7 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dasf_geo.exceptions import DasfGeoError, PayloadTooLarge
     from dasf_geo.protocol.options import TransferOptions, transfer_options
     from dasf_geo.service import service
-    from dasf_geo.transport.dynamic import aconnect, connect
+    from dasf_geo.service.dynamic import aconnect, connect
 
 
 def __getattr__(name: str) -> Any:

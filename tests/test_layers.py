@@ -5,11 +5,19 @@ listed after it. The check reads every module of ``dasf_geo/`` with :mod:`ast`
 (imports inside functions count too: a lazy import is still a dependency).
 ``dasf_geo/__init__.py`` itself is the public facade: its lazy table names
 things from every layer and belongs to none.
+
+A name that moved to a higher layer keeps its old import path through its
+old module's ``MOVED`` table (a string per name, read by
+:func:`dasf_geo._moved.moved_names`), so the old module does not import the
+higher layer; the checks below make sure that every moved name did move up
+and still imports, and that no module of the package uses one through its
+old path.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -18,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dasf_geo"
 
 #: the layers, lowest first; the sub-packages of one tuple form one layer
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("exceptions", "_loop"),  # the package's base
+    ("exceptions", "_loop", "_moved"),  # the package's base
     ("protocol",),
     ("data", "serializers", "validators", "dask"),
     ("templates", "config"),
@@ -31,9 +39,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 #: the one declared exception: ``BackendModule.listen``, ``send_request`` and
-#: ``test_connect`` keep demessaging's method names and delegate to transport
+#: ``test_connect`` keep demessaging's method names and delegate to the
+#: service layer (which serves and calls a module through the transport)
 ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    {("dasf_geo.backend.module", "transport")}
+    {("dasf_geo.backend.module", "service")}
 )
 
 
@@ -140,6 +149,12 @@ def test_no_module_imports_a_higher_layer():
             "dasf_geo.backend.module:1 imports dasf_geo.broker: layer 'backend' "
             "may not use the higher layer 'broker'",
         ),
+        (
+            "from dasf_geo.transport import backend\n",
+            "dasf_geo.backend.module",
+            "dasf_geo.backend.module:1 imports dasf_geo.transport: layer 'backend' "
+            "may not use the higher layer 'transport'",
+        ),
     ],
 )
 def test_a_violating_import_is_found(source, module, expected):
@@ -152,7 +167,7 @@ def test_a_violating_import_is_found(source, module, expected):
         ("from dasf_geo.protocol import messages\n", "dasf_geo.transport.client"),
         ("from . import core\n", "dasf_geo.broker.server"),
         ("from dasf_geo import data\n", "dasf_geo.transport.dynamic"),
-        ("from dasf_geo.transport import listen\n", "dasf_geo.backend.module"),
+        ("from dasf_geo.service import handler\n", "dasf_geo.backend.module"),
         ("import numpy\nfrom dasf_geo.exceptions import DasfGeoError\n",
          "dasf_geo.protocol.parts"),
     ],
@@ -164,4 +179,92 @@ def test_allowed_imports_pass(source, module):
 def test_a_new_subpackage_must_be_placed():
     assert violations("", "dasf_geo.newthing.mod") == [
         "dasf_geo.newthing.mod: sub-package 'newthing' has no layer; add it to LAYERS"
+    ]
+
+
+def moved_tables() -> dict[str, dict[str, str]]:
+    """The ``MOVED`` table of every module that keeps old import paths."""
+    tables = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "_moved.py":
+            continue
+        if "moved_names(" in path.read_text(encoding="utf-8"):
+            name = module_name(path)
+            tables[name] = dict(importlib.import_module(name).MOVED)
+    return tables
+
+
+def test_moved_names_moved_up_and_still_import():
+    tables = moved_tables()
+    assert tables  # the check reads the tables it is meant to
+    for old, table in tables.items():
+        old_module = importlib.import_module(old)
+        for name, new in table.items():
+            old_index = layer_index(_own_subpackage(old))
+            new_index = layer_index(_own_subpackage(new))
+            assert old_index is not None
+            assert new_index is not None
+            assert new_index > old_index, f"{old}.{name} did not move up"
+            assert name not in vars(old_module), f"{old}.{name} is still defined"
+            assert getattr(old_module, name) is getattr(
+                importlib.import_module(new), name
+            )
+
+
+def uses_of_moved_names(
+    source: str, module: str, tables: dict[str, dict[str, str]]
+) -> list[str]:
+    """Where ``source`` takes a name of ``tables`` from its old module."""
+    problems = []
+    aliases: dict[str, str] = {}  # local name -> old module it is bound to
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = module.rpartition(".")[0].split(".")
+            target = (
+                ".".join([*base[: len(base) - (node.level - 1)], node.module or ""])
+                if node.level
+                else node.module or ""
+            ).rstrip(".")
+            for alias in node.names:
+                if alias.name in tables.get(target, {}):
+                    problems.append(f"{module}:{node.lineno} {target}.{alias.name}")
+                if f"{target}.{alias.name}" in tables:
+                    aliases[alias.asname or alias.name] = f"{target}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in tables and alias.asname:
+                    aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.attr in tables.get(aliases.get(node.value.id, ""), {})
+        ):
+            old = aliases[node.value.id]
+            problems.append(f"{module}:{node.lineno} {old}.{node.attr}")
+    return problems
+
+
+def test_no_module_uses_a_moved_name_through_its_old_path():
+    tables = moved_tables()
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        problems += uses_of_moved_names(
+            path.read_text(encoding="utf-8"), module_name(path), tables
+        )
+    assert problems == []
+
+
+def test_a_use_of_a_moved_name_is_found():
+    tables = {"dasf_geo.transport.backend": {"listen": "dasf_geo.service.handler"}}
+    source = (
+        "from dasf_geo.transport.backend import listen\n"
+        "from dasf_geo.transport import backend\n"
+        "backend.listen(1)\n"
+        "backend.Listener\n"
+    )
+    assert uses_of_moved_names(source, "dasf_geo.cli.x", tables) == [
+        "dasf_geo.cli.x:1 dasf_geo.transport.backend.listen",
+        "dasf_geo.cli.x:3 dasf_geo.transport.backend.listen",
     ]

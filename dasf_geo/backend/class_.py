@@ -9,9 +9,7 @@ instance and calls the method.
 
 from __future__ import annotations
 
-import copy
 import inspect
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union, cast
 
@@ -23,18 +21,15 @@ from pydantic import (
     Tag,
     create_model,
 )
-from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import SchemaError
 
-from dasf_geo.backend import utils
+from dasf_geo.backend import introspection
+from dasf_geo.backend.base import SchemaExtra, build_model, check_schema, config_values
 from dasf_geo.backend.function import (
     BackendFunction,
     FunctionAPIModel,
     ReturnModel,
-    schema_error,
 )
-from dasf_geo.config.api import merge_config
 from dasf_geo.config.backend import ClassConfig
 from dasf_geo.data import DataOptions
 from dasf_geo.exceptions import ConfigurationError
@@ -93,7 +88,7 @@ class BackendClassConfig(ClassConfig):
                 )
                 self.signature = inspect.Signature([self_param])
             else:
-                self.signature = utils.signature_of(
+                self.signature = introspection.signature_of(
                     cls.__init__, f"class {self.name!r}"
                 )
 
@@ -146,7 +141,7 @@ def tagged_union(models: dict[str, type[BaseModel]], message: str) -> Any:
     ]
 
 
-class BackendClass(BaseModel):
+class BackendClass(SchemaExtra, BaseModel):
     """A base class for class models.
 
     Do not use this class directly; create subclasses with
@@ -185,12 +180,12 @@ class BackendClass(BaseModel):
         """
         config = self.backend_config
         assert config.signature is not None
-        args, kwargs = utils.get_kws(config.signature, self)
+        args, kwargs = introspection.get_kws(config.signature, self)
         instance = config.Class(*args, **kwargs)
         function = self.function
         fconfig = function.backend_config
         assert fconfig.signature is not None
-        fargs, fkwargs = utils.get_kws(fconfig.signature, function)
+        fargs, fkwargs = introspection.get_kws(fconfig.signature, function)
         method = getattr(instance, fconfig.function.__name__)
         ret = method(*fargs, **fkwargs)
         return function.return_model.model_validate(ret)
@@ -206,13 +201,15 @@ class BackendClass(BaseModel):
         what = f"class {name!r}"
         sig = config.signature
         assert sig is not None
-        utils.check_parameters(sig, what)
-        docstring = utils.parse_docstring(Class)
+        introspection.check_parameters(sig, what)
+        docstring = introspection.parse_docstring(Class)
         init = Class.__dict__.get("__init__")
         if init is not None:
-            init_doc = utils.parse_docstring(init)
+            init_doc = introspection.parse_docstring(init)
             docstring.meta.extend(init_doc.meta)
-        fields = utils.get_fields(name, sig, docstring, config, what, data_options)
+        fields = introspection.get_fields(
+            name, sig, docstring, config, what, data_options
+        )
         func_name = fields.pop("func_name")
         # after the constructor's fields, as in demessaging's requests
         fields["class_name"] = (
@@ -270,16 +267,13 @@ class BackendClass(BaseModel):
                 f"{type(config).__name__}"
             )
         if not class_name:
-            class_name = utils.snake_to_camel("Class", name)
-        values = {
-            key: (val if key == "registry" else copy.copy(getattr(config, key)))
-            for key, val in ((k, getattr(config, k)) for k in ClassConfig.model_fields)
-        }
+            class_name = introspection.snake_to_camel("Class", name)
+        values = config_values(config, ClassConfig.model_fields)
         backend_config = BackendClassConfig(
             Class=Class, class_name=class_name, **values
         )
         backend_config.update_from_cls()
-        options = utils.member_options(
+        options = introspection.member_options(
             data_options, backend_config.data_options, backend_config.transfer, what
         )
 
@@ -328,7 +322,9 @@ class BackendClass(BaseModel):
                     )
                 func_model = BackendFunction.create_model(
                     func,
-                    class_name=utils.snake_to_camel("Meth", class_name, method_name),
+                    class_name=introspection.snake_to_camel(
+                        "Meth", class_name, method_name
+                    ),
                     data_options=options,
                 )
             models.setdefault(method_name, func_model)
@@ -345,36 +341,18 @@ class BackendClass(BaseModel):
             Field(description="The method to call."),
         )
         kwargs.update(fields)
-        desc = utils.get_desc(utils.parse_docstring(Class))
-        try:
-            with warnings.catch_warnings():
-                # a parameter named like a deprecated BaseModel method (json,
-                # copy, schema...) is a fine field name
-                warnings.filterwarnings(
-                    "ignore",
-                    message="Field name .* shadows an attribute",
-                    category=UserWarning,
-                )
-                created = create_model(
-                    class_name,
-                    __base__=cls,
-                    __module__=getattr(Class, "__module__", None) or __name__,
-                    __doc__=desc or "",
-                    **kwargs,
-                )
-        except (
-            PydanticSchemaGenerationError,
-            PydanticUserError,
-            NameError,
-            SchemaError,
-        ) as exc:
-            raise schema_error(what, exc) from exc
+        desc = introspection.get_desc(introspection.parse_docstring(Class))
+        created = build_model(
+            class_name,
+            cls,
+            what,
+            getattr(Class, "__module__", None) or __name__,
+            desc or "",
+            **kwargs,
+        )
         model = cast("type[BackendClass]", created)
         model.backend_config = backend_config
-        try:
-            model.model_json_schema()
-        except (PydanticSchemaGenerationError, PydanticUserError, SchemaError) as exc:
-            raise schema_error(what, exc) from exc
+        check_schema(what, model)
         return model
 
     @classmethod
@@ -403,12 +381,3 @@ class BackendClass(BaseModel):
             rpc_schema=constructor.model_json_schema(),
             methods=[m.get_api_info() for m in cls.backend_config.models.values()],
         )
-
-    @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The JSON schema, with the config's ``json_schema_extra`` merged in."""
-        ret = super().model_json_schema(*args, **kwargs)
-        config = getattr(cls, "backend_config", None)
-        if config is not None and config.json_schema_extra:
-            ret = merge_config(ret, copy.deepcopy(config.json_schema_extra))
-        return ret

@@ -8,20 +8,21 @@ runs the function and returns an instance of its ``return_model``.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import inspect
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
-from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import SchemaError
 
-from dasf_geo.backend import utils
-from dasf_geo.config.api import merge_config
+from dasf_geo.backend import introspection
+from dasf_geo.backend.base import (
+    SchemaExtra,
+    build_model,
+    check_schema,
+    config_values,
+)
 from dasf_geo.config.backend import FunctionConfig
 from dasf_geo.data import DataOptions, resolve_annotation
 from dasf_geo.exceptions import ConfigurationError
@@ -57,7 +58,7 @@ class BackendFunctionConfig(FunctionConfig):
         if not self.doc:
             self.doc = inspect.getdoc(func) or ""
         if not self.signature:
-            self.signature = utils.signature_of(func, f"function {self.name!r}")
+            self.signature = introspection.signature_of(func, f"function {self.name!r}")
 
 
 class FunctionAPIModel(BaseModel):
@@ -101,7 +102,7 @@ def get_return_model(
         ConfigurationError: ``returns`` holds invalid Field arguments.
     """
     field_kws: dict[str, Any] = {"default": None}
-    description = utils.return_description(docstring)
+    description = introspection.return_description(docstring)
     if description:
         field_kws["description"] = description
     field_kws.update(config.returns)
@@ -112,7 +113,7 @@ def get_return_model(
     elif sig is not None and sig.return_annotation is not sig.empty:
         annotation = Any if sig.return_annotation is None else sig.return_annotation
     else:
-        utils.warn_at(
+        introspection.warn_at(
             config.function,
             f"function {config.name!r} has no return annotation, so its result "
             "is sent as Any without validation; annotate the return type",
@@ -120,7 +121,7 @@ def get_return_model(
         )
         annotation = Any
     if config.return_validators or config.return_serializer is not None:
-        annotation = utils.with_validators(
+        annotation = introspection.with_validators(
             annotation, config.return_validators, config.return_serializer
         )
     else:
@@ -139,29 +140,11 @@ def get_return_model(
     return cast("type[ReturnModel]", model)
 
 
-def _config_copy(config: FunctionConfig) -> dict[str, Any]:
-    """The fields of ``config``, containers copied, the registry shared."""
-    out = {}
-    for name in type(config).model_fields:
-        value = getattr(config, name)
-        out[name] = value if name == "registry" else copy.copy(value)
-    return out
-
-
-def schema_error(what: str, exc: Exception) -> ConfigurationError:
-    """A ConfigurationError for a type without JSON schema / pydantic support."""
-    return ConfigurationError(
-        f"cannot build the request model of {what}: {exc}. Use types the data "
-        "layer supports (JSON types, pydantic models, numpy, pandas, xarray), "
-        "or give validators and serializers with @configure"
-    )
-
-
 #: the transfer options of a member without ``@configure(transfer=...)``
 NO_TRANSFER_OPTIONS = TransferOptions()
 
 
-class BackendFunction(BaseModel):
+class BackendFunction(SchemaExtra, BaseModel):
     """A base class for function models.
 
     Do not use this class directly; create subclasses with
@@ -198,7 +181,7 @@ class BackendFunction(BaseModel):
         """
         config = self.backend_config
         assert config.signature is not None
-        args, kwargs = utils.get_kws(config.signature, self)
+        args, kwargs = introspection.get_kws(config.signature, self)
         ret = config.function(*args, **kwargs)
         return self.return_model.model_validate(ret)
 
@@ -237,12 +220,12 @@ class BackendFunction(BaseModel):
                 f"{type(func).__name__} {func!r:.60}; use BackendClass.create_model "
                 "for classes"
             )
-        utils.check_callable(func, "function")
+        introspection.check_callable(func, "function")
         name = cast(str, func.__name__)
         what = f"function {name!r}"
-        sig = utils.signature_of(func, what)
-        utils.check_parameters(sig, what)
-        docstring = utils.parse_docstring(func)
+        sig = introspection.signature_of(func, what)
+        introspection.check_parameters(sig, what)
+        docstring = introspection.parse_docstring(func)
 
         if config is None:
             config = getattr(func, "__pulsar_config__", None) or FunctionConfig()
@@ -253,58 +236,41 @@ class BackendFunction(BaseModel):
                 "using function options"
             )
         if not class_name:
-            class_name = utils.snake_to_camel("Func", name)
+            class_name = introspection.snake_to_camel("Func", name)
 
         backend_config = BackendFunctionConfig(
-            function=func, class_name=class_name, **_config_copy(config)
+            function=func,
+            class_name=class_name,
+            **config_values(config, type(config).model_fields),
         )
         backend_config.update_from_function()
         if backend_config.signature is not None:
             # a signature given with @configure(signature=...) wins
             sig = backend_config.signature
-            utils.check_parameters(sig, what)
-        options = utils.member_options(
+            introspection.check_parameters(sig, what)
+        options = introspection.member_options(
             data_options, backend_config.data_options, backend_config.transfer, what
         )
 
         # the RPC identifier is the configured name (the function's by default)
-        fields = utils.get_fields(
+        fields = introspection.get_fields(
             backend_config.name, sig, docstring, backend_config, what, options
         )
         kwargs.update(fields)
-        desc = utils.get_desc(docstring)
-        try:
-            with warnings.catch_warnings():
-                # a parameter named like a deprecated BaseModel method (json,
-                # copy, schema...) is a fine field name
-                warnings.filterwarnings(
-                    "ignore",
-                    message="Field name .* shadows an attribute",
-                    category=UserWarning,
-                )
-                created = create_model(
-                    class_name,
-                    __base__=cls,
-                    __module__=getattr(func, "__module__", None) or __name__,
-                    __doc__=desc or "",
-                    **kwargs,
-                )
-        except (
-            PydanticSchemaGenerationError,
-            PydanticUserError,
-            NameError,
-            SchemaError,
-        ) as exc:
-            raise schema_error(what, exc) from exc
+        desc = introspection.get_desc(docstring)
+        created = build_model(
+            class_name,
+            cls,
+            what,
+            getattr(func, "__module__", None) or __name__,
+            desc or "",
+            **kwargs,
+        )
         model = cast("type[BackendFunction]", created)
         model.return_model = get_return_model(docstring, backend_config, options)
         model.effective_data_options = options
         model.backend_config = backend_config
-        try:
-            model.model_json_schema()
-            model.return_model.model_json_schema()
-        except (PydanticSchemaGenerationError, PydanticUserError, SchemaError) as exc:
-            raise schema_error(what, exc) from exc
+        check_schema(what, model, model.return_model)
         return model
 
     @classmethod
@@ -334,12 +300,3 @@ class BackendFunction(BaseModel):
             if values:
                 out["data"] = values
         return out
-
-    @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The JSON schema, with the config's ``json_schema_extra`` merged in."""
-        ret = super().model_json_schema(*args, **kwargs)
-        config = getattr(cls, "backend_config", None)
-        if config is not None and config.json_schema_extra:
-            ret = merge_config(ret, copy.deepcopy(config.json_schema_extra))
-        return ret

@@ -9,11 +9,8 @@ validates into exactly one member; calling the validated model runs it.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import io
-import json
-import re
 import sys
 import types
 from importlib import import_module
@@ -25,33 +22,24 @@ from pydantic import (
     Field,
     RootModel,
     ValidationError,
-    create_model,
 )
-from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import SchemaError
 
-from dasf_geo.backend import utils
+from dasf_geo.backend import introspection, stubgen
+from dasf_geo.backend.base import SchemaExtra, build_model, config_values
 from dasf_geo.backend.class_ import BackendClass, ClassAPIModel, tagged_union
 from dasf_geo.backend.function import (
     BackendFunction,
     FunctionAPIModel,
     ReturnModel,
-    schema_error,
 )
-from dasf_geo.config.api import merge_config
 from dasf_geo.config.backend import ModuleConfig
-from dasf_geo.config.registry import defined_names, registered_source
 from dasf_geo.exceptions import ConfigurationError
-from dasf_geo.templates import Template
 
 __all__ = ["BackendModule", "BackendModuleConfig", "ModuleAPIModel"]
 
 #: Largest request ``process_request`` reads from a file or string (bytes).
 MAX_REQUEST_BYTES = 1 << 30
-
-#: Option keys of the messaging config never written into generated clients.
-_SECRET_KEYS = re.compile(r"header|token|password|secret|auth", re.I)
 
 
 class BackendModuleConfig(ModuleConfig):
@@ -115,7 +103,7 @@ def _default_members(module: types.ModuleType) -> list[Any]:
     ]
 
 
-class BackendModule(RootModel[Any]):
+class BackendModule(SchemaExtra, RootModel[Any]):
     """A base class for backend modules.
 
     Do not use this class directly; create subclasses with
@@ -218,14 +206,11 @@ class BackendModule(RootModel[Any]):
 
         topic = config.messaging_config.topic
         class_name = class_name or module_name or topic
-        values = {
-            key: (
-                getattr(config, key)
-                if key in ("registry", "messaging_config", "log_config")
-                else copy.copy(getattr(config, key))
-            )
-            for key in ModuleConfig.model_fields
-        }
+        values = config_values(
+            config,
+            ModuleConfig.model_fields,
+            shared=("registry", "messaging_config", "log_config"),
+        )
         backend_config = BackendModuleConfig(
             module=module, class_name=class_name, **values
         )
@@ -289,9 +274,11 @@ class BackendModule(RootModel[Any]):
         backend_config.members = objects
         backend_config.models = models
         if not backend_config.doc and module is not None:
-            backend_config.doc = utils.get_desc(utils.parse_docstring(module))
+            backend_config.doc = introspection.get_desc(
+                introspection.parse_docstring(module)
+            )
         if module is not None:
-            imports = utils.get_module_imports(module)
+            imports = stubgen.get_module_imports(module)
             if imports:
                 backend_config.imports = "\n".join(
                     filter(None, [backend_config.imports, imports])
@@ -302,17 +289,14 @@ class BackendModule(RootModel[Any]):
             "Unknown function or class: the request needs 'func_name' or "
             "'class_name' set to one of {expected}",
         )
-        kws: dict[str, Any] = {"__module__": module_name} if module_name else {}
-        try:
-            created = create_model(
-                class_name,
-                __base__=cls,
-                __doc__=backend_config.doc,
-                root=(root_type, Field(description="The member to call.")),
-                **kws,
-            )
-        except (PydanticSchemaGenerationError, PydanticUserError, SchemaError) as exc:
-            raise schema_error(f"module {class_name!r}", exc) from exc
+        created = build_model(
+            class_name,
+            cls,
+            f"module {class_name!r}",
+            module_name or __name__,
+            backend_config.doc,
+            root=(root_type, Field(description="The member to call.")),
+        )
         new = cast("type[BackendModule]", created)
         new.model_config["title"] = topic
         new.model_rebuild(force=True)
@@ -332,15 +316,6 @@ class BackendModule(RootModel[Any]):
             ],
             rpc_schema=cls.model_json_schema(),
         )
-
-    @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The JSON schema, with the config's ``json_schema_extra`` merged in."""
-        ret = super().model_json_schema(*args, **kwargs)
-        config = getattr(cls, "backend_config", None)
-        if config is not None and config.json_schema_extra:
-            ret = merge_config(ret, copy.deepcopy(config.json_schema_extra))
-        return ret
 
     # --- running requests -----------------------------------------------------
 
@@ -396,7 +371,7 @@ class BackendModule(RootModel[Any]):
 
         Args:
             request: a dict, a file with JSON, or an instance of this model.
-            **kwargs: passed to :func:`dasf_geo.transport.client.send_request`
+            **kwargs: passed to :func:`dasf_geo.service.client.send_request`
                 (e.g. ``timeout``).
 
         Returns:
@@ -406,7 +381,7 @@ class BackendModule(RootModel[Any]):
             pydantic.ValidationError: the request is invalid locally.
             RemoteError, TransportError: see the transport.
         """
-        from dasf_geo.transport import client
+        from dasf_geo.service import client
 
         if isinstance(request, (str, bytes, bytearray)):
             request = cls._validate_request(request)
@@ -423,9 +398,9 @@ class BackendModule(RootModel[Any]):
         Raises:
             ConnectionFailed: the broker cannot be reached.
         """
-        from dasf_geo.transport import backend
+        from dasf_geo.service import handler
 
-        return backend.listen(cls)
+        return handler.listen(cls)
 
     @classmethod
     def test_connect(cls) -> Any:
@@ -434,9 +409,9 @@ class BackendModule(RootModel[Any]):
         Raises:
             ConnectionFailed: the broker cannot be reached.
         """
-        from dasf_geo.transport import backend
+        from dasf_geo.service import handler
 
-        return backend.test_connect(cls)
+        return handler.test_connect(cls)
 
     @classmethod
     def shell(cls) -> None:
@@ -457,13 +432,6 @@ class BackendModule(RootModel[Any]):
     # --- client stubs ---------------------------------------------------------
 
     @classmethod
-    def _messaging_defaults(cls) -> dict[str, Any]:
-        config = cls.backend_config.messaging_config
-        data = json.loads(config.model_dump_json(exclude_defaults=True))
-        data["topic"] = config.topic
-        return {k: v for k, v in data.items() if not _SECRET_KEYS.search(k)}
-
-    @classmethod
     def render(cls) -> str:
         """The client module's code before formatting (see :meth:`generate`).
 
@@ -471,53 +439,7 @@ class BackendModule(RootModel[Any]):
             ConfigurationError: a type or default cannot be written into the
                 client (e.g. a backend type that is not registered).
         """
-        config = cls.backend_config
-        registry = config.registry
-        objects = _registered_objects(registry.objects, config)
-        local_names: set[str] = set()
-        for source in objects:
-            local_names |= defined_names(source)
-        local_modules = {
-            getattr(obj, "__module__", "") for obj in config.members if obj is not None
-        }
-        if config.module is not None:
-            local_modules.add(config.module.__name__)
-        writer = utils.CodeWriter(local_modules, local_names)
-        rendered = [
-            _render_member(model, writer, config.module) for model in config.models
-        ]
-        imports = sorted(writer.imports - {"builtins"})
-        # the imports of the registered types (from the modules that define
-        # them, which need not be this one), then those of the backend module
-        module_imports = list(
-            dict.fromkeys(
-                [
-                    *registry.object_imports,
-                    *(
-                        line
-                        for line in config.imports.splitlines()
-                        if line.strip() and "dasf_geo" not in line
-                    ),
-                ]
-            )
-        )
-        messaging = json.dumps(cls._messaging_defaults(), indent=4, sort_keys=True)
-        data_options = None
-        if config.data_options is not None:
-            data_options = _value_source(config.data_options, writer)
-        template: Template = config.template
-        return template.render(
-            config=config,
-            doc=utils.docstring_literal(config.doc, 0),
-            imports=imports,
-            module_imports=module_imports,
-            registry_imports=sorted(registry.imports.items()),
-            objects=objects,
-            names=[m.backend_config.name for m in config.models],
-            members=rendered,
-            messaging=messaging,
-            data_options=data_options,
-        )
+        return stubgen.render_module(cls)
 
     @classmethod
     def generate(
@@ -559,170 +481,11 @@ class BackendModule(RootModel[Any]):
                 f"line_length must be an int between 10 and 10000, got "
                 f"{line_length!r:.40}"
             )
-        code = cls.render()
-        code = utils.drop_duplicate_imports(code)
-        code = utils.drop_unused_imports(code)
-        if use_formatters:
-            code = _format(code, line_length, use_autoflake, use_black, use_isort)
-        return utils.tidy_blank_lines(code)
-
-
-def _format(
-    code: str, line_length: int, use_autoflake: bool, use_black: bool, use_isort: bool
-) -> str:
-    if use_isort:
-        try:
-            import isort
-        except ImportError:  # pragma: no cover - optional
-            pass
-        else:
-            code = isort.code(
-                code, float_to_top=True, profile="black", line_length=line_length
-            )
-    if use_autoflake:
-        try:
-            import autoflake  # type: ignore[import-untyped]
-        except ImportError:  # pragma: no cover - optional
-            pass
-        else:
-            code = autoflake.fix_code(code, remove_all_unused_imports=True)
-    if use_black:
-        try:
-            import black
-        except ImportError:  # pragma: no cover - optional
-            pass
-        else:
-            code = black.format_str(code, mode=black.Mode(line_length=line_length))
-    return code
-
-
-def _registered_objects(sources: list[str], config: Any) -> list[str]:
-    """The registered code to inline into the client of ``config``'s module.
-
-    The registry is global, so it may hold several types of the same name,
-    registered by different modules. Only one of them is inlined: the one
-    that is this backend module's own (or a member's module's), else the one
-    registered last (the one that the name would be bound to anyway).
-    """
-    by_name: dict[str, list[int]] = {}
-    for index, source in enumerate(sources):
-        names = defined_names(source)
-        if len(names) == 1:
-            by_name.setdefault(names.pop(), []).append(index)
-    modules = [config.module] if config.module is not None else []
-    modules += [inspect.getmodule(obj) for obj in config.members]
-    drop: set[int] = set()
-    for name, indexes in by_name.items():
-        if len(indexes) < 2:
-            continue
-        keep = indexes[-1]
-        for module in filter(None, modules):
-            obj = vars(module).get(name)
-            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
-                continue
-            try:
-                own = registered_source(obj)
-            except (OSError, TypeError):
-                continue
-            matches = [i for i in indexes if sources[i] == own]
-            if matches:
-                keep = matches[-1]
-                break
-        drop.update(i for i in indexes if i != keep)
-    return [source for i, source in enumerate(sources) if i not in drop]
-
-
-def _configure_args(config: Any, writer: utils.CodeWriter, keys: list[str]) -> str:
-    """``key=value`` source for the options a stub repeats in ``@configure``."""
-    parts = []
-    for key in keys:
-        value = getattr(config, key, None)
-        if not value:
-            continue
-        parts.append(f"{key}={_value_source(value, writer)}")
-    return ", ".join(parts)
-
-
-def _value_source(value: Any, writer: utils.CodeWriter) -> str:
-    if isinstance(value, dict):
-        inner = ", ".join(
-            f"{_value_source(k, writer)}: {_value_source(v, writer)}"
-            for k, v in value.items()
+        return stubgen.format_code(
+            cls.render(),
+            line_length,
+            use_formatters,
+            use_autoflake,
+            use_black,
+            use_isort,
         )
-        return "{" + inner + "}"
-    if isinstance(value, (list, tuple)):
-        inner = ", ".join(_value_source(v, writer) for v in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner},)"
-    if isinstance(value, BaseModel):
-        return _value_source(value.model_dump(mode="json", exclude_unset=True), writer)
-    if callable(value) and not isinstance(value, type):
-        return writer._public_path(value)
-    if inspect.isclass(value):
-        return writer.annotation(value)
-    return writer.default(value)
-
-
-_FUNCTION_KEYS = [
-    "field_params",
-    "validators",
-    "serializers",
-    "return_validators",
-    "return_serializer",
-    "returns",
-    "data_options",
-]
-_CLASS_KEYS = ["field_params", "validators", "serializers", "data_options"]
-
-
-def _client_signature(config: Any) -> inspect.Signature:
-    """``config.signature`` without the progress reporters (the backend fills
-    those in; a caller never passes one)."""
-    sig = config.signature
-    reporters = getattr(config, "reporter_args", None) or {}
-    return sig.replace(
-        parameters=[p for p in sig.parameters.values() if p.name not in reporters]
-    )
-
-
-def _render_member(model: Any, writer: utils.CodeWriter, module: Any) -> str:
-    config = model.backend_config
-    if issubclass(model, BackendClass):
-        methods = []
-        for method_model in config.models.values():
-            mconfig = method_model.backend_config
-            msig = _client_signature(mconfig)
-            methods.append(
-                {
-                    "name": mconfig.name,
-                    "signature": writer.signature(
-                        msig,
-                        mconfig.annotations,
-                        mconfig.return_annotation,
-                    ),
-                    "doc": utils.docstring_literal(mconfig.doc, 8),
-                    "params": [p for p in msig.parameters if p != "self"],
-                    "configure": _configure_args(mconfig, writer, _FUNCTION_KEYS),
-                }
-            )
-        init_sig = config.signature
-        context = {
-            "name": config.name,
-            "doc": utils.docstring_literal(config.doc, 4),
-            "init_doc": utils.docstring_literal(config.init_doc, 8),
-            "signature": writer.signature(init_sig, config.annotations),
-            "params": [p for p in init_sig.parameters if p != "self"],
-            "configure": _configure_args(config, writer, _CLASS_KEYS),
-            "methods": methods,
-        }
-    else:
-        sig = _client_signature(config)
-        context = {
-            "name": config.name,
-            "doc": utils.docstring_literal(config.doc, 4),
-            "signature": writer.signature(
-                sig, config.annotations, config.return_annotation
-            ),
-            "params": list(sig.parameters),
-            "configure": _configure_args(config, writer, _FUNCTION_KEYS),
-        }
-    return cast(str, config.render(**context))

@@ -291,7 +291,7 @@ def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``dasf-geo call``; return the exit code."""
     from dasf_geo.data import DataWarning
-    from dasf_geo.transport.dynamic import connect
+    from dasf_geo.service.dynamic import connect
 
     readable = args.output is None and _readable(args)
     opened: list[Any] = []

@@ -206,7 +206,7 @@ def broker_fields(args: argparse.Namespace) -> dict[str, Any]:
         ConfigurationError: ``--broker`` is not a ``ws://HOST:PORT`` URL.
     """
     from dasf_geo.config import WebsocketURLConfig
-    from dasf_geo.transport.dynamic import messaging_config
+    from dasf_geo.service.dynamic import messaging_config
 
     fields: dict[str, Any] = {}
     for name in ("header", "tenant", "namespace", "persistent"):
@@ -238,7 +238,7 @@ def config_from_args(args: argparse.Namespace, topic: str, **extra: Any) -> Any:
     """
     from pydantic import ValidationError
 
-    from dasf_geo.transport.dynamic import messaging_config
+    from dasf_geo.service.dynamic import messaging_config
 
     options: dict[str, Any] = dict(extra)
     for name in ("tenant", "namespace", "persistent"):

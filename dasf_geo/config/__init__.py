@@ -4,7 +4,8 @@ Names are imported lazily on first access, so that ``import dasf_geo.config``
 stays cheap and the messaging and logging configs can be used without the
 backend layer.
 
-- :func:`configure`, :data:`registry` (:mod:`dasf_geo.config.api`)
+- :func:`configure` (:mod:`dasf_geo.config.api`), :data:`registry`
+  (:mod:`dasf_geo.config.registry`, imported with the package)
 - :class:`ModuleConfig`, :class:`FunctionConfig`, :class:`ClassConfig`
   (:mod:`dasf_geo.config.backend`)
 - :class:`BaseMessagingConfig`, :class:`PulsarConfig`,
@@ -17,8 +18,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# ``dasf_geo.config.registry`` names both the global registry and the
+# submodule that defines it. The import system binds the package attribute to
+# a submodule when it loads it, so the object is bound here, once, after that:
+# ``from dasf_geo.config import registry`` is the object whatever the order of
+# imports.
+from dasf_geo.config.registry import registry
+
 if TYPE_CHECKING:
-    from dasf_geo.config.api import configure, registry
+    from dasf_geo.config.api import configure
     from dasf_geo.config.backend import ClassConfig, FunctionConfig, ModuleConfig
     from dasf_geo.config.logging import LoggingConfig
     from dasf_geo.config.messaging import (
@@ -42,7 +50,6 @@ __all__ = [
 # public name -> submodule that defines it
 _LAZY = {
     "configure": "api",
-    "registry": "api",
     "ModuleConfig": "backend",
     "FunctionConfig": "backend",
     "ClassConfig": "backend",

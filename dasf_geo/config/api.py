@@ -1,33 +1,23 @@
-"""``configure`` (the decorator) and the global ``registry``."""
+"""``configure`` (the decorator) and ``merge_config``.
+
+The global ``registry`` lives beside its class in
+:mod:`dasf_geo.config.registry`; it is still importable from here.
+"""
 
 from __future__ import annotations
 
 import inspect
 import json
-import sys
 from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError
 
-from dasf_geo.config.registry import ApiRegistry
+from dasf_geo.config.registry import registry  # the old import path
 from dasf_geo.exceptions import ConfigurationError
 
 __all__ = ["configure", "merge_config", "registry"]
 
 T = TypeVar("T")
-
-#: The registry of what generated client stubs need besides the calls
-#: (pydantic types, imports, helper code).
-registry = ApiRegistry()
-
-# ``dasf_geo.config.registry`` names both this object and the submodule that
-# defines ApiRegistry. Importing the submodule binds the package attribute to
-# the module (the import system does that after loading it), which would make
-# ``from dasf_geo.config import registry`` return the module; rebind it to the
-# object. Every importer of the submodule imports this module too.
-_package = sys.modules.get(__name__.rpartition(".")[0])
-if _package is not None:
-    _package.registry = registry  # type: ignore[attr-defined]
 
 #: Attribute under which :func:`configure` stores the config (the name
 #: demessaging uses, so existing code that reads it keeps working).

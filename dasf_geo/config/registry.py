@@ -4,7 +4,8 @@ A generated client module (``python my_module.py generate``) contains one
 stub per exposed function or class. Everything else it needs -- the pydantic
 models used as argument or return types, extra imports, helper code -- is
 recorded here with :meth:`ApiRegistry.register_type`,
-:meth:`ApiRegistry.register_import` and :meth:`ApiRegistry.hard_code`.
+:meth:`ApiRegistry.register_import` and :meth:`ApiRegistry.hard_code`
+of the global :data:`registry` (``dasf_geo.registry``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dasf_geo.exceptions import ConfigurationError
 
-__all__ = ["ApiRegistry"]
+__all__ = ["ApiRegistry", "registry"]
 
 T = TypeVar("T")
 
@@ -320,6 +321,10 @@ class ApiRegistry(BaseModel):
         )
 
 
+#: The registry of what generated client stubs need besides the calls
+#: (pydantic types, imports, helper code): ``dasf_geo.registry``.
+registry = ApiRegistry()
+
 #: Attributes of the global registry that this module forwards (see below).
 _FORWARDED = frozenset(
     {
@@ -344,7 +349,5 @@ def __getattr__(name: str) -> Any:
         AttributeError: ``name`` is not a registry attribute.
     """
     if name in _FORWARDED:
-        from dasf_geo.config.api import registry
-
         return getattr(registry, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -126,7 +126,7 @@ def _urls(settings: Any, subscription: str) -> list[str]:
     if settings.broker and "persistent" not in settings.messaging:
         variants = [{"persistent": False}, {"persistent": True}]
     for variant in variants:
-        from dasf_geo.transport.dynamic import messaging_config
+        from dasf_geo.service.dynamic import messaging_config
 
         config = messaging_config(
             NOTIFICATIONS_TOPIC,

@@ -117,7 +117,7 @@ class GatewaySettings:
         Raises:
             ConfigurationError: the broker options do not make a config.
         """
-        from dasf_geo.transport.dynamic import messaging_config
+        from dasf_geo.service.dynamic import messaging_config
 
         return messaging_config(
             topic,

@@ -30,8 +30,8 @@ from dasf_geo._loop import run as run_loop
 from dasf_geo._loop import until_signal
 from dasf_geo.exceptions import ConfigurationError, TransportError
 from dasf_geo.service import utilities
-from dasf_geo.service._handler import ServiceHandler, ServiceListener, ShadowListener
-from dasf_geo.service.monitor_db import StoreError
+from dasf_geo.service._reserved import ServiceHandler, ServiceListener, ShadowListener
+from dasf_geo.service._values import StoreError
 from dasf_geo.service.scheduler import run_in_daemon_thread
 
 __all__ = ["Runtime", "start_gateway"]
@@ -179,7 +179,7 @@ class Runtime:
         self._env.clear()
 
     def _make_listeners(self) -> list[Any]:
-        from dasf_geo.transport.dynamic import messaging_config
+        from dasf_geo.service.dynamic import messaging_config
 
         svc = self.service
         extra: dict[str, Any] = {}

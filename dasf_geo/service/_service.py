@@ -17,14 +17,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dasf_geo.service import utilities
-from dasf_geo.service._handler import describe_service, generate_client
 from dasf_geo.service._parameters import Parameters
+from dasf_geo.service._reserved import describe_service, generate_client
+from dasf_geo.service._values import StoreError
 from dasf_geo.service.communication import check_method
-from dasf_geo.service.monitor_db import MonitorStore, StoreError
 from dasf_geo.service.scheduler import PeriodicTask
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dasf_geo.service.monitor_db import MonitorStore
 
 __all__ = ["Entrypoint", "Service"]
 
@@ -283,6 +286,9 @@ class Service:
                 else:
                     number, unit = utilities.get_db_table_limit()
                     limit = f"{number} {unit}"
+                # SQLAlchemy is imported when a service first stores a value
+                from dasf_geo.service.monitor_db import MonitorStore
+
                 self._monitoring = MonitorStore(
                     self.name, self.version, url=url, path=path, limit=limit
                 )
@@ -439,7 +445,7 @@ class Service:
     # --- what callers see ------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        """The ``"service"`` object of the API info (see ``_handler``)."""
+        """The ``"service"`` object of the API info (see ``_reserved``)."""
         return describe_service(self)
 
     def generate(

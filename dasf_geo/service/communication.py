@@ -117,7 +117,7 @@ def broker_options(url: str) -> dict[str, Any]:
 
 
 def _connect(topic: str, broker: str, header: dict[str, str], timeout: float) -> Any:
-    from dasf_geo.transport.dynamic import connect
+    from dasf_geo.service.dynamic import connect
 
     key = (os.getpid(), broker, topic, tuple(sorted(header.items())), timeout)
     with _services_lock:
@@ -378,9 +378,9 @@ def publish_notification(note: dict[str, Any]) -> bool:
 def _publish(broker: str, body: bytes) -> None:
     import pybase64
 
+    from dasf_geo.service.dynamic import messaging_config
     from dasf_geo.transport.client import _background
     from dasf_geo.transport.connection import AsyncProducer, check_ack
-    from dasf_geo.transport.dynamic import messaging_config
 
     # persistent when the service's topics are (DE_BACKEND_PERSISTENT), so
     # that the gateway, configured alike, consumes the same topic

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 from urllib.parse import urlencode
@@ -154,7 +154,7 @@ class OutgoingParts:
             the order of their placeholders' numbers.
     """
 
-    def __init__(self, head: bytes, parts: list[_PartFile]) -> None:
+    def __init__(self, head: bytes, parts: Sequence[_PartFile]) -> None:
         self.head = head
         self.parts = list(parts)
         self.size = len(head) + sum(part.size for part in self.parts)

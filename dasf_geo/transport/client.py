@@ -15,13 +15,15 @@ This module is the caller's public face; the code lives in
 :mod:`dasf_geo.transport.caller` (the asyncio client),
 :mod:`dasf_geo.transport.matching` (request matching, sans-I/O) and
 :mod:`dasf_geo.transport.blocking` (the blocking client and the shared
-clients of the process).
+clients of the process). ``send_request`` (the calls of a backend module's
+model and of generated stubs) knows the backend's models and lives in
+:mod:`dasf_geo.service.client`; its old import path here still works.
 """
 
 from __future__ import annotations
 
+from dasf_geo._moved import moved_names
 from dasf_geo.transport.blocking import (  # noqa: F401  (re-exported)
-    PROBE_TIMEOUT,
     Client,
     T,
     _abandon,
@@ -29,17 +31,12 @@ from dasf_geo.transport.blocking import (  # noqa: F401  (re-exported)
     _client_key,
     _clients,
     _clients_lock,
-    _has_xarray_argument,
     _loop_lock,
     _LoopThread,
-    _part_writer,
     _start_for_thread,
     _ThreadWaiter,
-    _validate_result,
-    binary_accept,
     close_clients,
     get_client,
-    send_request,
 )
 from dasf_geo.transport.caller import (  # noqa: F401  (re-exported)
     DEFAULT_TIMEOUT,
@@ -79,8 +76,13 @@ __all__ = [
     "close_clients",
     "get_client",
     "raise_for_status",
-    "send_request",
 ]
+
+#: names that moved to the service layer, still importable from here
+MOVED = dict.fromkeys(
+    ("PROBE_TIMEOUT", "binary_accept", "send_request"), "dasf_geo.service.client"
+)
+__getattr__ = moved_names(__name__, MOVED)
 
 #: Binary replies larger than this many bytes are opened lazily from their
 #: temporary file instead of being loaded (see :meth:`BinaryValue.decode`,

@@ -1,7 +1,7 @@
 """Calling a service through the HTTP gateway instead of the broker.
 
 ``dasf_geo.connect("http://host:8000/services/geo_service")`` gives the same
-:class:`~dasf_geo.transport.dynamic.Service` as a WebSocket connection, for
+:class:`~dasf_geo.service.dynamic.Service` as a WebSocket connection, for
 callers whose network blocks WebSockets: :class:`HTTPClient` offers what the
 service facade uses of :class:`~dasf_geo.transport.client.Client` (``call``,
 ``api_info``, ``ping``, ``close``) over ``httpx``. Dataset and DataArray
@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from dasf_geo._moved import moved_names
 from dasf_geo.exceptions import (
     ConfigurationError,
     ConnectionFailed,
@@ -39,7 +40,11 @@ from dasf_geo.protocol.parts import part_index
 from dasf_geo.transport._common import DEFAULT_SPOOL_THRESHOLD, FileBuffer
 from dasf_geo.transport.client import DEFAULT_TIMEOUT, BinaryValue
 
-__all__ = ["HTTPClient", "connect_http", "split_service_url"]
+__all__ = ["HTTPClient", "split_service_url"]
+
+#: names that moved to the service layer, still importable from here
+MOVED = {"connect_http": "dasf_geo.service.dynamic"}
+__getattr__ = moved_names(__name__, MOVED)
 
 NETCDF = "application/x-netcdf"
 
@@ -305,32 +310,3 @@ def _files(body: dict[str, Any], parts: Any) -> dict[str, Any]:
         part.file.seek(0)
         files[name] = (f"{name}.nc", part.file, part.media_type)
     return files
-
-
-def connect_http(
-    url: str,
-    *,
-    header: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-    decode: bool = True,
-    progress: Any = None,
-    transfer: Any = None,
-) -> Any:
-    """A :class:`~dasf_geo.transport.dynamic.Service` for a service URL.
-
-    Raises:
-        ConfigurationError: ``url`` is not ``http(s)://HOST:PORT/services/TOPIC``.
-        ConnectionFailed: the gateway cannot be reached or refused the token.
-        RemoteError: no such service.
-    """
-    from dasf_geo.transport.dynamic import Service
-
-    client = HTTPClient(url, header, timeout)
-    try:
-        info = client.api_info(timeout)
-        return Service(
-            client, info, decode=decode, progress=progress, transfer=transfer
-        )
-    except BaseException:
-        client.close()
-        raise

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import dasf_geo.transport.client as transport_client
+import dasf_geo.service.client as service_client
 from dasf_geo import BackendModule
 from dasf_geo.exceptions import ConfigurationError
 from tests.backend.conftest import (
@@ -53,7 +53,7 @@ def wire(monkeypatch):
         reply = bytes(result.__pydantic_serializer__.to_json(result))
         return request.root.return_model.model_validate_json(reply)
 
-    monkeypatch.setattr(transport_client, "send_request", fake_send)
+    monkeypatch.setattr(service_client, "send_request", fake_send)
     return sent, backends
 
 

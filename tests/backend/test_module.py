@@ -482,8 +482,8 @@ def test_class_with_default_constructor_and_method_models():
 
 
 def test_send_request_and_delegations_use_the_transport(make_module, monkeypatch):
-    import dasf_geo.transport.backend as tb
-    import dasf_geo.transport.client as tc
+    import dasf_geo.service.client as tc
+    import dasf_geo.service.handler as tb
 
     mod = make_module(HELLO_NAME)
     model_cls = BackendModule.create_model(mod.__name__, **TOPIC)

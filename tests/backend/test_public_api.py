@@ -1,4 +1,4 @@
-"""Every public name of the backend and config modules imports."""
+"""Every public name of the backend, config and service-layer modules imports."""
 
 from __future__ import annotations
 
@@ -12,10 +12,16 @@ MODULES = [
     "dasf_geo.backend.class_",
     "dasf_geo.backend.module",
     "dasf_geo.backend.utils",
+    "dasf_geo.backend.base",
+    "dasf_geo.backend.introspection",
+    "dasf_geo.backend.stubgen",
     "dasf_geo.config.api",
     "dasf_geo.config.backend",
     "dasf_geo.config.registry",
     "dasf_geo.templates",
+    "dasf_geo.service.client",
+    "dasf_geo.service.dynamic",
+    "dasf_geo.service.handler",
 ]
 
 

@@ -1,6 +1,6 @@
 """How a service answers on its topic: entrypoints plus the reserved requests.
 
-:class:`ServiceHandler` is a :class:`~dasf_geo.transport.backend.RequestHandler`:
+:class:`ServiceHandler` is a :class:`~dasf_geo.transport.handler.RequestHandler`:
 requests for entrypoints go to the module's :class:`ModuleHandler`; requests
 whose ``func_name`` starts with ``~`` are the service's own:
 
@@ -33,12 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dasf_geo.service import utilities
 from dasf_geo.service._parameters import ParameterError
-from dasf_geo.service.monitor_db import StoreError, parse_time, to_csv
-from dasf_geo.transport.backend import (
-    Listener,
-    ModuleHandler,
-    _RequestError,
-)
+from dasf_geo.service._values import StoreError, parse_time, to_csv
+from dasf_geo.service.handler import ModuleHandler
+from dasf_geo.transport.handler import _RequestError
+from dasf_geo.transport.listener import Listener
 
 if TYPE_CHECKING:  # pragma: no cover
     from dasf_geo.service._service import Service
@@ -237,7 +235,7 @@ def generate_client(
     Raises:
         ConfigurationError: no entrypoints, or an invalid broker URL.
     """
-    from dasf_geo.transport.dynamic import messaging_config
+    from dasf_geo.service.dynamic import messaging_config
 
     if broker is None and websocket_url is None:
         broker = svc.broker_url or utilities.get_broker_url()

@@ -1,6 +1,6 @@
 """Reading a service's API info: signatures, docstrings and result decoding.
 
-The dynamic client (:mod:`dasf_geo.transport.dynamic`) builds its functions
+The dynamic client (:mod:`dasf_geo.service.dynamic`) builds its functions
 from the JSON schemas a backend publishes with ``api_info``; this module
 turns one function's schemas into a Python signature, a docstring that
 names data types as Python types (``xarray.Dataset``, not their wire
