@@ -53,8 +53,14 @@ from dasf_geo.data._nc3writer import write_nc3
 from dasf_geo.data._types import decode_types, encode_types
 from dasf_geo.exceptions import DataError
 
+# Dataset/DataArray arguments (binary parts) larger than LAZY_THRESHOLD bytes,
+# received into a temporary file, are opened lazily instead of loaded (the
+# callers' binary replies use the same value, ``client.LAZY_THRESHOLD``)
+from dasf_geo.protocol.limits import LAZY_THRESHOLD
+
 __all__ = [
     "FORMATS",
+    "LAZY_THRESHOLD",
     "choose_format",
     "detect_format",
     "netcdf_bytes",
@@ -69,10 +75,6 @@ Format = Literal["netcdf3", "netcdf4", "zarr"]
 #: expand a small message enormously); raise it for bigger trusted data
 MAX_DECODED_BYTES = 4 << 30
 FORMATS: tuple[str, ...] = ("auto", "netcdf3", "netcdf4", "zarr")
-#: Dataset/DataArray arguments (binary parts) larger than this many bytes,
-#: received into a temporary file, are opened lazily instead of loaded (the
-#: callers' binary replies have the same threshold, ``client.LAZY_THRESHOLD``)
-LAZY_THRESHOLD = 256 * 1024 * 1024
 
 #: dtypes NetCDF3 cannot store exactly (xarray would narrow or reinterpret them)
 _NC3_UNSUPPORTED = {"i8", "u1", "u2", "u4", "u8"}

@@ -52,6 +52,7 @@ from dasf_geo.protocol.constants import (
     EXT_TRANSFER,
     PropertyKeys,
 )
+from dasf_geo.protocol.limits import MAX_REQUEST_SIZE
 from dasf_geo.protocol.messages import b64decode, b64encode
 
 __all__ = [
@@ -295,7 +296,7 @@ class Reassembler:
 
     def __init__(
         self,
-        max_size: int = 1 << 30,
+        max_size: int = MAX_REQUEST_SIZE,
         timeout: float = 60.0,
         remember: int = 4096,
         buffer_factory: Callable[[int], Any] | None = None,

@@ -21,6 +21,7 @@ from dasf_geo.protocol.constants import (
     PropertyKeys,
 )
 from dasf_geo.protocol.fragments import Fragment, split_payload, split_stream
+from dasf_geo.protocol.limits import DEFAULT_SPOOL_THRESHOLD
 from dasf_geo.protocol.parts import PartSpec, parts_property
 from dasf_geo.transport.connection import AsyncProducer
 
@@ -41,9 +42,6 @@ __all__ = [
     "shorten_switch_interval",
 ]
 
-#: Payloads larger than this many bytes are reassembled in a temporary file
-#: instead of memory (see :class:`FileBuffer`).
-DEFAULT_SPOOL_THRESHOLD = 32 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
 

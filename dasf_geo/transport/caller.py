@@ -33,6 +33,7 @@ from dasf_geo.exceptions import (
     SendError,
     TransportError,
 )
+from dasf_geo.protocol import limits
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     EXT_ACCEPT,
@@ -202,7 +203,11 @@ class AsyncClient:
         self.response_topic = new_response_topic(self.topic)
         self._contexts = RequestContexts()
         header = header_of(config)
-        open_timeout = float(setting(config, "producer_connection_timeout", 30.0))
+        open_timeout = float(
+            setting(
+                config, "producer_connection_timeout", limits.DEFAULT_CONNECTION_TIMEOUT
+            )
+        )
         self._producer = AsyncProducer(
             config.get_topic_url(self.topic), header, open_timeout=open_timeout
         )
@@ -216,8 +221,10 @@ class AsyncClient:
             on_message=self._on_reply_message,
         )
         self._reassembler = Reassembler(
-            max_size=int(setting(config, "max_request_size", 1 << 30)),
-            timeout=float(setting(config, "fragment_timeout", 60.0)),
+            max_size=int(setting(config, "max_request_size", limits.MAX_REQUEST_SIZE)),
+            timeout=float(
+                setting(config, "fragment_timeout", limits.DEFAULT_FRAGMENT_TIMEOUT)
+            ),
             buffer_factory=buffer_factory(
                 int(setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD))
             ),

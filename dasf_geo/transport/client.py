@@ -19,6 +19,7 @@ clients of the process).
 
 from __future__ import annotations
 
+from dasf_geo.protocol import limits
 from dasf_geo.transport.blocking import (  # noqa: F401  (re-exported)
     PROBE_TIMEOUT,
     Client,
@@ -77,5 +78,5 @@ __all__ = [
 
 #: Binary replies larger than this many bytes are opened lazily from their
 #: temporary file instead of being loaded (see :meth:`BinaryValue.decode`,
-#: which reads it here at each call).
-LAZY_THRESHOLD = 256 * 1024 * 1024
+#: which reads it here at each call); one value with the data layer's.
+LAZY_THRESHOLD = limits.LAZY_THRESHOLD

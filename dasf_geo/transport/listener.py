@@ -51,6 +51,7 @@ from dasf_geo.exceptions import (
     ProtocolError,
     TransportError,
 )
+from dasf_geo.protocol import limits
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     EXT_ACCEPT,
@@ -186,9 +187,13 @@ class Listener:
         self.max_payload_size: int = int(
             setting(config, "max_payload_size", DEFAULT_MAX_PAYLOAD_SIZE)
         )
-        self.keep_alive: float = float(setting(config, "producer_keep_alive", 120.0))
+        self.keep_alive: float = float(
+            setting(config, "producer_keep_alive", limits.DEFAULT_PRODUCER_KEEP_ALIVE)
+        )
         self.open_timeout: float = float(
-            setting(config, "producer_connection_timeout", 30.0)
+            setting(
+                config, "producer_connection_timeout", limits.DEFAULT_CONNECTION_TIMEOUT
+            )
         )
         self.subscription: str = setting(
             config, "subscription_name", default_subscription(self.topic)
@@ -213,8 +218,10 @@ class Listener:
             setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD)
         )
         self._reassembler = Reassembler(
-            max_size=int(setting(config, "max_request_size", 1 << 30)),
-            timeout=float(setting(config, "fragment_timeout", 60.0)),
+            max_size=int(setting(config, "max_request_size", limits.MAX_REQUEST_SIZE)),
+            timeout=float(
+                setting(config, "fragment_timeout", limits.DEFAULT_FRAGMENT_TIMEOUT)
+            ),
             buffer_factory=buffer_factory(self.spool_threshold),
         )
         #: most fragmented requests received at a time, and most decoded
@@ -879,8 +886,7 @@ class Listener:
             and len(incoming.message_ids) == 1
         )
         logger.error(
-            "could not send the reply to request %s on topic %r: %s; the request "
-            "is %s",
+            "could not send the reply to request %s on topic %r: %s; the request is %s",
             header.request_context[:100],
             header.response_topic[:200],
             error,
