@@ -44,6 +44,7 @@ from benchmarks._procs import (
     rss_kib,
     wait_until,
 )
+from dasf_geo.testing import processes
 
 MIB = 1024 * 1024
 
@@ -66,17 +67,8 @@ async def call_stored(client: Any, requests: list[dict]) -> list[asyncio.Task]:
 
 
 def broker(port: int, store: Path | None = None) -> Process:
-    args = [PYTHON, "-m", "dasf_geo.cli.tool", "broker", "--port", str(port)]
-    if store is not None:
-        args += ["--store", str(store)]
-    proc = Process(args)
-
-    def healthy() -> bool:
-        url = f"http://127.0.0.1:{port}/health"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-
-    wait_until(healthy, f"the broker on port {port}")
+    proc, _ = processes.start_broker(port, store=store, seconds=60, factory=Process)
+    assert isinstance(proc, Process)
     return proc
 
 

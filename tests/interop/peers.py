@@ -36,10 +36,8 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -48,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from dasf_geo.testing.processes import Process, free_port, tail
 
 HERE = Path(__file__).resolve().parent
 PEERS_DIR = HERE / "peers"
@@ -88,8 +88,6 @@ PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
 COMPLETE_MARKER = ".dasf_geo_peer_complete"
 #: Seconds a cold ``pip install`` may take before the build is abandoned.
 PIP_TIMEOUT = float(os.environ.get("DASF_GEO_PEER_PIP_TIMEOUT", "1200"))
-#: Characters of a peer's output quoted in error messages.
-TAIL_CHARS = 4000
 
 
 class PeerError(RuntimeError):
@@ -97,13 +95,6 @@ class PeerError(RuntimeError):
 
     The message names the peer and quotes the tail of its output.
     """
-
-
-def tail(text: str, chars: int = TAIL_CHARS) -> str:
-    """The last ``chars`` characters of ``text`` (marked if cut)."""
-    if len(text) <= chars:
-        return text
-    return "[…]" + text[-chars:]
 
 
 # --------------------------------------------------------------------------
@@ -302,8 +293,13 @@ def peer_python(
 # peer processes
 
 
-class PeerProcess:
+class PeerProcess(Process):
     """A peer running as a subprocess, with its output kept in a file.
+
+    The shared :class:`dasf_geo.testing.processes.Process`, started in a
+    session of its own (so that :meth:`stop` takes its whole process group)
+    and spelled as the harness always did (``alive``, ``proc``,
+    :meth:`check_alive`).
 
     Args:
         cmd: the command line.
@@ -322,45 +318,22 @@ class PeerProcess:
         cwd: Path | str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.name = name
-        self.cmd = [str(c) for c in cmd]
-        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
-            prefix=f"peer-{name}-", suffix=".log", delete=False
-        )
-        full_env = dict(os.environ)
-        full_env["PYTHONUNBUFFERED"] = "1"
-        full_env.update(env or {})
-        self.proc = subprocess.Popen(
-            self.cmd,
-            cwd=str(cwd) if cwd else None,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        super().__init__(cmd, name=name, cwd=cwd, env=env, new_session=True)
 
     @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.proc.pid
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The running :class:`subprocess.Popen`."""
+        assert self.popen is not None
+        return self.popen
 
     @property
     def alive(self) -> bool:
         """Whether the process is still running."""
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        """Everything the peer wrote to stdout and stderr so far."""
-        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
+        return self.running
 
     def describe(self) -> str:
         """The peer's name, state and output tail, for error messages."""
-        state = "running" if self.alive else f"exited with {self.proc.returncode}"
-        return (
-            f"peer {self.name} ({state}; command: {' '.join(self.cmd)})\n"
-            f"--- output ---\n{tail(self.output())}"
-        )
+        return "peer " + super().describe()
 
     def check_alive(self) -> None:
         """Raise if the peer has exited.
@@ -371,38 +344,16 @@ class PeerProcess:
         if not self.alive:
             raise PeerError(f"{self.describe()}\nthe peer exited unexpectedly")
 
-    def stop(self, grace: float = 5.0) -> int | None:
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 5.0) -> int | None:
         """Terminate the peer (SIGTERM, then SIGKILL after ``grace`` s) and reap it.
 
         Returns:
             The exit code.
         """
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(grace)
-        # Children left in the group (none expected) go too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self._log.close()
-        return self.proc.returncode
-
-    def cleanup(self) -> None:
-        """Remove the output file (after :meth:`stop`)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._log.name)
+        return super().stop(sig, grace)
 
     def __enter__(self) -> PeerProcess:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self.cleanup()
 
 
 def run_peer(
@@ -773,12 +724,6 @@ def _http_ok(url: str, timeout: float) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class DjangoSite:
     """A throw-away dasf-broker-django site, migrated and served by daphne.
 
@@ -904,7 +849,7 @@ class DjangoSite:
             PeerError: daphne exited or did not answer within ``timeout``.
         """
         for _attempt in range(3):
-            port = _free_port()
+            port = free_port()
             daphne = self.python.parent / "daphne"
             proc = PeerProcess(
                 [
