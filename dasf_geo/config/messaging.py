@@ -55,6 +55,8 @@ __all__ = [
     "config_class_for",
     "environment_options",
     "format_validation_error",
+    "plain_topic_url",
+    "pulsar_topic_url",
 ]
 
 #: Prefix of the environment variables read by the messaging configs.
@@ -64,6 +66,38 @@ ENV_PREFIX = "DE_BACKEND_"
 #: (Pulsar's ``webSocketMaxTextFrameSize`` defaults to 1 MiB), low enough to
 #: catch a typo such as an extra zero group before a message is ever sent.
 MAX_PAYLOAD_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+def pulsar_topic_url(
+    base: str,
+    path: str,
+    *,
+    consumer: bool,
+    persistent: bool = False,
+    tenant: str = "public",
+    namespace: str = "default",
+) -> str:
+    """The Pulsar-layout URL of a topic path below ``ws://host:port``.
+
+    The one place that spells the layout (names are not checked here;
+    :class:`PulsarConfig` checks them first).
+
+    Args:
+        base: ``ws://host:port`` (or ``wss://``) of the broker.
+        path: ``topic`` for a producer, ``topic/subscription`` for a consumer.
+        consumer: a consumer URL (else a producer URL).
+        persistent: a ``persistent`` topic (else ``non-persistent``).
+        tenant: the Pulsar tenant.
+        namespace: the Pulsar namespace.
+    """
+    kind = "consumer" if consumer else "producer"
+    persistence = "persistent" if persistent else "non-persistent"
+    return f"{base.rstrip('/')}/ws/v2/{kind}/{persistence}/{tenant}/{namespace}/{path}"
+
+
+def plain_topic_url(base: str, path: str) -> str:
+    """The plain-layout URL of a topic path: ``{base}/{path}``."""
+    return f"{base.rstrip('/')}/{path}"
 
 
 class _Settings(BaseSettings):
@@ -391,14 +425,16 @@ class PulsarConfig(BaseMessagingConfig):
             path = self._topic_path(topic, subscription)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        kind = "consumer" if subscription is not None else "producer"
-        persistence = "persistent" if self.persistent else "non-persistent"
         host = self.host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # a bare IPv6 address
-        return (
-            f"ws://{host}:{self.port}/ws/v2/{kind}/{persistence}/"
-            f"{self.tenant}/{self.namespace}/{path}"
+        return pulsar_topic_url(
+            f"ws://{host}:{self.port}",
+            path,
+            consumer=subscription is not None,
+            persistent=self.persistent,
+            tenant=self.tenant,
+            namespace=self.namespace,
         )
 
 
@@ -481,7 +517,7 @@ class WebsocketURLConfig(BaseMessagingConfig):
             base = self.consumer_url or self.websocket_url
         else:
             base = self.producer_url or self.websocket_url
-        return f"{base.rstrip('/')}/{path}"
+        return plain_topic_url(base, path)
 
 
 #: Options only the plain URL layout has.

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dasf_geo.testing.config import FakeMessagingConfig
 from dasf_geo.testing.processes import Process, free_port, tail
 
 HERE = Path(__file__).resolve().parent
@@ -401,29 +402,6 @@ def run_peer(
 
 
 @dataclass
-class TopicConfig:
-    """A messaging config as dasf_geo's transport reads it.
-
-    Attributes:
-        endpoint: the broker.
-        topic: the backend's topic.
-        header: handshake headers.
-        max_payload_size: fragment size for requests.
-        producer_connection_timeout: seconds to connect.
-    """
-
-    endpoint: Endpoint
-    topic: str
-    header: dict[str, str] = field(default_factory=dict)
-    max_payload_size: int = 512_000
-    producer_connection_timeout: float = 10.0
-
-    def get_topic_url(self, topic: str, subscription: str | None = None) -> str:
-        """The producer (or, with ``subscription``, consumer) URL of ``topic``."""
-        return self.endpoint.topic_url(topic, subscription)
-
-
-@dataclass
 class Endpoint:
     """A broker as the peers see it.
 
@@ -462,12 +440,7 @@ class Endpoint:
 
     def topic_url(self, topic: str, subscription: str | None = None) -> str:
         """The producer URL of ``topic`` or, with ``subscription``, the consumer URL."""
-        sub = f"/{subscription}" if subscription else ""
-        if self.layout == "plain":
-            return f"{self.base}/{topic}{sub}"
-        kind = "consumer" if subscription else "producer"
-        persistence = "persistent" if self.persistent else "non-persistent"
-        return f"{self.base}/ws/v2/{kind}/{persistence}/public/default/{topic}{sub}"
+        return self.config(topic).get_topic_url(topic, subscription)
 
     def backend_args(self, topic: str) -> list[str]:
         """Command line options pointing a DASF module (ours or demessaging) here."""
@@ -482,9 +455,17 @@ class Endpoint:
             args += ["--header", json.dumps(self.header)]
         return args
 
-    def config(self, topic: str, **kwargs: Any) -> TopicConfig:
+    def config(self, topic: str, **kwargs: Any) -> FakeMessagingConfig:
         """A config object for dasf_geo's ``Client``/``AsyncClient``."""
-        return TopicConfig(self, topic, dict(self.header), **kwargs)
+        kwargs.setdefault("producer_connection_timeout", 10.0)
+        return FakeMessagingConfig(
+            self.base,
+            topic,
+            layout=self.layout,
+            header=dict(self.header),
+            persistent=self.persistent,
+            **kwargs,
+        )
 
 
 def _ws_connect(url: str, header: Mapping[str, str], timeout: float) -> Any:
