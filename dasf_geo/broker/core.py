@@ -8,7 +8,7 @@ deliveries into each consumer's :attr:`Consumer.outbox`, calling the
 consumer's ``notify`` callback when the outbox was empty. The server renders
 and sends them with :meth:`BrokerCore.next_frame`.
 
-Delivery model (Pulsar's, PROTOCOL.md "Consumer side"):
+Delivery model (Pulsar's; docs/protocol.md, "Frames"):
 
 - a message published to a topic goes to every subscription of the topic;
   a topic without subscriptions drops it (Pulsar does the same);

@@ -1,6 +1,6 @@
 """URL layouts and name rules of the broker (pure functions).
 
-Two layouts reach the same topics (PROTOCOL.md "Transport"):
+Two layouts reach the same topics (docs/configuration.md, "Connecting to the broker"):
 
 - Pulsar WebSocket API v2:
   ``/ws/v2/producer/{persistent|non-persistent}/{tenant}/{namespace}/{topic}``

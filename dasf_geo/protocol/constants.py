@@ -1,7 +1,7 @@
 """Names that the DASF protocol fixes: property keys, message types, statuses.
 
-The spelling of every value here is part of the wire format (PROTOCOL.md,
-"DASF messages on top") and must not change.
+The spelling of every value here is part of the wire format (docs/protocol.md,
+"The DASF envelope") and must not change.
 """
 
 from __future__ import annotations

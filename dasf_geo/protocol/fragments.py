@@ -1,6 +1,6 @@
 """Splitting a payload into fragments and joining them again (sans-I/O).
 
-The reference format (PROTOCOL.md "Fragmentation"): the payload bytes are
+The reference format (docs/protocol.md, "Fragments"): the payload bytes are
 base64-encoded once, the base64 text is cut into pieces of at most
 ``max_payload_size`` characters, and every piece travels as the ``payload`` of
 its own message whose properties carry ``fragment`` (0-based) and

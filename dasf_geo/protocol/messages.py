@@ -1,6 +1,6 @@
 """Pulsar WebSocket frames and the DASF envelope on top of them (sans-I/O).
 
-Frames (PROTOCOL.md "Producer side", "Consumer side"):
+Frames (docs/protocol.md, "Frames"):
 
 - producer -> broker: ``{"payload", "properties", "context"}``
 - broker -> producer: ``{"result", "messageId", "context", "errorMsg"?}``
@@ -13,8 +13,8 @@ reference machine, ``json.dumps`` of a large string runs at ~110 MB/s and
 ``str.encode`` at ~380 MB/s, while ``pybase64`` decodes bytes at ~1,400 MB/s.
 So the hot path here stays in ``bytes``: frames are built by concatenation
 (base64 never needs JSON escaping) and parsed by slicing the payload out
-before handing the small rest to ``json.loads``. WebSocket libraries can send
-such ``bytes`` as a *text* frame (``websockets``: ``send(data, text=True)``).
+before handing the small rest to ``json.loads``. The transport sends such
+``bytes`` as a *text* frame (picows: ``transport.send(WSMsgType.TEXT, data)``).
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class ProducerAck:
 def parse_ack(frame: bytes | bytearray | str) -> ProducerAck:
     """Parse the broker's ack frame on a producer connection.
 
-    Any ``result`` other than ``"ok"`` is a failed send (PROTOCOL.md).
+    Any ``result`` other than ``"ok"`` is a failed send (docs/protocol.md, "Frames").
 
     Raises:
         ProtocolError: the frame is not an ack.
@@ -508,7 +508,7 @@ def request_properties(
     message_type: MessageType | str = MessageType.REQUEST,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Properties of a DASF request (PROTOCOL.md "DASF messages on top")."""
+    """Properties of a DASF request (docs/protocol.md, "The DASF envelope")."""
     props: dict[str, Any] = {
         KEY_RESPONSE_TOPIC: response_topic,
         KEY_REQUEST_CONTEXT: request_context,

@@ -11,7 +11,7 @@ from PyPI and cached under ``${DASF_GEO_PEER_CACHE:-~/.cache/dasf_geo/peers}``:
 * :class:`PeerProcess` runs a peer (a backend, a broker) as a subprocess,
   keeps its output in a file (a pipe could fill up and block the peer) and
   stops and reaps it, so failures can quote what the peer said.
-* :class:`Endpoint` describes a broker in either URL layout of PROTOCOL.md
+* :class:`Endpoint` describes a broker in either URL layout (docs/configuration.md)
   (Pulsar ``/ws/v2/...`` or the plain ``{websocket_url}/{topic}``) and
   builds the command line options and config objects the peers need.
 * :func:`wait_for_backend` sends DASF ``ping`` messages to a topic until a
@@ -60,7 +60,7 @@ OUR_PYTHON = Path(sys.executable)
 #: changes the cache directory's hash, so a new venv is built.
 PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     # demessaging's xarray validators break with xarray >= 2026.4 (see
-    # PROTOCOL.md); scipy reads and writes the NetCDF3 that encode_xarray
+    # docs/protocol.md); scipy reads and writes the NetCDF3 that encode_xarray
     # produces, netCDF4 is the engine xarray falls back to.
     "demessaging": (
         "demessaging[backend]==0.6.4",
