@@ -33,6 +33,7 @@ from dasf_geo.protocol.options import (
     current_transfer_options,
 )
 from dasf_geo.transport._common import (
+    MessagingSettings,
     OutgoingParts,
     header_of,
     payload_bytes,
@@ -113,7 +114,11 @@ class Client:
     """
 
     def __init__(
-        self, config: Any, topic: str | None = None, *, timeout: float | None = None
+        self,
+        config: MessagingSettings,
+        topic: str | None = None,
+        *,
+        timeout: float | None = None,
     ) -> None:
         self._bg = _background()
         self._async = AsyncClient(config, topic, timeout=timeout)

@@ -64,6 +64,7 @@ from dasf_geo.protocol.options import (
 from dasf_geo.protocol.parts import parse_features
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
+    MessagingSettings,
     OutgoingParts,
     add_query,
     buffer_factory,
@@ -190,7 +191,11 @@ class AsyncClient:
     """
 
     def __init__(
-        self, config: Any, topic: str | None = None, *, timeout: float | None = None
+        self,
+        config: MessagingSettings,
+        topic: str | None = None,
+        *,
+        timeout: float | None = None,
     ) -> None:
         self.config = config
         self.topic: str = topic or config.topic

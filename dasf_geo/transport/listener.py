@@ -82,6 +82,7 @@ from dasf_geo.protocol.parts import features_property, parse_parts
 from dasf_geo.protocol.progress import ReportSender
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
+    MessagingSettings,
     OutgoingFile,
     add_query,
     buffer_factory,
@@ -177,7 +178,7 @@ class Listener:
         config: the messaging config.
     """
 
-    def __init__(self, handler: RequestHandler, config: Any) -> None:
+    def __init__(self, handler: RequestHandler, config: MessagingSettings) -> None:
         self.handler = handler
         self.config = config
         self.topic: str = handler.topic
