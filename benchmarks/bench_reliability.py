@@ -96,15 +96,7 @@ def backend(port: int, topic: str, persistent: bool = False) -> Process:
 
 
 def consumers(port: int, topic: str) -> int:
-    url = f"http://127.0.0.1:{port}/topics"
-    with urllib.request.urlopen(url, timeout=2) as response:
-        listing = json.load(response)
-    return sum(
-        sub["consumers"]
-        for entry in listing["topics"]
-        if entry["name"] == topic
-        for sub in entry["subscriptions"]
-    )
+    return processes.broker_consumers(port, topic)
 
 
 def config(port: int, topic: str, persistent: bool = False) -> Any:

@@ -21,6 +21,7 @@ can start the processes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -40,6 +41,7 @@ __all__ = [
     "Process",
     "ProcessError",
     "broker_args",
+    "broker_consumers",
     "child_env",
     "free_port",
     "http_ok",
@@ -336,3 +338,20 @@ def start_broker(
         proc.stop()
         raise
     return proc, port
+
+
+def broker_consumers(port: int, topic: str) -> int:
+    """How many consumers the broker on ``port`` has on the subscriptions of ``topic``.
+
+    ``topic`` is the full name (``non-persistent://public/default/t``), as
+    the broker's ``/topics`` lists it.
+    """
+    url = f"http://127.0.0.1:{port}/topics"
+    with urllib.request.urlopen(url, timeout=2) as response:
+        listing = json.load(response)
+    return sum(
+        sub["consumers"]
+        for entry in listing["topics"]
+        if entry["name"] == topic
+        for sub in entry["subscriptions"]
+    )

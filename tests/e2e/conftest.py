@@ -8,7 +8,6 @@ so that a failing test can show it.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import sys
 import urllib.request
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dasf_geo.testing.processes import Process, ProcessError
+from dasf_geo.testing.processes import Process, ProcessError, broker_consumers
 from dasf_geo.testing.processes import start_broker as start_broker_process
 from dasf_geo.testing.processes import wait_until as shared_wait_until
 from tests.conftest import REPO_ROOT, free_port, timeout
@@ -78,15 +77,7 @@ class BrokerProc:
 
 def consumers_on(broker: BrokerProc, topic: str) -> int:
     """How many consumers the broker has on the subscriptions of ``topic``."""
-    url = f"http://127.0.0.1:{broker.port}/topics"
-    with urllib.request.urlopen(url, timeout=2) as response:
-        listing = json.load(response)
-    return sum(
-        sub["consumers"]
-        for entry in listing["topics"]
-        if entry["name"] == topic
-        for sub in entry["subscriptions"]
-    )
+    return broker_consumers(broker.port, topic)
 
 
 def start_broker(

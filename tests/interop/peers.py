@@ -573,19 +573,15 @@ def wait_for_backend(
 # demessaging peers
 
 
-def start_dm_backend(
-    python: Path,
+def _start_backend(
+    python: Path | str,
     endpoint: Endpoint,
     topic: str,
     timeout: float,
-    module: Path = PEERS_DIR / "dm_backend.py",
-    extra_args: Sequence[str] = (),
+    module: Path,
+    extra_args: Sequence[str],
 ) -> PeerProcess:
-    """Start a demessaging backend module on ``topic`` and wait until it answers.
-
-    Raises:
-        PeerError: it exited or did not answer a ping within ``timeout``.
-    """
+    """Run ``python MODULE <endpoint options> [extra] listen``; wait for a pong."""
     cmd: list[str | os.PathLike[str]] = [
         python,
         module,
@@ -602,6 +598,22 @@ def start_dm_backend(
     return peer
 
 
+def start_dm_backend(
+    python: Path,
+    endpoint: Endpoint,
+    topic: str,
+    timeout: float,
+    module: Path = PEERS_DIR / "dm_backend.py",
+    extra_args: Sequence[str] = (),
+) -> PeerProcess:
+    """Start a demessaging backend module on ``topic`` and wait until it answers.
+
+    Raises:
+        PeerError: it exited or did not answer a ping within ``timeout``.
+    """
+    return _start_backend(python, endpoint, topic, timeout, module, extra_args)
+
+
 def start_geo_backend(
     endpoint: Endpoint,
     topic: str,
@@ -614,86 +626,9 @@ def start_geo_backend(
     Raises:
         PeerError: it exited or did not answer a ping within ``timeout``.
     """
-    cmd: list[str | os.PathLike[str]] = [
-        OUR_PYTHON,
-        module,
-        *endpoint.backend_args(topic),
-        *extra_args,
-        "listen",
-    ]
-    peer = PeerProcess(cmd, name=f"{module.stem}@{topic}", cwd=module.parent)
-    try:
-        wait_for_backend(endpoint, topic, timeout, process=peer)
-    except BaseException:
-        peer.stop()
-        raise
-    return peer
+    return _start_backend(OUR_PYTHON, endpoint, topic, timeout, module, extra_args)
 
 
-def generate_dm_stub(
-    python: Path,
-    endpoint: Endpoint,
-    topic: str,
-    dest: Path,
-    timeout: float,
-    module: Path = PEERS_DIR / "dm_backend.py",
-    stub_name: str = "dm_stub",
-) -> Path:
-    """Write demessaging's generated client for ``module`` (pointed at ``endpoint``).
-
-    The stub embeds the broker options it was generated with (but not the
-    header), exactly as ``python module.py generate`` does for users.
-
-    Returns:
-        The path of the stub module.
-
-    Raises:
-        PeerError: ``generate`` failed.
-    """
-    code = run_peer(
-        [python, module, *endpoint.backend_args(topic), "generate"],
-        name=f"{module.name} generate",
-        timeout=timeout,
-        cwd=module.parent,
-    )
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / f"{stub_name}.py"
-    path.write_text(code, encoding="utf-8")
-    return path
-
-
-def run_dm_client(
-    python: Path,
-    stub: Path,
-    calls: Sequence[Mapping[str, Any]],
-    timeout: float,
-    header: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Run ``calls`` through demessaging's generated client ``stub``.
-
-    Each call is ``{"function": name, "args": {...}}`` or ``{"class": name,
-    "init": {...}, "method": name, "args": {...}}``; see
-    ``peers/dm_client.py``.
-
-    Returns:
-        One dict per call: ``{"ok": True, "result": …, "seconds": …}`` or
-        ``{"ok": False, "error_type": …, "error": …}``.
-
-    Raises:
-        PeerError: the client process failed or hung past ``timeout`` (the
-            demessaging client waits forever on a reply it cannot match).
-    """
-    spec = {"stub": str(stub), "calls": list(calls), "header": dict(header or {})}
-    out = run_peer(
-        [python, PEERS_DIR / "dm_client.py", "calls", json.dumps(spec)],
-        name="demessaging client",
-        timeout=timeout,
-        cwd=stub.parent,
-    )
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-
-
-# --------------------------------------------------------------------------
 # dasf-broker-django served by daphne
 
 
