@@ -629,6 +629,70 @@ def start_geo_backend(
     return _start_backend(OUR_PYTHON, endpoint, topic, timeout, module, extra_args)
 
 
+def generate_dm_stub(
+    python: Path,
+    endpoint: Endpoint,
+    topic: str,
+    dest: Path,
+    timeout: float,
+    module: Path = PEERS_DIR / "dm_backend.py",
+    stub_name: str = "dm_stub",
+) -> Path:
+    """Write demessaging's generated client for ``module`` (pointed at ``endpoint``).
+
+    The stub embeds the broker options it was generated with (but not the
+    header), exactly as ``python module.py generate`` does for users.
+
+    Returns:
+        The path of the stub module.
+
+    Raises:
+        PeerError: ``generate`` failed.
+    """
+    code = run_peer(
+        [python, module, *endpoint.backend_args(topic), "generate"],
+        name=f"{module.name} generate",
+        timeout=timeout,
+        cwd=module.parent,
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{stub_name}.py"
+    path.write_text(code, encoding="utf-8")
+    return path
+
+
+def run_dm_client(
+    python: Path,
+    stub: Path,
+    calls: Sequence[Mapping[str, Any]],
+    timeout: float,
+    header: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``calls`` through demessaging's generated client ``stub``.
+
+    Each call is ``{"function": name, "args": {...}}`` or ``{"class": name,
+    "init": {...}, "method": name, "args": {...}}``; see
+    ``peers/dm_client.py``.
+
+    Returns:
+        One dict per call: ``{"ok": True, "result": …, "seconds": …}`` or
+        ``{"ok": False, "error_type": …, "error": …}``.
+
+    Raises:
+        PeerError: the client process failed or hung past ``timeout`` (the
+            demessaging client waits forever on a reply it cannot match).
+    """
+    spec = {"stub": str(stub), "calls": list(calls), "header": dict(header or {})}
+    out = run_peer(
+        [python, PEERS_DIR / "dm_client.py", "calls", json.dumps(spec)],
+        name="demessaging client",
+        timeout=timeout,
+        cwd=stub.parent,
+    )
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+# --------------------------------------------------------------------------
 # dasf-broker-django served by daphne
 
 
