@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from dasf_geo.testing import processes
+from dasf_geo.testing.processes import free_port
+
+__all__ = [
+    "BENCH",
+    "PYTHON",
+    "REPO",
+    "Process",
+    "child_env",
+    "free_port",
+    "rss_kib",
+    "rss_peak_kib",
+    "run_callers",
+    "start_backend",
+    "start_broker",
+    "wait_until",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
@@ -27,79 +40,40 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     backends and callers import the ``dasf_geo`` next to this script even
     where another checkout is installed (e.g. editable) in the environment.
     """
-    path = os.environ.get("PYTHONPATH", "")
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO) + (os.pathsep + path if path else ""),
-        "PYTHONUNBUFFERED": "1",
-        **(extra or {}),
-    }
+    return processes.child_env(extra, pythonpath=REPO)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Process(processes.Process):
+    """A benchmark's child process, run from the checkout (see :func:`child_env`).
 
-
-class Process:
-    """A child process with its output in a temporary file."""
+    The shared :class:`dasf_geo.testing.processes.Process`; :meth:`stop`
+    also removes its log file.
+    """
 
     def __init__(self, args: Sequence[str], env: dict[str, str] | None = None):
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115  # closed in stop()
-        self.popen = subprocess.Popen(
-            list(args),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env=child_env(env),
-        )
+        super().__init__(args, env=env, cwd=REPO, pythonpath=REPO)
 
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self.log.close()
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> int | None:
+        """Terminate (SIGKILL after ``grace`` s), reap, remove the log file."""
+        status = super().stop(sig, grace)
+        self.cleanup()
+        return status
 
 
 def wait_until(check: Callable[[], Any], what: str, seconds: float = 60) -> None:
-    """Poll ``check`` until it is true; raise naming ``what`` after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as exc:
-            last = exc
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}: {last!r}")
+    """Poll ``check`` until it is true; raise naming ``what`` after ``seconds``.
+
+    Raises:
+        RuntimeError: (:class:`~dasf_geo.testing.processes.ProcessError`)
+            time ran out.
+    """
+    processes.wait_until(check, what, seconds, interval=0.1)
 
 
 def start_broker(port: int | None = None) -> tuple[Process, str]:
     """Start ``dasf-geo broker``; return the process and its ws:// URL."""
-    port = port or free_port()
-    proc = Process([PYTHON, "-m", "dasf_geo.cli.tool", "broker", "--port", str(port)])
-
-    def healthy() -> bool:
-        url = f"http://127.0.0.1:{port}/health"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-
-    wait_until(healthy, f"the broker on port {port}")
+    proc, port = processes.start_broker(port, seconds=60, factory=Process)
+    assert isinstance(proc, Process)
     return proc, f"ws://127.0.0.1:{port}"
 
 

@@ -31,9 +31,7 @@ import asyncio
 import base64
 import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,52 +40,51 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
+from dasf_geo.testing import processes
+
 REPO = Path(__file__).resolve().parents[1]
 MB = 1_000_000
 FRAGMENT_CHARS = 512_000
 
 
 class BrokerProcess:
-    """``dasf-geo broker --port 0`` in a child process."""
+    """``dasf-geo broker --port 0`` in a child process (the shared helper)."""
 
     def __init__(self, store: str | None = None) -> None:
         cmd = [sys.executable, "-m", "dasf_geo.cli.tool", "broker", "--port", "0"]
         cmd += ["--log-level", "WARNING"]
         if store:
             cmd += ["--store", store]
-        self.popen = subprocess.Popen(
-            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert self.popen.stdout is not None
-        line = self.popen.stdout.readline()
-        match = re.search(r"listening on (ws://\S+?) ", line)
-        if not match:
+        self.proc = processes.Process(cmd, cwd=REPO)
+        self.popen = self.proc.popen
+        try:
+            match = processes.wait_until(
+                lambda: re.search(r"listening on (ws://\S+?) ", self.proc.output()),
+                "the broker to listen",
+                60,
+                self.proc,
+            )
+        except processes.ProcessError as exc:
             self.stop()
-            raise RuntimeError(f"the broker did not start: {line!r}")
+            raise RuntimeError(f"the broker did not start: {exc}") from None
         self.url = match.group(1)
 
     def memory_kb(self, field: str) -> int:
         """``VmRSS`` or ``VmHWM`` of the broker process, in kB."""
-        text = Path(f"/proc/{self.popen.pid}/status").read_text()
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
         match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
         return int(match.group(1)) if match else 0
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the broker process used so far, in seconds."""
-        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rpartition(")")[2]
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2]
         utime, stime = fields.split()[11:13]
         return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        if self.popen.stdout is not None:
-            self.popen.stdout.close()
+        """Terminate the broker (SIGKILL after 15 s) and reap it."""
+        self.proc.stop()
+        self.proc.cleanup()
 
 
 async def push(url: str, topic: str, payload: bytes, n: int, window: int, domain: str):

@@ -44,6 +44,7 @@ from benchmarks._procs import (
     rss_kib,
     wait_until,
 )
+from dasf_geo.testing import processes
 
 MIB = 1024 * 1024
 
@@ -66,17 +67,8 @@ async def call_stored(client: Any, requests: list[dict]) -> list[asyncio.Task]:
 
 
 def broker(port: int, store: Path | None = None) -> Process:
-    args = [PYTHON, "-m", "dasf_geo.cli.tool", "broker", "--port", str(port)]
-    if store is not None:
-        args += ["--store", str(store)]
-    proc = Process(args)
-
-    def healthy() -> bool:
-        url = f"http://127.0.0.1:{port}/health"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-
-    wait_until(healthy, f"the broker on port {port}")
+    proc, _ = processes.start_broker(port, store=store, seconds=60, factory=Process)
+    assert isinstance(proc, Process)
     return proc
 
 
@@ -104,15 +96,7 @@ def backend(port: int, topic: str, persistent: bool = False) -> Process:
 
 
 def consumers(port: int, topic: str) -> int:
-    url = f"http://127.0.0.1:{port}/topics"
-    with urllib.request.urlopen(url, timeout=2) as response:
-        listing = json.load(response)
-    return sum(
-        sub["consumers"]
-        for entry in listing["topics"]
-        if entry["name"] == topic
-        for sub in entry["subscriptions"]
-    )
+    return processes.broker_consumers(port, topic)
 
 
 def config(port: int, topic: str, persistent: bool = False) -> Any:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from dasf_geo.testing.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -43,12 +44,6 @@ ARGS = [
     "--disable-sync",
 ]
 SHAPES = {10: (10, 500, 500), 100: (25, 1000, 1000)}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _static_server() -> str:
@@ -70,7 +65,7 @@ def _static_server() -> str:
 
 
 def _serve() -> tuple[subprocess.Popen[bytes], str, object]:
-    port, http = _free_port(), _free_port()
+    port, http = free_port(), free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115
     proc = subprocess.Popen(
         [

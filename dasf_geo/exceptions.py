@@ -2,7 +2,7 @@
 
 Every error dasf_geo raises on purpose derives from :class:`DasfGeoError`, so
 ``except dasf_geo.DasfGeoError`` catches all of them. Third-party errors
-(websockets, sockets, sqlite) are converted at the boundary into one of these
+(picows and socket errors, sqlite) are converted at the boundary into one of these
 and chained with ``from exc``.
 
 Hierarchy::
@@ -32,10 +32,15 @@ Hierarchy::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "CONFIGURE_STYLE",
+    "CONFIG_STYLE",
+    "MODULE_STYLE",
+    "WIRE_STYLE",
     "BrokerError",
     "CFConventionError",
     "CRSError",
@@ -47,6 +52,7 @@ __all__ = [
     "FragmentTooLarge",
     "PartError",
     "PayloadTooLarge",
+    "ProblemStyle",
     "ProtocolError",
     "RemoteError",
     "RemoteValidationError",
@@ -57,6 +63,8 @@ __all__ = [
     "ServiceNotFound",
     "TransportError",
     "UnsupportedTypeError",
+    "format_validation_error",
+    "problem_lines",
     "validation_problems",
 ]
 
@@ -270,6 +278,188 @@ class RemoteValidationError(RemoteError):
         return validation_problems(self.errors or [], skip)
 
 
+@dataclass(frozen=True)
+class ProblemStyle:
+    """How :func:`format_validation_error` spells the problems of one caller.
+
+    Every place that turns a validation error into a message uses the one
+    formatter; a style keeps the spelling each of them has always had.
+
+    Attributes:
+        title: the text before the problems; ``{title}`` is the title given.
+        label: how the problem's location is named; ``{where}`` is the
+            dotted location.
+        unknown: the line of an unknown option; ``{where}`` is the location,
+            ``{where_r}`` its shortened ``repr``, ``{known}`` the valid
+            options.
+        strip: leading boilerplate removed from pydantic's messages.
+        got: how the offending value is appended: ``"config"`` (shortened
+            to 80 characters, not for value and missing errors), ``"wire"``
+            (60 characters of its ``repr``, not for dicts and lists), or
+            ``None`` (never).
+        listed: several problems as a ``- `` list below the title (else
+            joined with ``; ``).
+        skip_loc: leading location names dropped (``function``,
+            ``request``: the envelope of an RPC call).
+        nowhere: the location of a problem without one; ``None`` shows the
+            problem alone.
+    """
+
+    title: str = "invalid {title}: "
+    label: str = "{where}"
+    unknown: str = "unknown option {where_r}; valid options are {known}"
+    strip: tuple[str, ...] = ("Value error, ", "Assertion failed, ")
+    got: str | None = "config"
+    listed: bool = True
+    skip_loc: tuple[str, ...] = ()
+    nowhere: str | None = None
+
+
+#: options of a settings class (messaging, logging, main() and the CLI)
+CONFIG_STYLE = ProblemStyle()
+#: ``@configure`` options
+CONFIGURE_STYLE = ProblemStyle(
+    title="{title}: ",
+    label="option {where!r}",
+    unknown="unknown option {where_r}; valid options are: {known}",
+    strip=(),
+    got=None,
+    listed=False,
+)
+#: the options of ``BackendModule.create_model``
+MODULE_STYLE = ProblemStyle(
+    unknown="{where}: unknown option; valid options are: {known}",
+    strip=("Value error, ",),
+    got=None,
+    listed=False,
+)
+#: a structured error list as DASF sends it (arguments of a remote call)
+WIRE_STYLE = ProblemStyle(
+    strip=(), got="wire", skip_loc=("function", "request"), nowhere="request"
+)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (hostile input stays readable)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _got(error: dict[str, Any], style: ProblemStyle) -> str:
+    if "input" not in error or style.got is None:
+        return ""
+    value = error["input"]
+    if style.got == "wire":
+        return "" if isinstance(value, (dict, list)) else f" (got {value!r:.60})"
+    if error.get("type") in ("value_error", "missing"):
+        return ""
+    return f" (got {_short(value)})"
+
+
+def problem_lines(
+    errors: Iterable[Any],
+    style: ProblemStyle = CONFIG_STYLE,
+    option_names: Mapping[str, str] | None = None,
+    env_prefix: str | None = None,
+    known_fields: Iterable[str] | None = None,
+    skip: Iterable[str] = (),
+) -> list[str]:
+    """One line per entry of a pydantic ``errors()`` list, in ``style``.
+
+    Args:
+        errors: the entries (``loc``, ``msg``, ``type``, ``input``); entries
+            that are not dicts are left out.
+        style: the spelling (see :class:`ProblemStyle`).
+        option_names: maps field names to how the user spells them, e.g.
+            ``{"port": "-p/--port"}``.
+        env_prefix: the environment variable prefix, e.g. ``"DE_BACKEND_"``.
+        known_fields: the valid field names; an unknown name is reported
+            with this list, and only known names get an environment variable.
+        skip: further leading location names to drop.
+
+    Returns:
+        The lines, without the title.
+    """
+    known = sorted(known_fields) if known_fields is not None else None
+    names = {*style.skip_loc, *skip}
+    lines = []
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        loc = [str(part) for part in error.get("loc", ())]
+        while names and len(loc) > 1 and loc[0] in names:
+            loc.pop(0)
+        field = loc[0] if loc else ""
+        where = ".".join(loc) or style.nowhere or ""
+        if error.get("type") == "extra_forbidden":
+            where = where or "value"
+            template = style.unknown
+            if known is None:  # no list to offer: the sentence up to the ";"
+                template = template.rpartition(";")[0] or template
+            lines.append(
+                template.format(
+                    where=where,
+                    where_r=_short(where),
+                    known=", ".join(known or ()),
+                )
+            )
+            continue
+        spelled = []
+        if option_names and field in option_names:
+            spelled.append(option_names[field])
+        if env_prefix and field and (known is None or field in known):
+            spelled.append(f"environment variable {env_prefix}{field.upper()}")
+        msg = str(error.get("msg", "invalid value"))
+        for boilerplate in style.strip:
+            if msg.startswith(boilerplate):
+                msg = msg[len(boilerplate) :]
+                break
+        if where:
+            label = style.label.format(where=where)
+            label += f" ({', '.join(spelled)})" if spelled else ""
+            msg = f"{label}: {msg}"
+        lines.append(msg + _got(error, style))
+    return lines
+
+
+def format_validation_error(
+    exc: Any,
+    title: str,
+    option_names: Mapping[str, str] | None = None,
+    env_prefix: str | None = None,
+    known_fields: Iterable[str] | None = None,
+    *,
+    style: ProblemStyle = CONFIG_STYLE,
+) -> str:
+    """Render a pydantic ``ValidationError`` as one readable message.
+
+    The one formatter of validation errors: settings, ``main()`` and the
+    command line, ``@configure``, ``BackendModule.create_model`` and the
+    structured errors of remote calls all spell their problems through it.
+    Each problem names the option (and, when given, the command-line option
+    and environment variable that set it), the problem and the offending
+    value (shortened).
+
+    Args:
+        exc: the validation error (anything with pydantic's ``errors()``),
+            or its list of errors.
+        title: what was being configured, e.g. ``"PulsarConfig"``.
+        option_names: maps field names to how the user spells them.
+        env_prefix: the environment variable prefix, e.g. ``"DE_BACKEND_"``.
+        known_fields: the valid field names (listed for an unknown one).
+        style: the spelling (see :class:`ProblemStyle`).
+
+    Returns:
+        The message, by default starting with ``"invalid {title}: "``.
+    """
+    errors = exc.errors(include_url=False) if hasattr(exc, "errors") else exc
+    lines = problem_lines(errors, style, option_names, env_prefix, known_fields)
+    head = style.title.format(title=title)
+    if len(lines) == 1 or not style.listed:
+        return head + "; ".join(lines)
+    return head.rstrip() + "\n" + "\n".join(f"- {line}" for line in lines)
+
+
 def validation_problems(errors: Iterable[Any], skip: Iterable[str] = ()) -> list[str]:
     """``where: problem (got value)`` for each entry of a structured error list.
 
@@ -277,20 +467,7 @@ def validation_problems(errors: Iterable[Any], skip: Iterable[str] = ()) -> list
     ``msg``, ``input``); entries that are not dicts are left out. Leading
     ``loc`` entries in ``skip`` (and ``function``/``request``) are dropped.
     """
-    names = {"function", "request", *skip}
-    lines = []
-    for error in errors:
-        if not isinstance(error, dict):
-            continue
-        loc = [str(p) for p in error.get("loc", ())]
-        while len(loc) > 1 and loc[0] in names:
-            loc.pop(0)
-        where = ".".join(loc) or "request"
-        got = ""
-        if "input" in error and not isinstance(error["input"], (dict, list)):
-            got = f" (got {error['input']!r:.60})"
-        lines.append(f"{where}: {error.get('msg', '')}{got}")
-    return lines
+    return problem_lines(errors, WIRE_STYLE, skip=skip)
 
 
 class BrokerError(DasfGeoError):

@@ -7,10 +7,11 @@ environment variable ``DASF_GEO_TEST_TIMEOUT_UNIT`` can scale on slow machines.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
+
+from dasf_geo.testing import processes
 
 TIMEOUT_UNIT = float(os.environ.get("DASF_GEO_TEST_TIMEOUT_UNIT", "1.0"))
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,9 +26,7 @@ def timeout(n: float = 1.0) -> float:
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return processes.free_port()
 
 
 @pytest.fixture

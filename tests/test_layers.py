@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("broker",),
     ("service",),
     ("gateway", "web"),
-    ("cli",),
+    ("cli", "testing"),
 )
 
 #: the one declared exception: ``BackendModule.listen``, ``send_request`` and

@@ -34,12 +34,18 @@ from dasf_geo.backend.function import (
     ReturnModel,
 )
 from dasf_geo.config.backend import ModuleConfig
-from dasf_geo.exceptions import ConfigurationError
+from dasf_geo.exceptions import (
+    MODULE_STYLE,
+    ConfigurationError,
+    format_validation_error,
+)
+from dasf_geo.protocol.limits import MAX_REQUEST_SIZE
 
 __all__ = ["BackendModule", "BackendModuleConfig", "ModuleAPIModel"]
 
-#: Largest request ``process_request`` reads from a file or string (bytes).
-MAX_REQUEST_BYTES = 1 << 30
+#: Largest request ``process_request`` reads from a file or string (bytes);
+#: the messaging configs' ``max_request_size`` default.
+MAX_REQUEST_BYTES = MAX_REQUEST_SIZE
 
 
 class BackendModuleConfig(ModuleConfig):
@@ -75,15 +81,12 @@ class ModuleAPIModel(BaseModel):
 
 def _config_message(exc: ValidationError) -> str:
     """One line per problem of a ModuleConfig, naming the option."""
-    lines = []
-    for error in exc.errors():
-        loc = ".".join(str(p) for p in error["loc"])
-        msg = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            valid = ", ".join(sorted(ModuleConfig.model_fields))
-            msg = f"unknown option; valid options are: {valid}"
-        lines.append(f"{loc}: {msg}")
-    return "invalid module configuration: " + "; ".join(lines)
+    return format_validation_error(
+        exc,
+        "module configuration",
+        known_fields=ModuleConfig.model_fields,
+        style=MODULE_STYLE,
+    )
 
 
 def _default_members(module: types.ModuleType) -> list[Any]:

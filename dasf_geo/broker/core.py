@@ -18,7 +18,7 @@ each update the same accounting (unacked bytes per consumer, client, topic
 and broker; the store), and the invariants the property tests check are
 easiest to keep where all of it can be read at once.
 
-Delivery model (Pulsar's, PROTOCOL.md "Consumer side"):
+Delivery model (Pulsar's; docs/protocol.md, "Frames"):
 
 - a message published to a topic goes to every subscription of the topic;
   a topic without subscriptions drops it (Pulsar does the same);

@@ -1,7 +1,7 @@
 """The broker's frame codec: what producers and consumers send, what it sends.
 
 Pure functions over bytes, no state and no I/O (Pulsar's WebSocket API,
-PROTOCOL.md "Producer side" and "Consumer side"):
+docs/protocol.md, "Frames"):
 
 - :func:`read_producer_frame` reads a producer's message frame into the raw
   JSON text of its parts, which messages keep as they are (the payload is

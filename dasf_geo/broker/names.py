@@ -1,6 +1,6 @@
 """URL layouts and name rules of the broker (pure functions).
 
-Two layouts reach the same topics (PROTOCOL.md "Transport"):
+Two layouts reach the same topics (docs/configuration.md, "Connecting to the broker"):
 
 - Pulsar WebSocket API v2:
   ``/ws/v2/producer/{persistent|non-persistent}/{tenant}/{namespace}/{topic}``
@@ -18,29 +18,26 @@ path trick (``..``, ``%2e``, ``/``) into the store, the logs or ``/topics``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from dasf_geo.exceptions import ProtocolError
 
+# the name rules live in the protocol layer, shared with the messaging configs
+from dasf_geo.protocol.names import (
+    MAX_NAME_LENGTH,
+    validate_subscription,
+    validate_topic_part,
+)
+
 __all__ = [
+    "MAX_NAME_LENGTH",
     "Route",
     "TopicName",
     "parse_path",
     "validate_subscription",
     "validate_topic_part",
 ]
-
-#: Longest accepted topic, tenant, namespace or subscription name.
-MAX_NAME_LENGTH = 200
-
-# Pulsar allows [A-Za-z0-9_-=:.] in local names; we additionally require a
-# letter, digit or "_" first so that "." and ".." can never be a name.
-_TOPIC_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-=.]*\Z")
-# demessaging names its subscriptions "backend-module-2026-11-23T21:34:15"
-# and "python-backend-2026-11-23T21:34:15.123456": ":" and "." must pass.
-_SUBSCRIPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-=.:]*\Z")
 
 PERSISTENT = "persistent"
 NON_PERSISTENT = "non-persistent"
@@ -94,41 +91,6 @@ class Route:
     subscription: str | None
     params: dict[str, str]
     plain: bool = False
-
-
-def _check_name(value: str, what: str, pattern: re.Pattern[str], chars: str) -> str:
-    """``value`` if ``pattern`` matches it (a name of ``chars``), else raise."""
-    if not value:
-        raise ProtocolError(f"the {what} name is empty")
-    if len(value) > MAX_NAME_LENGTH:
-        raise ProtocolError(
-            f"the {what} name is {len(value)} characters long; the limit is "
-            f"{MAX_NAME_LENGTH}"
-        )
-    if not pattern.match(value):
-        raise ProtocolError(
-            f"invalid {what} name {value[:80]!r}: use letters, digits and "
-            f"{chars}, starting with a letter, digit or '_'"
-        )
-    return value
-
-
-def validate_topic_part(value: str, what: str = "topic") -> str:
-    """Return ``value`` if it is a valid topic, tenant or namespace name.
-
-    Raises:
-        ProtocolError: naming ``what`` and the allowed characters.
-    """
-    return _check_name(value, what, _TOPIC_PART, "'_', '-', '=', '.'")
-
-
-def validate_subscription(value: str) -> str:
-    """Return ``value`` if it is a valid subscription name.
-
-    Raises:
-        ProtocolError: naming the subscription and the allowed characters.
-    """
-    return _check_name(value, "subscription", _SUBSCRIPTION, "'_', '-', '=', '.', ':'")
 
 
 def _topic(persistent: bool, tenant: str, namespace: str, local: str) -> TopicName:

@@ -238,6 +238,7 @@ def config_from_args(args: argparse.Namespace, topic: str, **extra: Any) -> Any:
     """
     from pydantic import ValidationError
 
+    from dasf_geo.exceptions import MODULE_STYLE, format_validation_error
     from dasf_geo.service.dynamic import messaging_config
 
     options: dict[str, Any] = dict(extra)
@@ -254,11 +255,9 @@ def config_from_args(args: argparse.Namespace, topic: str, **extra: Any) -> Any:
             **options,
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigurationError(f"invalid connection options: {problems}") from exc
+        raise ConfigurationError(
+            format_validation_error(exc, "connection options", style=MODULE_STYLE)
+        ) from exc
 
 
 def _broker_root(url: str) -> str:

@@ -267,8 +267,8 @@ def build_config(
     """
     import os
 
+    from dasf_geo.cli._module_config import build_config as _build_config
     from dasf_geo.cli._settings import main_settings
-    from dasf_geo.cli.module import _build_config
 
     settings = main_settings(module)
     messaging: dict[str, Any] = {}

@@ -12,8 +12,12 @@ from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError
 
-from dasf_geo.config.registry import registry  # the old import path
-from dasf_geo.exceptions import ConfigurationError
+from dasf_geo.config.registry import ApiRegistry, registry  # noqa: F401  (the old import path)
+from dasf_geo.exceptions import (
+    CONFIGURE_STYLE,
+    ConfigurationError,
+    format_validation_error,
+)
 
 __all__ = ["configure", "merge_config", "registry"]
 
@@ -156,15 +160,13 @@ def _check_options(obj: Any, options: dict[str, Any]) -> None:
 
 
 def _validation_message(exc: ValidationError, what: str, conf_class: type) -> str:
-    lines = []
-    for error in exc.errors():
-        loc = ".".join(str(p) for p in error["loc"])
-        if error["type"] == "extra_forbidden":
-            valid = ", ".join(sorted(conf_class.model_fields))  # type: ignore[attr-defined]
-            lines.append(f"unknown option {loc!r}; valid options are: {valid}")
-        else:
-            lines.append(f"option {loc!r}: {error['msg']}")
-    return f"@configure on {what}: " + "; ".join(lines)
+    """The message of invalid ``@configure`` options (the one formatter)."""
+    return format_validation_error(
+        exc,
+        f"@configure on {what}",
+        known_fields=conf_class.model_fields,  # type: ignore[attr-defined]
+        style=CONFIGURE_STYLE,
+    )
 
 
 def configure(js: str | None = None, merge: bool = True, **kwargs: Any) -> Any:

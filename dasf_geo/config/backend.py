@@ -9,7 +9,6 @@ members, generated stubs). All of them reject unknown options.
 from __future__ import annotations
 
 import inspect
-import os
 from typing import Annotated, Any
 
 from pydantic import (
@@ -25,7 +24,13 @@ from pydantic import (
 
 from dasf_geo.config import api as _api
 from dasf_geo.config.logging import LoggingConfig
-from dasf_geo.config.messaging import PulsarConfig, WebsocketURLConfig
+from dasf_geo.config.messaging import (
+    URL_OPTIONS,
+    PulsarConfig,
+    WebsocketURLConfig,
+    config_class_for,
+    environment_options,
+)
 from dasf_geo.config.registry import ApiRegistry
 from dasf_geo.data import DataOptions
 from dasf_geo.exceptions import ConfigurationError
@@ -292,34 +297,15 @@ class ClassConfig(_CallableConfig):
     )
 
 
-def _uses_urls(options: dict[str, Any]) -> bool:
-    """Whether ``options`` describe a plain-layout broker by URL.
-
-    That is ``websocket_url``, or both ``producer_url`` and ``consumer_url``.
-    """
-    return bool(
-        options.get("websocket_url")
-        or (options.get("producer_url") and options.get("consumer_url"))
-    )
-
-
 def _pick_messaging_config(value: Any) -> Any:
-    """A dict that gives broker URLs is a WebsocketURLConfig, else Pulsar."""
+    """A dict of options becomes the config of the layout they describe."""
     if isinstance(value, dict):
-        if _uses_urls(value):
-            return WebsocketURLConfig(**value)
-        return PulsarConfig(**value)
+        return config_class_for(value)(**value)
     return value
 
 
 def _default_messaging_config() -> PulsarConfig | WebsocketURLConfig:
-    env_url = any(
-        key.upper() == "DE_BACKEND_WEBSOCKET_URL" and val
-        for key, val in os.environ.items()
-    )
-    if env_url:
-        return WebsocketURLConfig()
-    return PulsarConfig()
+    return config_class_for(environment_options())()
 
 
 class ModuleConfig(BaseConfig):
@@ -327,8 +313,10 @@ class ModuleConfig(BaseConfig):
 
     Attributes:
         messaging_config: how to reach the broker; a dict with
-            ``websocket_url`` set becomes a :class:`WebsocketURLConfig`, any
-            other dict a :class:`PulsarConfig`.
+            ``websocket_url`` (or ``producer_url``/``consumer_url``) set
+            becomes a :class:`WebsocketURLConfig`, any other dict a
+            :class:`PulsarConfig` (see
+            :func:`~dasf_geo.config.messaging.config_class_for`).
         log_config: the logging configuration.
         debug: send tracebacks with error replies.
         members: the functions and classes to expose (``__all__`` if empty).
@@ -407,15 +395,12 @@ def messaging_config_from(
     Raises:
         pydantic.ValidationError: the resulting settings are invalid.
     """
-    env = {key.upper() for key, val in os.environ.items() if val != ""}
-    kwargs = {
-        key: value
-        for key, value in defaults.items()
-        if f"DE_BACKEND_{key.upper()}" not in env
-    }
-    use_ws = "DE_BACKEND_WEBSOCKET_URL" in env or _uses_urls(kwargs)
-    config_class: type[PulsarConfig] | type[WebsocketURLConfig]
-    config_class = WebsocketURLConfig if use_ws else PulsarConfig
+    env = environment_options()
+    kwargs = {key: value for key, value in defaults.items() if key not in env}
+    # a URL in the environment switches the embedded layout; the embedded
+    # options decide otherwise
+    url_env = {key: env[key] for key in URL_OPTIONS if key in env}
+    config_class = config_class_for(url_env, kwargs)
     # options of the other kind of config (host/port vs. URLs) do not apply
     kwargs = {k: v for k, v in kwargs.items() if k in config_class.model_fields}
     return config_class(**kwargs)

@@ -32,7 +32,8 @@ import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from dasf_geo.config.messaging import _Settings, _short
+from dasf_geo.config._checks import short as _short
+from dasf_geo.config.messaging import _Settings
 from dasf_geo.exceptions import ConfigurationError
 
 __all__ = [

@@ -20,10 +20,8 @@ When a config is validated as part of a bigger pydantic model (for example as
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import re
-from collections.abc import Iterable
+import os
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -35,17 +33,31 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from dasf_geo.exceptions import ConfigurationError
-from dasf_geo.protocol.constants import DEFAULT_MAX_PAYLOAD_SIZE
+from dasf_geo.config._checks import (
+    MAX_HEADER_SIZE,
+    check_host,
+    check_name,
+    check_ws_url,
+    parse_header,
+    short,
+)
+from dasf_geo.exceptions import ConfigurationError, format_validation_error
+from dasf_geo.protocol import limits
 
 __all__ = [
     "ENV_PREFIX",
     "MAX_HEADER_SIZE",
     "MAX_PAYLOAD_SIZE_LIMIT",
+    "PULSAR_OPTIONS",
+    "URL_OPTIONS",
     "BaseMessagingConfig",
     "PulsarConfig",
     "WebsocketURLConfig",
+    "config_class_for",
+    "environment_options",
     "format_validation_error",
+    "plain_topic_url",
+    "pulsar_topic_url",
     "split_broker_urls",
 ]
 
@@ -57,107 +69,37 @@ ENV_PREFIX = "DE_BACKEND_"
 #: catch a typo such as an extra zero group before a message is ever sent.
 MAX_PAYLOAD_SIZE_LIMIT = 64 * 1024 * 1024
 
-#: Upper bound on the JSON text of ``header`` (characters).
-MAX_HEADER_SIZE = 16 * 1024
 
-# Pulsar topic, tenant, namespace and subscription names: the characters
-# Pulsar's NamedEntity accepts, plus '%' for URL-encoded names.
-_NAME_RE = re.compile(r"[A-Za-z0-9_\-=:.%]+")
-_NAME_MAX = 255
-# RFC 7230 "token" for header field names.
-_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# A DNS host name (labels of letters, digits and hyphens).
-_HOSTNAME_RE = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
-)
-_URL_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)", re.S)
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters (hostile input stays readable)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _check_name(value: str, what: str) -> str:
-    """Validate a topic/tenant/namespace/subscription name.
-
-    Raises:
-        ValueError: the name is empty, too long or has characters Pulsar and
-            URLs do not accept.
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"the {what} must be a string, got {_short(value)}")
-    if not value:
-        raise ValueError(f"the {what} must not be empty")
-    if len(value) > _NAME_MAX:
-        raise ValueError(
-            f"the {what} is {len(value)} characters long; use at most {_NAME_MAX}"
-        )
-    if not _NAME_RE.fullmatch(value):
-        raise ValueError(
-            f"the {what} {_short(value)} contains characters that are not "
-            "allowed; use only letters, digits and _ - = : . %"
-        )
-    return value
-
-
-def format_validation_error(
-    exc: ValidationError,
-    title: str,
-    option_names: dict[str, str] | None = None,
-    env_prefix: str | None = None,
-    known_fields: Iterable[str] | None = None,
+def pulsar_topic_url(
+    base: str,
+    path: str,
+    *,
+    consumer: bool,
+    persistent: bool = False,
+    tenant: str = "public",
+    namespace: str = "default",
 ) -> str:
-    """Render a pydantic ``ValidationError`` as one readable message.
+    """The Pulsar-layout URL of a topic path below ``ws://host:port``.
 
-    Each problem becomes one line naming the option (and, when given, the
-    command-line option and environment variable that set it), the problem
-    and the offending value (shortened to 80 characters).
+    The one place that spells the layout (names are not checked here;
+    :class:`PulsarConfig` checks them first).
 
     Args:
-        exc: the validation error.
-        title: what was being configured, e.g. ``"PulsarConfig"``.
-        option_names: maps field names to how the user spells them, e.g.
-            ``{"port": "-p/--port"}``.
-        env_prefix: the environment variable prefix, e.g. ``"DE_BACKEND_"``.
-        known_fields: the valid field names; an unknown name is reported
-            with this list, and only known names get an environment variable.
-
-    Returns:
-        The message, starting with ``"invalid {title}: "``.
+        base: ``ws://host:port`` (or ``wss://``) of the broker.
+        path: ``topic`` for a producer, ``topic/subscription`` for a consumer.
+        consumer: a consumer URL (else a producer URL).
+        persistent: a ``persistent`` topic (else ``non-persistent``).
+        tenant: the Pulsar tenant.
+        namespace: the Pulsar namespace.
     """
-    known = sorted(known_fields) if known_fields is not None else None
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = [str(part) for part in error.get("loc", ())]
-        field = loc[0] if loc else ""
-        name = ".".join(loc) if loc else "value"
-        if error.get("type") == "extra_forbidden":
-            line = f"unknown option {_short(name)}"
-            if known is not None:
-                line += "; valid options are " + ", ".join(known)
-            lines.append(line)
-            continue
-        spelled = []
-        if option_names and field in option_names:
-            spelled.append(option_names[field])
-        if env_prefix and field and (known is None or field in known):
-            spelled.append(f"environment variable {env_prefix}{field.upper()}")
-        label = name + (f" ({', '.join(spelled)})" if spelled else "")
-        msg = str(error.get("msg", "invalid value"))
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        elif msg.startswith("Assertion failed, "):
-            msg = msg[len("Assertion failed, ") :]
-        line = f"{label}: {msg}" if field else msg
-        if error.get("type") not in ("value_error", "missing") and "input" in error:
-            line += f" (got {_short(error['input'])})"
-        lines.append(line)
-    if len(lines) == 1:
-        return f"invalid {title}: {lines[0]}"
-    return f"invalid {title}:\n" + "\n".join(f"- {line}" for line in lines)
+    kind = "consumer" if consumer else "producer"
+    persistence = "persistent" if persistent else "non-persistent"
+    return f"{base.rstrip('/')}/ws/v2/{kind}/{persistence}/{tenant}/{namespace}/{path}"
+
+
+def plain_topic_url(base: str, path: str) -> str:
+    """The plain-layout URL of a topic path: ``{base}/{path}``."""
+    return f"{base.rstrip('/')}/{path}"
 
 
 class _Settings(BaseSettings):
@@ -196,6 +138,7 @@ _MESSAGING_OPTIONS = {
     "max_payload_size": "--max-payload-size",
     "producer_keep_alive": "--producer-keep-alive",
     "producer_connection_timeout": "--producer-connection-timeout",
+    "spool_threshold": "--spool-threshold",
     "host": "-H/--host",
     "port": "-p/--port",
     "persistent": "--persistent",
@@ -260,7 +203,7 @@ class BaseMessagingConfig(_Settings):
     )
 
     max_payload_size: int = Field(
-        default=DEFAULT_MAX_PAYLOAD_SIZE,
+        default=limits.DEFAULT_MAX_PAYLOAD_SIZE,
         ge=4,
         le=MAX_PAYLOAD_SIZE_LIMIT,
         description=(
@@ -271,7 +214,7 @@ class BaseMessagingConfig(_Settings):
     )
 
     producer_keep_alive: int = Field(
-        default=120,
+        default=limits.DEFAULT_PRODUCER_KEEP_ALIVE,
         ge=0,
         le=7 * 24 * 3600,
         description=(
@@ -281,7 +224,7 @@ class BaseMessagingConfig(_Settings):
     )
 
     producer_connection_timeout: int = Field(
-        default=30,
+        default=limits.DEFAULT_CONNECTION_TIMEOUT,
         ge=1,
         le=24 * 3600,
         description=(
@@ -303,19 +246,30 @@ class BaseMessagingConfig(_Settings):
     )
 
     max_request_size: int = Field(
-        default=1 << 30,
+        default=limits.MAX_REQUEST_SIZE,
         ge=1,
         le=1 << 40,
         description="Largest reassembled request or reply, in bytes.",
     )
 
     fragment_timeout: float = Field(
-        default=60.0,
+        default=limits.DEFAULT_FRAGMENT_TIMEOUT,
         gt=0,
         le=24 * 3600,
         description=(
             "Seconds to wait for the next fragment of a fragmented message "
             "before giving it up."
+        ),
+    )
+
+    spool_threshold: int = Field(
+        default=limits.DEFAULT_SPOOL_THRESHOLD,
+        ge=0,
+        le=1 << 40,
+        description=(
+            "Payloads larger than this many bytes are reassembled in a "
+            "temporary file instead of memory (requests on a backend, replies "
+            "on a caller)."
         ),
     )
 
@@ -336,56 +290,12 @@ class BaseMessagingConfig(_Settings):
     def _valid_name(cls, value: str | None, info: Any) -> str | None:
         if value is None:
             return value
-        return _check_name(value, info.field_name.replace("_", " "))
+        return check_name(value, info.field_name.replace("_", " "))
 
     @field_validator("header", mode="before")
     @classmethod
     def _parse_header(cls, value: Any) -> Any:
-        if value is None or value == "":
-            return {}
-        if isinstance(value, (str, bytes, bytearray)):
-            if len(value) > MAX_HEADER_SIZE:
-                raise ValueError(
-                    f"the header is {len(value)} characters long; "
-                    f"use at most {MAX_HEADER_SIZE}"
-                )
-            try:
-                value = json.loads(value)
-            except ValueError as exc:
-                raise ValueError(
-                    "the header must be a JSON object such as "
-                    '\'{"authorization": "Token ..."}\', '
-                    f"but it is not valid JSON ({exc})"
-                ) from None
-        if not isinstance(value, dict):
-            raise ValueError(
-                "the header must be a JSON object mapping names to strings, "
-                f"got {type(value).__name__} {_short(value)}"
-            )
-        header: dict[str, str] = {}
-        for key, item in value.items():
-            if not isinstance(key, str) or not _HEADER_NAME_RE.fullmatch(key):
-                raise ValueError(
-                    f"the header name {_short(key)} is not a valid HTTP header "
-                    "name; use letters, digits and - _ only"
-                )
-            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-                raise ValueError(
-                    f"the header value of {key!r} must be a string, "
-                    f"got {type(item).__name__} {_short(item)}"
-                )
-            text = str(item)
-            if any(ch in text for ch in "\r\n\x00"):
-                raise ValueError(
-                    f"the header value of {key!r} contains a line break or NUL "
-                    "character, which HTTP headers do not allow"
-                )
-            header[key] = text
-        if len(json.dumps(header)) > MAX_HEADER_SIZE:
-            raise ValueError(
-                f"the header is longer than {MAX_HEADER_SIZE} characters as JSON"
-            )
-        return header
+        return parse_header(value)
 
     @model_validator(mode="after")
     def _check_queue_size(self) -> BaseMessagingConfig:
@@ -433,84 +343,10 @@ class BaseMessagingConfig(_Settings):
         return [self.get_topic_url(topic, subscription)]
 
     def _topic_path(self, topic: str, subscription: str | None) -> str:
-        path = _check_name(topic, "topic")
+        path = check_name(topic, "topic")
         if subscription is not None:
-            path += "/" + _check_name(subscription, "subscription name")
+            path += "/" + check_name(subscription, "subscription name")
         return path
-
-
-def _url_error(field: str, value: str, problem: str) -> ValueError:
-    return ValueError(
-        f"the {field} {_short(value)} {problem}; expected a URL such as "
-        "'ws://localhost:8080/ws/v2/consumer/non-persistent/public/default'"
-    )
-
-
-def _check_host(value: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"the host must be a string, got {_short(value)}")
-    if not value:
-        raise ValueError("the host must not be empty; use e.g. 'localhost'")
-    if "://" in value or "/" in value:
-        raise ValueError(
-            f"the host {_short(value)} must be a host name or IP address "
-            "without scheme, port or path (e.g. 'localhost'); to give a full "
-            "URL use --websocket-url instead"
-        )
-    candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-    try:
-        ipaddress.ip_address(candidate)
-        return value
-    except ValueError:
-        pass
-    if not _HOSTNAME_RE.fullmatch(value):
-        raise ValueError(
-            f"the host {_short(value)} is not a valid host name or IP address "
-            "(use e.g. 'localhost', 'broker.example.org' or '127.0.0.1'; "
-            "give the port with -p/--port)"
-        )
-    return value
-
-
-def _check_ws_url(value: str, field: str) -> str:
-    match = _URL_RE.fullmatch(value)
-    if not match:
-        raise _url_error(field, value, "is not a URL")
-    if match["scheme"].lower() not in ("ws", "wss"):
-        raise _url_error(
-            field,
-            value,
-            f"uses the scheme {match['scheme']!r}; only ws:// and wss:// work",
-        )
-    rest = match["rest"]
-    if any(ch.isspace() or ord(ch) < 32 for ch in rest):
-        raise _url_error(field, value, "contains white space or control characters")
-    if "?" in rest or "#" in rest:
-        raise _url_error(
-            field,
-            value,
-            "has a query or fragment; the topic is appended to the URL's path, "
-            "so pass tokens with --header instead",
-        )
-    parts = urlsplit(value)
-    if "@" in parts.netloc:
-        raise _url_error(
-            field, value, "contains credentials; pass them with --header instead"
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise _url_error(field, value, "has an invalid port") from None
-    if port == 0:
-        raise _url_error(field, value, "has an invalid port")
-    host = parts.hostname
-    if not host:
-        raise _url_error(field, value, "has no host")
-    try:
-        _check_host(host)
-    except ValueError:
-        raise _url_error(field, value, f"has an invalid host {host!r}") from None
-    return value.rstrip("/")
 
 
 def split_broker_urls(value: Any, option: str = "--broker") -> list[str]:
@@ -541,7 +377,7 @@ def split_broker_urls(value: Any, option: str = "--broker") -> list[str]:
     else:
         raise ValueError(
             f"{option} must be a URL, a comma-separated list of URLs or a list, "
-            f"got {type(value).__name__} {_short(value)}"
+            f"got {type(value).__name__} {short(value)}"
         )
     if not entries or entries == [""]:
         raise ValueError(f"{option} names no broker URL")
@@ -550,14 +386,14 @@ def split_broker_urls(value: Any, option: str = "--broker") -> list[str]:
     for position, entry in enumerate(entries, 1):
         label = f"{option} entry {position}" if len(entries) > 1 else option
         if not isinstance(entry, str):
-            raise ValueError(f"{label} must be a string, got {_short(entry)}")
+            raise ValueError(f"{label} must be a string, got {short(entry)}")
         entry = entry.strip()
         if not entry:
             raise ValueError(
-                f"{label} is empty (in {_short(value)}); separate the URLs with "
+                f"{label} is empty (in {short(value)}); separate the URLs with "
                 "single commas"
             )
-        url = _check_ws_url(entry, label)
+        url = check_ws_url(entry, label)
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         key = (
@@ -568,7 +404,7 @@ def split_broker_urls(value: Any, option: str = "--broker") -> list[str]:
         )
         if key in seen:
             raise ValueError(
-                f"{label} {_short(entry)} is the same broker as entry "
+                f"{label} {short(entry)} is the same broker as entry "
                 f"{seen[key]}; give each front once"
             )
         seen[key] = position
@@ -613,7 +449,7 @@ class PulsarConfig(BaseMessagingConfig):
     @field_validator("host")
     @classmethod
     def _valid_host(cls, value: str) -> str:
-        return _check_host(value)
+        return check_host(value)
 
     @field_validator("port", mode="before")
     @classmethod
@@ -623,7 +459,7 @@ class PulsarConfig(BaseMessagingConfig):
         if isinstance(value, str) and not value.strip().isdigit():
             raise ValueError(
                 f"the port must be a whole number between 1 and 65535, "
-                f"got {_short(value)}"
+                f"got {short(value)}"
             )
         return value
 
@@ -638,14 +474,14 @@ class PulsarConfig(BaseMessagingConfig):
                 return False
             raise ValueError(
                 f"persistent must be 'persistent', 'non-persistent', true or "
-                f"false, got {_short(value)}"
+                f"false, got {short(value)}"
             )
         return value
 
     @field_validator("tenant", "namespace")
     @classmethod
     def _valid_path_name(cls, value: str, info: Any) -> str:
-        return _check_name(value, info.field_name)
+        return check_name(value, info.field_name)
 
     def get_topic_url(self, topic: str, subscription: str | None = None) -> str:
         """Build the Pulsar WebSocket URL of ``topic``.
@@ -667,14 +503,16 @@ class PulsarConfig(BaseMessagingConfig):
             path = self._topic_path(topic, subscription)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        kind = "consumer" if subscription is not None else "producer"
-        persistence = "persistent" if self.persistent else "non-persistent"
         host = self.host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # a bare IPv6 address
-        return (
-            f"ws://{host}:{self.port}/ws/v2/{kind}/{persistence}/"
-            f"{self.tenant}/{self.namespace}/{path}"
+        return pulsar_topic_url(
+            f"ws://{host}:{self.port}",
+            path,
+            consumer=subscription is not None,
+            persistent=self.persistent,
+            tenant=self.tenant,
+            namespace=self.namespace,
         )
 
 
@@ -781,4 +619,63 @@ class WebsocketURLConfig(BaseMessagingConfig):
             path = self._topic_path(topic, subscription)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        return [f"{base.rstrip('/')}/{path}" for base in self._bases(subscription)]
+        return [plain_topic_url(base, path) for base in self._bases(subscription)]
+
+
+#: Options only the plain URL layout has.
+URL_OPTIONS = ("websocket_url", "producer_url", "consumer_url")
+#: Options only the Pulsar layout has.
+PULSAR_OPTIONS = ("host", "port", "persistent", "tenant", "namespace")
+
+MessagingConfigClass = type[PulsarConfig] | type[WebsocketURLConfig]
+
+
+def environment_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The messaging options the ``DE_BACKEND_*`` environment variables set.
+
+    Names are lower-cased without the prefix; empty variables count as not
+    set (as the configs read them).
+    """
+    environ = os.environ if environ is None else environ
+    return {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in environ.items()
+        if key.upper().startswith(ENV_PREFIX) and value != ""
+    }
+
+
+def config_class_for(
+    *sources: Mapping[str, Any] | type | None,
+) -> MessagingConfigClass:
+    """Decide the URL layout: :class:`PulsarConfig` or :class:`WebsocketURLConfig`.
+
+    The one place that makes this decision, for ``ModuleConfig``, ``main()``
+    and its command line, generated clients and :func:`dasf_geo.connect`.
+
+    Args:
+        *sources: where options come from, in falling precedence (e.g. the
+            command line, ``main()``'s keywords, :func:`environment_options`).
+            The first source that gives an option of one layout decides:
+            any of :data:`URL_OPTIONS` means the plain URL layout (so that a
+            lone ``producer_url`` is reported as missing its
+            ``consumer_url``), else any of :data:`PULSAR_OPTIONS` the Pulsar
+            layout. A config class as a source decides for itself; ``None``
+            and options that are ``None`` or empty are skipped.
+
+    Returns:
+        The config class; :class:`PulsarConfig` when no source decides.
+    """
+    for source in sources:
+        if source is None:
+            continue
+        if isinstance(source, type):
+            if issubclass(source, WebsocketURLConfig):
+                return WebsocketURLConfig
+            if issubclass(source, PulsarConfig):
+                return PulsarConfig
+            continue
+        if any(source.get(name) not in (None, "") for name in URL_OPTIONS):
+            return WebsocketURLConfig
+        if any(source.get(name) not in (None, "") for name in PULSAR_OPTIONS):
+            return PulsarConfig
+    return PulsarConfig

@@ -32,6 +32,11 @@ from dasf_geo.data._ncwrite import netcdf_bytes, write_netcdf
 from dasf_geo.data._types import decode_types
 from dasf_geo.exceptions import DataError
 
+# Dataset/DataArray arguments (binary parts) larger than LAZY_THRESHOLD bytes,
+# received into a temporary file, are opened lazily instead of loaded (the
+# callers' binary replies use the same value, ``client.LAZY_THRESHOLD``)
+from dasf_geo.protocol.limits import LAZY_THRESHOLD
+
 __all__ = [
     "DATAARRAY_NAME",
     "DATAARRAY_VARIABLE",
@@ -53,10 +58,6 @@ __all__ = [
 #: refuse to load decoded data larger than this (compressed NetCDF4/zarr can
 #: expand a small message enormously); raise it for bigger trusted data
 MAX_DECODED_BYTES = 4 << 30
-#: Dataset/DataArray arguments (binary parts) larger than this many bytes,
-#: received into a temporary file, are opened lazily instead of loaded (the
-#: callers' binary replies have the same threshold, ``client.LAZY_THRESHOLD``)
-LAZY_THRESHOLD = 256 * 1024 * 1024
 
 
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes]

@@ -42,6 +42,7 @@ from dasf_geo.gateway.settings import valid_topic
 from dasf_geo.gateway.streaming import payload_chunks
 from dasf_geo.gateway.targets import Target, find_target, list_targets
 from dasf_geo.protocol.constants import EXT_ENCODING, JSON_MEDIA_TYPE
+from dasf_geo.protocol.limits import MAX_REQUEST_SIZE
 
 __all__ = ["CONFORMANCE", "JobManager", "describe", "find_process", "status_info"]
 
@@ -59,7 +60,7 @@ CONFORMANCE = [
 _EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
 _REL = "http://www.opengis.net/def/rel/ogc/1.0/"
 #: The largest execute request body (arguments inline as JSON).
-MAX_EXECUTE_BODY = 1 << 30
+MAX_EXECUTE_BODY = MAX_REQUEST_SIZE
 
 
 def _exception(status: int, kind: str, detail: str, **extra: Any) -> JSONResponse:

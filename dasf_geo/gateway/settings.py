@@ -8,31 +8,34 @@ those a request forwards.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from dasf_geo.exceptions import ConfigurationError
+from dasf_geo.exceptions import ConfigurationError, ProtocolError
+from dasf_geo.protocol.limits import MAX_REQUEST_SIZE
+from dasf_geo.protocol.names import validate_topic_part
 
 __all__ = ["DEFAULT_BODY_LIMIT", "GatewaySettings", "valid_topic"]
 
 #: Request bodies above this many bytes are refused (the DASF default
 #: ``max_request_size``: 1 GiB).
-DEFAULT_BODY_LIMIT = 1 << 30
-
-# the characters Pulsar accepts in a topic name (as the messaging config)
-_TOPIC_RE = re.compile(r"[A-Za-z0-9_\-=:.%]{1,255}")
+DEFAULT_BODY_LIMIT = MAX_REQUEST_SIZE
 
 
 def valid_topic(topic: str) -> bool:
     """True if ``topic`` is a name a broker accepts (no ``/``, ``..``, spaces).
 
-    ``.`` and ``..`` alone are refused too: they would change a URL's path.
+    The broker's own rule (:mod:`dasf_geo.protocol.names`), which the
+    messaging configs share; ``.`` and ``..`` can never be a name.
     """
-    return bool(_TOPIC_RE.fullmatch(topic)) and topic not in (".", "..")
+    try:
+        validate_topic_part(topic)
+    except ProtocolError:
+        return False
+    return True
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Nothing here opens a socket, starts a thread or touches asyncio: messages go
 in as ``dict``/``str``/``bytes`` and come out the same way, so every rule of
-``PROTOCOL.md`` can be tested message-in / message-out.
+the wire protocol (docs/protocol.md) can be tested message-in / message-out.
 """
 
 from dasf_geo.protocol.constants import (

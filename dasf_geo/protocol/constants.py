@@ -1,12 +1,15 @@
 """Names that the DASF protocol fixes: property keys, message types, statuses.
 
-The spelling of every value here is part of the wire format (PROTOCOL.md,
-"DASF messages on top") and must not change.
+The spelling of every value here is part of the wire format (docs/protocol.md,
+"The DASF envelope") and must not change.
 """
 
 from __future__ import annotations
 
 from enum import Enum
+
+# defined with the other sizes; re-exported here where it always was
+from dasf_geo.protocol.limits import DEFAULT_MAX_PAYLOAD_SIZE
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_SIZE",
@@ -80,8 +83,6 @@ KEY_MESSAGE_TYPE: str = PropertyKeys.MESSAGE_TYPE.value
 KEY_SOURCE_TOPIC: str = PropertyKeys.SOURCE_TOPIC.value
 KEY_STATUS: str = PropertyKeys.STATUS.value
 
-#: The reference backends cut payloads above this many base64 characters.
-DEFAULT_MAX_PAYLOAD_SIZE = 512_000
 
 # Extension properties. Other DASF peers ignore properties they do not know,
 # so these ride along without breaking interoperability.

@@ -1,6 +1,6 @@
 """Splitting a payload into fragments and joining them again (sans-I/O).
 
-The reference format (PROTOCOL.md "Fragmentation"): the payload bytes are
+The reference format (docs/protocol.md, "Fragments"): the payload bytes are
 base64-encoded once, the base64 text is cut into pieces of at most
 ``max_payload_size`` characters, and every piece travels as the ``payload`` of
 its own message whose properties carry ``fragment`` (0-based) and
@@ -52,6 +52,7 @@ from dasf_geo.protocol.constants import (
     EXT_TRANSFER,
     PropertyKeys,
 )
+from dasf_geo.protocol.limits import MAX_REQUEST_SIZE
 from dasf_geo.protocol.messages import b64decode, b64encode
 
 __all__ = [
@@ -295,7 +296,7 @@ class Reassembler:
 
     def __init__(
         self,
-        max_size: int = 1 << 30,
+        max_size: int = MAX_REQUEST_SIZE,
         timeout: float = 60.0,
         remember: int = 4096,
         buffer_factory: Callable[[int], Any] | None = None,

@@ -1,6 +1,6 @@
 """Pulsar WebSocket frames (sans-I/O).
 
-Frames (PROTOCOL.md "Producer side", "Consumer side"):
+Frames (docs/protocol.md, "Frames"):
 
 - producer -> broker: ``{"payload", "properties", "context"}``
 - broker -> producer: ``{"result", "messageId", "context", "errorMsg"?}``
@@ -14,7 +14,7 @@ reference machine, ``json.dumps`` of a large string runs at ~110 MB/s and
 So the hot path here stays in ``bytes``: frames are built by concatenation
 (base64 never needs JSON escaping) and parsed by slicing the payload out
 before handing the small rest to ``json.loads``. WebSocket libraries can send
-such ``bytes`` as a *text* frame (``websockets``: ``send(data, text=True)``).
+such ``bytes`` as a *text* frame (picows: ``transport.send(WSMsgType.TEXT, data)``).
 
 The DASF envelope on top of these frames is in
 :mod:`dasf_geo.protocol.messages`; JSON parsing in
@@ -162,7 +162,7 @@ class ProducerAck:
 def parse_ack(frame: bytes | bytearray | str) -> ProducerAck:
     """Parse the broker's ack frame on a producer connection.
 
-    Any ``result`` other than ``"ok"`` is a failed send (PROTOCOL.md).
+    Any ``result`` other than ``"ok"`` is a failed send (docs/protocol.md, "Frames").
 
     Raises:
         ProtocolError: the frame is not an ack.

@@ -1,7 +1,7 @@
 """The DASF envelope on top of Pulsar WebSocket frames (sans-I/O).
 
 A DASF message is a Pulsar message whose properties carry the envelope
-(PROTOCOL.md "DASF messages on top"): ``response_topic``,
+(docs/protocol.md, "The DASF envelope"): ``response_topic``,
 ``requestContext`` and ``messageType`` on a request; ``requestContext``,
 ``messageType``, ``source_topic`` and ``status`` on a reply. This module
 makes request contexts and response topics, builds both kinds of
@@ -141,7 +141,7 @@ def request_properties(
     message_type: MessageType | str = MessageType.REQUEST,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Properties of a DASF request (PROTOCOL.md "DASF messages on top")."""
+    """Properties of a DASF request (docs/protocol.md, "The DASF envelope")."""
     props: dict[str, Any] = {
         KEY_RESPONSE_TOPIC: response_topic,
         KEY_REQUEST_CONTEXT: request_context,

@@ -1,7 +1,7 @@
 """Progress reports a backend function sends while it runs (sans-I/O).
 
 The wire format is deprogressapi's tree report (the ``progress`` message
-type of PROTOCOL.md), so DASF callers that understand deprogressapi (the
+type of the DASF protocol), so DASF callers that understand deprogressapi (the
 DASF web components, demessaging callers) read ours, and dasf_geo callers
 read theirs::
 

@@ -84,6 +84,7 @@ def messaging_config(
             both ``broker`` and ``websocket_url`` were given.
     """
     from dasf_geo.config import PulsarConfig, WebsocketURLConfig
+    from dasf_geo.config.messaging import config_class_for
 
     kws: dict[str, Any] = {"topic": topic, **options}
     if header:
@@ -93,7 +94,7 @@ def messaging_config(
             "give either broker='ws://HOST:PORT' (Pulsar layout) or "
             "websocket_url='ws://HOST/PATH' (plain layout), not both"
         )
-    if websocket_url:
+    if config_class_for({"websocket_url": websocket_url}) is WebsocketURLConfig:
         return WebsocketURLConfig(websocket_url=websocket_url, **kws)
     if broker and (not isinstance(broker, str) or "," in broker):
         # several fronts of a broker cluster (see transport/failover.py)

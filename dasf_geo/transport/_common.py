@@ -21,6 +21,7 @@ from dasf_geo.protocol.constants import (
     PropertyKeys,
 )
 from dasf_geo.protocol.fragments import Fragment, split_payload, split_stream
+from dasf_geo.protocol.limits import DEFAULT_SPOOL_THRESHOLD
 from dasf_geo.protocol.parts import PartSpec, parts_property
 from dasf_geo.transport.connection import AsyncProducer
 
@@ -41,9 +42,6 @@ __all__ = [
     "shorten_switch_interval",
 ]
 
-#: Payloads larger than this many bytes are reassembled in a temporary file
-#: instead of memory (see :class:`FileBuffer`).
-DEFAULT_SPOOL_THRESHOLD = 32 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +52,45 @@ class MessagingSettings(Protocol):
     """What the transport reads from a messaging config.
 
     :class:`dasf_geo.config.PulsarConfig` and
-    :class:`dasf_geo.config.WebsocketURLConfig` provide it.
+    :class:`dasf_geo.config.WebsocketURLConfig` provide it (and
+    :class:`dasf_geo.testing.config.FakeMessagingConfig` for tests). The
+    transport reads the options through :func:`setting`, whose fallbacks are
+    the configs' own defaults (:mod:`dasf_geo.protocol.limits`), so that an
+    option left ``None`` means its default. The options are read-only here.
     """
 
     topic: str
     header: dict[str, str]
+
+    @property
+    def max_payload_size(self) -> int:
+        """Largest base64 payload per message (the fragment size)."""
+        ...
+
+    @property
+    def max_request_size(self) -> int:
+        """Largest reassembled request or reply, in bytes."""
+        ...
+
+    @property
+    def fragment_timeout(self) -> float:
+        """Seconds to wait for the next fragment."""
+        ...
+
+    @property
+    def spool_threshold(self) -> int:
+        """Payloads larger than this many bytes are reassembled on disk."""
+        ...
+
+    @property
+    def producer_keep_alive(self) -> float:
+        """Seconds an idle producer connection stays open."""
+        ...
+
+    @property
+    def producer_connection_timeout(self) -> float:
+        """Seconds granted to a producer to connect."""
+        ...
 
     def get_topic_url(self, topic: str, subscription: str | None = None) -> str:
         """Producer URL (no subscription) or consumer URL of ``topic``."""

@@ -40,6 +40,7 @@ from dasf_geo.protocol.options import (
     current_transfer_options,
 )
 from dasf_geo.transport._common import (
+    MessagingSettings,
     OutgoingParts,
     header_of,
     setting,
@@ -236,7 +237,11 @@ class Client:
     """
 
     def __init__(
-        self, config: Any, topic: str | None = None, *, timeout: float | None = None
+        self,
+        config: MessagingSettings,
+        topic: str | None = None,
+        *,
+        timeout: float | None = None,
     ) -> None:
         self._bg = _background()
         self._async = AsyncClient(config, topic, timeout=timeout)

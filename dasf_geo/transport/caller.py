@@ -30,6 +30,7 @@ from dasf_geo.exceptions import (
     SendError,
     TransportError,
 )
+from dasf_geo.protocol import limits
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     EXT_FEATURES,
@@ -50,6 +51,7 @@ from dasf_geo.protocol.options import (
 from dasf_geo.protocol.parts import parse_features
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
+    MessagingSettings,
     OutgoingParts,
     buffer_factory,
     header_of,
@@ -113,7 +115,11 @@ class AsyncClient:
     """
 
     def __init__(
-        self, config: Any, topic: str | None = None, *, timeout: float | None = None
+        self,
+        config: MessagingSettings,
+        topic: str | None = None,
+        *,
+        timeout: float | None = None,
     ) -> None:
         self.config = config
         self.topic: str = topic or config.topic
@@ -126,7 +132,11 @@ class AsyncClient:
         self.response_topic = new_response_topic(self.topic)
         self._contexts = RequestContexts()
         header = header_of(config)
-        open_timeout = float(setting(config, "producer_connection_timeout", 30.0))
+        open_timeout = float(
+            setting(
+                config, "producer_connection_timeout", limits.DEFAULT_CONNECTION_TIMEOUT
+            )
+        )
         # one URL per broker front; both connections move together
         self._producer_urls = front_urls(config, self.topic)
         self._consumer_urls = self._reply_urls()
@@ -146,8 +156,12 @@ class AsyncClient:
         self._matcher = ReplyMatcher(
             self.topic,
             Reassembler(
-                max_size=int(setting(config, "max_request_size", 1 << 30)),
-                timeout=float(setting(config, "fragment_timeout", 60.0)),
+                max_size=int(
+                    setting(config, "max_request_size", limits.MAX_REQUEST_SIZE)
+                ),
+                timeout=float(
+                    setting(config, "fragment_timeout", limits.DEFAULT_FRAGMENT_TIMEOUT)
+                ),
                 buffer_factory=buffer_factory(
                     int(setting(config, "spool_threshold", DEFAULT_SPOOL_THRESHOLD))
                 ),

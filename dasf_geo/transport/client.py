@@ -23,6 +23,7 @@ model and of generated stubs) knows the backend's models and lives in
 from __future__ import annotations
 
 from dasf_geo._moved import moved_names
+from dasf_geo.protocol import limits
 from dasf_geo.transport.blocking import (  # noqa: F401  (re-exported)
     Client,
     T,
@@ -86,5 +87,5 @@ __getattr__ = moved_names(__name__, MOVED)
 
 #: Binary replies larger than this many bytes are opened lazily from their
 #: temporary file instead of being loaded (see :meth:`BinaryValue.decode`,
-#: which reads it here at each call).
-LAZY_THRESHOLD = 256 * 1024 * 1024
+#: which reads it here at each call); one value with the data layer's.
+LAZY_THRESHOLD = limits.LAZY_THRESHOLD

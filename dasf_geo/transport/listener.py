@@ -40,6 +40,7 @@ from dasf_geo.exceptions import (
     DasfGeoError,
     TransportError,
 )
+from dasf_geo.protocol import limits
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     EXT_FEATURES,
@@ -54,6 +55,7 @@ from dasf_geo.protocol.parts import features_property
 from dasf_geo.protocol.progress import ReportSender
 from dasf_geo.transport._common import (
     DEFAULT_SPOOL_THRESHOLD,
+    MessagingSettings,
     OutgoingFile,
     buffer_factory,
     header_of,
@@ -122,7 +124,7 @@ class Listener:
         config: the messaging config.
     """
 
-    def __init__(self, handler: RequestHandler, config: Any) -> None:
+    def __init__(self, handler: RequestHandler, config: MessagingSettings) -> None:
         self.handler = handler
         self.config = config
         self.topic: str = handler.topic
@@ -132,9 +134,13 @@ class Listener:
         self.max_payload_size: int = int(
             setting(config, "max_payload_size", DEFAULT_MAX_PAYLOAD_SIZE)
         )
-        self.keep_alive: float = float(setting(config, "producer_keep_alive", 120.0))
+        self.keep_alive: float = float(
+            setting(config, "producer_keep_alive", limits.DEFAULT_PRODUCER_KEEP_ALIVE)
+        )
         self.open_timeout: float = float(
-            setting(config, "producer_connection_timeout", 30.0)
+            setting(
+                config, "producer_connection_timeout", limits.DEFAULT_CONNECTION_TIMEOUT
+            )
         )
         self.subscription: str = setting(
             config, "subscription_name", default_subscription(self.topic)
@@ -181,8 +187,12 @@ class Listener:
         self._intake = RequestIntake(
             self.topic,
             Reassembler(
-                max_size=int(setting(config, "max_request_size", 1 << 30)),
-                timeout=float(setting(config, "fragment_timeout", 60.0)),
+                max_size=int(
+                    setting(config, "max_request_size", limits.MAX_REQUEST_SIZE)
+                ),
+                timeout=float(
+                    setting(config, "fragment_timeout", limits.DEFAULT_FRAGMENT_TIMEOUT)
+                ),
                 buffer_factory=buffer_factory(self.spool_threshold),
             ),
             max_incomplete=self.max_incomplete,

@@ -466,8 +466,8 @@ PORT_PREFIX = (
         (
             ("-t", "a b"),
             "invalid PulsarConfig: topic (-t/--topic, environment "
-            "variable DE_BACKEND_TOPIC): the topic 'a b' contains characters that "
-            "are not allowed; use only letters, digits and _ - = : . %",
+            "variable DE_BACKEND_TOPIC): invalid topic name 'a b': use letters, "
+            "digits and '_', '-', '=', '.', starting with a letter, digit or '_'",
         ),
     ],
 )

@@ -183,17 +183,23 @@ def test_missing_topic():
 @pytest.mark.parametrize(
     ("topic", "problem"),
     [
+        # the broker's rule (dasf_geo.protocol.names), shared by the configs
         (
             "a b",
-            "the topic 'a b' contains characters that are not allowed; "
-            "use only letters, digits and _ - = : . %",
+            "invalid topic name 'a b': use letters, digits and '_', '-', '=', "
+            "'.', starting with a letter, digit or '_'",
         ),
         (
             "a/b",
-            "the topic 'a/b' contains characters that are not allowed; "
-            "use only letters, digits and _ - = : . %",
+            "invalid topic name 'a/b': use letters, digits and '_', '-', '=', "
+            "'.', starting with a letter, digit or '_'",
         ),
-        ("x" * 256, "the topic is 256 characters long; use at most 255"),
+        (
+            "a:b",
+            "invalid topic name 'a:b': use letters, digits and '_', '-', '=', "
+            "'.', starting with a letter, digit or '_'",
+        ),
+        ("x" * 201, "the topic name is 201 characters long; the limit is 200"),
     ],
 )
 def test_bad_topic(topic, problem):
@@ -454,13 +460,14 @@ def test_get_topic_url_rejects_bad_names(cls_kwargs):
     config = cls(topic="t", **cls_kwargs)
     with pytest.raises(ConfigurationError) as info:
         config.get_topic_url("../admin")
+    # the broker's rule and messages (dasf_geo.protocol.names)
     assert str(info.value) == (
-        "the topic '../admin' contains characters that are not allowed; use "
-        "only letters, digits and _ - = : . %"
+        "invalid topic name '../admin': use letters, digits and '_', '-', '=', "
+        "'.', starting with a letter, digit or '_'"
     )
     with pytest.raises(ConfigurationError) as info:
         config.get_topic_url("t", "")
-    assert str(info.value) == "the subscription name must not be empty"
+    assert str(info.value) == "the subscription name is empty"
 
 
 # ---------------------------------------------------------------- nesting
@@ -502,3 +509,28 @@ def test_empty_environment_variables_count_as_unset(monkeypatch):
     monkeypatch.setenv("DE_BACKEND_PORT", "")
     config = PulsarConfig()
     assert (config.max_workers, config.port) == (None, 8080)
+
+
+@pytest.mark.parametrize("topic", ["a:b", "..", "-x", "a%2Fb", "x" * 201])
+def test_config_and_broker_share_one_topic_rule(topic):
+    """A topic the config refuses is one the broker refuses, and vice versa."""
+    from dasf_geo.broker.names import parse_path
+    from dasf_geo.exceptions import ProtocolError
+
+    with pytest.raises(ConfigurationError):
+        PulsarConfig(topic=topic)
+    with pytest.raises(ProtocolError):
+        parse_path(f"/ws/{topic}")
+    for good in ("a-b", "a.b=c_d", "x" * 200):
+        assert PulsarConfig(topic=good).topic == good
+        assert parse_path(f"/ws/{good}") is not None
+
+
+def test_subscription_names_follow_the_broker_rule():
+    from dasf_geo.broker.names import validate_subscription
+
+    name = "backend-module-2026-11-23T21:34:15"
+    assert PulsarConfig(topic="t", subscription_name=name).subscription_name == name
+    assert validate_subscription(name) == name
+    with pytest.raises(ConfigurationError):
+        PulsarConfig(topic="t", subscription_name="a b")

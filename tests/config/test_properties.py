@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from dasf_geo.config.messaging import PulsarConfig, WebsocketURLConfig
 
-names = st.from_regex(r"[A-Za-z0-9_\-=:.%]{1,40}", fullmatch=True)
+# the broker's name rules (dasf_geo.protocol.names), which the configs share
+names = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_\-=.]{0,39}", fullmatch=True)
+subscriptions = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_\-=.:]{0,39}", fullmatch=True)
 header_names = st.from_regex(r"[A-Za-z0-9\-_]{1,20}", fullmatch=True)
 header_values = st.text(
     alphabet=st.characters(blacklist_characters="\r\n\x00", codec="utf-8"),
@@ -26,7 +28,7 @@ workers = st.integers(1, 64)
 
 @given(
     topic=names,
-    subscription=names,
+    subscription=subscriptions,
     host=hosts,
     port=st.integers(1, 65535),
     persistent=st.booleans(),
@@ -68,7 +70,7 @@ def test_pulsar_config_round_trip(
 
 @given(
     topic=names,
-    subscription=names,
+    subscription=subscriptions,
     host=hosts,
     path=st.from_regex(r"(/[a-z0-9]{1,8}){0,3}/?", fullmatch=True),
     secure=st.booleans(),

@@ -8,92 +8,54 @@ so that a failing test can show it.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dasf_geo.testing.processes import Process, ProcessError, broker_consumers
+from dasf_geo.testing.processes import start_broker as start_broker_process
+from dasf_geo.testing.processes import wait_until as shared_wait_until
 from tests.conftest import REPO_ROOT, free_port, timeout
 
 MODULES = Path(__file__).parent / "modules"
 
 
-@dataclass
-class Proc:
-    """A child process whose output goes to a temporary file."""
+class Proc(Process):
+    """A child process whose output goes to a log file, started by :meth:`start`.
 
-    args: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    popen: subprocess.Popen[bytes] | None = None
-    log: Any = None
+    The shared :class:`dasf_geo.testing.processes.Process`, run from the
+    checkout, with its waits in timeout units (``tests.conftest.timeout``)
+    and its old spelling: ``Proc(args, env).start()``, ``alive()``.
+    """
 
-    def start(self) -> Proc:
-        # closed (and so removed) when the Proc is garbage-collected
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        self.popen = subprocess.Popen(
-            self.args,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            env=env,
-        )
-        return self
-
-    def output(self) -> str:
-        """Everything the process printed so far."""
-        if self.log is None:
-            return ""
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        super().__init__(args, env=env, cwd=REPO_ROOT, start=False)
 
     def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
+        """Whether the process is running."""
+        return self.running
 
     def stop(self, sig: int = signal.SIGTERM, wait: float = 15.0) -> int | None:
         """Send ``sig`` and reap the process (kill it if it does not exit)."""
-        if self.popen is None:
-            return None
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout(wait))
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout(5))
-        return self.popen.returncode
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+        return super().stop(sig, timeout(wait))
 
 
 def wait_until(check: Any, what: str, seconds: float, proc: Proc | None = None) -> Any:
-    """Poll ``check()`` until it returns a true value; fail naming ``what``."""
-    deadline = time.monotonic() + timeout(seconds)
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
-            pytest.fail(f"{what}: the process exited early:\n{proc.output()[-3000:]}")
-        try:
-            value = check()
-        except Exception as exc:
-            last = exc
-        else:
-            if value:
-                return value
-        time.sleep(0.05)
-    output = proc.output()[-3000:] if proc is not None else ""
-    pytest.fail(f"timed out waiting for {what} (last error: {last!r})\n{output}")
+    """Poll ``check()`` until it returns a true value; fail naming ``what``.
+
+    ``seconds`` is in timeout units; the test fails with the process's
+    output when it exits early or time runs out.
+    """
+    try:
+        return shared_wait_until(check, what, timeout(seconds), proc)
+    except ProcessError as exc:
+        pytest.fail(str(exc))
 
 
 @dataclass
@@ -115,30 +77,21 @@ class BrokerProc:
 
 def consumers_on(broker: BrokerProc, topic: str) -> int:
     """How many consumers the broker has on the subscriptions of ``topic``."""
-    url = f"http://127.0.0.1:{broker.port}/topics"
-    with urllib.request.urlopen(url, timeout=2) as response:
-        listing = json.load(response)
-    return sum(
-        sub["consumers"]
-        for entry in listing["topics"]
-        if entry["name"] == topic
-        for sub in entry["subscriptions"]
-    )
+    return broker_consumers(broker.port, topic)
 
 
-def start_broker(port: int | None = None, store: Path | None = None) -> BrokerProc:
+def start_broker(
+    port: int | None = None, store: Path | None = None, extra: tuple[str, ...] = ()
+) -> BrokerProc:
     """Start ``dasf-geo broker`` and wait until it answers ``/health``."""
-    port = port or free_port()
-    args = [sys.executable, "-m", "dasf_geo.cli.tool", "broker", "--port", str(port)]
-    if store is not None:
-        args += ["--store", str(store)]
-    broker = BrokerProc(Proc(args).start(), port, store)
     try:
-        wait_until(broker.health, f"the broker on port {port}", 20, broker.proc)
-    except BaseException:
-        broker.proc.stop()
-        raise
-    return broker
+        proc, port = start_broker_process(
+            port, *extra, store=store, seconds=timeout(20), factory=Proc
+        )
+    except ProcessError as exc:
+        pytest.fail(str(exc))
+    assert isinstance(proc, Proc)
+    return BrokerProc(proc, port, store)
 
 
 @pytest.fixture

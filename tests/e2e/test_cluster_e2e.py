@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,14 +16,14 @@ from tests.broker.cluster_helpers import (
     delete_cluster,
     requires_nats,
 )
-from tests.conftest import free_port, timeout
+from tests.conftest import timeout
 from tests.e2e.conftest import (
     MODULES,
     BrokerProc,
-    Proc,
     consumers_on,
     pulsar_config,
     start_backend,
+    start_broker,
     wait_until,
 )
 
@@ -35,16 +34,9 @@ SERVICE = MODULES / "e2e_service.py"
 
 def start_front(name: str, *extra: str, port: int | None = None) -> BrokerProc:
     """``dasf-geo broker --cluster`` on a free port, waited for."""
-    port = port or free_port()
-    args = [sys.executable, "-m", "dasf_geo.cli.tool", "broker", "--port", str(port)]
-    args += ["--cluster", NATS_URL, "--cluster-name", name, *extra]
-    front = BrokerProc(Proc(args).start(), port, None)
-    try:
-        wait_until(front.health, f"the front on port {port}", 20, front.proc)
-    except BaseException:
-        front.proc.stop()
-        raise
-    return front
+    return start_broker(
+        port, extra=("--cluster", NATS_URL, "--cluster-name", name, *extra)
+    )
 
 
 @contextlib.contextmanager

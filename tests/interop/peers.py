@@ -11,7 +11,7 @@ from PyPI and cached under ``${DASF_GEO_PEER_CACHE:-~/.cache/dasf_geo/peers}``:
 * :class:`PeerProcess` runs a peer (a backend, a broker) as a subprocess,
   keeps its output in a file (a pipe could fill up and block the peer) and
   stops and reaps it, so failures can quote what the peer said.
-* :class:`Endpoint` describes a broker in either URL layout of PROTOCOL.md
+* :class:`Endpoint` describes a broker in either URL layout (docs/configuration.md)
   (Pulsar ``/ws/v2/...`` or the plain ``{websocket_url}/{topic}``) and
   builds the command line options and config objects the peers need.
 * :func:`wait_for_backend` sends DASF ``ping`` messages to a topic until a
@@ -36,10 +36,8 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -48,6 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from dasf_geo.testing.config import FakeMessagingConfig
+from dasf_geo.testing.processes import Process, free_port, tail
 
 HERE = Path(__file__).resolve().parent
 PEERS_DIR = HERE / "peers"
@@ -59,7 +60,7 @@ OUR_PYTHON = Path(sys.executable)
 #: changes the cache directory's hash, so a new venv is built.
 PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     # demessaging's xarray validators break with xarray >= 2026.4 (see
-    # PROTOCOL.md); scipy reads and writes the NetCDF3 that encode_xarray
+    # docs/protocol.md); scipy reads and writes the NetCDF3 that encode_xarray
     # produces, netCDF4 is the engine xarray falls back to.
     "demessaging": (
         "demessaging[backend]==0.6.4",
@@ -88,8 +89,6 @@ PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
 COMPLETE_MARKER = ".dasf_geo_peer_complete"
 #: Seconds a cold ``pip install`` may take before the build is abandoned.
 PIP_TIMEOUT = float(os.environ.get("DASF_GEO_PEER_PIP_TIMEOUT", "1200"))
-#: Characters of a peer's output quoted in error messages.
-TAIL_CHARS = 4000
 
 
 class PeerError(RuntimeError):
@@ -97,13 +96,6 @@ class PeerError(RuntimeError):
 
     The message names the peer and quotes the tail of its output.
     """
-
-
-def tail(text: str, chars: int = TAIL_CHARS) -> str:
-    """The last ``chars`` characters of ``text`` (marked if cut)."""
-    if len(text) <= chars:
-        return text
-    return "[…]" + text[-chars:]
 
 
 # --------------------------------------------------------------------------
@@ -302,8 +294,13 @@ def peer_python(
 # peer processes
 
 
-class PeerProcess:
+class PeerProcess(Process):
     """A peer running as a subprocess, with its output kept in a file.
+
+    The shared :class:`dasf_geo.testing.processes.Process`, started in a
+    session of its own (so that :meth:`stop` takes its whole process group)
+    and spelled as the harness always did (``alive``, ``proc``,
+    :meth:`check_alive`).
 
     Args:
         cmd: the command line.
@@ -322,45 +319,22 @@ class PeerProcess:
         cwd: Path | str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.name = name
-        self.cmd = [str(c) for c in cmd]
-        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
-            prefix=f"peer-{name}-", suffix=".log", delete=False
-        )
-        full_env = dict(os.environ)
-        full_env["PYTHONUNBUFFERED"] = "1"
-        full_env.update(env or {})
-        self.proc = subprocess.Popen(
-            self.cmd,
-            cwd=str(cwd) if cwd else None,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        super().__init__(cmd, name=name, cwd=cwd, env=env, new_session=True)
 
     @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.proc.pid
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The running :class:`subprocess.Popen`."""
+        assert self.popen is not None
+        return self.popen
 
     @property
     def alive(self) -> bool:
         """Whether the process is still running."""
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        """Everything the peer wrote to stdout and stderr so far."""
-        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
+        return self.running
 
     def describe(self) -> str:
         """The peer's name, state and output tail, for error messages."""
-        state = "running" if self.alive else f"exited with {self.proc.returncode}"
-        return (
-            f"peer {self.name} ({state}; command: {' '.join(self.cmd)})\n"
-            f"--- output ---\n{tail(self.output())}"
-        )
+        return "peer " + super().describe()
 
     def check_alive(self) -> None:
         """Raise if the peer has exited.
@@ -371,38 +345,16 @@ class PeerProcess:
         if not self.alive:
             raise PeerError(f"{self.describe()}\nthe peer exited unexpectedly")
 
-    def stop(self, grace: float = 5.0) -> int | None:
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 5.0) -> int | None:
         """Terminate the peer (SIGTERM, then SIGKILL after ``grace`` s) and reap it.
 
         Returns:
             The exit code.
         """
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(grace)
-        # Children left in the group (none expected) go too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self._log.close()
-        return self.proc.returncode
-
-    def cleanup(self) -> None:
-        """Remove the output file (after :meth:`stop`)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._log.name)
+        return super().stop(sig, grace)
 
     def __enter__(self) -> PeerProcess:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self.cleanup()
 
 
 def run_peer(
@@ -450,29 +402,6 @@ def run_peer(
 
 
 @dataclass
-class TopicConfig:
-    """A messaging config as dasf_geo's transport reads it.
-
-    Attributes:
-        endpoint: the broker.
-        topic: the backend's topic.
-        header: handshake headers.
-        max_payload_size: fragment size for requests.
-        producer_connection_timeout: seconds to connect.
-    """
-
-    endpoint: Endpoint
-    topic: str
-    header: dict[str, str] = field(default_factory=dict)
-    max_payload_size: int = 512_000
-    producer_connection_timeout: float = 10.0
-
-    def get_topic_url(self, topic: str, subscription: str | None = None) -> str:
-        """The producer (or, with ``subscription``, consumer) URL of ``topic``."""
-        return self.endpoint.topic_url(topic, subscription)
-
-
-@dataclass
 class Endpoint:
     """A broker as the peers see it.
 
@@ -511,12 +440,7 @@ class Endpoint:
 
     def topic_url(self, topic: str, subscription: str | None = None) -> str:
         """The producer URL of ``topic`` or, with ``subscription``, the consumer URL."""
-        sub = f"/{subscription}" if subscription else ""
-        if self.layout == "plain":
-            return f"{self.base}/{topic}{sub}"
-        kind = "consumer" if subscription else "producer"
-        persistence = "persistent" if self.persistent else "non-persistent"
-        return f"{self.base}/ws/v2/{kind}/{persistence}/public/default/{topic}{sub}"
+        return self.config(topic).get_topic_url(topic, subscription)
 
     def backend_args(self, topic: str) -> list[str]:
         """Command line options pointing a DASF module (ours or demessaging) here."""
@@ -531,9 +455,17 @@ class Endpoint:
             args += ["--header", json.dumps(self.header)]
         return args
 
-    def config(self, topic: str, **kwargs: Any) -> TopicConfig:
+    def config(self, topic: str, **kwargs: Any) -> FakeMessagingConfig:
         """A config object for dasf_geo's ``Client``/``AsyncClient``."""
-        return TopicConfig(self, topic, dict(self.header), **kwargs)
+        kwargs.setdefault("producer_connection_timeout", 10.0)
+        return FakeMessagingConfig(
+            self.base,
+            topic,
+            layout=self.layout,
+            header=dict(self.header),
+            persistent=self.persistent,
+            **kwargs,
+        )
 
 
 def _ws_connect(url: str, header: Mapping[str, str], timeout: float) -> Any:
@@ -641,19 +573,15 @@ def wait_for_backend(
 # demessaging peers
 
 
-def start_dm_backend(
-    python: Path,
+def _start_backend(
+    python: Path | str,
     endpoint: Endpoint,
     topic: str,
     timeout: float,
-    module: Path = PEERS_DIR / "dm_backend.py",
-    extra_args: Sequence[str] = (),
+    module: Path,
+    extra_args: Sequence[str],
 ) -> PeerProcess:
-    """Start a demessaging backend module on ``topic`` and wait until it answers.
-
-    Raises:
-        PeerError: it exited or did not answer a ping within ``timeout``.
-    """
+    """Run ``python MODULE <endpoint options> [extra] listen``; wait for a pong."""
     cmd: list[str | os.PathLike[str]] = [
         python,
         module,
@@ -670,6 +598,22 @@ def start_dm_backend(
     return peer
 
 
+def start_dm_backend(
+    python: Path,
+    endpoint: Endpoint,
+    topic: str,
+    timeout: float,
+    module: Path = PEERS_DIR / "dm_backend.py",
+    extra_args: Sequence[str] = (),
+) -> PeerProcess:
+    """Start a demessaging backend module on ``topic`` and wait until it answers.
+
+    Raises:
+        PeerError: it exited or did not answer a ping within ``timeout``.
+    """
+    return _start_backend(python, endpoint, topic, timeout, module, extra_args)
+
+
 def start_geo_backend(
     endpoint: Endpoint,
     topic: str,
@@ -682,20 +626,7 @@ def start_geo_backend(
     Raises:
         PeerError: it exited or did not answer a ping within ``timeout``.
     """
-    cmd: list[str | os.PathLike[str]] = [
-        OUR_PYTHON,
-        module,
-        *endpoint.backend_args(topic),
-        *extra_args,
-        "listen",
-    ]
-    peer = PeerProcess(cmd, name=f"{module.stem}@{topic}", cwd=module.parent)
-    try:
-        wait_for_backend(endpoint, topic, timeout, process=peer)
-    except BaseException:
-        peer.stop()
-        raise
-    return peer
+    return _start_backend(OUR_PYTHON, endpoint, topic, timeout, module, extra_args)
 
 
 def generate_dm_stub(
@@ -771,12 +702,6 @@ def _http_ok(url: str, timeout: float) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class DjangoSite:
@@ -904,7 +829,7 @@ class DjangoSite:
             PeerError: daphne exited or did not answer within ``timeout``.
         """
         for _attempt in range(3):
-            port = _free_port()
+            port = free_port()
             daphne = self.python.parent / "daphne"
             proc = PeerProcess(
                 [

@@ -12,7 +12,7 @@ import contextlib
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,36 +20,17 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from dasf_geo.broker import EmbeddedBroker
 from dasf_geo.protocol.progress import ProgressReport
+from dasf_geo.testing.config import FakeMessagingConfig
 from dasf_geo.transport.backend import Listener
 from tests.conftest import timeout
 
 
 @dataclass
-class Config:
+class Config(FakeMessagingConfig):
     """A messaging config with what the transport reads (Pulsar URL layout)."""
 
-    base: str
-    topic: str
-    header: dict[str, str] = field(default_factory=dict)
-    max_workers: int = 2
-    queue_size: int | None = None
-    max_payload_size: int = 512_000
-    max_request_size: int = 1 << 30
-    producer_keep_alive: float = 120.0
+    max_workers: int | None = 2
     producer_connection_timeout: float = 5.0
-    subscription_name: str | None = None
-    subscription_type: str | None = None
-    persistent: bool = False
-    fragment_timeout: float = 60.0
-    spool_threshold: int = 32 * 1024 * 1024
-    max_incomplete_requests: int | None = None
-    max_incomplete_bytes: int | None = None
-
-    def get_topic_url(self, topic: str, subscription: str | None = None) -> str:
-        kind = "consumer" if subscription else "producer"
-        persistence = "persistent" if self.persistent else "non-persistent"
-        url = f"{self.base}/ws/v2/{kind}/{persistence}/public/default/{topic}"
-        return url + (f"/{subscription}" if subscription else "")
 
 
 _REQUEST = TypeAdapter(dict)
