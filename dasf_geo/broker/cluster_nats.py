@@ -67,6 +67,12 @@ _PULL_EXPIRES = 20.0
 _NAK_DELAY = 0.05
 #: most messages asked for in one pull request
 _MAX_BATCH = 256
+#: bytes nats-py reads from its socket at once, and buffers before it stops
+#: reading: its default (32 KiB, so reading paused at 64 KiB) made a front
+#: pause and resume its socket a dozen times per half-megabyte fragment
+READ_BUFFER_SIZE = 1024 * 1024
+#: topics whose NATS subject a binding remembers
+_SUBJECT_CACHE = 4096
 
 
 def _import_nats() -> Any:
@@ -78,6 +84,20 @@ def _import_nats() -> Any:
             "'dasf_geo[cluster]'"
         ) from None
     return nats
+
+
+def _raise_read_buffer() -> None:
+    """Make nats-py read :data:`READ_BUFFER_SIZE` bytes at a time.
+
+    nats-py takes its socket read size and its stream reader's limit from
+    the module constant ``nats.aio.client.DEFAULT_BUFFER_SIZE`` (read at
+    each connect and each read); it has no connect option for them. Only
+    ever raised, never lowered.
+    """
+    import nats.aio.client as client
+
+    if getattr(client, "DEFAULT_BUFFER_SIZE", READ_BUFFER_SIZE) < READ_BUFFER_SIZE:
+        client.DEFAULT_BUFFER_SIZE = READ_BUFFER_SIZE
 
 
 @dataclass(eq=False)
@@ -161,6 +181,7 @@ class NatsBinding(LeaseMixin):
         self._ack_seq = 0
         self._durables: set[str] = set()
         self._background: set[asyncio.Future[Any]] = set()
+        self._subjects: dict[TopicName, str] = {}
         self.connected = False
         self._stopping = False
         self.keys: KeyRouter | None = None
@@ -197,6 +218,7 @@ class NatsBinding(LeaseMixin):
                 feed.pending = 0  # pull requests died with the connection
                 self.refill(feed)
 
+        _raise_read_buffer()
         try:
             self.nc = await asyncio.wait_for(
                 nats.connect(
@@ -332,10 +354,7 @@ class NatsBinding(LeaseMixin):
                 "in the NATS configuration"
             )
         nats = _import_nats()
-        try:
-            subject = self.names.subject(topic)
-        except ProtocolError as exc:
-            raise BrokerError(str(exc)) from None
+        subject = self._subject(topic)
         if not topic.persistent:
             try:
                 await self.nc.publish(subject, body)
@@ -376,6 +395,24 @@ class NatsBinding(LeaseMixin):
                 f"JetStream at {self.url} did not store the message: "
                 f"{text or answer.data[:200]!r}"
             )
+
+    def _subject(self, topic: TopicName) -> str:
+        """The NATS subject of ``topic``, remembered (escaping each time cost
+        a front a tenth of its time on a large fragmented payload).
+
+        Raises:
+            BrokerError: the topic maps to no subject NATS takes.
+        """
+        subject = self._subjects.get(topic)
+        if subject is None:
+            try:
+                subject = self.names.subject(topic)
+            except ProtocolError as exc:
+                raise BrokerError(str(exc)) from None
+            if len(self._subjects) >= _SUBJECT_CACHE:
+                self._subjects.clear()
+            self._subjects[topic] = subject
+        return subject
 
     async def _on_publish_ack(self, msg: Any) -> None:
         fut = self._acks.get(msg.subject)
