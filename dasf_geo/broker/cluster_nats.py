@@ -86,6 +86,12 @@ def _import_nats() -> Any:
     return nats
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark the outcome of ``task`` as seen (nobody may await it any more)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _raise_read_buffer() -> None:
     """Make nats-py read :data:`READ_BUFFER_SIZE` bytes at a time.
 
@@ -345,6 +351,24 @@ class NatsBinding(LeaseMixin):
             BrokerError: too large for NATS, not stored, no answer within
                 :data:`PUBLISH_TIMEOUT`, or no connection; says which.
         """
+        await (await self.submit(topic, message))
+
+    async def submit(
+        self, topic: TopicName, message: WireMessage
+    ) -> asyncio.Future[None]:
+        """Send ``message`` to NATS; return a future of its confirmation.
+
+        The message is on the connection when this returns, in the order of
+        the calls; the future is done at once for a non-persistent topic
+        and when JetStream stored the message for a persistent one, so that
+        a producer's messages are stored one behind the other without a
+        round trip to JetStream between two of them.
+
+        Raises:
+            BrokerError: too large for NATS or no connection (from this
+                call); not stored or no answer within :data:`PUBLISH_TIMEOUT`
+                (from the future).
+        """
         body = encode_message(message)
         if len(body) > self.max_payload:
             raise BrokerError(
@@ -355,6 +379,7 @@ class NatsBinding(LeaseMixin):
             )
         nats = _import_nats()
         subject = self._subject(topic)
+        loop = asyncio.get_running_loop()
         if not topic.persistent:
             try:
                 await self.nc.publish(subject, body)
@@ -362,21 +387,40 @@ class NatsBinding(LeaseMixin):
                 raise BrokerError(
                     f"NATS at {self.url} refused the message: {exc}"
                 ) from exc
-            return
+            done: asyncio.Future[None] = loop.create_future()
+            done.set_result(None)
+            return done
         self._ack_seq += 1
         reply = f"{self._ack_prefix}.{self._ack_seq}"
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = loop.create_future()
         self._acks[reply] = fut
         try:
             await self.nc.publish(subject, body, reply=reply)
+        except nats.errors.Error as exc:
+            self._acks.pop(reply, None)
+            raise BrokerError(f"NATS at {self.url} refused the message: {exc}") from exc
+        except BaseException:
+            self._acks.pop(reply, None)
+            raise
+        confirmed = loop.create_task(self._confirm(reply, fut))
+        # a producer gone meanwhile leaves its confirmations unread
+        confirmed.add_done_callback(_retrieve)
+        return confirmed
+
+    async def _confirm(self, reply: str, fut: asyncio.Future[Any]) -> None:
+        """Wait for JetStream's answer to one persistent message.
+
+        Raises:
+            BrokerError: it was not stored, or no answer came within
+                :data:`PUBLISH_TIMEOUT`.
+        """
+        try:
             answer = await asyncio.wait_for(fut, PUBLISH_TIMEOUT)
         except asyncio.TimeoutError:
             raise BrokerError(
                 f"JetStream at {self.url} did not confirm the message within "
                 f"{PUBLISH_TIMEOUT:g} s; it may or may not be stored"
             ) from None
-        except nats.errors.Error as exc:
-            raise BrokerError(f"NATS at {self.url} refused the message: {exc}") from exc
         finally:
             self._acks.pop(reply, None)
         if answer.headers and answer.headers.get("Status") == "503":
