@@ -418,6 +418,7 @@ class ClusterBroker(Broker):
 
 
 def _done(loop: asyncio.AbstractEventLoop, ack: bytes) -> asyncio.Future[bytes]:
+    """A future that already holds ``ack``."""
     fut: asyncio.Future[bytes] = loop.create_future()
     fut.set_result(ack)
     return fut
@@ -431,6 +432,13 @@ async def _ack_when_stored(
         await stored
     except BrokerError as exc:
         return _send_error(SendErrorCode.UNKNOWN, str(exc), context)
+    except Exception as exc:  # a bug must not stall the producer's acks
+        logger.exception("error confirming a message")
+        return _send_error(
+            SendErrorCode.UNKNOWN,
+            f"the broker failed to handle the message: {exc}",
+            context,
+        )
     return _ok(message_id, context)
 
 
@@ -455,7 +463,7 @@ class _ClusterProducer(_Connection):
         self.unconfirmed: asyncio.Queue[tuple[int, asyncio.Future[bytes]]] = (
             asyncio.Queue(_MAX_UNCONFIRMED)
         )
-        #: acks sent to NATS and not yet sent to the producer
+        #: messages sent to NATS whose acks the producer has not had yet
         self.confirming = 0
         assert self.broker._loop is not None
         self.worker = self.broker._loop.create_task(self._run())
@@ -513,7 +521,14 @@ class _ClusterProducer(_Connection):
     async def _ack(self) -> None:
         while True:
             size, ack = await self.unconfirmed.get()
-            frame = await ack
+            try:
+                frame = await ack
+            except asyncio.CancelledError:
+                if not ack.cancelled():
+                    raise  # this connection is going away
+                frame = _send_error(
+                    SendErrorCode.UNKNOWN, "the broker front is stopping", None
+                )
             self.confirming -= 1
             self._acked(size, frame)
 
