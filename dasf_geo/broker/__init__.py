@@ -3,7 +3,9 @@
 - :class:`EmbeddedBroker` runs the broker in a background thread (tests,
   synchronous code, ``dasf-geo serve``);
 - :class:`Broker` runs it inside a running asyncio loop;
-- :class:`BrokerCore` is the sans-I/O routing, ack and delivery logic;
+- :class:`BrokerCore` is the sans-I/O routing, ack and delivery logic, over
+  the data model of :mod:`~dasf_geo.broker.model` (:class:`Message`,
+  :class:`Topic`, …) and the frame codec of :mod:`~dasf_geo.broker.frames`;
 - :class:`MessageStore` keeps persistent topics in SQLite;
 - :class:`AuthConfig` maps tokens to the topics they may use.
 
@@ -11,13 +13,14 @@ See docs/broker.md for usage, URL layouts, the delivery guarantee and limits.
 """
 
 from dasf_geo.broker.auth import AuthConfig, Grant, token_from_request
-from dasf_geo.broker.core import (
+from dasf_geo.broker.core import BrokerCore
+from dasf_geo.broker.embedded import EmbeddedBroker
+from dasf_geo.broker.model import (
     DEFAULT_MAX_INFLIGHT_BYTES,
     DEFAULT_MAX_TOPIC_BYTES,
     DEFAULT_MAX_TOTAL_BYTES,
     DEFAULT_RECEIVER_QUEUE_SIZE,
     SUBSCRIPTION_TYPES,
-    BrokerCore,
     Consumer,
     Message,
     SendErrorCode,
@@ -30,7 +33,6 @@ from dasf_geo.broker.server import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_PORT,
     Broker,
-    EmbeddedBroker,
     is_loopback,
 )
 from dasf_geo.broker.store import MessageStore

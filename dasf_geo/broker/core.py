@@ -8,6 +8,16 @@ deliveries into each consumer's :attr:`Consumer.outbox`, calling the
 consumer's ``notify`` callback when the outbox was empty. The server renders
 and sends them with :meth:`BrokerCore.next_frame`.
 
+The core is built from pure parts: the data model (:mod:`.model`: topics,
+subscriptions, consumers, messages), the frame codec (:mod:`.frames`), the
+delivery policy (:mod:`.dispatch`) and the status reports (:mod:`.status`).
+The names that lived here before those modules existed stay importable
+from here. This module stays above 600 lines because :class:`BrokerCore`
+is one state machine: publishing, acks, unsubscribing and :meth:`tick`
+each update the same accounting (unacked bytes per consumer, client, topic
+and broker; the store), and the invariants the property tests check are
+easiest to keep where all of it can be read at once.
+
 Delivery model (Pulsar's, PROTOCOL.md "Consumer side"):
 
 - a message published to a topic goes to every subscription of the topic;
@@ -55,573 +65,51 @@ Memory is bounded, and one client cannot stall the others:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
-import os
-import re
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
-from pybase64 import b64decode as _b64decode  # as dasf_geo.protocol.messages
-
+from dasf_geo.broker import status
+from dasf_geo.broker.dispatch import dispatch, forget_key, release_keys
+from dasf_geo.broker.frames import (
+    _DELIVERY,
+    _ok,
+    _send_error,
+    read_consumer_frame,
+    read_producer_frame,
+)
+from dasf_geo.broker.frames import _dump as _dump
+from dasf_geo.broker.model import (
+    CEILING_FACTOR,
+    DEFAULT_MAX_CLIENT_BYTES,
+    DEFAULT_MAX_INFLIGHT_BYTES,
+    DEFAULT_MAX_TOPIC_BYTES,
+    DEFAULT_MAX_TOTAL_BYTES,
+    DEFAULT_RECEIVER_QUEUE_SIZE,
+    DEFAULT_STALL_TIMEOUT,
+    FAIR_SHARE_DIVISOR,
+    MAX_RECEIVER_QUEUE_SIZE,
+    SUBSCRIPTION_TYPES,
+    Consumer,
+    Message,
+    Quota,
+    SendErrorCode,
+    SubscribeError,
+    Subscription,
+    Topic,
+    _Entry,
+    _now_iso,
+    _Tokens,
+)
+from dasf_geo.broker.model import KEY_AFFINITY as KEY_AFFINITY
 from dasf_geo.broker.names import TopicName
-from dasf_geo.exceptions import BrokerError, ProtocolError
-from dasf_geo.protocol.messages import loads_strict_json, parse_json_object
-from dasf_geo.protocol.messages import split_payload_frame as _split_payload_frame
+from dasf_geo.exceptions import BrokerError
 
 if TYPE_CHECKING:
     from dasf_geo.broker.store import MessageStore
 
-__all__ = [
-    "DEFAULT_MAX_CLIENT_BYTES",
-    "DEFAULT_MAX_INFLIGHT_BYTES",
-    "DEFAULT_MAX_TOPIC_BYTES",
-    "DEFAULT_MAX_TOTAL_BYTES",
-    "DEFAULT_RECEIVER_QUEUE_SIZE",
-    "DEFAULT_STALL_TIMEOUT",
-    "SUBSCRIPTION_TYPES",
-    "BrokerCore",
-    "Consumer",
-    "Message",
-    "Quota",
-    "SendErrorCode",
-    "SubscribeError",
-    "Subscription",
-    "Topic",
-    "read_producer_frame",
-]
-
-#: Pulsar's default ``receiverQueueSize``.
-DEFAULT_RECEIVER_QUEUE_SIZE = 1000
-#: Largest ``receiverQueueSize`` a consumer may ask for.
-MAX_RECEIVER_QUEUE_SIZE = 100_000
-#: Unacked payload bytes one consumer may hold (one message always fits).
-DEFAULT_MAX_INFLIGHT_BYTES = 32 * 1024 * 1024
-#: Unacked payload bytes one topic may hold before its producers are paused.
-DEFAULT_MAX_TOPIC_BYTES = 32 * 1024 * 1024
-#: Unacked payload bytes the whole broker may hold before producers pause.
-DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
-#: Unacked payload bytes the consumers of one client (token) may hold.
-DEFAULT_MAX_CLIENT_BYTES = 128 * 1024 * 1024
-#: Seconds a consumer may hold ``max_inflight_bytes`` without acking anything.
-DEFAULT_STALL_TIMEOUT = 60.0
-#: While the broker is full, topics holding this share of ``max_total_bytes``
-#: (1/32) wait; smaller ones go on up to the ceiling below.
-FAIR_SHARE_DIVISOR = 32
-#: The broker-wide ceiling, as a multiple of ``max_total_bytes``, where
-#: every producer waits.
-CEILING_FACTOR = 1.25
-
-#: Most backlog entries one dispatch looks at past messages that must wait.
-_MAX_SCAN = 10_000
-#: Seconds a key stays with its consumer after its last message was acked
-#: (the fragments of one payload share a key and must reach one consumer,
-#: also when it acks each fragment on arrival).
-KEY_AFFINITY = 60.0
-
-#: The subscription types the broker implements (Pulsar spelling).
-SUBSCRIPTION_TYPES = ("Exclusive", "Shared", "Failover")
-
-
-class SendErrorCode:
-    """Pulsar WebSocket error codes used in ``"send-error:<code>"`` results."""
-
-    #: the frame is not a JSON object of the expected shape
-    JSON = 3
-    #: the client may not do this
-    NOT_AUTHORIZED = 6
-    #: the payload is missing or not base64
-    PAYLOAD_ENCODING = 7
-    #: anything else (e.g. the store failed)
-    UNKNOWN = 8
-
-
-class SubscribeError(BrokerError):
-    """A consumer cannot join a subscription.
-
-    Attributes:
-        status: the HTTP status the server refuses the handshake with.
-        reason: the text sent to the client.
-    """
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# (millisecond, its text) and (second, "YYYY-MM-DDTHH:MM:SS"); replaced as
-# whole tuples, so that brokers in several threads never mix two entries
-_now_cache: tuple[int, str] = (-1, "")
-_second_cache: tuple[int, str] = (-1, "")
-
-
-def _now_iso() -> str:
-    """The current UTC time as ISO 8601 with milliseconds.
-
-    ``2026-11-23T21:34:15.123+00:00``, as
-    ``datetime.now(timezone.utc).isoformat(timespec="milliseconds")`` gives,
-    but formatted once per millisecond (the text per second): a busy broker
-    stamps many messages within one millisecond.
-    """
-    global _now_cache, _second_cache
-    millis = time.time_ns() // 1_000_000
-    cached = _now_cache
-    if cached[0] == millis:
-        return cached[1]
-    second, milli = divmod(millis, 1000)
-    day = _second_cache
-    if day[0] != second:
-        stamp = (_EPOCH + timedelta(seconds=second)).isoformat()[:19]
-        day = _second_cache = (second, stamp)
-    text = f"{day[1]}.{milli:03d}+00:00"
-    _now_cache = (millis, text)
-    return text
-
-
-class _Tokens:
-    """Message ids: 96 random bits each, as ``secrets.token_urlsafe(12)``.
-
-    Reads the system's random source once per 1024 ids instead of once per
-    id: 12 random bytes are exactly 16 URL-safe base64 characters, so each
-    16-character slice of a block's encoding is one id.
-    """
-
-    __slots__ = ("_block", "_pos")
-
-    _BLOCK_IDS = 1024
-
-    def __init__(self) -> None:
-        self._block = ""
-        self._pos = 0
-
-    def next(self) -> str:
-        """A new id of 16 URL-safe characters."""
-        pos = self._pos
-        if pos >= len(self._block):
-            raw = os.urandom(12 * self._BLOCK_IDS)
-            self._block = base64.urlsafe_b64encode(raw).decode("ascii")
-            pos = 0
-        self._pos = pos + 16
-        return self._block[pos : pos + 16]
-
-
-@dataclass(eq=False, slots=True)
-class Message:
-    """A published message, shared by the subscriptions that hold it.
-
-    Attributes:
-        seq: the topic's sequence number (order of publication).
-        message_id: the id returned to the producer.
-        payload: the base64 payload (ASCII bytes), never decoded.
-        properties: the properties as JSON object text.
-        publish_time: ISO 8601 UTC time of publication.
-        context: the producer's ``context`` as JSON text, if it sent one.
-        key: the producer's ``key`` as JSON text, if it sent one.
-        refs: how many subscriptions still hold it.
-        size: bytes it occupies in memory (payload and properties).
-    """
-
-    seq: int
-    message_id: str
-    payload: bytes
-    properties: bytes
-    publish_time: str
-    context: bytes | None = None
-    key: bytes | None = None
-    refs: int = 0
-    #: bytes the message occupies in memory (payload and properties)
-    size: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.size = len(self.payload) + len(self.properties)
-
-
-@dataclass(eq=False, slots=True)
-class _Entry:
-    """One subscription's claim on a message."""
-
-    message: Message
-    redelivery_count: int = 0
-
-
-@dataclass(eq=False, slots=True)
-class Quota:
-    """Unacked bytes held by the consumers of one client (e.g. one token).
-
-    Attributes:
-        key: the client's name (never a token).
-        max_bytes: most unacked bytes its consumers hold together (each
-            consumer may always hold one message).
-        inflight_bytes: what they hold now.
-        consumers: the consumers that use it.
-    """
-
-    key: str
-    max_bytes: int
-    inflight_bytes: int = 0
-    consumers: list[Consumer] = field(default_factory=list)
-
-    @property
-    def full(self) -> bool:
-        """True while its consumers get nothing more (beyond one message)."""
-        return self.inflight_bytes >= self.max_bytes
-
-
-@dataclass(eq=False, slots=True)
-class Consumer:
-    """A connected consumer of a subscription.
-
-    Attributes:
-        id: a number unique within the broker's run.
-        subscription: the subscription it consumes.
-        receiver_queue_size: most unacked messages it may hold.
-        pull_mode: True if it must grant permits before getting messages.
-        permits: messages it still allows (pull mode).
-        outbox: deliveries waiting to be sent, in order.
-        notify: called (without arguments) when the outbox becomes non-empty.
-        name: a label for ``/topics`` (e.g. the peer address).
-        ack_timeout: seconds after which an unacked delivery goes back to
-            the subscription (Pulsar's ``ackTimeoutMillis``); None for never.
-    """
-
-    id: int
-    subscription: Subscription
-    receiver_queue_size: int = DEFAULT_RECEIVER_QUEUE_SIZE
-    pull_mode: bool = False
-    permits: int = 0
-    outbox: deque[tuple[str, _Entry]] = field(default_factory=deque)
-    notify: Callable[[], None] | None = None
-    name: str = ""
-    closed: bool = False
-    inflight: dict[str, _Entry] = field(default_factory=dict)
-    inflight_bytes: int = 0
-    #: seconds after which an unacked delivery is redelivered (None: never)
-    ack_timeout: float | None = None
-    deadlines: deque[tuple[float, str]] = field(default_factory=deque)
-    #: the client's shared limit, if it belongs to one
-    quota: Quota | None = None
-    #: called with a reason when the core unsubscribed it (a stall)
-    disconnect: Callable[[str], None] | None = None
-    #: clock time since when it holds its byte limit without acking
-    stalled_since: float | None = None
-
-    def _has_room(self, max_bytes: int, continues_key: bool = False) -> bool:
-        # more messages of a key this consumer already holds unacked (the
-        # rest of a fragmented payload) are bounded by bytes, not by count:
-        # a consumer that acks a payload's fragments only after using the
-        # whole payload would otherwise wait forever for the rest of it
-        if self.closed or (
-            not continues_key and len(self.inflight) >= self.receiver_queue_size
-        ):
-            return False
-        if self.inflight:
-            if self.inflight_bytes >= max_bytes:
-                return False
-            quota = self.quota
-            if quota is not None and quota.inflight_bytes >= quota.max_bytes:
-                return False
-        return not self.pull_mode or self.permits > 0
-
-    def _held(self, size: int) -> None:
-        """Account for ``size`` more (or, negative, fewer) unacked bytes."""
-        self.inflight_bytes += size
-        quota = self.quota
-        if quota is not None:
-            quota.inflight_bytes += size
-
-
-@dataclass(eq=False, slots=True)
-class Subscription:
-    """A named subscription of a topic.
-
-    Attributes:
-        name: the subscription name.
-        topic: its topic.
-        type: ``Exclusive``, ``Shared`` or ``Failover``.
-        durable: True on persistent topics (it outlives its consumers).
-        consumers: connected consumers, oldest first.
-        backlog: messages not yet delivered, in order.
-    """
-
-    name: str
-    topic: Topic
-    type: str
-    durable: bool
-    consumers: list[Consumer] = field(default_factory=list)
-    backlog: deque[_Entry] = field(default_factory=deque)
-    key_owners: dict[bytes, tuple[Consumer, int]] = field(default_factory=dict)
-    #: clock time when a key's last unacked message was acked; its owner
-    #: keeps the key for :data:`KEY_AFFINITY` seconds after that
-    key_released: dict[bytes, float] = field(default_factory=dict)
-    #: clock time when the last consumer left (None while it has consumers)
-    idle_since: float | None = None
-    _next: int = 0
-
-    @property
-    def unacked(self) -> int:
-        """Messages delivered to a consumer and not yet acked."""
-        return sum(len(c.inflight) for c in self.consumers)
-
-
-@dataclass(eq=False, slots=True)
-class Topic:
-    """A topic and what the broker knows about it.
-
-    Attributes:
-        name: the fully qualified name.
-        subscriptions: by name.
-        producers: connected producers.
-        held_bytes: unacked payload bytes held for its subscriptions.
-        published: messages accepted since the broker started.
-        last_pong: time of the last DASF pong posted to ``/ws/status-ping``.
-        api_info: the last ``api_info`` posted to ``/ws/status-ping``.
-    """
-
-    name: TopicName
-    subscriptions: dict[str, Subscription] = field(default_factory=dict)
-    producers: int = 0
-    held_bytes: int = 0
-    published: int = 0
-    next_seq: int = 1
-    last_pong: str | None = None
-    api_info: Any = None
-
-
-def _send_error(code: int, message: str, context: bytes | None) -> bytes:
-    parts = [
-        b'{"result":"send-error:',
-        str(code).encode(),
-        b'","errorMsg":',
-        json.dumps(message).encode("utf-8"),
-    ]
-    if context is not None:
-        parts += [b',"context":', context]
-    parts.append(b"}")
-    return b"".join(parts)
-
-
-def _ok(message_id: str, context: bytes | None) -> bytes:
-    return b'{"result":"ok","messageId":"%s"%s}' % (
-        message_id.encode("ascii"),
-        b"" if context is None else b',"context":' + context,
-    )
-
-
-# a delivery: id, payload, properties, publishTime, redeliveryCount, then
-# ',"context":…' and ',"key":…' or nothing; bytes formatting copies the
-# payload once, faster than joining a list of parts
-_DELIVERY = (
-    b'{"messageId":"%s","payload":"%s","properties":%s,"publishTime":"%s",'
-    b'"redeliveryCount":%d%s%s}'
-)
-
-
-def _compact_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, separators=(",", ":"))``, made once.
-
-    ``json.dumps`` with arguments builds a new encoder on every call; the
-    values dumped here come from ``json.loads`` (no cycles, only JSON
-    types), so one C encoder without cycle markers gives the same text.
-    """
-    encoder = json.JSONEncoder(separators=(",", ":"))
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython always has the C encoder
-        return encoder.encode
-    c_encode = make(
-        None,
-        encoder.default,
-        encode_basestring_ascii,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        True,
-    )
-
-    def encode(value: Any) -> str:
-        return "".join(c_encode(value, 0))
-
-    return encode
-
-
-_encode = _compact_encoder()
-
-
-def _dump(value: Any) -> bytes:
-    """Compact JSON text of ``value`` (a value read by ``json.loads``)."""
-    kind = type(value)
-    if kind is str:
-        return encode_basestring_ascii(value).encode("ascii")
-    if kind is int:
-        return int.__repr__(value).encode("ascii")
-    return _encode(value).encode("utf-8")
-
-
-# the plain ack {"messageId": "<id>"} as dasf_geo and the benchmarks send it:
-# read without a JSON parser (ids the broker hands out are URL-safe base64)
-_PLAIN_ACK = re.compile(rb'\{"messageId":"([A-Za-z0-9_\-]+)"\}')
-
-
-def _parse_object(frame: bytes, what: str) -> dict[str, Any]:
-    """A frame as a JSON object: standard JSON only, nested 64 levels at most.
-
-    Raises:
-        ProtocolError: it is not such an object; the text says why.
-    """
-    return parse_json_object(frame, what, strict=True)
-
-
-def _invalid_base64(payload: bytes, context: bytes | None) -> bytes | None:
-    """The ``send-error`` ack for a payload that is not base64, else None."""
-    if payload:
-        try:
-            _b64decode(payload, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            # as dasf_geo.protocol.messages.b64decode words it
-            return _send_error(
-                SendErrorCode.PAYLOAD_ENCODING,
-                f"the payload is not valid base64: {exc}",
-                context,
-            )
-    return None
-
-
-def _read_frame(
-    frame: bytes,
-) -> tuple[bytes, bytes, bytes | None, bytes | None] | bytes:
-    """Read a producer frame of any shape, or say what is wrong with it.
-
-    Returns:
-        ``(payload, properties, context, key)`` as bytes (the JSON text of
-        the last three, context and key None if absent), the payload checked
-        as base64; or the ``send-error`` ack for the producer.
-    """
-    split = _split_payload_frame(frame, strict=True)
-    if split is None:
-        try:
-            obj = _parse_object(frame, "message")
-        except ProtocolError as exc:
-            return _send_error(SendErrorCode.JSON, str(exc), None)
-        raw = obj.get("payload")
-        context = None if "context" not in obj else _dump(obj["context"])
-        if raw is None:
-            return _send_error(
-                SendErrorCode.PAYLOAD_ENCODING,
-                "the message has no 'payload': send the payload as a base64 "
-                "string (empty for no payload)",
-                context,
-            )
-        if not isinstance(raw, str):
-            return _send_error(
-                SendErrorCode.PAYLOAD_ENCODING,
-                f"the 'payload' must be a base64 string, got {type(raw).__name__}",
-                context,
-            )
-        if not raw.isascii():
-            return _send_error(
-                SendErrorCode.PAYLOAD_ENCODING,
-                "the payload is not valid base64: it contains non-ASCII characters",
-                context,
-            )
-        payload = raw.encode("ascii")
-    else:
-        obj, payload = split
-        context = None if "context" not in obj else _dump(obj["context"])
-    invalid = _invalid_base64(payload, context)
-    if invalid is not None:
-        return invalid
-    props = obj.get("properties")
-    if props is None:
-        props = {}
-    if not isinstance(props, dict):
-        return _send_error(
-            SendErrorCode.JSON,
-            f"the 'properties' must be a JSON object, got {type(props).__name__}",
-            context,
-        )
-    key = obj.get("key")
-    if key is not None and not isinstance(key, str):
-        return _send_error(
-            SendErrorCode.JSON,
-            f"the 'key' must be a string, got {type(key).__name__}",
-            context,
-        )
-    return payload, _dump(props), context, None if key is None else _dump(key)
-
-
-# a JSON string without escapes (what json.dumps writes for printable ASCII
-# text) and an integer as json.dumps writes it
-_J_STR = rb'"[^"\\\x00-\x1f\x80-\xff]*"'
-_J_VALUE = rb"(?:" + _J_STR + rb"|-?[1-9][0-9]*|0)"
-_J_PAIR = _J_STR + rb":" + _J_VALUE
-# the rest of a producer frame after its payload, as dasf_geo and most
-# clients write it: compact properties of strings and integers, a context
-_PLAIN_TAIL = re.compile(
-    rb'","properties":(\{(?:' + _J_PAIR + rb"(?:," + _J_PAIR + rb")*)?\})"
-    rb'(?:,"context":(' + _J_VALUE + rb"))?\}"
-)
-# name and value after name and value, from the start of the properties
-# (a search for strings followed by ':' alone could start at the closing
-# quote of a value)
-_PAIRS = re.compile(rb"(" + _J_STR + rb"):" + _J_VALUE)
-
-
-def read_producer_frame(
-    frame: bytes,
-) -> tuple[bytes, bytes, bytes | None, bytes | None] | bytes:
-    """``(payload, properties, context, key)`` of a producer frame (raw JSON
-    bytes of each, as messages keep them), or the
-    ``send-error`` ack frame that refuses it.
-
-    The frame must be a JSON object with a base64 ``payload`` string and
-    optional ``properties`` (object), ``context`` and ``key``. The common
-    plain frame is read without the JSON parser; anything else goes through
-    the checked parser.
-    """
-    plain = _read_plain_frame(frame)
-    if plain is None:
-        return _read_frame(frame)
-    invalid = _invalid_base64(plain[0], plain[2])
-    return plain if invalid is None else invalid
-
-
-def _read_plain_frame(
-    frame: bytes,
-) -> tuple[bytes, bytes, bytes | None, bytes | None] | None:
-    """Read ``{"payload":"…","properties":{…},"context":…}`` without JSON.
-
-    Only for the compact shape whose properties are strings without escapes
-    and integers (no repeated names) and whose context is one such value:
-    that text is exactly what ``json.dumps`` writes back for what
-    ``json.loads`` reads from it, so the result is the one :func:`_read_frame`
-    gives (the payload is not checked here). Returns None for anything else.
-    """
-    if not frame.startswith(b'{"payload":"'):
-        return None
-    end = frame.find(b'"', 12)
-    if end < 0:
-        return None
-    payload = frame[12:end]
-    if b"\\" in payload or not payload.isascii():
-        return None
-    match = _PLAIN_TAIL.fullmatch(frame, end)
-    if match is None:
-        return None
-    properties, context = match.groups()
-    names = _PAIRS.findall(properties)
-    if len(names) != len(set(names)):
-        return None  # json.loads keeps the last of repeated names
-    return payload, properties, context, None
+__all__ = ["BrokerCore"]
 
 
 class BrokerCore:
@@ -934,7 +422,7 @@ class BrokerCore:
             sub.key_released.pop(key, None)
         quota = consumer.quota
         was_full = quota is not None and quota.full
-        consumer._held(-consumer.inflight_bytes)
+        consumer.add_held(-consumer.inflight_bytes)
         if quota is not None:
             with contextlib.suppress(ValueError):
                 quota.consumers.remove(consumer)
@@ -984,99 +472,10 @@ class BrokerCore:
         return True
 
     def _dispatch(self, sub: Subscription) -> None:
-        if not sub.backlog or not sub.consumers:
-            return
-        if sub.type == "Shared":
-            self._dispatch_shared(sub)
-            return
-        # Exclusive and Failover: everything goes to the oldest consumer
-        consumer = sub.consumers[0]
-        limit = self.max_inflight_bytes
-        while sub.backlog:
-            key = sub.backlog[0].message.key
-            continues = key is not None and key in sub.key_owners
-            if not consumer._has_room(limit, continues):
-                break
-            self._deliver(sub, consumer, sub.backlog.popleft())
-
-    def _dispatch_shared(self, sub: Subscription) -> None:
-        """Round-robin over consumers with room; keyed messages stick.
-
-        A message with a ``key`` goes to the consumer that holds unacked
-        messages of the same key, if any (as Pulsar's Key_Shared does), so
-        the fragments of one payload, which share a key, reach one consumer.
-        Such a message waits for that consumer's room while later messages
-        may pass it.
-        """
-        consumers = sub.consumers
-        count = len(consumers)
-        limit = self.max_inflight_bytes
-        for c in consumers:
-            if c._has_room(limit, continues_key=True):
-                break
-        else:
-            return  # nobody can take anything: skip the scan
-        waiting: list[_Entry] = []
-        scanned = 0
-        while sub.backlog and scanned < _MAX_SCAN:
-            entry = sub.backlog[0]
-            key = entry.message.key
-            owner = None if key is None else sub.key_owners.get(key)
-            if owner is not None:
-                if not owner[0]._has_room(limit, continues_key=True):
-                    waiting.append(sub.backlog.popleft())
-                    scanned += 1
-                    continue
-                consumer = owner[0]
-            else:
-                for i in range(count):
-                    consumer = consumers[(sub._next + i) % count]
-                    if consumer._has_room(limit):
-                        sub._next = (sub._next + i + 1) % count
-                        break
-                else:
-                    if not any(
-                        owner._has_room(limit, continues_key=True)
-                        for owner, _ in sub.key_owners.values()
-                    ):
-                        break
-                    # nobody has room for new keys; owners may still take
-                    # messages of their keys further back
-                    waiting.append(sub.backlog.popleft())
-                    scanned += 1
-                    continue
-            self._deliver(sub, consumer, sub.backlog.popleft())
-        sub.backlog.extendleft(reversed(waiting))
-
-    def _deliver(self, sub: Subscription, consumer: Consumer, entry: _Entry) -> None:
-        token = self._tokens.next()
-        consumer.inflight[token] = entry
-        consumer._held(entry.message.size)
-        key = entry.message.key
-        if key is not None:
-            owner = sub.key_owners.get(key)
-            sub.key_owners[key] = (consumer, 1 if owner is None else owner[1] + 1)
-            sub.key_released.pop(key, None)
-        if consumer.pull_mode:
-            consumer.permits -= 1
-        was_empty = not consumer.outbox
-        consumer.outbox.append((token, entry))
-        if was_empty and consumer.notify is not None:
-            consumer.notify()
+        dispatch(sub, self.max_inflight_bytes, self._tokens.next)
 
     def _forget_key(self, sub: Subscription, entry: _Entry) -> None:
-        key = entry.message.key
-        if key is None:
-            return
-        owner = sub.key_owners.get(key)
-        if owner is not None:
-            if owner[1] <= 1:
-                # keep the key with its consumer for a while: a receiver
-                # that acks fragments as they arrive must still get the rest
-                sub.key_owners[key] = (owner[0], 0)
-                sub.key_released[key] = self.clock()
-            else:
-                sub.key_owners[key] = (owner[0], owner[1] - 1)
+        forget_key(sub, entry, self.clock)
 
     def next_frame(self, consumer: Consumer) -> bytes | None:
         """Take the next delivery of ``consumer`` as a frame to send, if any.
@@ -1116,39 +515,17 @@ class BrokerCore:
             ProtocolError: the frame is not JSON, not an object, has no
                 ``messageId`` string, or has an unknown ``type``.
         """
-        plain = _PLAIN_ACK.fullmatch(frame)
-        if plain is not None:
-            kind: Any = None
-            token: Any = plain.group(1).decode("ascii")
-        else:
-            obj = _parse_object(frame, "consumer frame")
-            kind = obj.get("type")
-            token = obj.get("messageId")
+        kind, token, permits = read_consumer_frame(frame)
         if kind == "permit":
-            permits = obj.get("permitMessages")
-            if type(permits) is not int or permits < 1:
-                raise ProtocolError(
-                    f"'permitMessages' must be a positive integer, got {permits!r:.40}"
-                )
             consumer.permits = min(consumer.permits + permits, MAX_RECEIVER_QUEUE_SIZE)
             self._dispatch(consumer.subscription)
             return True
-        if kind not in (None, "ack", "negativeAcknowledge"):
-            raise ProtocolError(
-                f"unknown frame type {str(kind)[:40]!r}: send {{'messageId': …}} "
-                "to acknowledge, type 'negativeAcknowledge' or 'permit'"
-            )
-        if not isinstance(token, str) or not token:
-            raise ProtocolError(
-                "the consumer frame has no 'messageId' string: acknowledge with "
-                '{"messageId": "<id of the message>"}'
-            )
         entry = consumer.inflight.pop(token, None)
         if entry is None:
             return False
         quota = consumer.quota
         was_full = quota is not None and quota.full
-        consumer._held(-entry.message.size)
+        consumer.add_held(-entry.message.size)
         consumer.stalled_since = None
         sub = consumer.subscription
         self._forget_key(sub, entry)
@@ -1199,7 +576,7 @@ class BrokerCore:
             was_full = quota is not None and quota.full
             for token, entry in expired:
                 del consumer.inflight[token]
-                consumer._held(-entry.message.size)
+                consumer.add_held(-entry.message.size)
                 self._forget_key(sub, entry)
                 entry.redelivery_count += 1
             expired.sort(key=lambda pair: pair[1].message.seq)
@@ -1212,7 +589,7 @@ class BrokerCore:
         for topic in self.topics.values():
             for sub in topic.subscriptions.values():
                 if sub.key_released:
-                    self._release_keys(sub, now)
+                    release_keys(sub, now)
         if self.subscription_expiry is not None:
             for topic in list(self.topics.values()):
                 for sub in list(topic.subscriptions.values()):
@@ -1250,16 +627,6 @@ class BrokerCore:
                     "acking any; they go back to the subscription"
                 )
 
-    @staticmethod
-    def _release_keys(sub: Subscription, now: float) -> None:
-        """Forget keys without unacked messages for :data:`KEY_AFFINITY` s."""
-        stale = [k for k, t in sub.key_released.items() if now - t >= KEY_AFFINITY]
-        for key in stale:
-            del sub.key_released[key]
-            owner = sub.key_owners.get(key)
-            if owner is not None and owner[1] == 0:
-                del sub.key_owners[key]
-
     # --- status-ping (dasf-broker-django) ---------------------------------------
 
     def status_ping(
@@ -1267,45 +634,9 @@ class BrokerCore:
     ) -> bytes:
         """Handle a frame sent to ``/ws/status-ping``; return the ack.
 
-        Backends post ``pong`` and ``api_info`` replies there; the broker
-        records them on the (plain layout) topic named by the
-        ``source_topic`` property, like dasf-broker-django, if that topic is
-        in use (has a subscription or a producer).
+        See :func:`dasf_geo.broker.status.status_ping`.
         """
-        try:
-            obj = _parse_object(frame, "message")
-        except ProtocolError as exc:
-            return _send_error(SendErrorCode.JSON, str(exc), None)
-        context = None if "context" not in obj else _dump(obj["context"])
-        message_id = self._tokens.next()
-        props = obj.get("properties")
-        slug = props.get("source_topic") if isinstance(props, dict) else None
-        if not isinstance(slug, str) or not slug:
-            return _status_ack("No source topic found.", message_id, context)
-        from dasf_geo.broker.names import validate_topic_part
-
-        try:
-            name = TopicName(False, "public", "default", validate_topic_part(slug))
-        except ProtocolError as exc:
-            return _status_ack(str(exc), message_id, context)
-        topic = self.topics.get(name.full)
-        if topic is None or not may_consume(name):
-            # dasf-broker-django answers both cases with this text
-            return _status_ack(
-                "User is not allowed to publish to this topic", message_id, context
-            )
-        assert isinstance(props, dict)
-        mtype = props.get("messageType")
-        if mtype == "pong":
-            topic.last_pong = _now_iso()
-        elif mtype == "response" and "api_info" in props:
-            try:
-                topic.api_info = loads_strict_json(props["api_info"])
-            except (TypeError, ValueError):
-                return _status_ack(
-                    "the api_info property is not JSON text", message_id, context
-                )
-        return _status_ack("ok", message_id, context)
+        return status.status_ping(self.topics, frame, may_consume, self._tokens.next)
 
     # --- persistence ----------------------------------------------------------
 
@@ -1335,63 +666,14 @@ class BrokerCore:
 
     def stats(self) -> dict[str, Any]:
         """What ``GET /topics`` returns: topics, subscriptions, backlogs."""
-        topics = []
-        for topic in sorted(self.topics.values(), key=lambda t: t.name.full):
-            subs = []
-            for sub in sorted(topic.subscriptions.values(), key=lambda s: s.name):
-                unacked = sub.unacked
-                subs.append(
-                    {
-                        "name": sub.name,
-                        "type": sub.type,
-                        "durable": sub.durable,
-                        "consumers": len(sub.consumers),
-                        "backlog": len(sub.backlog) + unacked,
-                        "unacked": unacked,
-                    }
-                )
-            topics.append(
-                {
-                    "topic": topic.name.full,
-                    "name": topic.name.local,
-                    "persistent": topic.name.persistent,
-                    "producers": topic.producers,
-                    "published": topic.published,
-                    "held_bytes": topic.held_bytes,
-                    "last_pong": topic.last_pong,
-                    "api_info": topic.api_info is not None,
-                    "subscriptions": subs,
-                }
-            )
-        return {"topics": topics}
+        return status.stats(self.topics)
 
     def counts(self) -> dict[str, int]:
         """Numbers of topics, producers and consumers, for ``GET /health``."""
-        topics = list(self.topics.values())
-        return {
-            "topics": len(topics),
-            "producers": sum(t.producers for t in topics),
-            "consumers": sum(
-                len(s.consumers) for t in topics for s in t.subscriptions.values()
-            ),
-            "held_bytes": self.held_bytes,
-        }
+        return status.counts(self.topics, self.held_bytes)
 
     def all_consumers(self) -> Iterable[Consumer]:
         """Every connected consumer."""
         for topic in list(self.topics.values()):
             for sub in list(topic.subscriptions.values()):
                 yield from list(sub.consumers)
-
-
-def _status_ack(result: str, message_id: str, context: bytes | None) -> bytes:
-    parts = [
-        b'{"messageId":"',
-        message_id.encode("ascii"),
-        b'","result":',
-        json.dumps(result).encode("utf-8"),
-    ]
-    if context is not None:
-        parts += [b',"context":', context]
-    parts.append(b"}")
-    return b"".join(parts)

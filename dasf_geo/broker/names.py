@@ -96,12 +96,8 @@ class Route:
     plain: bool = False
 
 
-def validate_topic_part(value: str, what: str = "topic") -> str:
-    """Return ``value`` if it is a valid topic, tenant or namespace name.
-
-    Raises:
-        ProtocolError: naming ``what`` and the allowed characters.
-    """
+def _check_name(value: str, what: str, pattern: re.Pattern[str], chars: str) -> str:
+    """``value`` if ``pattern`` matches it (a name of ``chars``), else raise."""
     if not value:
         raise ProtocolError(f"the {what} name is empty")
     if len(value) > MAX_NAME_LENGTH:
@@ -109,12 +105,21 @@ def validate_topic_part(value: str, what: str = "topic") -> str:
             f"the {what} name is {len(value)} characters long; the limit is "
             f"{MAX_NAME_LENGTH}"
         )
-    if not _TOPIC_PART.match(value):
+    if not pattern.match(value):
         raise ProtocolError(
             f"invalid {what} name {value[:80]!r}: use letters, digits and "
-            "'_', '-', '=', '.', starting with a letter, digit or '_'"
+            f"{chars}, starting with a letter, digit or '_'"
         )
     return value
+
+
+def validate_topic_part(value: str, what: str = "topic") -> str:
+    """Return ``value`` if it is a valid topic, tenant or namespace name.
+
+    Raises:
+        ProtocolError: naming ``what`` and the allowed characters.
+    """
+    return _check_name(value, what, _TOPIC_PART, "'_', '-', '=', '.'")
 
 
 def validate_subscription(value: str) -> str:
@@ -123,19 +128,7 @@ def validate_subscription(value: str) -> str:
     Raises:
         ProtocolError: naming the subscription and the allowed characters.
     """
-    if not value:
-        raise ProtocolError("the subscription name is empty")
-    if len(value) > MAX_NAME_LENGTH:
-        raise ProtocolError(
-            f"the subscription name is {len(value)} characters long; the limit "
-            f"is {MAX_NAME_LENGTH}"
-        )
-    if not _SUBSCRIPTION.match(value):
-        raise ProtocolError(
-            f"invalid subscription name {value[:80]!r}: use letters, digits "
-            "and '_', '-', '=', '.', ':', starting with a letter, digit or '_'"
-        )
-    return value
+    return _check_name(value, "subscription", _SUBSCRIPTION, "'_', '-', '=', '.', ':'")
 
 
 def _topic(persistent: bool, tenant: str, namespace: str, local: str) -> TopicName:

@@ -17,12 +17,9 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from dasf_geo.broker.model import Message
 from dasf_geo.exceptions import BrokerError
-
-if TYPE_CHECKING:
-    from dasf_geo.broker.core import Message
 
 __all__ = ["MessageStore"]
 
@@ -231,8 +228,6 @@ class MessageStore:
         Raises:
             BrokerError: the read failed.
         """
-        from dasf_geo.broker.core import Message
-
         try:
             rows = self._db.execute(
                 "SELECT m.topic, m.seq, m.message_id, m.payload, m.properties, "

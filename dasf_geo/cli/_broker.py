@@ -6,6 +6,7 @@
     dasf-geo broker --port 9000 --store broker.sqlite
     dasf-geo broker --host 0.0.0.0 --auth tokens.yaml
     dasf-geo broker --cluster nats://127.0.0.1:4222  # a front of a cluster
+    dasf-geo broker --max-total-bytes 1GiB --stall-timeout 300
 
 Serves the Pulsar WebSocket API v2 layout (``/ws/v2/producer/…``,
 ``/ws/v2/consumer/…``), the plain layout (``/ws/TOPIC``,
@@ -21,6 +22,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from dasf_geo._loop import run as run_loop
@@ -44,23 +46,60 @@ def _port(text: str) -> int:
     return value
 
 
-def _frame_size(text: str) -> int:
+def _size(minimum: int = 1, why: str = "") -> Callable[[str], int]:
+    """argparse type: bytes, or a number with a unit (``256MiB``, ``1.5GB``).
+
+    ``why`` follows the minimum in the error for a value below it.
+    """
+
+    def size(text: str) -> int:
+        from dasf_geo.protocol.options import parse_size
+
+        try:
+            value = parse_size(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number of bytes, got {text!r:.40} (write bytes, or a "
+                "number with a unit: kB, MB, GB (powers of 1000) or KiB, MiB, GiB)"
+            ) from None
+        if value < minimum:
+            shown = text if text.strip().isdigit() else f"{text!r:.40} ({value} bytes)"
+            least = "a positive number of" if minimum == 1 else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(
+                f"expected {least} bytes{why}, got {shown}"
+            )
+        return value
+
+    return size
+
+
+def _seconds_or_never(text: str) -> float | None:
+    """argparse type: a number of seconds > 0, or ``never`` (None)."""
+    if text.strip().lower() == "never":
+        return None
     try:
-        value = int(text)
-    except ValueError:
+        return positive_seconds(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"expected a number of bytes, got {text!r:.40}"
+            f"expected a number of seconds > 0 or 'never', got {text!r:.40}"
         ) from None
-    if value < 1024:
-        raise argparse.ArgumentTypeError(
-            f"expected at least 1024 bytes (DASF fragments are 512000 characters), "
-            f"got {value}"
-        )
-    return value
+
+
+def _size_text(size: int) -> str:
+    """A default size for ``--help``: ``32MiB`` where it is whole MiB."""
+    mib = 1024 * 1024
+    return f"{size // mib}MiB" if size % mib == 0 else str(size)
 
 
 def add_parser(sub: Any) -> None:
     """Register ``dasf-geo broker``."""
+    from dasf_geo.broker.model import (
+        DEFAULT_MAX_CLIENT_BYTES,
+        DEFAULT_MAX_INFLIGHT_BYTES,
+        DEFAULT_MAX_TOPIC_BYTES,
+        DEFAULT_MAX_TOTAL_BYTES,
+        DEFAULT_STALL_TIMEOUT,
+    )
     from dasf_geo.broker.server import DEFAULT_MAX_FRAME_SIZE, DEFAULT_PORT
 
     parser = sub.add_parser(
@@ -97,11 +136,55 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--max-frame-size",
-        type=_frame_size,
+        type=_size(1024, " (DASF fragments are 512000 characters)"),
         default=DEFAULT_MAX_FRAME_SIZE,
-        metavar="BYTES",
+        metavar="SIZE",
         help="largest frame a client may send; larger ones close the connection "
-        f"with code 1009 (default: {DEFAULT_MAX_FRAME_SIZE})",
+        f"with code 1009 (default: {_size_text(DEFAULT_MAX_FRAME_SIZE)})",
+    )
+    limits = parser.add_argument_group(
+        "limits",
+        "how much unacked payload the broker holds (see docs/reliability.md); "
+        "sizes are bytes or a number with a unit: 256MiB, 1.5GB",
+    )
+    for flag, default, text in (
+        (
+            "--max-topic-bytes",
+            DEFAULT_MAX_TOPIC_BYTES,
+            "unacked payload one topic holds before its producers wait",
+        ),
+        (
+            "--max-total-bytes",
+            DEFAULT_MAX_TOTAL_BYTES,
+            "unacked payload the whole broker holds before the producers of "
+            "the topics that fill it wait (every producer at 1.25 times this)",
+        ),
+        (
+            "--max-inflight-bytes",
+            DEFAULT_MAX_INFLIGHT_BYTES,
+            "unacked payload one consumer holds (one message always fits)",
+        ),
+        (
+            "--max-client-bytes",
+            DEFAULT_MAX_CLIENT_BYTES,
+            "unacked payload all consumers of one token hold, with --auth",
+        ),
+    ):
+        limits.add_argument(
+            flag,
+            type=_size(),
+            default=default,
+            metavar="SIZE",
+            help=f"{text} (default: {_size_text(default)})",
+        )
+    limits.add_argument(
+        "--stall-timeout",
+        type=_seconds_or_never,
+        default=DEFAULT_STALL_TIMEOUT,
+        metavar="SECONDS",
+        help="disconnect a consumer that holds --max-inflight-bytes and acks "
+        "nothing for this long; its messages go back to the subscription; "
+        f"'never' to keep it (default: {DEFAULT_STALL_TIMEOUT:g})",
     )
     parser.add_argument(
         "--subscription-expiry",
@@ -164,6 +247,11 @@ async def _serve(args: argparse.Namespace) -> None:
         "max_frame_size": args.max_frame_size,
         "insecure": args.insecure,
         "subscription_expiry": args.subscription_expiry,
+        "max_topic_bytes": args.max_topic_bytes,
+        "max_total_bytes": args.max_total_bytes,
+        "max_inflight_bytes": args.max_inflight_bytes,
+        "max_client_bytes": args.max_client_bytes,
+        "stall_timeout": args.stall_timeout,
     }
     if getattr(args, "cluster", None):
         from dasf_geo.broker.cluster import ClusterBroker

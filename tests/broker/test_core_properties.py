@@ -177,16 +177,16 @@ def producer_frames(draw) -> bytes:
 @settings(max_examples=400, deadline=None)
 @given(producer_frames())
 def test_plain_frames_read_as_json_reads_them(frame):
-    from dasf_geo.broker import core
+    from dasf_geo.broker import frames
 
-    plain = core._read_plain_frame(frame)
+    plain = frames._read_plain_frame(frame)
     if plain is None:
         return
-    expected = core._read_frame(frame)
+    expected = frames._read_frame(frame)
     payload = plain[0]
     try:
         if payload:
-            core._b64decode(payload, validate=True)
+            frames._b64decode(payload, validate=True)
     except ValueError:
         assert isinstance(expected, bytes)
         assert json.loads(expected)["result"] == "send-error:7"
@@ -195,13 +195,13 @@ def test_plain_frames_read_as_json_reads_them(frame):
 
 
 def test_plain_frames_take_the_fast_path():
-    from dasf_geo.broker import core
+    from dasf_geo.broker import frames
 
     frame = (
         b'{"payload":"aGk=","properties":{"messageType":"request","n":-12,'
         b'"z":0},"context":"7"}'
     )
-    assert core._read_plain_frame(frame) == (
+    assert frames._read_plain_frame(frame) == (
         b"aGk=",
         b'{"messageType":"request","n":-12,"z":0}',
         b'"7"',
@@ -215,5 +215,5 @@ def test_plain_frames_take_the_fast_path():
         b'{"payload":"aGk=","properties":{"a":"\\u00e9"}}',  # an escape
         b'{"payload":"aGk=","properties":{},"key":"k"}',  # a key
     ):
-        assert core._read_plain_frame(other) is None
-        assert not isinstance(core._read_frame(other), bytes)
+        assert frames._read_plain_frame(other) is None
+        assert not isinstance(frames._read_frame(other), bytes)

@@ -750,10 +750,10 @@ async def test_garbage_huge_half_open_and_vanishing_peers(broker):
 
 
 async def test_keepalive_closes_silent_peers_and_keeps_live_ones(monkeypatch):
-    from dasf_geo.broker import server
+    from dasf_geo.broker import connections
 
-    monkeypatch.setattr(server, "_PING_INTERVAL", 1.0)
-    monkeypatch.setattr(server, "_PING_TIMEOUT", 1.0)
+    monkeypatch.setattr(connections, "_PING_INTERVAL", 1.0)
+    monkeypatch.setattr(connections, "_PING_TIMEOUT", 1.0)
     async with (
         Broker(port=0) as b,
         connect(b.url + consumer_path("t", "live"), ping_interval=None) as live,
