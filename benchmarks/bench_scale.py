@@ -203,47 +203,51 @@ def measure_io(repeat: int) -> list[tuple[str, str, str]]:
 def measure_small_and_big(
     repeat: int, nats: str, small: bool, big: bool
 ) -> list[tuple[str, str, str]]:
+    """Embedded broker and two fronts side by side: their runs alternate.
+
+    Both set-ups run at once (idle while the other is measured), and each
+    repeat measures one after the other, so that load from elsewhere on
+    the machine weighs on both alike.
+    """
     rows = []
-    results: dict[str, dict[str, float]] = {}
-    broker, url = start_broker()
-    try:
+    runs: dict[str, list[dict[str, float]]] = {}
+    with contextlib.ExitStack() as stack:
+        broker, url = start_broker()
+        stack.callback(broker.stop)
+        a, b = stack.enter_context(fronts(nats))
+        sites = (("embedded", url, url), ("cluster", a, b))
+        plans: list[tuple[str, Any]] = []
         if small:
-            backend = start_backend(url, "bench-scale-small", "--max-workers", "4")
-            try:
-                results["small embedded"] = median_of(
-                    repeat, lambda: small_calls(url, "bench-scale-small")
+            for where, serve, call in sites:
+                backend = start_backend(
+                    serve, "bench-scale-small", "--max-workers", "4"
                 )
-            finally:
-                backend.stop()
-        if big:
-            backend = start_backend(
-                url, "bench-scale-big", script="bench_geo_service.py"
-            )
-            try:
-                results["big embedded"] = {
-                    "mb_s": median_of(repeat, lambda: big_reply(url, "bench-scale-big"))
-                }
-            finally:
-                backend.stop()
-    finally:
-        broker.stop()
-    with fronts(nats) as (a, b):
-        if small:
-            backend = start_backend(a, "bench-scale-small", "--max-workers", "4")
-            try:
-                results["small cluster"] = median_of(
-                    repeat, lambda: small_calls(b, "bench-scale-small")
+                stack.callback(backend.stop)
+                plans.append(
+                    (
+                        f"small {where}",
+                        lambda u=call: small_calls(u, "bench-scale-small"),
+                    )
                 )
-            finally:
-                backend.stop()
         if big:
-            backend = start_backend(a, "bench-scale-big", script="bench_geo_service.py")
-            try:
-                results["big cluster"] = {
-                    "mb_s": median_of(repeat, lambda: big_reply(b, "bench-scale-big"))
-                }
-            finally:
-                backend.stop()
+            for where, serve, call in sites:
+                backend = start_backend(
+                    serve, "bench-scale-big", script="bench_geo_service.py"
+                )
+                stack.callback(backend.stop)
+                plans.append(
+                    (
+                        f"big {where}",
+                        lambda u=call: {"mb_s": big_reply(u, "bench-scale-big")},
+                    )
+                )
+        for _ in range(repeat):
+            for name, run in plans:
+                runs.setdefault(name, []).append(run())
+    results = {
+        name: {k: statistics.median(v[k] for v in values) for k in values[0]}
+        for name, values in runs.items()
+    }
     if small:
         one, two = results["small embedded"], results["small cluster"]
         rows += [

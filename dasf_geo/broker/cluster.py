@@ -32,7 +32,7 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from dasf_geo.broker.auth import AuthConfig, Grant
 from dasf_geo.broker.cluster_names import ClusterNames, WireMessage, parse_servers
@@ -68,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 #: bytes of a producer's frames waiting for NATS before its socket pauses
 _PRODUCER_QUEUE_BYTES = 8 * 1024 * 1024
+#: persistent messages of one producer sent to JetStream and not yet confirmed
+_MAX_UNCONFIRMED = 256
 #: seconds between two warnings about dropped non-persistent messages
 _DROP_WARNING_INTERVAL = 10.0
 
@@ -99,7 +101,9 @@ class FrontCore(BrokerCore):
         message = Message(
             seq=topic.next_seq,
             message_id=wire.message_id,
-            payload=wire.payload,
+            # a view into the NATS body: the core only measures the payload
+            # and formats it into delivery frames, as it does bytes
+            payload=cast(bytes, wire.payload),
             properties=wire.properties,
             publish_time=wire.publish_time,
             context=wire.context,
@@ -384,22 +388,68 @@ class ClusterBroker(Broker):
 
     async def publish_frame(self, topic: TopicName, frame: bytes) -> bytes:
         """Check a producer frame, publish it to NATS; return the ack frame."""
+        return await (await self.submit_frame(topic, frame))
+
+    async def submit_frame(
+        self, topic: TopicName, frame: bytes
+    ) -> asyncio.Future[bytes]:
+        """Check a producer frame and send it to NATS; return its ack to come.
+
+        The frame is on the NATS connection when this returns (in call
+        order); the future gives its ack frame: at once for a refused frame
+        and a non-persistent topic, once JetStream stored the message for a
+        persistent one (``ok``), or a ``send-error`` ack. It never fails.
+        """
+        loop = asyncio.get_running_loop()
         read = read_producer_frame(frame)
         if isinstance(read, bytes):
-            return read  # an error ack
+            return _done(loop, read)  # an error ack
         payload, properties, context, key = read
         assert self.core is not None
         message_id = self.core._tokens.next()
         wire = WireMessage(payload, properties, context, key, _now_iso(), message_id)
         try:
-            await self.binding.publish(topic, wire)
+            stored = await self.binding.submit(topic, wire)
         except BrokerError as exc:
-            return _send_error(SendErrorCode.UNKNOWN, str(exc), context)
-        return _ok(message_id, context)
+            return _done(loop, _send_error(SendErrorCode.UNKNOWN, str(exc), context))
+        if stored.done() and not stored.cancelled() and stored.exception() is None:
+            return _done(loop, _ok(message_id, context))
+        return loop.create_task(_ack_when_stored(stored, message_id, context))
+
+
+def _done(loop: asyncio.AbstractEventLoop, ack: bytes) -> asyncio.Future[bytes]:
+    """A future that already holds ``ack``."""
+    fut: asyncio.Future[bytes] = loop.create_future()
+    fut.set_result(ack)
+    return fut
+
+
+async def _ack_when_stored(
+    stored: asyncio.Future[None], message_id: str, context: bytes | None
+) -> bytes:
+    """The ack frame of a message once JetStream answered for it."""
+    try:
+        await stored
+    except BrokerError as exc:
+        return _send_error(SendErrorCode.UNKNOWN, str(exc), context)
+    except Exception as exc:  # a bug must not stall the producer's acks
+        logger.exception("error confirming a message")
+        return _send_error(
+            SendErrorCode.UNKNOWN,
+            f"the broker failed to handle the message: {exc}",
+            context,
+        )
+    return _ok(message_id, context)
 
 
 class _ClusterProducer(_Connection):
-    """A producer: frames go to NATS in order; each gets its ack."""
+    """A producer: frames go to NATS in order; each gets its ack, in order.
+
+    Frames of a persistent topic are sent to JetStream one behind the other;
+    their acks follow as JetStream confirms them (at most
+    :data:`_MAX_UNCONFIRMED` frames, and :data:`_PRODUCER_QUEUE_BYTES`
+    with those still queued, wait for it).
+    """
 
     broker: ClusterBroker
 
@@ -409,11 +459,19 @@ class _ClusterProducer(_Connection):
         self.queue: deque[bytes] = deque()
         self.queued = 0
         self.wake = asyncio.Event()
+        #: (frame size, its ack to come) sent to NATS, in order
+        self.unconfirmed: asyncio.Queue[tuple[int, asyncio.Future[bytes]]] = (
+            asyncio.Queue(_MAX_UNCONFIRMED)
+        )
+        #: messages sent to NATS whose acks the producer has not had yet
+        self.confirming = 0
         assert self.broker._loop is not None
         self.worker = self.broker._loop.create_task(self._run())
+        self.acker = self.broker._loop.create_task(self._ack())
 
     def disconnected(self) -> None:
         self.worker.cancel()
+        self.acker.cancel()
         self.queue.clear()
         self.core.remove_producer(self.topic)
 
@@ -426,28 +484,53 @@ class _ClusterProducer(_Connection):
     def wants_pause(self) -> bool:
         return self.write_blocked or self.queued >= _PRODUCER_QUEUE_BYTES
 
+    def _acked(self, size: int, ack: bytes) -> None:
+        self.queued -= size
+        self.send(ack)
+        self._update_reading()
+
     async def _run(self) -> None:
         assert self.route.topic is not None
         name = self.route.topic
+        loop = asyncio.get_running_loop()
         while True:
             await self.wake.wait()
             self.wake.clear()
             while self.queue:
                 data = self.queue.popleft()
                 try:
-                    ack = await self.broker.publish_frame(name, data)
+                    ack = await self.broker.submit_frame(name, data)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # a bug must not cost other clients
                     logger.exception("error publishing to %s", name)
-                    ack = _send_error(
-                        SendErrorCode.UNKNOWN,
-                        f"the broker failed to handle the message: {exc}",
-                        None,
+                    ack = _done(
+                        loop,
+                        _send_error(
+                            SendErrorCode.UNKNOWN,
+                            f"the broker failed to handle the message: {exc}",
+                            None,
+                        ),
                     )
-                self.queued -= len(data)
-                self.send(ack)
-                self._update_reading()
+                if ack.done() and not self.confirming:
+                    self._acked(len(data), ack.result())
+                else:
+                    self.confirming += 1
+                    await self.unconfirmed.put((len(data), ack))
+
+    async def _ack(self) -> None:
+        while True:
+            size, ack = await self.unconfirmed.get()
+            try:
+                frame = await ack
+            except asyncio.CancelledError:
+                if not ack.cancelled():
+                    raise  # this connection is going away
+                frame = _send_error(
+                    SendErrorCode.UNKNOWN, "the broker front is stopping", None
+                )
+            self.confirming -= 1
+            self._acked(size, frame)
 
 
 class _ClusterConsumer(_Consumer):

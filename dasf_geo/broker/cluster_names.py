@@ -154,7 +154,8 @@ class WireMessage:
     """A message as it travels between fronts.
 
     Attributes:
-        payload: the base64 payload (ASCII bytes).
+        payload: the base64 payload (ASCII bytes, or a read-only view of
+            them in a received NATS body).
         properties: the properties as compact JSON object text.
         context: the producer's ``context`` as JSON text, or None.
         key: the producer's ``key`` as JSON text, or None.
@@ -162,7 +163,7 @@ class WireMessage:
         message_id: the id the producer got in its ack.
     """
 
-    payload: bytes
+    payload: bytes | memoryview
     properties: bytes
     context: bytes | None
     key: bytes | None
@@ -193,6 +194,10 @@ def encode_message(message: WireMessage) -> bytes:
 def decode_message(body: bytes) -> WireMessage:
     """Read a body written by :func:`encode_message`.
 
+    The payload of the result is a read-only view into ``body``, not a copy
+    (a fragment is half a megabyte; a delivery frame formats the view as it
+    formats bytes).
+
     Raises:
         ProtocolError: ``body`` is not such a body (something else published
             on the cluster's subjects).
@@ -202,16 +207,21 @@ def decode_message(body: bytes) -> WireMessage:
             "a message on the cluster's subjects was not written by a dasf-geo "
             f"broker front (it starts with {body[:16]!r})"
         )
-    parts = body[len(_MAGIC) :].split(b"\n", 5)
-    if len(parts) != 6:
-        raise ProtocolError(
-            "a message on the cluster's subjects is truncated: it has "
-            f"{len(parts)} of 6 parts"
-        )
-    props, context, key, when, message_id, payload = parts
+    parts: list[bytes] = []
+    start = len(_MAGIC)
+    for _ in range(5):
+        end = body.find(b"\n", start)
+        if end < 0:
+            raise ProtocolError(
+                "a message on the cluster's subjects is truncated: it has "
+                f"{len(parts) + 1} of 6 parts"
+            )
+        parts.append(body[start:end])
+        start = end + 1
+    props, context, key, when, message_id = parts
     try:
         return WireMessage(
-            payload=payload,
+            payload=memoryview(body)[start:].toreadonly(),
             properties=props,
             context=context or None,
             key=key or None,
