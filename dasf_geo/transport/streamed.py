@@ -17,8 +17,10 @@ still hold, but some can only fail late:
 - every fragment's ``dasfGeoCrc32`` is checked before its bytes are queued,
   so a corrupt fragment never reaches the reader;
 - the announced ``dasfGeoSize`` is checked against ``max_size`` on the
-  first fragment, and against the bytes received once the last fragment
-  came; fragments that disagree with the first one fail the stream;
+  first fragment, and against the bytes received with every fragment: the
+  last fragment's bytes are only queued once the total is right, so a
+  reader that got the end of the stream got a whole, checked payload;
+  fragments that disagree with the first one fail the stream;
 - a stream that fails after its reader took some bytes raises the error
   from the iterator: the reader must then treat what it already passed on
   as broken (the gateway aborts the HTTP response, see docs/http.md).
@@ -27,11 +29,8 @@ Fragments normally arrive in order (one broker, one consumer); a fragment
 that comes early waits (as base64 text) until the gap before it is filled,
 and duplicates (redeliveries) are dropped.
 
-:class:`StreamedUpload` is the other direction: a multipart request whose
-one binary part comes from an async iterator of known total size (an HTTP
-body with a ``Content-Length``); :func:`send_streamed` cuts it into the
-same fragments :func:`~dasf_geo.protocol.fragments.split_stream` makes, each
-sent as soon as its bytes are there.
+:class:`~dasf_geo.transport.streamed_upload.StreamedUpload` (in its own
+module) is the other direction, sent by :func:`open_stream` too.
 """
 
 from __future__ import annotations
@@ -45,19 +44,15 @@ import os
 import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 import pybase64
 
 from dasf_geo.exceptions import FragmentError, FragmentTooLarge, RequestTimeout
 from dasf_geo.protocol.constants import (
-    DEFAULT_MAX_PAYLOAD_SIZE,
     EXT_CHECKSUM,
-    EXT_PARTS,
     EXT_SIZE,
     EXT_TRANSFER,
-    JSON_MEDIA_TYPE,
     KEY_MESSAGE_TYPE,
     KEY_STATUS,
     MessageType,
@@ -66,21 +61,17 @@ from dasf_geo.protocol.constants import (
 )
 from dasf_geo.protocol.fragments import (
     crc32_hex,
-    fits_one_message,
-    piece_chars,
-    split_stream,
 )
 from dasf_geo.protocol.messages import ConsumerMessage, b64decode
 from dasf_geo.protocol.options import format_size
-from dasf_geo.protocol.parts import parts_property
-from dasf_geo.transport.connection import AsyncProducer
+from dasf_geo.transport.streamed_upload import StreamedUpload, send_streamed
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
     "MAX_EARLY_TEXT",
     "ReplyStream",
     "StreamedUpload",
-    "send_streamed",
+    "open_stream",
 ]
 
 logger = logging.getLogger(__name__)
@@ -542,120 +533,6 @@ class ReplyStream:
         for callback in callbacks:
             with contextlib.suppress(Exception):
                 callback()
-
-
-# --- uploads ----------------------------------------------------------------
-
-
-@dataclass
-class StreamedUpload:
-    """A multipart request whose one binary part is still arriving.
-
-    Attributes:
-        head: the UTF-8 JSON of the request, the part's placeholder in place.
-        source: the part's bytes, chunk by chunk (e.g. an HTTP body).
-        part_size: the part's exact size in bytes.
-        media_type: the part's media type (``application/x-netcdf;
-            xarray=Dataset``).
-    """
-
-    head: bytes
-    source: AsyncIterator[bytes]
-    part_size: int
-    media_type: str
-    properties: dict[str, Any] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.properties = {
-            EXT_PARTS: parts_property(
-                [(len(self.head), JSON_MEDIA_TYPE), (self.part_size, self.media_type)]
-            )
-        }
-
-    @property
-    def size(self) -> int:
-        """The payload's size: the JSON head and the part."""
-        return len(self.head) + self.part_size
-
-
-async def send_streamed(
-    producer: AsyncProducer,
-    upload: StreamedUpload,
-    properties: Mapping[str, Any],
-    max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
-) -> int:
-    """Send ``upload`` fragment by fragment, each as soon as its bytes came.
-
-    The fragments are those of
-    :func:`~dasf_geo.protocol.fragments.split_stream` over the whole
-    payload, pipelined within the producer's window like
-    :func:`~dasf_geo.transport._common.send_payload`'s.
-
-    Returns:
-        The number of messages sent.
-
-    Raises:
-        FragmentError: the source ended before (or went on after) the
-            announced size; the fragments sent so far are then never
-            completed and the backend gives them up after its fragment
-            timeout.
-        SendError, TransportError: as :meth:`AsyncProducer.send`.
-    """
-    size = upload.size
-    props_base = {**properties, **upload.properties}
-    buffer = bytearray(upload.head)
-    position = 0
-    source = upload.source.__aiter__()
-    arrived = 0
-
-    async def fill(n: int) -> None:
-        nonlocal arrived
-        while len(buffer) - position < n:
-            try:
-                chunk = await source.__anext__()
-            except StopAsyncIteration:
-                raise FragmentError(
-                    f"the upload ended after {arrived} of {upload.part_size} bytes"
-                ) from None
-            arrived += len(chunk)
-            buffer.extend(chunk)
-
-    def read(n: int) -> bytes:
-        nonlocal position
-        data = bytes(buffer[position : position + n])
-        position += len(data)
-        if position > 4 * (1 << 20):  # drop what was sent
-            del buffer[:position]
-            position = 0
-        return data
-
-    if fits_one_message(size, max_payload_size):
-        wants = [size]
-    else:
-        piece = piece_chars(max_payload_size) // 4 * 3
-        wants = [min(piece, size - start) for start in range(0, size, piece)]
-    fragments = split_stream(read, size, max_payload_size)
-    futures: list[asyncio.Future[Any]] = []
-    try:
-        for want in wants:
-            await fill(want)
-            fragment = next(fragments)
-            props = dict(props_base)
-            props.update(fragment.properties)
-            key = fragment.properties.get(EXT_TRANSFER)
-            futures.append(await producer.submit(fragment.payload, props, key=key))
-        async for extra in source:
-            if extra:
-                raise FragmentError(
-                    f"the upload has more bytes than the {size} announced"
-                )
-        for fut in futures:
-            await producer.wait_ack(fut)
-    finally:
-        for fut in futures:
-            if fut.done() and not fut.cancelled():
-                fut.exception()  # retrieved: errors are raised above
-    return len(futures)
 
 
 # --- the call ---------------------------------------------------------------
