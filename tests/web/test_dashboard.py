@@ -448,3 +448,20 @@ def test_a_service_that_dies_during_a_call_is_reported(
     )
     assert page.is_enabled("[data-testid=call]")
     screenshot(page, "service_died")
+
+
+def test_docstrings_show_their_markup_not_the_backticks(dashboard: Any) -> None:
+    page = dashboard("geo_service", "monthly_anomaly").page
+    section = page.locator("section.member[data-member=monthly_anomaly]")
+    # "Subtract the time mean of ``variable`` from each month."
+    assert section.locator(".doc code").first.inner_text() == "variable"
+    # the service's description: prose paragraphs and its literal block
+    service_doc = page.locator("main.service > .doc")
+    assert "dasf-geo serve examples/geo_service.py" in service_doc.locator(
+        "pre"
+    ).first.inner_text()
+    # the list of functions and the field hints use the same rendering
+    assert page.locator("ul.functions li .doc code").count() >= 1
+    visible = page.locator("main.service").inner_text()
+    assert "``" not in visible and "::" not in visible
+    screenshot(page, "docstrings")

@@ -5,7 +5,7 @@
  */
 
 import type { JsonSchema } from "../dasf/client";
-import { el } from "./dom";
+import { docInline, el } from "./dom";
 
 /** A Dataset/DataArray argument chosen as a file: sent as a binary part or base64 text. */
 export interface FileValue {
@@ -164,7 +164,7 @@ function fieldFor(schema0: JsonSchema, root: JsonSchema, name: string, required:
     el(
       "div",
       { class: "field", "data-field": name },
-      el("label", { class: "field-label" }, `${name}${required ? " *" : ""}`, help ? el("span", { class: "help" }, ` — ${help}`) : null),
+      el("label", { class: "field-label" }, `${name}${required ? " *" : ""}`, help ? el("span", { class: "help" }, " — ", ...docInline(help)) : null),
       control,
       ...extra,
       box,

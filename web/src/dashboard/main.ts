@@ -14,7 +14,7 @@ import {
   partPlaceholder,
 } from "../dasf/client";
 import { encodeBase64 } from "../dasf/base64";
-import { el, message } from "./dom";
+import { docBlock, docInline, el, message } from "./dom";
 import { monitorPanel, notificationsPanel, parametersPanel } from "./extras";
 import { type FileValue, buildForm } from "./form";
 import { landFeatureCount } from "./map";
@@ -171,7 +171,7 @@ function memberView(entry: ServiceEntry, member: Member, root: JsonSchema): HTML
     "section",
     { class: "member", "data-member": member.label },
     el("h3", {}, member.label),
-    description ? el("p", { class: "doc" }, description) : null,
+    description ? docBlock(description) : null,
     ctorForm ? el("div", { class: "ctor" }, el("h4", {}, `${member.cls!.name}(…)`), ctorForm.element) : null,
     form.element,
     status,
@@ -203,13 +203,14 @@ async function showService(entry: ServiceEntry, main: HTMLElement, nav: HTMLElem
     const doc = typeof m.info.rpc_schema["description"] === "string" ? (m.info.rpc_schema["description"] as string).split("\n")[0] : "";
     const button = el("button", { type: "button", "data-member": m.label }, m.label);
     button.addEventListener("click", () => open(m));
-    functionsNav.append(el("li", {}, button, doc ? el("span", { class: "doc" }, ` ${doc}`) : null));
+    functionsNav.append(el("li", {}, button, doc ? el("span", { class: "doc" }, " ", ...docInline(doc)) : null));
   }
-  const description = entry.description || (typeof api.rpc_schema?.["description"] === "string" ? (api.rpc_schema["description"] as string) : "");
+  // the whole module docstring here; the list of services shows its first paragraph
+  const description = (typeof api.rpc_schema?.["description"] === "string" ? (api.rpc_schema["description"] as string) : "") || entry.description;
   const extras = [parametersPanel(api, entry.client), monitorPanel(api, entry.client)].filter((x): x is HTMLElement => x !== null);
   main.replaceChildren(
     el("h2", {}, entry.topic),
-    description ? el("p", { class: "doc" }, description) : "",
+    description ? docBlock(description) : "",
     list.length ? functionsNav : el("p", {}, "this service offers no functions"),
     detail,
     ...extras,
@@ -237,7 +238,7 @@ async function start(): Promise<void> {
   for (const entry of connection.services) {
     const button = el("button", { type: "button", "data-topic": entry.topic }, entry.topic);
     button.addEventListener("click", () => void showService(entry, main, nav));
-    nav.append(el("div", { class: "service-item" }, button, entry.description ? el("div", { class: "doc" }, entry.description) : null));
+    nav.append(el("div", { class: "service-item" }, button, entry.description ? docBlock(entry.description) : null));
   }
   const wantedTopic = decodeURIComponent(location.hash.slice(1)).split("/")[0];
   const first = connection.services.find((s) => s.topic === wantedTopic) ?? connection.services[0];
