@@ -230,8 +230,8 @@ class ServiceDirectory:
             self._api.pop(key, None)
             offered = ", ".join(sorted(listing)) or "none"
             raise ServiceNotFound(
-                f"no service on topic {topic!r}: the broker has no consumer on it "
-                f"(topics with a service: {offered})",
+                f"no service answers on topic {topic!r}: the broker has no "
+                f"consumer on it (topics with a service: {offered})",
                 topic,
             )
         client = await self.client(topic, header)

@@ -189,8 +189,8 @@ async def test_unknown_service_is_404(broker: Any) -> None:
         call = await client.post("/services/nobody_here/f", json={})
     assert response.status_code == 404
     assert response.json()["detail"].startswith(
-        "no service on topic 'nobody_here': the broker has no consumer on it "
-        "(topics with a service: "
+        "no service answers on topic 'nobody_here': the broker has no consumer "
+        "on it (topics with a service: "
     )
     assert call.status_code == 404
     assert call.json()["detail"] == response.json()["detail"]
