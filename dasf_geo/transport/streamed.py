@@ -579,6 +579,8 @@ async def open_stream(
     loop = asyncio.get_running_loop()
     sent = False
 
+    timed_out: list[RequestTimeout] = []
+
     def on_timeout() -> None:
         if stream.properties is None:
             message = (
@@ -591,9 +593,9 @@ async def open_stream(
             )
         else:  # pragma: no cover - a reply before the request was sent
             message = f"no reply from topic {client.topic!r} to {what}"
-        stream.set_exception(
-            RequestTimeout(message, url=client.url, topic=client.topic)
-        )
+        error = RequestTimeout(message, url=client.url, topic=client.topic)
+        timed_out.append(error)
+        stream.set_exception(error)
 
     timer: asyncio.TimerHandle | None = None
     if not isinstance(payload, StreamedUpload):
@@ -626,6 +628,10 @@ async def open_stream(
             await send_payload(producer, payload, props, size)
         sent = True
         await stream.wait_head()
+        if timed_out:
+            # the timer came due before this call went on, as for a
+            # cancelled ``request``: the reply came too late, whole or not
+            raise timed_out[0]
     except BaseException:
         stream.close()
         raise
