@@ -46,6 +46,7 @@ def main() -> None:
         pid = os.getpid()
         Path(f"/proc/{pid}/clear_refs").write_text("5")
         idle = rss_kib(pid)
+        first = None  # seconds to the first MiB of a result
         if mode == "reply":
             with tempfile.TemporaryFile() as out:
                 t0 = time.perf_counter()
@@ -57,6 +58,8 @@ def main() -> None:
                 ) as response:
                     response.raise_for_status()
                     for chunk in response.iter_bytes(1 << 20):
+                        if first is None:
+                            first = time.perf_counter() - t0
                         out.write(chunk)
                 seconds = time.perf_counter() - t0
                 size = out.tell()
@@ -81,6 +84,7 @@ def main() -> None:
             json.dumps(
                 {
                     "seconds": seconds,
+                    "first_s": first,
                     "bytes": size,
                     "idle_kib": idle,
                     "peak_kib": rss_peak_kib(pid),

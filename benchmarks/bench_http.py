@@ -11,9 +11,11 @@ In one run, against the same ``dasf-geo broker`` and backend processes:
 Small calls: p50 latency and calls/s with 1 and 4 callers. Datasets: a
 100 MB result and a 100 MB argument as raw NetCDF (streamed to and from
 files on the HTTP side; the WebSocket caller decodes and checks every
-value, as in bench_streaming.py): MB/s and the peak resident memory above
-idle of gateway, broker, backend and caller (VmHWM after a reset, from
-/proc).
+value, as in bench_streaming.py): MB/s, for an HTTP result the seconds
+until its first MiB arrived (a gateway that passes the reply on while it
+arrives answers long before the last byte), and the peak resident memory
+above idle of gateway, broker, backend and caller (VmHWM after a reset,
+from /proc).
 
     python benchmarks/bench_http.py [--calls 2000] [--size 100] [--repeat 3]
 """
@@ -126,6 +128,7 @@ def large(
         (result,) = run_callers([run])
     out = {
         "MB_s": size * MB / result["seconds"] / MB,
+        **({"first_s": result["first_s"]} if result.get("first_s") else {}),
         "caller": (result["peak_kib"] - result["idle_kib"]) / 1024,
     }
     for name in watched:
@@ -227,10 +230,10 @@ def main() -> None:
 
             print(f"\n{args.size} MB Dataset (median of {args.repeat} runs)")
             print(
-                "| path | direction | MB/s | gateway MB | broker MB | backend MB "
-                "| caller MB |"
+                "| path | direction | MB/s | first MiB s | gateway MB | broker MB "
+                "| backend MB | caller MB |"
             )
-            print("|---|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|---|")
             for mode in ("reply", "request"):
                 for kind in ("WebSocket", "gateway", "bare FastAPI"):
                     fig = median_of(
@@ -246,7 +249,9 @@ def main() -> None:
 
                     backend = col("bare") if kind == "bare FastAPI" else col("backend")
                     print(
-                        f"| {kind} | {what} | {fig['MB_s']:.0f} | {col('gateway')} | "
+                        f"| {kind} | {what} | {fig['MB_s']:.0f} | "
+                        + (f"{fig['first_s']:.2f}" if "first_s" in fig else "-")
+                        + f" | {col('gateway')} | "
                         f"{col('broker')} | {backend} | {col('caller')} |",
                         flush=True,
                     )

@@ -67,6 +67,16 @@ def add_http_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         help="seconds to wait for a backend's reply (default: 600)",
     )
     group.add_argument(
+        f"--{prefix}discovery-timeout",
+        dest="discovery_timeout",
+        type=positive_seconds,
+        default=9.0,
+        metavar="SECONDS",
+        help="seconds to wait for the API info of a topic not seen before, "
+        "before answering 404, with a broker that cannot list its topics "
+        "(default: 9; the embedded broker and dasf-geo broker tell at once)",
+    )
+    group.add_argument(
         f"--{prefix}jobs-db",
         dest="jobs_db",
         type=Path,
@@ -135,6 +145,7 @@ def settings_from_args(args: argparse.Namespace, broker: str | None = None) -> A
         topics=list(getattr(args, "topics", None) or []),
         messaging=messaging,
         timeout=float(getattr(args, "http_timeout", 600.0)),
+        discovery_timeout=float(getattr(args, "discovery_timeout", 9.0)),
         body_limit=getattr(args, "body_limit", None) or DEFAULT_BODY_LIMIT,
         cors_origins=list(getattr(args, "cors_origins", None) or []),
         jobs_db=getattr(args, "jobs_db", None),

@@ -10,6 +10,9 @@ routes and schemas follow a backend that restarts with a new API.
 Services are the topics named in the settings and, when the broker lists
 its topics (``GET /topics`` of ``dasf-geo broker`` and the embedded
 broker), every topic with a consumer that answers an ``api_info`` request.
+Such a broker also tells at once that a topic has no consumer, so an
+unknown service is a 404 without waiting; with other brokers the gateway
+waits ``settings.discovery_timeout`` seconds for an ``api_info`` reply.
 Callers' private response topics (``<topic>_<32 hex digits>``) and the
 notifications topic are never probed; a topic whose probe failed is not
 probed again for :data:`NEGATIVE_TTL` seconds.
@@ -56,6 +59,8 @@ MAX_CLIENTS = 64
 NEGATIVE_TTL = 30.0
 #: Seconds to wait for an ``api_info`` answer while discovering.
 PROBE_TIMEOUT = 3.0
+#: Seconds the broker's list of topics with a consumer is reused.
+LISTING_TTL = 1.0
 
 # response topics of dasf_geo callers (new_response_topic)
 _RESPONSE_TOPIC = re.compile(r".+_[0-9a-f]{32}")
@@ -138,6 +143,7 @@ class ServiceDirectory:
         self._api: dict[tuple[str, HeaderKey], tuple[dict[str, Any], float]] = {}
         self._negative: dict[tuple[str, HeaderKey], float] = {}
         self._known: set[str] = set(settings.topics)
+        self._listings: dict[HeaderKey, tuple[float, list[str] | None]] = {}
         self._closed = False
 
     # --- clients ------------------------------------------------------------
@@ -165,13 +171,13 @@ class ServiceDirectory:
             )
         key = (topic, _key(header))
         client = self._clients.get(key)
-        if client is not None and not client._closed:
+        if client is not None and not client.closed:
             self._clients.move_to_end(key)
             return client
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             client = self._clients.get(key)
-            if client is not None and not client._closed:
+            if client is not None and not client.closed:
                 return client
             config = self.settings.messaging_config(topic, header)
             client = AsyncClient(config, topic, timeout=self.settings.timeout)
@@ -202,7 +208,7 @@ class ServiceDirectory:
             topic: the backend's topic.
             header: handshake headers (see :meth:`client`).
             refresh: ask the backend even if the cache is fresh.
-            timeout: seconds to wait (default: :data:`PROBE_TIMEOUT` times 3).
+            timeout: seconds to wait (default: ``settings.discovery_timeout``).
 
         Raises:
             ServiceNotFound: no backend answered on ``topic``.
@@ -217,15 +223,32 @@ class ServiceDirectory:
             and now - cached[1] < self.settings.refresh
         ):
             return cached[0]
+        if not valid_topic(topic):
+            await self.client(topic, header)  # raises ServiceNotFound
+        listing = await self._broker_listing(header)
+        if listing is not None and topic not in listing:
+            self._api.pop(key, None)
+            offered = ", ".join(sorted(listing)) or "none"
+            raise ServiceNotFound(
+                f"no service answers on topic {topic!r}: the broker has no "
+                f"consumer on it (topics with a service: {offered})",
+                topic,
+            )
         client = await self.client(topic, header)
-        wait = PROBE_TIMEOUT * 3 if timeout is None else timeout
+        wait = self.settings.discovery_timeout if timeout is None else timeout
         try:
             info = await client.api_info(wait)
         except RequestTimeout:
             self._api.pop(key, None)
+            reason = (
+                "the broker does not list its topics, so the gateway waited "
+                "--discovery-timeout"
+                if listing is None
+                else "the topic has a consumer, but it did not answer"
+            )
             raise ServiceNotFound(
                 f"no service answers on topic {topic!r} (no api_info reply within "
-                f"{wait:g} s)",
+                f"{wait:g} s; {reason})",
                 topic,
             ) from None
         except (ConnectionFailed, SendError):
@@ -269,9 +292,30 @@ class ServiceDirectory:
 
     async def _broker_topics(self, header: Mapping[str, str] | None) -> list[str]:
         """Topics with a consumer, from the broker's ``GET /topics``."""
+        return await self._broker_listing(header) or []
+
+    async def _broker_listing(
+        self, header: Mapping[str, str] | None
+    ) -> list[str] | None:
+        """Topics with a consumer, or None when the broker cannot list them.
+
+        The answer is kept for :data:`LISTING_TTL` seconds, so that the
+        probes of one ``GET /services`` ask the broker once.
+        """
         base = self.settings.broker_http_url
         if base is None:
-            return []
+            return None
+        hkey = _key(header)
+        cached = self._listings.get(hkey)
+        if cached is not None and time.monotonic() - cached[0] < LISTING_TTL:
+            return cached[1]
+        found = await self._fetch_listing(base, header)
+        self._listings[hkey] = (time.monotonic(), found)
+        return found
+
+    async def _fetch_listing(
+        self, base: str, header: Mapping[str, str] | None
+    ) -> list[str] | None:
         hdrs = dict(self.settings.header if header is None else header)
 
         def fetch() -> Any:
@@ -283,9 +327,11 @@ class ServiceDirectory:
             listing = await asyncio.get_running_loop().run_in_executor(None, fetch)
         except Exception as exc:  # a broker without /topics (Pulsar)
             logger.debug("no topic listing from %s: %s", base, exc)
-            return []
+            return None
+        if not isinstance(listing, dict) or not isinstance(listing.get("topics"), list):
+            return None
         found = []
-        for entry in listing.get("topics", []) if isinstance(listing, dict) else []:
+        for entry in listing["topics"]:
             if not isinstance(entry, dict):
                 continue
             name = entry.get("name")

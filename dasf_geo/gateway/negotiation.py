@@ -10,17 +10,22 @@ Arguments (:func:`read_call`):
 - ``multipart/form-data``: a file field per Dataset/DataArray argument
   (raw NetCDF) and a field per other argument (as in the query string).
 
-Uploads go to temporary files chunk by chunk (never whole in memory), are
-checked to be NetCDF by their first bytes, and travel to a dasf_geo backend
-as binary parts of a multipart DASF request; to another backend
+A raw NetCDF body of known size (``Content-Length``) for a dasf_geo
+backend is checked to be NetCDF by its first bytes and sent into the
+fragments of a multipart DASF request while it arrives
+(:class:`~dasf_geo.transport.streamed.StreamedUpload`). Other uploads go to
+temporary files chunk by chunk (never whole in memory), are checked to be
+NetCDF by their first bytes, and travel to a dasf_geo backend as binary
+parts of a multipart DASF request; to another backend
 (demessaging) as base64 text inside the JSON request, written to a
 temporary file and sent fragment by fragment. The files are removed when
 the call ends, whatever happens.
 
 Results (:func:`send_and_render`) by ``Accept``: JSON (default); a Dataset
 or DataArray as ``application/x-netcdf``; a DataFrame as ``text/csv``; an
-ndarray as ``application/x-npy``. A raw NetCDF result streams from the
-reply's temporary file to the socket.
+ndarray as ``application/x-npy``. A raw NetCDF result is passed on
+fragment by fragment while it arrives
+(:class:`~dasf_geo.gateway.streaming.StreamedReplyResponse`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -43,6 +48,7 @@ from starlette.responses import Response, StreamingResponse
 from dasf_geo.gateway.errors import HTTPError
 from dasf_geo.gateway.settings import GatewaySettings
 from dasf_geo.gateway.streaming import (
+    StreamedReplyResponse,
     base64_json_chunks,
     close_payload,
     payload_chunks,
@@ -50,6 +56,7 @@ from dasf_geo.gateway.streaming import (
 from dasf_geo.gateway.targets import TYPE_KEY, Target
 from dasf_geo.protocol.constants import EXT_ENCODING, JSON_MEDIA_TYPE
 from dasf_geo.transport._common import OutgoingFile, OutgoingParts, payload_bytes
+from dasf_geo.transport.streamed import StreamedUpload
 
 __all__ = [
     "CSV",
@@ -177,6 +184,74 @@ async def _spool_body(request: Request, call: Call) -> tuple[IO[bytes], int]:
     return file, size
 
 
+async def _stream_body(
+    request: Request,
+    target: Target,
+    client: Any,
+    call: Call,
+    name: str,
+    arguments: dict[str, Any],
+) -> bool:
+    """Make ``call`` send a raw NetCDF body into fragments as it arrives.
+
+    Only for a body of known size (``Content-Length``: every fragment
+    carries the total) going to a dasf_geo backend that takes binary parts
+    for the argument; returns False (nothing read) otherwise, and the body
+    is spooled to a file. The first bytes are checked to be NetCDF before
+    anything is sent.
+
+    Raises:
+        HTTPError: 413 above the body limit, 415 when it is not NetCDF.
+    """
+    from dasf_geo.gateway.security import body_chunks, content_length
+    from dasf_geo.protocol.parts import placeholder
+
+    size = content_length(request)
+    if (
+        size is None
+        or not client.supports_parts
+        or name not in set(target.data_parameters())
+    ):
+        return False
+    limit = request.app.state.gateway.settings.body_limit
+    source = body_chunks(request, limit).__aiter__()
+    first = b""
+    while len(first) < 4:
+        try:
+            first += await source.__anext__()
+        except StopAsyncIteration:
+            break
+    if first[:4] not in _MAGIC:
+        raise HTTPError(
+            415,
+            f"the upload for argument {name!r} is not NetCDF (it starts with "
+            f"{first[:4]!r}, {size} bytes); send the bytes written by "
+            "to_netcdf() (NetCDF3 or NetCDF4)",
+        )
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in source:
+            yield chunk
+
+    arguments[name] = None  # placeholder, set below
+    call.request = target.build_request(arguments)
+    request_json = call.request
+    fields = (
+        request_json["function"]
+        if "function" in request_json and "class_name" in request_json
+        else request_json
+    )
+    _put(request_json, name, placeholder(1), fields)
+    call.payload = StreamedUpload(
+        json.dumps(request_json).encode("utf-8"),
+        body(),
+        size,
+        _part_type(target, name),
+    )
+    return True
+
+
 #: methods whose arguments come from the query string
 _QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
@@ -217,9 +292,11 @@ async def read_call(
                     f"a raw {NETCDF} body needs exactly one (send JSON or "
                     "multipart/form-data)",
                 )
+            arguments = _query_arguments(request)
+            if await _stream_body(request, target, client, call, names[0], arguments):
+                return call
             file, size = await _spool_body(request, call)
             uploads.append(_Upload(names[0], file, size, _part_type(target, names[0])))
-            arguments = _query_arguments(request)
         elif kind == "multipart/form-data":
             arguments = await _form_arguments(request, target, call, uploads)
         else:
@@ -420,7 +497,16 @@ async def send_and_render(
     timeout: float,
     progress: Any = None,
 ) -> Response:
-    """Send ``call``, wait for the reply, and answer in the chosen format."""
+    """Send ``call``, wait for the reply, and answer in the chosen format.
+
+    A raw NetCDF result, and the reply to an upload that streams into the
+    request (:class:`~dasf_geo.transport.streamed.StreamedUpload`), go
+    through :meth:`AsyncClient.request_stream
+    <dasf_geo.transport.caller.AsyncClient.request_stream>`: a fragmented
+    binary reply is passed on while it arrives (see
+    :class:`~dasf_geo.gateway.streaming.StreamedReplyResponse`); any other
+    reply (an error, JSON) is joined first, as :meth:`request` would.
+    """
     from dasf_geo.gateway.rest import check_reply
 
     try:
@@ -428,15 +514,43 @@ async def send_and_render(
         accept = None
         if fmt == NETCDF:
             accept = NETCDF_REPLY_TYPES
-        reply = await client.request(
-            call.payload,
-            timeout=timeout,
-            what=target.label,
-            accept=accept,
-            progress=progress,
-        )
+        if fmt == NETCDF or isinstance(call.payload, StreamedUpload):
+            stream = await client.request_stream(
+                call.payload,
+                timeout=timeout,
+                what=target.label,
+                accept=accept,
+                progress=progress,
+            )
+        else:
+            stream = None
+            reply = await client.request(
+                call.payload,
+                timeout=timeout,
+                what=target.label,
+                accept=accept,
+                progress=progress,
+            )
     finally:
         call.close()
+    if stream is not None:
+        encoding = (stream.properties or {}).get(EXT_ENCODING)
+        if (
+            fmt == NETCDF
+            and encoding
+            and stream.status == "success"
+            and stream.fragmented
+        ):
+            return StreamedReplyResponse(
+                stream,
+                str(encoding),
+                {"Content-Disposition": f'attachment; filename="{target.name}.nc"'},
+                target.label,
+            )
+        try:
+            reply = await stream.reply()
+        finally:
+            stream.close()
     await check_reply(reply, target.topic)
     return render_reply(reply, target, fmt)
 

@@ -63,6 +63,10 @@ class GatewaySettings:
             system's temporary directory, one per gateway port).
         job_retention: the most finished jobs kept (oldest dropped first).
         refresh: seconds after which a service's API info is asked again.
+        discovery_timeout: seconds to wait for the API info of a topic the
+            gateway has not seen answer yet, before answering 404. With a
+            broker that lists its topics (``GET /topics``: the embedded one,
+            ``dasf-geo broker``) a topic without a consumer is a 404 at once.
         forward_auth: pass the caller's ``Authorization`` header (or
             ``token`` query parameter) on to the broker handshake.
         static_dir: a folder served at ``/`` (default: the dashboard when
@@ -81,6 +85,7 @@ class GatewaySettings:
     jobs_db: Path | None = None
     job_retention: int = 1000
     refresh: float = 5.0
+    discovery_timeout: float = 9.0
     forward_auth: bool = True
     static_dir: Path | None = None
 
@@ -100,6 +105,10 @@ class GatewaySettings:
                     f"invalid topic {topic!r}: use only letters, digits and "
                     "_ - = : . %"
                 )
+        if not self.discovery_timeout > 0:
+            raise ConfigurationError(
+                f"the discovery timeout must be > 0 s, got {self.discovery_timeout}"
+            )
         if self.body_limit <= 0:
             raise ConfigurationError(
                 f"the body limit must be > 0 bytes, got {self.body_limit}"

@@ -82,6 +82,7 @@ from dasf_geo.transport.replies import (
     raise_for_status,
     warn_findings,
 )
+from dasf_geo.transport.streamed import ReplyStream, StreamedUpload, open_stream
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -491,6 +492,42 @@ class AsyncClient:
             self.forget(context)
             if not future.done():
                 future.cancel()
+
+    async def request_stream(
+        self,
+        payload: bytes | bytearray | memoryview | OutgoingParts | StreamedUpload,
+        *,
+        timeout: float | None = None,
+        what: str | None = None,
+        progress: ProgressCallback | None = None,
+        accept: Iterable[str] | None = None,
+        options: TransferOptions | None = None,
+    ) -> ReplyStream:
+        """Send one request; return its reply as it arrives, fragment by fragment.
+
+        Like :meth:`request`, but returns as soon as the reply's first
+        message came (its properties tell its status and encoding) with a
+        :class:`~dasf_geo.transport.streamed.ReplyStream` over the payload's
+        bytes, which are never joined. ``payload`` may also be a
+        :class:`~dasf_geo.transport.streamed.StreamedUpload`, sent while its
+        bytes arrive (the timeout then starts once it is sent). Close the
+        stream when done with it.
+
+        Raises:
+            RequestTimeout: no reply within ``timeout`` seconds.
+            PayloadTooLarge: the request or the announced reply is above
+                ``max_size``.
+            FragmentError, TransportError, SendError: as :meth:`request`.
+        """
+        return await open_stream(
+            self,
+            payload,
+            timeout=timeout,
+            what=what,
+            progress=progress,
+            accept=accept,
+            options=options,
+        )
 
     def check_size(
         self,

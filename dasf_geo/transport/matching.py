@@ -82,6 +82,9 @@ class _Pending:
     received: int = field(default=0)
     #: the call's ``max_size`` (None: the client's ``max_request_size``)
     max_size: int | None = None
+    #: takes every message (properties, payload) of a streamed call's reply
+    #: as it comes, unjoined (see ``AsyncClient.request_stream``)
+    sink: Callable[[Mapping[str, Any], bytes], None] | None = None
 
 
 def call_properties(
@@ -180,6 +183,9 @@ class ReplyMatcher:
         pending = self.pending.get(str(context)) if context is not None else None
         if pending is None:
             logger.debug("dropping a reply for no waiting request: %r", context)
+            return
+        if pending.sink is not None:  # a streamed call takes its messages as is
+            pending.sink(props, payload)
             return
         mtype = str(props.get(KEY_MESSAGE_TYPE) or "")
         if mtype == _PROGRESS:

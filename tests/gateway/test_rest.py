@@ -180,14 +180,41 @@ async def test_unknown_function_service_and_route(gw: httpx.AsyncClient) -> None
 
 
 async def test_unknown_service_is_404(broker: Any) -> None:
+    # the embedded broker lists its topics: no consumer, no wait
     from dasf_geo.gateway import create_app
 
     app = create_app(settings(broker))
     async with gateway_client(app) as client:
         response = await client.get("/services/nobody_here")
+        call = await client.post("/services/nobody_here/f", json={})
+    assert response.status_code == 404
+    assert response.json()["detail"].startswith(
+        "no service answers on topic 'nobody_here': the broker has no consumer "
+        "on it (topics with a service: "
+    )
+    assert call.status_code == 404
+    assert call.json()["detail"] == response.json()["detail"]
+
+
+async def test_unknown_service_without_a_topic_listing_waits(
+    broker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a broker that cannot list its topics (Pulsar, dasf-broker-django)
+    from dasf_geo.gateway import create_app
+    from dasf_geo.gateway.discovery import ServiceDirectory
+
+    async def no_listing(self: Any, base: str, header: Any) -> None:
+        return None
+
+    monkeypatch.setattr(ServiceDirectory, "_fetch_listing", no_listing)
+    app = create_app(settings(broker, discovery_timeout=0.5))
+    async with gateway_client(app) as client:
+        response = await client.get("/services/nobody_here")
     assert response.status_code == 404
     assert response.json()["detail"] == (
-        "no service answers on topic 'nobody_here' (no api_info reply within 9 s)"
+        "no service answers on topic 'nobody_here' (no api_info reply within "
+        "0.5 s; the broker does not list its topics, so the gateway waited "
+        "--discovery-timeout)"
     )
 
 
