@@ -9,7 +9,8 @@ requests are sent when a request exceeds ``max_payload_size``.
 
 Matching and request properties have no I/O: they live in
 :mod:`dasf_geo.transport.matching`; this module adds the connections,
-their reconnects, the timeouts and the sending.
+the timeouts and the sending. Their reconnects, and resending through
+another broker front, are in :mod:`dasf_geo.transport.caller_failover`.
 
 Blocking callers (:mod:`dasf_geo.transport.blocking`) hand their requests
 to the same client and wait on a lock instead of an asyncio future.
@@ -21,13 +22,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from dasf_geo.exceptions import (
-    ReplyLost,
     RequestTimeout,
-    SendError,
     TransportError,
 )
 from dasf_geo.protocol import limits
@@ -40,7 +39,6 @@ from dasf_geo.protocol.constants import (
 from dasf_geo.protocol.fragments import Reassembler, fits_one_message, one_message
 from dasf_geo.protocol.messages import (
     ConsumerMessage,
-    ProducerAck,
     RequestContexts,
     new_response_topic,
 )
@@ -58,11 +56,15 @@ from dasf_geo.transport._common import (
     send_payload,
     setting,
 )
+from dasf_geo.transport.caller_failover import (  # noqa: F401  (re-exported)
+    RECONNECT_FIRST_DELAY,
+    RECONNECT_MAX_DELAY,
+    RESPONSE_SUBSCRIPTION,
+    CallerFailover,
+)
 from dasf_geo.transport.connection import (
     AsyncConsumer,
     AsyncProducer,
-    backoff_delays,
-    check_ack,
     redact_url,
 )
 from dasf_geo.transport.failover import Fronts, connect_first, front_urls
@@ -94,15 +96,9 @@ logger = logging.getLogger("dasf_geo.transport.client")
 
 #: Default seconds to wait for a reply; per call and per client adjustable.
 DEFAULT_TIMEOUT = 600.0
-#: Subscription name on the private response topic.
-RESPONSE_SUBSCRIPTION = "dasf-geo-caller"
-#: Seconds before the first attempt to reopen a lost reply connection, and
-#: the longest wait between attempts (see :func:`backoff_delays`).
-RECONNECT_FIRST_DELAY = 0.05
-RECONNECT_MAX_DELAY = 5.0
 
 
-class AsyncClient:
+class AsyncClient(CallerFailover):
     """Asyncio client for one backend topic.
 
     Args:
@@ -264,99 +260,6 @@ class AsyncClient:
             TransportError(f"the client for topic {self.topic!r} was closed")
         )
 
-    async def _reconnect_consumer(self) -> bool:
-        """Open the reply connection again; retry with backoff until closed.
-
-        Every failure (a refused handshake, a peer that hangs up before the
-        upgrade, a timeout) is retried after a capped, jittered exponential
-        delay (:func:`~dasf_geo.transport.connection.backoff_delays`).
-        """
-        delays = backoff_delays(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY)
-        attempt = 0
-        # with several broker fronts, each round tries the next ones first
-        for front, wait in self._fronts.schedule(delays):
-            if wait:
-                await asyncio.sleep(wait)
-            if self._closed:
-                break
-            attempt += 1
-            await self._consumer.close()
-            self._consumer.url = self._consumer_urls[front]
-            try:
-                await self._consumer.connect()
-            except TransportError as exc:
-                logger.warning(
-                    "reconnecting to the broker (attempt %d): %s", attempt, exc
-                )
-                continue
-            self._fronts.move_to(front, self._consumer.url)
-            logger.info(
-                "reconnected to %s (attempt %d)",
-                redact_url(self._consumer.url),
-                attempt,
-            )
-            return True
-        return False
-
-    async def _watch_replies(self) -> None:
-        """Reconnect the reply consumer whenever its connection closes."""
-        while not self._closed:
-            await self._consumer.wait_closed()
-            if self._closed:
-                return
-            assert self._replies_ready is not None
-            self._replies_ready.clear()
-            reason = self._consumer._closed_error()
-            logger.warning("lost the reply connection: %s", reason)
-            if not self._replies_persistent:
-                # the broker forgets a non-persistent subscription with its
-                # consumer: replies on the way now are gone, so the calls
-                # waiting for them learn it now, not at their timeout
-                self._fail_in_flight(reason)
-                if len(self._fronts) > 1:
-                    self._new_reply_topic()
-            # on a persistent topic the broker redelivers what we missed, so
-            # the calls keep waiting until their own timeout
-            if not await self._reconnect_consumer():
-                return
-            self._replies_ready.set()
-
-    def _reply_urls(self) -> list[str]:
-        """The reply consumer's URL on each broker front."""
-        return front_urls(
-            self.config,
-            self.response_topic,
-            RESPONSE_SUBSCRIPTION,
-            {"subscriptionType": "Exclusive"},
-        )
-
-    def _new_reply_topic(self) -> None:
-        """Subscribe a fresh response topic from the next connection on.
-
-        A broker cluster keeps the ``Exclusive`` reply subscription of a
-        dead front for its lease (``--lease``, 6 s by default), refusing a
-        new consumer meanwhile. A non-persistent reply topic has nothing
-        to keep (the calls waiting on it failed already), so a caller with
-        several fronts takes a new one instead of waiting for the lease.
-        """
-        self.response_topic = new_response_topic(self.topic)
-        self._consumer_urls = self._reply_urls()
-
-    def _fail_in_flight(self, reason: Exception) -> None:
-        """Fail every call waiting for a reply: its reply may be lost."""
-
-        def lost(what: str) -> ReplyLost:
-            return ReplyLost(
-                f"the reply to {what} from topic {self.topic!r} may be "
-                f"lost: the connection for replies closed while waiting "
-                f"({reason}); the request may or may not have run, call "
-                "again if that is safe",
-                url=self.url,
-                topic=self.topic,
-            )
-
-        self._matcher.fail_in_flight(lost)
-
     def _on_reply_message(self, msg: ConsumerMessage) -> None:
         """Called by the consumer for every message on the response topic."""
         # if the ack fails the message is redelivered; duplicates are dropped
@@ -378,14 +281,6 @@ class AsyncClient:
         while True:
             await asyncio.sleep(1.0)
             self._matcher.expire(time.monotonic())
-
-    async def _ensure_producer(self) -> AsyncProducer:
-        assert self._producer_lock is not None
-        async with self._producer_lock:
-            if not self._producer.connected:
-                await self._producer.close()
-                await connect_first(self._producer, self._producer_urls, self._fronts)
-        return self._producer
 
     async def request(
         self,
@@ -602,91 +497,6 @@ class AsyncClient:
     def forget(self, context: str) -> None:
         """On the event loop: stop waiting for the reply to ``context``."""
         self._matcher.forget(context)
-
-    def _check_ack(
-        self,
-        fut: asyncio.Future[ProducerAck],
-        context: str,
-        url: str,
-        message: tuple[bytes, dict[str, Any]] | None = None,
-    ) -> None:
-        """Fail request ``context`` if the broker did not accept it.
-
-        A request ``message`` whose front went away before acknowledging it
-        is sent again through the next front instead (see
-        :meth:`_may_resend`).
-        """
-        if fut.cancelled():
-            return
-        error = fut.exception()
-        if error is None:
-            try:
-                check_ack(fut.result(), url)
-            except SendError as exc:
-                error = exc
-        if error is None:
-            return
-        if message is not None and context in self._pending and self._may_resend(error):
-            task = asyncio.get_running_loop().create_task(
-                self._resend(context, *message)
-            )
-            self._resends.add(task)
-            task.add_done_callback(self._resends.discard)
-            return
-        self._matcher.finish(context, error=error)
-
-    def _may_resend(self, error: BaseException) -> bool:
-        """True if a request whose send failed with ``error`` is sent again.
-
-        Only with several broker fronts and on a persistent topic: the
-        front may have stored the request before it died (then it runs
-        twice, and the caller keeps the first reply, matched by context),
-        which a persistent topic's at-least-once delivery allows. A broker
-        that refused the message (:class:`SendError`) is not asked again.
-        """
-        return (
-            self._replies_persistent
-            and len(self._fronts) > 1
-            and not self._closed
-            and isinstance(error, TransportError)
-            and not isinstance(error, SendError)
-        )
-
-    async def _resend(
-        self, context: str, payload: bytes, props: dict[str, Any]
-    ) -> None:
-        """Send a one-message request (base64 ``payload``) again."""
-        try:
-            await self._across_fronts(self._producer, lambda p: p.send(payload, props))
-        except Exception as exc:
-            self._matcher.finish(context, error=exc)
-
-    async def _across_fronts(
-        self,
-        producer: AsyncProducer,
-        send: Callable[[AsyncProducer], Awaitable[Any]],
-    ) -> None:
-        """``await send(producer)``; again through the next front when the
-        one in use goes away meanwhile (see :meth:`_may_resend`)."""
-        while True:
-            try:
-                await send(producer)
-                return
-            except TransportError as exc:
-                if not self._may_resend(exc):
-                    raise
-                logger.warning(
-                    "sending a request to topic %r again through another broker "
-                    "front: %s",
-                    self.topic,
-                    exc,
-                )
-            ready = self._replies_ready
-            if ready is not None and not ready.is_set():
-                await ready.wait()  # the reply connection is being reopened
-            if self._closed:
-                raise TransportError(f"the client for topic {self.topic!r} was closed")
-            producer = await self._ensure_producer()
 
     async def call(
         self,
