@@ -23,7 +23,8 @@ replies (error replies with pydantic's structured errors in
 ``dasfGeoErrors``) are built in :mod:`dasf_geo.transport.answers`. A
 handler with ``part_media_types`` (such as :class:`ModuleHandler`) also
 takes multipart requests, advertised in the ``dasfGeoFeatures`` property
-of ``pong``, ``info`` and ``api_info`` replies.
+of ``pong``, ``info`` and ``api_info`` replies. Reconnecting when the
+connection drops is in :mod:`dasf_geo.transport.listener_reconnect`.
 """
 
 from __future__ import annotations
@@ -73,7 +74,6 @@ from dasf_geo.transport.answers import (
 )
 from dasf_geo.transport.connection import (
     AsyncConsumer,
-    backoff_delays,
     check_ack,
     redact_url,
 )
@@ -95,6 +95,11 @@ from dasf_geo.transport.handler import (
     RequestHandler,
     default_subscription,
 )
+from dasf_geo.transport.listener_reconnect import (  # noqa: F401  (re-exported)
+    RECONNECT_FIRST_DELAY,
+    RECONNECT_MAX_DELAY,
+    ListenerReconnect,
+)
 from dasf_geo.transport.producers import ReplyProducers
 
 __all__ = [
@@ -111,12 +116,9 @@ on_listening: list[Callable[[Listener], None]] = []
 #: How often a request whose reply could not be sent is redelivered (on a
 #: persistent topic) before it is acknowledged and given up.
 MAX_REPLY_REDELIVERIES = 3
-#: Seconds before the first reconnect attempt, and the longest wait.
-RECONNECT_FIRST_DELAY = 0.1
-RECONNECT_MAX_DELAY = 10.0
 
 
-class Listener:
+class Listener(ListenerReconnect):
     """Consumes a backend topic and answers its requests.
 
     Args:
@@ -279,68 +281,6 @@ class Listener:
             await self._consumer.close()
             await self._producers.close()
             self._pool.shutdown(wait=False)
-
-    async def _consume_until_stopped(self) -> None:
-        """Wait for the stop signal; reconnect whenever the connection drops.
-
-        Messages are handled by :meth:`_on_message` as they arrive.
-        """
-        assert self._stopping is not None
-        stop_wait = asyncio.ensure_future(self._stopping.wait())
-        try:
-            while not self._stopping.is_set():
-                closed = asyncio.ensure_future(self._consumer.wait_closed())
-                await asyncio.wait(
-                    {closed, stop_wait}, return_when=asyncio.FIRST_COMPLETED
-                )
-                closed.cancel()
-                if self._stopping.is_set():
-                    break
-                self.connected.clear()
-                logger.warning(
-                    "lost the connection to the broker: %s",
-                    self._consumer._closed_error(),
-                )
-                if not await self._reconnect():
-                    break
-        finally:
-            stop_wait.cancel()
-
-    async def _reconnect(self) -> bool:
-        """Open the consumer again; retry with backoff until stopped.
-
-        Every failure (a refused handshake, a peer that hangs up before the
-        upgrade, a timeout) is retried after a capped, jittered exponential
-        delay (:func:`~dasf_geo.transport.connection.backoff_delays`).
-        """
-        assert self._stopping is not None
-        delays = backoff_delays(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY)
-        attempt = 1
-        # with several broker fronts, each round tries the next ones first
-        for front, wait in self._fronts.schedule(delays):
-            if wait:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), wait)
-            if self._stopping.is_set():
-                break
-            await self._consumer.close()
-            attempt += 1
-            self._consumer.url = self._consumer_urls[front]
-            try:
-                await self._consumer.connect()
-            except TransportError as exc:
-                logger.warning("connection attempt %d failed: %s", attempt, exc)
-                continue
-            self._fronts.move_to(front, self._consumer.url)
-            self.consumer_url = self._consumer.url
-            logger.info(
-                "connection attempt %d: reconnected to %s",
-                attempt,
-                redact_url(self.consumer_url),
-            )
-            self.connected.set()
-            return True
-        return False
 
     async def _housekeeping(self) -> None:
         while True:
