@@ -84,7 +84,8 @@ from dasf_geo.transport.replies import (
     raise_for_status,
     warn_findings,
 )
-from dasf_geo.transport.streamed import ReplyStream, StreamedUpload, open_stream
+from dasf_geo.transport.streamed import ReplyStream, StreamedUpload
+from dasf_geo.transport.streamed_call import open_stream
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -30,7 +30,9 @@ that comes early waits (as base64 text) until the gap before it is filled,
 and duplicates (redeliveries) are dropped.
 
 :class:`~dasf_geo.transport.streamed_upload.StreamedUpload` (in its own
-module) is the other direction, sent by :func:`open_stream` too.
+module) is the other direction. Both are sent and registered by
+:func:`~dasf_geo.transport.streamed_call.open_stream` (its own module too,
+importable from here).
 """
 
 from __future__ import annotations
@@ -64,14 +66,13 @@ from dasf_geo.protocol.fragments import (
 )
 from dasf_geo.protocol.messages import ConsumerMessage, b64decode
 from dasf_geo.protocol.options import format_size
-from dasf_geo.transport.streamed_upload import StreamedUpload, send_streamed
+from dasf_geo.transport.streamed_upload import StreamedUpload
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
     "MAX_EARLY_TEXT",
     "ReplyStream",
     "StreamedUpload",
-    "open_stream",
 ]
 
 logger = logging.getLogger(__name__)
@@ -538,126 +539,10 @@ class ReplyStream:
                 callback()
 
 
-# --- the call ---------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    """``open_stream`` lives in :mod:`dasf_geo.transport.streamed_call`."""
+    if name == "open_stream":
+        from dasf_geo.transport.streamed_call import open_stream
 
-
-async def open_stream(
-    client: Any,
-    payload: bytes | bytearray | memoryview | StreamedUpload | Any,
-    *,
-    timeout: float | None = None,
-    what: str | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None,
-    accept: Any = None,
-    options: Any = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
-) -> ReplyStream:
-    """Send one request with ``client`` and return its reply as a stream.
-
-    The body of :meth:`AsyncClient.request_stream
-    <dasf_geo.transport.caller.AsyncClient.request_stream>` (see there).
-    """
-    from dasf_geo.exceptions import TransportError
-    from dasf_geo.protocol.limits import DEFAULT_FRAGMENT_TIMEOUT
-    from dasf_geo.protocol.options import current_transfer_options
-    from dasf_geo.transport._common import send_payload, setting
-    from dasf_geo.transport.matching import call_properties
-
-    if not client._started:
-        await client.start()
-    timeout = client.timeout if timeout is None else timeout
-    what = what or "a request message"
-    opts = current_transfer_options().merge(options)
-    if not isinstance(payload, StreamedUpload):
-        client.check_size(payload, opts, what)
-    limit = opts.max_size
-    if limit is None:
-        limit = client._matcher.reassembler.max_size
-    stream = ReplyStream(
-        what,
-        client.topic,
-        max_size=limit,
-        idle_timeout=float(
-            setting(client.config, "fragment_timeout", DEFAULT_FRAGMENT_TIMEOUT)
-        ),
-        memory_limit=memory_limit,
-        progress=progress,
-    )
-    context = client._contexts.next()
-    client._pending[context] = _pending_for(client, stream, what, progress, opts)
-    loop = asyncio.get_running_loop()
-    sent = False
-
-    timed_out: list[RequestTimeout] = []
-
-    def on_timeout() -> None:
-        if stream.properties is None:
-            message = (
-                f"no reply from topic {client.topic!r} to {what} within {timeout:g} s"
-            )
-        elif sent:
-            message = (
-                f"the reply to {what} from topic {client.topic!r} did not arrive "
-                f"whole within {timeout:g} s"
-            )
-        else:  # pragma: no cover - a reply before the request was sent
-            message = f"no reply from topic {client.topic!r} to {what}"
-        error = RequestTimeout(message, url=client.url, topic=client.topic)
-        timed_out.append(error)
-        stream.set_exception(error)
-
-    timer: asyncio.TimerHandle | None = None
-    if not isinstance(payload, StreamedUpload):
-        timer = loop.call_later(timeout, on_timeout)
-
-    def forget() -> None:
-        if timer is not None:
-            timer.cancel()
-        client.forget(context)
-
-    stream.on_close(forget)
-    try:
-        ready = client._replies_ready
-        if ready is not None and not ready.is_set():
-            await ready.wait()  # the reply connection is being reopened
-            if client.closed:
-                raise TransportError(
-                    f"the client for topic {client.topic!r} was closed"
-                )
-        producer = client._producer
-        if not producer.connected:
-            producer = await client._ensure_producer()
-        props = call_properties(
-            client.response_topic, context, MessageType.REQUEST, accept, opts
-        )
-        size = opts.fragment_size or client.max_payload_size
-        if isinstance(payload, StreamedUpload):
-            await send_streamed(producer, payload, props, size)
-            # the timeout is for the reply: a slow uploader does not use it up
-            timer = loop.call_later(timeout, on_timeout)
-        else:
-            await send_payload(producer, payload, props, size)
-        sent = True
-        await stream.wait_head()
-        if timed_out:
-            # the timer came due before this call went on, as for a
-            # cancelled ``request``: the reply came too late, whole or not
-            raise timed_out[0]
-    except BaseException:
-        stream.close()
-        raise
-    return stream
-
-
-def _pending_for(
-    client: Any,
-    stream: ReplyStream,
-    what: str,
-    progress: Callable[[dict[str, Any]], None] | None,
-    options: Any,
-) -> Any:
-    from dasf_geo.transport.caller import _Pending
-
-    return _Pending(
-        stream, what, progress, max_size=options.max_size, sink=stream.receive
-    )
+        return open_stream
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
