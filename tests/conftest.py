@@ -7,6 +7,7 @@ environment variable ``DASF_GEO_TEST_TIMEOUT_UNIT`` can scale on slow machines.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,17 @@ def free_port() -> int:
 def unused_port() -> int:
     """A free TCP port on 127.0.0.1."""
     return free_port()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_shared_clients() -> Iterator[None]:
+    """Close the process-wide blocking clients a test module left open.
+
+    ``send_request`` and ``dasf-geo call`` keep one client per broker and
+    topic for the life of the process; once a module's broker is gone such
+    a client would keep reconnecting (and logging) through every later test.
+    """
+    yield
+    from dasf_geo.transport.blocking import close_clients
+
+    close_clients()

@@ -24,6 +24,7 @@ import copy
 import json
 import logging
 import logging.config
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -76,6 +77,32 @@ _LOG_OPTIONS = {
 # Formatter and handler that ``logfile`` adds to the configuration.
 _FILE_FORMATTER = "%(asctime)s - %(levelname)s - [%(name)s.%(funcName)s]: %(message)s"
 _FILE_HANDLER = "dasf_geo_file_handler"
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A :class:`logging.StreamHandler` that follows ``sys.stderr``.
+
+    Given ``sys.stderr`` (or nothing), it writes each record to whatever
+    ``sys.stderr`` is at that moment rather than to the stream it was at
+    configuration time: a notebook, a test runner or a caller that swaps
+    ``sys.stderr`` (and closes the old one) keeps getting the records,
+    instead of "--- Logging error ---" from a write to a closed stream.
+    Another stream is used as given.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._follow = stream is None or stream is sys.stderr
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        """``sys.stderr`` now, or the stream given."""
+        return sys.stderr if getattr(self, "_follow", False) else self._stream
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._stream = value
+
 
 
 def _parse_level(value: Any) -> int:
