@@ -9,7 +9,9 @@ before it raises the error.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import warnings
 from typing import Any
 
@@ -127,8 +129,13 @@ async def test_the_error_reply_carries_the_findings_property(make_config, broker
 
 
 def test_dasf_geo_call_prints_a_failed_calls_findings_before_the_error(
-    make_config, broker, capsys
+    make_config, broker, capsys, monkeypatch
 ):
+    # the backend runs in this process: its log records (the failed request)
+    # go elsewhere, so that stderr holds what `dasf-geo call` printed
+    backend_log = logging.getLogger("dasf_geo")
+    monkeypatch.setattr(backend_log, "handlers", [logging.StreamHandler(io.StringIO())])
+    monkeypatch.setattr(backend_log, "propagate", False)
     config = make_config(topic="findings-error-cli")
     module = module_for(config, broker.port)
     with listener_thread(ModuleHandler(module), config):
