@@ -87,6 +87,23 @@ class _Pending:
     sink: Callable[[Mapping[str, Any], bytes], None] | None = None
 
 
+def deliver_progress(progress: ProgressCallback | None, payload: bytes) -> None:
+    """Hand the progress report in ``payload`` (base64 JSON) to ``progress``.
+
+    A broken report is logged and ignored, and a failing callback never
+    breaks the reply it belongs to.
+    """
+    if progress is None:
+        return
+    try:
+        report = json.loads(b64decode(payload, "progress report"))
+    except Exception as exc:  # a broken report must not break the reply
+        logger.warning("ignoring a broken progress report: %s", exc)
+        return
+    with contextlib.suppress(Exception):
+        progress({"kind": "report", "report": report})
+
+
 def call_properties(
     response_topic: str,
     context: str,
@@ -260,15 +277,7 @@ class ReplyMatcher:
         )
 
     def _handle_progress(self, pending: _Pending, payload: bytes) -> None:
-        if pending.progress is None:
-            return
-        try:
-            report = json.loads(b64decode(payload, "progress report"))
-        except Exception as exc:  # a broken report must not break the reply
-            logger.warning("ignoring a broken progress report: %s", exc)
-            return
-        with contextlib.suppress(Exception):
-            pending.progress({"kind": "report", "report": report})
+        deliver_progress(pending.progress, payload)
 
     def finish(
         self,

@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
-import json
 import logging
 import os
 import tempfile
@@ -66,6 +65,7 @@ from dasf_geo.protocol.fragments import (
 )
 from dasf_geo.protocol.messages import ConsumerMessage, b64decode
 from dasf_geo.protocol.options import format_size
+from dasf_geo.transport.matching import deliver_progress
 from dasf_geo.transport.streamed_upload import StreamedUpload
 
 __all__ = [
@@ -262,15 +262,7 @@ class ReplyStream:
             )
 
     def _report(self, payload: bytes) -> None:
-        if self._progress is None:
-            return
-        try:
-            report = json.loads(b64decode(payload, "progress report"))
-        except Exception as exc:  # a broken report must not break the reply
-            logger.warning("ignoring a broken progress report: %s", exc)
-            return
-        with contextlib.suppress(Exception):
-            self._progress({"kind": "report", "report": report})
+        deliver_progress(self._progress, payload)
 
     def _too_large(self, size: int) -> None:
         if size > self.max_size:
