@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from dasf_geo.exceptions import RequestError
 from dasf_geo.protocol.constants import EXT_ERRORS, EXT_SIZE
 from dasf_geo.protocol.fragments import Reassembler, one_message, split_payload
 from dasf_geo.protocol.messages import ConsumerMessage
@@ -37,7 +38,7 @@ from dasf_geo.transport.dispatch import (
     RequestIntake,
     Run,
 )
-from dasf_geo.transport.handler import FunctionReply, _RequestError
+from dasf_geo.transport.handler import FunctionReply
 
 _ids = iter(range(10**9))
 
@@ -271,7 +272,7 @@ def test_error_replies_carry_the_structured_errors() -> None:
     payload, extra = error_reply("bad", [{"loc": ["x"]}])
     assert payload == b"bad" and json.loads(extra[EXT_ERRORS]) == [{"loc": ["x"]}]
     assert error_reply("bad") == (b"bad", {})
-    text, errors = failure_reply(_RequestError("invalid", [{"a": 1}]), "1", False)
+    text, errors = failure_reply(RequestError("invalid", [{"a": 1}]), "1", False)
     assert (text, errors) == ("invalid", [{"a": 1}])
     text, errors = failure_reply(ValueError("oops"), "1", False)
     assert text == "error executing request: ValueError: oops" and errors is None
@@ -300,12 +301,12 @@ def test_a_reply_above_a_max_size_becomes_a_too_large_error() -> None:
         FunctionReply(b"x" * 500, TransferOptions(max_size=200), "function 'f'"),
         None,
     )
-    assert result is None and isinstance(error, _RequestError)
+    assert result is None and isinstance(error, RequestError)
     assert error.errors and error.errors[0]["ctx"] == {"size": 500, "limit": 100}
     with tempfile.TemporaryFile() as file:
         big = OutgoingFile(file, 1000)
         result, error = checked_result(incoming, big, None)
-        assert result is None and isinstance(error, _RequestError)
+        assert result is None and isinstance(error, RequestError)
         assert file.closed
 
 
@@ -327,14 +328,33 @@ def test_execute_turns_invalid_requests_into_request_errors() -> None:
     for payload, errors in ((b'{"x": "a"}', True), (b"not json", True)):
         try:
             execute(handler, payload)
-        except _RequestError as exc:
+        except RequestError as exc:
             assert exc.text.startswith("error validating request")
             assert bool(exc.errors) is errors
         else:  # pragma: no cover
             raise AssertionError("no error")
     try:
         execute(handler, b"{}", parts=json.dumps([]))
-    except _RequestError as exc:
+    except RequestError as exc:
         assert "does not take multipart requests" in exc.text
     else:  # pragma: no cover
         raise AssertionError("no error")
+
+
+def test_request_error_is_public_and_its_old_private_names_still_work() -> None:
+    from dasf_geo.exceptions import DasfGeoError
+    from dasf_geo.transport.backend import _RequestError as via_backend
+    from dasf_geo.transport.handler import _RequestError as via_handler
+
+    assert via_handler is RequestError and via_backend is RequestError
+    assert issubclass(RequestError, DasfGeoError)
+    error = RequestError("unknown parameter 'x'", [{"type": "missing"}])
+    assert (error.text, error.errors, str(error)) == (
+        "unknown parameter 'x'",
+        [{"type": "missing"}],
+        "unknown parameter 'x'",
+    )
+    assert failure_reply(error, "1", True) == (
+        "unknown parameter 'x'",
+        [{"type": "missing"}],
+    )
