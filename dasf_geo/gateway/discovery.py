@@ -29,7 +29,6 @@ probed again for :data:`NEGATIVE_TTL` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -70,6 +69,8 @@ NEGATIVE_TTL = 30.0
 PROBE_TIMEOUT = 3.0
 #: Seconds the broker's list of topics with a consumer is reused.
 LISTING_TTL = 1.0
+#: Seconds :meth:`ServiceDirectory.close` waits for its clients to close.
+CLOSE_TIMEOUT = 5.0
 #: Least seconds between the starts of two listings for one header set.
 LISTING_MIN_INTERVAL = 0.2
 
@@ -501,13 +502,27 @@ class ServiceDirectory:
         return group_versions([r for r in results if r is not None])
 
     async def close(self) -> None:
-        """Close every client."""
+        """Close every client, within about :data:`CLOSE_TIMEOUT` seconds."""
         self._closed = True
         for state in self._listings.values():
             if state.fetch is not None:
                 state.fetch.cancel()
         clients = list(self._clients.values())
         self._clients.clear()
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await client.close()
+        if not clients:
+            return
+        # concurrently, and bounded: a client whose close waits on a task
+        # that lost its cancellation must not hold the gateway's shutdown
+        closing = [asyncio.ensure_future(client.close()) for client in clients]
+        done, pending = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
+        for fut in done:
+            if not fut.cancelled():
+                fut.exception()  # retrieved: a broken connection is gone anyway
+        if pending:
+            logger.warning(
+                "%d broker client(s) did not close within %g s",
+                len(pending),
+                CLOSE_TIMEOUT,
+            )
+            for fut in pending:
+                fut.cancel()
