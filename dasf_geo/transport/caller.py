@@ -120,7 +120,7 @@ class AsyncClient(CallerFailover):
         timeout: float | None = None,
     ) -> None:
         self.config = config
-        self.topic: str = topic or config.topic
+        self.topic = topic or config.topic
         if not self.topic:
             raise TransportError("no topic given: pass topic=… or set it in the config")
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
@@ -170,20 +170,20 @@ class AsyncClient(CallerFailover):
         self._replies_persistent = "/persistent/" in self._consumer.url
         self._tasks: list[asyncio.Task[None]] = []
         #: requests being sent again through another front (see _may_resend)
-        self._resends: set[asyncio.Task[None]] = set()
+        self._resends = set()
         #: the protocol extensions the backend advertised (``dasfGeoFeatures``
         #: of its last ``pong``, ``info`` or ``api_info`` reply); None until
         #: one came
         self.features: frozenset[str] | None = None
         self._started = False
         self._closed = False
-        self._producer_lock: asyncio.Lock | None = None
+        self._producer_lock = None
         #: the reply of the last successful :meth:`call` (its
         #: :meth:`Reply.findings`, its properties), or None
         self.last_reply: Reply | None = None
         #: set while the reply connection is open: a request is only sent
         #: then, so that its reply never comes to a topic nobody listens on
-        self._replies_ready: asyncio.Event | None = None
+        self._replies_ready = None
 
     @property
     def url(self) -> str:
