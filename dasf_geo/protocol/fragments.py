@@ -382,6 +382,10 @@ class Reassembler:
         self._remember_done(full_key)
         return held
 
+    def holds(self, key: Hashable) -> bool:
+        """Whether an incomplete transfer of ``key`` is held (any transfer id)."""
+        return any(k[0] == key for k in self._transfers)  # type: ignore[index]
+
     def discard(self, key: Hashable) -> None:
         """Forget every transfer whose key is ``key`` (e.g. a cancelled request)."""
         for full_key in [k for k in self._transfers if k[0] == key]:  # type: ignore[index]

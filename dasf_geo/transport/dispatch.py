@@ -267,6 +267,7 @@ class RequestIntake:
             # the rest of a request that was answered with an error already
             return Acknowledge([msg.message_id])
         incoming = self.incoming.get(key)
+        created = incoming is None
         if incoming is None:
             incoming = _Incoming(
                 header,
@@ -302,6 +303,12 @@ class RequestIntake:
                 text += _parts_over(incoming.parts, self.reassembler.max_size)
             return self._refuse_fragments(key, incoming, msg, text, now)
         if data is None:
+            if created and not self.reassembler.holds(key):
+                # a late duplicate of a transfer that completed (or was
+                # given up) already: nothing is held for it, so no entry
+                # stays behind to count against max_incomplete_requests
+                del self.incoming[key]
+                return Acknowledge([msg.message_id])
             if not incoming.spooled:
                 size = len(msg.payload) // 4 * 3
                 incoming.held_bytes += size

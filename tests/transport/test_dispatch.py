@@ -134,6 +134,21 @@ def test_fragments_are_acked_as_they_come_and_joined() -> None:
     assert last.incoming.message_ids == [messages[-1].message_id]
 
 
+def test_a_late_duplicate_of_a_joined_request_leaves_nothing_behind() -> None:
+    i = intake(max_incomplete=1)
+    messages = request_messages("1", bytes(3000), size=1024)
+    events = [i.receive(msg, 0.0) for msg in messages]
+    assert isinstance(events[-1], Deliver)
+    # the broker redelivers a fragment after the request was joined
+    assert isinstance(i.receive(messages[0], 1.0), Acknowledge)
+    assert not i.incoming and i.incomplete_bytes == 0
+    # so the one place for a fragmented request is free for the next
+    following = request_messages("2", bytes(3000), size=1024)
+    events = [i.receive(msg, 2.0) for msg in following]
+    assert all(isinstance(e, Acknowledge) for e in events[:-1])
+    assert isinstance(events[-1], Deliver)
+
+
 def test_too_many_fragmented_requests_get_one_error_each() -> None:
     i = intake(max_incomplete=1)
     first = request_messages("1", bytes(3000), size=1024)
