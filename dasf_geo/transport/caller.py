@@ -19,7 +19,6 @@ to the same client and wait on a lock instead of an asyncio future.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -94,6 +93,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("dasf_geo.transport.client")
+
+#: Seconds :meth:`AsyncClient.close` waits for its background tasks to stop.
+_CLOSE_TIMEOUT = 5.0
 
 #: Default seconds to wait for a reply; per call and per client adjustable.
 DEFAULT_TIMEOUT = 600.0
@@ -251,12 +253,26 @@ class AsyncClient(CallerFailover):
             self._replies_ready.set()  # calls waiting for it fail below
         for task in [*self._tasks, *self._resends]:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks = []
+        # the connections close first: a task that lost its cancellation
+        # (asyncio.wait_for in Python 3.11 can swallow one that arrives as
+        # a connect completes) then finds them closed instead of waiting on
+        # an open one for ever; the wait for the tasks is bounded as well
         await self._producer.close()
         await self._consumer.close()
+        tasks, self._tasks = self._tasks, []
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT)
+            for task in stuck:
+                logger.warning(
+                    "a task of the client for topic %r did not stop within "
+                    "%g s of closing: %r",
+                    self.topic,
+                    _CLOSE_TIMEOUT,
+                    task,
+                )
+            for task in tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: not raised at close
         self._matcher.fail_all(
             TransportError(f"the client for topic {self.topic!r} was closed")
         )
