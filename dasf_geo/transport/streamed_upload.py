@@ -16,13 +16,12 @@ frees what it holds of it at once rather than after its fragment timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dasf_geo.exceptions import FragmentError, TransportError
+from dasf_geo.exceptions import FragmentError
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     EXT_PARTS,
@@ -30,12 +29,12 @@ from dasf_geo.protocol.constants import (
     JSON_MEDIA_TYPE,
 )
 from dasf_geo.protocol.fragments import (
-    abort_marker,
     fits_one_message,
     piece_chars,
     split_stream,
 )
 from dasf_geo.protocol.parts import parts_property
+from dasf_geo.transport._common import send_abort
 from dasf_geo.transport.connection import AsyncProducer
 
 __all__ = ["StreamedUpload", "send_streamed"]
@@ -150,7 +149,7 @@ async def send_streamed(
                     first = fragment.properties
         except BaseException as exc:
             if first is not None and len(futures) < len(wants):
-                _send_abort(producer, props_base, first, exc)
+                send_abort(producer, props_base, first, exc)
             raise
         async for extra in source:
             if extra:
@@ -164,39 +163,3 @@ async def send_streamed(
             if fut.done() and not fut.cancelled():
                 fut.exception()  # retrieved: errors are raised above
     return len(futures)
-
-
-def _send_abort(
-    producer: AsyncProducer,
-    props_base: Mapping[str, Any],
-    first: Mapping[str, Any],
-    error: BaseException,
-) -> None:
-    """Tell the backend that the upload begun with ``first`` stops here.
-
-    Sent at once (no await, so it also goes out while the caller is being
-    cancelled), after the fragments already sent on the same connection;
-    its ack is not waited for. A connection that is gone sends nothing: the
-    backend then gives the fragments up after its fragment timeout.
-    """
-    if isinstance(error, asyncio.CancelledError):
-        reason = "the upload was cancelled"
-    else:
-        reason = f"the upload broke off: {type(error).__name__}: {error}"
-    marker = abort_marker(first, reason)
-    props = dict(props_base)
-    props.update(marker.properties)
-    try:
-        ack = producer.submit_now(
-            marker.payload, props, key=marker.properties.get(EXT_TRANSFER)
-        )
-    except TransportError as exc:
-        logger.debug("could not end an abandoned upload: %s", exc)
-        return
-
-    def settled(fut: asyncio.Future[Any]) -> None:
-        if not fut.cancelled():
-            with contextlib.suppress(Exception):
-                fut.result()  # retrieved: the marker is best effort
-
-    ack.add_done_callback(settled)

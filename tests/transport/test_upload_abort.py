@@ -265,3 +265,46 @@ async def test_an_abandoned_streamed_upload_is_freed_at_once(make_config, broker
             stream.close()
         assert reply.status == "success", bytes(reply.payload)
         assert json.loads(bytes(reply.payload)) == expected
+
+
+async def test_a_large_request_cancelled_while_sent_is_freed_at_once(
+    make_config, broker
+):
+    # the plain fragmented send path (AsyncClient.request), not the streamed
+    # upload: cancelled after some fragments, it ends them with the marker
+    config = make_config(
+        topic="abort-plain",
+        max_payload_size=4_000,
+        fragment_timeout=600.0,
+    )
+    module = BackendModule.create_model(
+        members=[total],
+        messaging_config=dict(topic=config.topic, host="127.0.0.1", port=broker.port),
+    )
+    data, expected = netcdf()
+    async with (
+        running_listener(ModuleHandler(module), config) as listener,
+        AsyncClient(config, timeout=timeout(30)) as client,
+    ):
+        payload = b" " * 2_000_000  # hundreds of fragments; never joined
+        call = asyncio.create_task(client.request(payload))
+        await eventually(
+            lambda: listener._reassembler.pending_bytes() > 0,
+            "the backend holds the first fragments",
+            30,
+        )
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await eventually(
+            lambda: held_nothing(listener, []), "the partial request freed", 3
+        )
+        assert listener.answered == 0
+        # and it goes on serving
+        stream = await client.request_stream(upload(len(data), whole(data)))
+        try:
+            reply = await stream.reply()
+        finally:
+            stream.close()
+        assert reply.status == "success", bytes(reply.payload)
+        assert json.loads(bytes(reply.payload)) == expected
