@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
@@ -504,7 +505,13 @@ async def test_close_ends_although_a_task_swallowed_its_cancellation(
         stuck = asyncio.create_task(stubborn())
         client._tasks.append(stuck)
         await asyncio.sleep(0)
-        await asyncio.wait_for(client.close(), timeout(10))
+        # on the logger itself: an earlier logging config may stop propagation
+        log = logging.getLogger("dasf_geo.transport.client")
+        log.addHandler(caplog.handler)
+        try:
+            await asyncio.wait_for(client.close(), timeout(10))
+        finally:
+            log.removeHandler(caplog.handler)
         assert "did not stop within 0.3 s of closing" in caplog.text
     finally:
         never.set()
