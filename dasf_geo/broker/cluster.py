@@ -35,6 +35,7 @@ from collections import deque
 from typing import Any, cast
 
 from dasf_geo.broker.auth import AuthConfig, Grant
+from dasf_geo.broker.cluster_flow import FlowControl
 from dasf_geo.broker.cluster_names import ClusterNames, WireMessage, parse_servers
 from dasf_geo.broker.cluster_nats import Feed, NatsBinding
 from dasf_geo.broker.core import (
@@ -92,6 +93,8 @@ class FrontCore(BrokerCore):
         self.settle: Any = None
         #: the front holding an Exclusive lease elsewhere, or None
         self.leased_elsewhere: Any = None
+        #: called with a topic that let go of a message
+        self.released: Any = None
 
     def inject(
         self, sub: Subscription, wire: WireMessage, handle: Any, redeliveries: int
@@ -121,6 +124,8 @@ class FrontCore(BrokerCore):
         handle = self.handles.pop(entry.message, None)
         if handle is not None and self.settle is not None:
             self.settle(handle[0], handle[1], acked)
+        if self.released is not None:
+            self.released(sub.topic)
 
     def check_subscribe(
         self,
@@ -241,6 +246,7 @@ class ClusterBroker(Broker):
             connect_timeout=connect_timeout,
         )
         self._feeds: dict[tuple[str, str], Feed] = {}
+        self.flow: FlowControl | None = None
         self._last_drop_warning = 0.0
         self.dropped = 0
 
@@ -271,6 +277,8 @@ class ClusterBroker(Broker):
     async def stop(self) -> None:
         """Close every connection, give back held messages, leave NATS."""
         await super().stop()
+        if self.flow is not None:
+            await self.flow.stop()
         await self.binding.stop()
         self._feeds.clear()
 
@@ -278,6 +286,8 @@ class ClusterBroker(Broker):
         core = FrontCore(**self.limits)
         core.settle = self._settle
         core.leased_elsewhere = self.binding.lease_holder
+        self.flow = FlowControl(self.binding, core.max_topic_bytes)
+        core.released = self.flow.released
         return core
 
     def _listener(self, route: Route, grant: Grant | None) -> _Connection:
@@ -333,6 +343,8 @@ class ClusterBroker(Broker):
                 feed.held[id(msg)] = msg
             handle = None if msg is None else (feed, msg)
             core.inject(local, wire, handle, redeliveries)
+            if msg is None and self.flow is not None:
+                self.flow.delivered(local.topic)
 
         feed = Feed(sub.topic.name, nats_name, sub.type, deliver, room)
         self._feeds[key] = feed
@@ -448,10 +460,13 @@ class _ClusterProducer(_Connection):
     Frames of a persistent topic are sent to JetStream one behind the other;
     their acks follow as JetStream confirms them (at most
     :data:`_MAX_UNCONFIRMED` frames, and :data:`_PRODUCER_QUEUE_BYTES`
-    with those still queued, wait for it).
+    with those still queued, wait for it). Frames of a non-persistent topic
+    wait while a front with its consumers asks to pause
+    (:mod:`dasf_geo.broker.cluster_flow`).
     """
 
     broker: ClusterBroker
+    flow_open: asyncio.Event | None = None
 
     def connected(self) -> None:
         assert self.route.topic is not None
@@ -465,6 +480,10 @@ class _ClusterProducer(_Connection):
         )
         #: messages sent to NATS whose acks the producer has not had yet
         self.confirming = 0
+        # set while no front asks this non-persistent topic to pause
+        flow = self.broker.flow
+        if not self.route.topic.persistent and flow is not None:
+            self.flow_open = flow.watch(self.route.topic, self._update_reading)
         assert self.broker._loop is not None
         self.worker = self.broker._loop.create_task(self._run())
         self.acker = self.broker._loop.create_task(self._ack())
@@ -474,6 +493,9 @@ class _ClusterProducer(_Connection):
         self.acker.cancel()
         self.queue.clear()
         self.core.remove_producer(self.topic)
+        if self.flow_open is not None and self.broker.flow is not None:
+            assert self.route.topic is not None
+            self.broker.flow.unwatch(self.route.topic, self._update_reading)
 
     def message(self, data: bytes) -> None:
         self.queue.append(data)
@@ -482,7 +504,8 @@ class _ClusterProducer(_Connection):
         self._update_reading()
 
     def wants_pause(self) -> bool:
-        return self.write_blocked or self.queued >= _PRODUCER_QUEUE_BYTES
+        paused = self.flow_open is not None and not self.flow_open.is_set()
+        return self.write_blocked or paused or self.queued >= _PRODUCER_QUEUE_BYTES
 
     def _acked(self, size: int, ack: bytes) -> None:
         self.queued -= size
@@ -497,6 +520,8 @@ class _ClusterProducer(_Connection):
             await self.wake.wait()
             self.wake.clear()
             while self.queue:
+                while self.flow_open is not None and not self.flow_open.is_set():
+                    await self.flow_open.wait()
                 data = self.queue.popleft()
                 try:
                     ack = await self.broker.submit_frame(name, data)
