@@ -7,21 +7,22 @@ to a slower caller waits for it. Core NATS has no such back channel: a
 front that receives faster than its consumers take would have to drop
 what does not fit. So the fronts tell each other:
 
-- a front whose consumers of a non-persistent topic hold more than half
-  of ``max_topic_bytes`` publishes ``pause <front id>`` on the topic's flow
+- a front whose consumers of a non-persistent topic hold more than a
+  quarter of ``max_topic_bytes`` publishes ``pause <front id>`` on the topic's flow
   subject ``dasf_geo.<cluster>.flow.n.<tenant>.<namespace>.<topic>`` (on
   the data connection, :mod:`dasf_geo.broker.nats_data`), repeats it every
   :data:`RENEW_SECONDS` while that lasts, and publishes ``resume <front
-  id>`` once they hold less than a quarter;
+  id>`` once they hold less than an eighth;
 - a front with producers of the topic subscribes to its flow subject; while
   a pause of some front is in force, its producers' messages wait and
   their WebSocket is not read (as on the embedded broker). A pause not
   renewed within :data:`PAUSE_SECONDS` ends by itself, so a front that
   dies cannot stop a producer for good.
 
-The other half of ``max_topic_bytes`` absorbs what was on its way when the
-pause went out; what still does not fit is dropped as before (at most
-once). Persistent topics need none of this: fronts pull from JetStream
+The other three quarters of ``max_topic_bytes`` absorb what was on its way
+when the pause went out (socket buffers, and what NATS holds for the
+front: it does not slow a publisher down for a slow subscriber); what
+still does not fit is dropped as before (at most once). Persistent topics need none of this: fronts pull from JetStream
 only what their consumers have room for.
 """
 
@@ -72,13 +73,13 @@ class FlowControl:
     Args:
         binding: the front's NATS binding (connected).
         max_topic_bytes: the front's per-topic limit; pauses are asked for
-            above half of it and lifted below a quarter.
+            above a quarter of it and lifted below an eighth.
     """
 
     def __init__(self, binding: NatsBinding, max_topic_bytes: int) -> None:
         self.binding = binding
-        self.high = max(1, max_topic_bytes // 2)
-        self.low = max_topic_bytes // 4
+        self.high = max(1, max_topic_bytes // 4)
+        self.low = max_topic_bytes // 8
         self._watches: dict[TopicName, _Watch] = {}
         #: topics this front asked to pause, with their local Topic
         self._pausing: dict[TopicName, Topic] = {}

@@ -74,7 +74,7 @@ PING_INTERVAL = 20.0
 #: seconds between two rounds of reconnect attempts over all URLs
 RECONNECT_WAIT = 0.5
 #: bytes written and not yet taken by the socket before publishers wait
-WRITE_HIGH_WATER = 4 * 1024 * 1024
+WRITE_HIGH_WATER = 1024 * 1024
 #: bodies below this many bytes are joined with their control line (one
 #: write); larger ones are written piece by piece, never copied
 _JOIN_BELOW = 64 * 1024

@@ -239,7 +239,7 @@ class Parser:
                     raise ProtocolError(
                         f"NATS sent a line longer than {MAX_CONTROL_LINE} bytes "
                         "without CRLF (it starts "
-                        f"{bytes(buf[self._start : self._start + 60])!r})"
+                        f"{bytes(buf[self._start : min(self._end, self._start + 60)])!r})"
                     )
                 return
             line = bytes(buf[self._start : end])
@@ -358,7 +358,7 @@ class Parser:
             raise ProtocolError(
                 f"NATS sent a message on {self._msg[0][:80]!r} whose payload is "
                 "not followed by CRLF (got "
-                f"{bytes(buf[self._start : self._start + 8])!r})"
+                f"{bytes(buf[self._start : min(self._end, self._start + 8)])!r})"
             )
         self._start += 2
         assert self._msg is not None
