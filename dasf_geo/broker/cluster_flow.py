@@ -22,8 +22,9 @@ what does not fit. So the fronts tell each other:
 The other three quarters of ``max_topic_bytes`` absorb what was on its way
 when the pause went out (socket buffers, and what NATS holds for the
 front: it does not slow a publisher down for a slow subscriber); what
-still does not fit is dropped as before (at most once). Persistent topics need none of this: fronts pull from JetStream
-only what their consumers have room for.
+still does not fit is dropped as before (at most once). Persistent topics
+need none of this: fronts pull from JetStream only what their consumers
+have room for.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ import contextlib
 import logging
 import random
 import ssl
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -79,6 +80,8 @@ WRITE_HIGH_WATER = 1024 * 1024
 #: write); larger ones are written piece by piece, never copied
 _JOIN_BELOW = 64 * 1024
 _PONG_LINE = b"PONG\r\n"
+#: asyncio's own transports write a list without joining it from 3.12 on
+_GATHERING_WRITES = sys.version_info >= (3, 12)
 _PING_LINE = b"PING\r\n"
 
 Callback = Callable[[Msg], "Awaitable[Any] | None"]
@@ -240,6 +243,23 @@ class _Protocol(asyncio.BufferedProtocol):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.transport is not None:
             self.transport.write(data)
+
+    def write_pieces(self, pieces: tuple[bytes | bytearray | memoryview, ...]) -> None:
+        """Write ``pieces`` as one message, joining none of them.
+
+        uvloop (the broker's loop) and Python 3.12's selector transports
+        send a list with one ``writev``/``sendmsg``; on older asyncio
+        ``writelines`` joins the list, so the pieces go one by one (as
+        separate segments: the server reads a payload in smaller chunks).
+        """
+        transport = self.transport
+        if transport is None:
+            return
+        if _GATHERING_WRITES or type(transport).__module__.startswith("uvloop"):
+            transport.writelines(pieces)
+        else:
+            for piece in pieces:
+                transport.write(piece)
 
 
 def _options(url: str, name: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -522,11 +542,8 @@ class DataConnection:
         line = pub_header(subject, reply, size, hdr)
         if size < _JOIN_BELOW:
             proto.write(b"".join((line, *body, CRLF)))
-            return
-        proto.write(line)
-        for piece in body:
-            proto.write(piece)
-        proto.write(CRLF)
+        else:
+            proto.write_pieces((line, *body, CRLF))
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until the server processed everything written so far.

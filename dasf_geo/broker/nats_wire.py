@@ -236,10 +236,10 @@ class Parser:
             end = buf.find(CRLF, self._start, self._end)
             if end < 0:
                 if self._end - self._start > MAX_CONTROL_LINE:
+                    start = bytes(buf[self._start : min(self._end, self._start + 60)])
                     raise ProtocolError(
                         f"NATS sent a line longer than {MAX_CONTROL_LINE} bytes "
-                        "without CRLF (it starts "
-                        f"{bytes(buf[self._start : min(self._end, self._start + 60)])!r})"
+                        f"without CRLF (it starts {start!r})"
                     )
                 return
             line = bytes(buf[self._start : end])

@@ -107,7 +107,7 @@ def test_reads_go_straight_into_the_payload_buffer():
 
 
 def test_a_long_control_line_grows_the_buffer():
-    info = {"connect_urls": ["10.0.0.%d:4222" % i for i in range(2000)]}
+    info = {"connect_urls": [f"10.0.0.{i}:4222" for i in range(2000)]}
     line = b"INFO " + json.dumps(info).encode() + b"\r\n"
     assert len(line) > 8192
     (event,) = Parser(chunk=8192).feed(line)

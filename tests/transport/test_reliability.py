@@ -243,13 +243,15 @@ async def test_requests_whose_reply_cannot_be_sent_do_not_make_the_backend_deaf(
         )
         assert await client.call({"op": "echo", "value": 7}) == 7
         await eventually(
-            lambda: sum(
-                s["unacked"]
-                for t in broker.broker.core.stats()["topics"]
-                if t["name"] == config.topic
-                for s in t["subscriptions"]
-            )
-            == 0,
+            lambda: (
+                sum(
+                    s["unacked"]
+                    for t in broker.broker.core.stats()["topics"]
+                    if t["name"] == config.topic
+                    for s in t["subscriptions"]
+                )
+                == 0
+            ),
             "every request to be acknowledged",
         )
         assert listener.answered == 1  # the valid call
