@@ -69,6 +69,9 @@ logger = logging.getLogger(__name__)
 
 #: bytes of a producer's frames waiting for NATS before its socket pauses
 _PRODUCER_QUEUE_BYTES = 8 * 1024 * 1024
+#: bytes a producer of a non-persistent topic publishes before the front
+#: reads what NATS sent it (a pause of the topic, see cluster_flow)
+_BURST_BYTES = 1024 * 1024
 #: persistent messages of one producer sent to JetStream and not yet confirmed
 _MAX_UNCONFIRMED = 256
 #: seconds between two warnings about dropped non-persistent messages
@@ -337,8 +340,17 @@ class ClusterBroker(Broker):
                     self.binding.settle(feed, msg, False)
                 return
             if msg is None and core.is_full(local.topic):
-                self._drop(local.topic.name)
-                return
+                # what was on its way when this front asked to pause is
+                # kept (as the embedded broker keeps the frames it read
+                # before it paused a producer), up to the front's ceiling
+                flow = self.flow
+                if (
+                    flow is None
+                    or not flow.pausing(local.topic.name)
+                    or core.held_bytes >= core.ceiling_bytes
+                ):
+                    self._drop(local.topic.name)
+                    return
             if msg is not None:
                 feed.held[id(msg)] = msg
             handle = None if msg is None else (feed, msg)
@@ -516,13 +528,21 @@ class _ClusterProducer(_Connection):
         assert self.route.topic is not None
         name = self.route.topic
         loop = asyncio.get_running_loop()
+        burst = 0
         while True:
             await self.wake.wait()
             self.wake.clear()
             while self.queue:
-                while self.flow_open is not None and not self.flow_open.is_set():
-                    await self.flow_open.wait()
+                if self.flow_open is not None:
+                    if burst >= _BURST_BYTES:
+                        # let a pause from another front in (publishing
+                        # does not wait while the socket takes it)
+                        burst = 0
+                        await asyncio.sleep(0)
+                    while not self.flow_open.is_set():
+                        await self.flow_open.wait()
                 data = self.queue.popleft()
+                burst += len(data)
                 try:
                     ack = await self.broker.submit_frame(name, data)
                 except asyncio.CancelledError:

@@ -19,10 +19,13 @@ what does not fit. So the fronts tell each other:
   renewed within :data:`PAUSE_SECONDS` ends by itself, so a front that
   dies cannot stop a producer for good.
 
-The other three quarters of ``max_topic_bytes`` absorb what was on its way
-when the pause went out (socket buffers, and what NATS holds for the
-front: it does not slow a publisher down for a slow subscriber); what
-still does not fit is dropped as before (at most once). Persistent topics
+What was on its way when the pause went out (socket buffers, and what
+NATS holds for the front: it does not slow a publisher down for a slow
+subscriber) is kept, as the embedded broker keeps the frames it read
+before it paused a producer, up to the front's ``ceiling_bytes`` in all;
+a non-persistent message that arrives at a full topic without a pause in
+force (its producers' front did not follow the pause within
+:data:`PAUSE_SECONDS`) is dropped as before (at most once). Persistent topics
 need none of this: fronts pull from JetStream only what their consumers
 have room for.
 """
@@ -169,6 +172,10 @@ class FlowControl:
             self._signal(topic.name, b"pause")
             if self._renewer is None:
                 self._renewer = asyncio.get_running_loop().create_task(self._renew())
+
+    def pausing(self, topic: TopicName) -> bool:
+        """True while this front asks the producers of ``topic`` to pause."""
+        return topic in self._pausing
 
     def released(self, topic: Topic) -> None:
         """Local ``topic`` let go of a message."""
