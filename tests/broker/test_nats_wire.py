@@ -183,3 +183,28 @@ def test_what_the_parser_reads_is_what_a_publisher_wrote():
     (event,) = Parser().feed(line + block + b"".join(body) + b"\r\n")
     assert event.headers == {"K": "v"}
     assert bytes(event.data) == b"".join(body)
+
+
+def test_a_front_reads_back_the_message_a_front_wrote():
+    from dasf_geo.broker.cluster_names import (
+        WireMessage,
+        decode_message,
+        encode_head,
+        encode_message,
+    )
+
+    sent = WireMessage(
+        b"QUJD" * 20000, b'{"a":"1"}', b'"ctx"', b'"k"', "2026-01-01T00:00:00Z", "id1"
+    )
+    head = encode_head(sent)
+    assert encode_message(sent) == head + sent.payload
+    size = len(head) + len(sent.payload)
+    wire = b"MSG s 1 %d\r\n" % size + head + sent.payload + b"\r\n"
+    (event,) = Parser().feed(wire)
+    assert isinstance(event.data, bytearray)  # large: its own buffer
+    got = decode_message(event.data)
+    assert bytes(got.payload) == sent.payload
+    # the header parts are bytes (a key is hashed, properties are joined)
+    assert (got.properties, got.context, got.key) == (b'{"a":"1"}', b'"ctx"', b'"k"')
+    assert all(type(p) is bytes for p in (got.properties, got.context, got.key))
+    assert (got.publish_time, got.message_id) == (sent.publish_time, sent.message_id)
