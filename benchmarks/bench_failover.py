@@ -28,103 +28,26 @@ import secrets
 import statistics
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._procs import BENCH, PYTHON, Process, free_port, wait_until
+from benchmarks._procs import BENCH, PYTHON, Process, wait_until
+from dasf_geo.testing.processes import ClusterFront, cluster_fronts
 
 #: seconds one probe call may take before it counts as lost
 PROBE_TIMEOUT = 0.5
 
 
-class Front:
-    """One ``dasf-geo broker --cluster`` front on a fixed port."""
-
-    def __init__(self, nats: str, name: str, lease: float) -> None:
-        self.port = free_port()
-        self.args = [
-            PYTHON,
-            "-m",
-            "dasf_geo.cli.tool",
-            "broker",
-            "--port",
-            str(self.port),
-            "--cluster",
-            nats,
-            "--cluster-name",
-            name,
-            "--ack-wait",
-            "3",
-            "--lease",
-            f"{lease:g}",
-        ]
-        self.proc: Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self) -> Front:
-        self.proc = Process(self.args)
-
-        def healthy() -> bool:
-            url = f"http://127.0.0.1:{self.port}/health"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status == 200
-
-        wait_until(healthy, f"the front on port {self.port}")
-        return self
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.popen.kill()
-        self.proc.popen.wait(10)
-        self.proc.stop()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-
-
 @contextlib.contextmanager
-def two_fronts(nats: str, lease: float) -> Iterator[list[Front]]:
+def two_fronts(nats: str, lease: float) -> Iterator[list[ClusterFront]]:
     """Two fronts of a new cluster; the cluster is deleted afterwards."""
+    extra = ("--ack-wait", "3", "--lease", f"{lease:g}")
     name = "failover" + secrets.token_hex(4)
-    started: list[Front] = []
-    try:
-        for _ in range(2):
-            started.append(Front(nats, name, lease).start())
-        yield started
-    finally:
-        for front in started:
-            front.stop()
-        _delete_cluster(nats, name)
-
-
-def _delete_cluster(nats: str, name: str) -> None:
-    """Remove the cluster's JetStream stream and key-value buckets."""
-
-    async def delete() -> None:
-        import nats as nats_py
-
-        from dasf_geo.broker.cluster_names import ClusterNames
-
-        names = ClusterNames(name)
-        nc = await nats_py.connect(nats, max_reconnect_attempts=1)
-        js = nc.jetstream()
-        with contextlib.suppress(Exception):
-            await js.delete_stream(names.stream)
-        for bucket in (names.lease_bucket, f"DASF_GEO_{name}_KEYS"):
-            with contextlib.suppress(Exception):
-                await js.delete_key_value(bucket)
-        await nc.close()
-
-    with contextlib.suppress(Exception):
-        asyncio.run(delete())
+    with cluster_fronts(nats, 2, *extra, name=name, factory=Process) as fronts:
+        yield fronts
 
 
 def serve(topic: str, brokers: str, persistent: bool) -> Process:
@@ -147,7 +70,7 @@ def serve(topic: str, brokers: str, persistent: bool) -> Process:
 
 
 async def recover_times(
-    fronts: list[Front], topic: str, persistent: bool, trials: int
+    fronts: list[ClusterFront], topic: str, persistent: bool, trials: int
 ) -> list[float]:
     """Seconds from each kill to the first answered call sent after it."""
     from dasf_geo.exceptions import TransportError

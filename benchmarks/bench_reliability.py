@@ -45,25 +45,9 @@ from benchmarks._procs import (
     wait_until,
 )
 from dasf_geo.testing import processes
+from dasf_geo.testing.calls import call_stored
 
 MIB = 1024 * 1024
-
-
-async def call_stored(client: Any, requests: list[dict]) -> list[asyncio.Task]:
-    """Start ``requests`` as calls; return once the broker acked (stored) each.
-
-    They go out in batches smaller than the producer's window, so that each
-    is sent at once; a batch is acked before the next one starts.
-    """
-    await client._ensure_producer()  # reopened after a broker restart
-    tasks: list[asyncio.Task] = []
-    for start in range(0, len(requests), 8):
-        for request in requests[start : start + 8]:
-            tasks.append(asyncio.create_task(client.call(request)))
-        await asyncio.sleep(0)  # each new task sends its request now
-        while client._producer._pending:
-            await asyncio.sleep(0.005)
-    return tasks
 
 
 def broker(port: int, store: Path | None = None) -> Process:

@@ -27,7 +27,6 @@ import secrets
 import statistics
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,13 +37,12 @@ from benchmarks._procs import (
     BENCH,
     PYTHON,
     Process,
-    free_port,
     run_callers,
     start_backend,
     start_broker,
-    wait_until,
 )
 from benchmarks.bench_rpc import percentile
+from dasf_geo.testing.processes import cluster_fronts, dask_cluster
 
 MB = 1_000_000
 
@@ -60,61 +58,8 @@ def median_of(repeat: int, run: Any) -> Any:
 def fronts(nats: str, count: int = 2) -> Iterator[list[str]]:
     """``count`` ``dasf-geo broker --cluster`` processes of a new cluster."""
     name = "bench" + secrets.token_hex(4)
-    procs: list[Process] = []
-    urls: list[str] = []
-    try:
-        for _ in range(count):
-            port = free_port()
-            procs.append(
-                Process(
-                    [
-                        PYTHON,
-                        "-m",
-                        "dasf_geo.cli.tool",
-                        "broker",
-                        "--port",
-                        str(port),
-                        "--cluster",
-                        nats,
-                        "--cluster-name",
-                        name,
-                    ]
-                )
-            )
-
-            def healthy(port: int = port) -> bool:
-                url = f"http://127.0.0.1:{port}/health"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    return response.status == 200
-
-            wait_until(healthy, f"the front on port {port}")
-            urls.append(f"ws://127.0.0.1:{port}")
-        yield urls
-    finally:
-        for proc in procs:
-            proc.stop()
-        _delete_cluster(nats, name)
-
-
-def _delete_cluster(nats: str, name: str) -> None:
-    import asyncio
-
-    async def delete() -> None:
-        import nats as nats_py
-
-        from dasf_geo.broker.cluster_names import ClusterNames
-
-        names = ClusterNames(name)
-        nc = await nats_py.connect(nats, max_reconnect_attempts=1)
-        js = nc.jetstream()
-        for call in (js.delete_stream, js.delete_key_value):
-            with contextlib.suppress(Exception):
-                arg = names.stream if call == js.delete_stream else names.lease_bucket
-                await call(arg)
-        await nc.close()
-
-    with contextlib.suppress(Exception):
-        asyncio.run(delete())
+    with cluster_fronts(nats, count, name=name, factory=Process) as started:
+        yield [front.url for front in started]
 
 
 def small_calls(url: str, topic: str, calls: int = 500) -> dict[str, float]:
@@ -277,44 +222,10 @@ def measure_dask(repeat: int) -> list[tuple[str, str, str]]:
     rows = []
     seconds: dict[int, float] = {}
     for workers in (1, 2):
-        port = free_port()
-        address = f"tcp://127.0.0.1:{port}"
-        scheduler = Process(
-            [
-                PYTHON,
-                "-m",
-                "distributed.cli.dask_scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-dashboard",
-            ]
-        )
-        procs = [scheduler]
-        broker, url = start_broker()
-        try:
-            for _ in range(workers):
-                procs.append(
-                    Process(
-                        [
-                            PYTHON,
-                            "-m",
-                            "distributed.cli.dask_worker",
-                            address,
-                            "--nthreads",
-                            "1",
-                            "--no-dashboard",
-                            "--host",
-                            "127.0.0.1",
-                        ]
-                    )
-                )
-            from distributed import Client
-
-            wait_until(lambda a=address: Client(a, timeout=5).close() or True, "dask")
-            with Client(address, timeout=30) as probe:
-                probe.wait_for_workers(workers, timeout=60)
+        with contextlib.ExitStack() as stack:
+            address, _ = stack.enter_context(dask_cluster(workers, factory=Process))
+            broker, url = start_broker()
+            stack.callback(broker.stop)
             import os
 
             os.environ["DASF_GEO_DASK_SCHEDULER"] = address
@@ -344,10 +255,6 @@ def measure_dask(repeat: int) -> list[tuple[str, str, str]]:
                 seconds[workers] = median_of(repeat, run)
             finally:
                 backend.stop()
-        finally:
-            broker.stop()
-            for proc in reversed(procs):
-                proc.stop()
         rows.append(
             (
                 f"1 GB time mean on dask, {workers} worker"

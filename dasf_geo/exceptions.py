@@ -27,6 +27,8 @@ Hierarchy::
     ├── ResultError               a function's result failed validation
     ├── RemoteError               the backend answered with status "error"
     │   └── RemoteValidationError the backend rejected the request's arguments
+    ├── RequestError              (backend side) a request answered with exactly
+    │                             this error text, e.g. invalid arguments
     └── BrokerError               the embedded broker cannot start or serve
 """
 
@@ -57,6 +59,7 @@ __all__ = [
     "RemoteError",
     "RemoteValidationError",
     "ReplyLost",
+    "RequestError",
     "RequestTimeout",
     "ResultError",
     "SendError",
@@ -235,6 +238,35 @@ class ResultError(DasfGeoError, ValueError):
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.errors = list(errors or [])
+
+
+class RequestError(DasfGeoError):
+    """A backend refuses a request: answered with exactly this error text.
+
+    Raised while a backend runs a request (by the transport for a request
+    that fails validation, a multipart request whose parts do not fit, a
+    request above the size limit; by the service layer for an unknown
+    parameter or an unreadable monitoring store). The listener answers it
+    with an error reply whose payload is ``text`` and whose
+    ``dasfGeoErrors`` property is ``errors`` — no traceback, no
+    ``error executing request:`` prefix, nothing logged as a failure. The
+    caller then gets a :class:`RemoteError` (a
+    :class:`RemoteValidationError` when ``errors`` is not empty).
+
+    Args:
+        text: the error reply's text.
+        errors: a structured error list (pydantic's ``.errors()`` shape),
+            if any.
+
+    Attributes:
+        text: the error reply's text.
+        errors: the structured error list, or None.
+    """
+
+    def __init__(self, text: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.errors = errors
 
 
 class RemoteError(DasfGeoError):

@@ -75,7 +75,7 @@ class _Connection(WSListener):
 
     def __init__(self, broker: Broker, route: Route) -> None:
         super().__init__()
-        assert broker.core is not None and broker._loop is not None
+        assert broker.core is not None
         self.broker = broker
         self.core: BrokerCore = broker.core
         self.route = route
@@ -114,15 +114,14 @@ class _Connection(WSListener):
         self.transport = transport
         self.open = True
         transport.underlying_transport.set_write_buffer_limits(high=_WRITE_LIMIT)
-        assert self.broker._loop is not None
-        self.idle_since = self.broker._loop.time()
-        self.broker._open.add(self)
+        self.idle_since = self.broker.loop.time()
+        self.broker.connection_opened(self)
         self.connected()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         """The TCP connection is gone: release what it held."""
         self.open = False
-        self.broker._open.discard(self)
+        self.broker.connection_closed(self)
         if self.abort_timer is not None:
             self.abort_timer.cancel()
             self.abort_timer = None
@@ -265,8 +264,7 @@ class _Connection(WSListener):
 
     def _abort_later(self) -> None:
         if self.abort_timer is None and self.transport is not None:
-            assert self.broker._loop is not None
-            self.abort_timer = self.broker._loop.call_later(
+            self.abort_timer = self.broker.loop.call_later(
                 _CLOSE_TIMEOUT, self.transport.disconnect, False
             )
 
@@ -313,7 +311,7 @@ class _Producer(_Connection):
 
     def disconnected(self) -> None:
         """Forget the producer and anything it sent that was not accepted."""
-        self.broker._waiting.discard(self)
+        self.broker.stop_waiting(self)
         self.pending.clear()
         self.core.remove_producer(self.topic)
 
@@ -343,19 +341,19 @@ class _Producer(_Connection):
         # stop reading this socket until consumers ack: the producer's own
         # window of unacked sends then stops it (backpressure)
         self.full = True
-        self.broker._waiting.add(self)
+        self.broker.wait_for_room(self)
         self._update_reading()
 
     def room(self) -> None:
         """The topic has room again: publish what waited, then read on."""
         if not self.open:
-            self.broker._waiting.discard(self)
+            self.broker.stop_waiting(self)
             return
         self.full = False
         while self.pending and not self.full and self.open:
             self._publish(self.pending.popleft())
         if not self.full:
-            self.broker._waiting.discard(self)
+            self.broker.stop_waiting(self)
         self._update_reading()
 
 
@@ -380,8 +378,8 @@ class _Consumer(_Connection):
             # dasf-broker-django sends every message to every connected
             # consumer of a topic, whatever the subscription name: give
             # each connection its own subscription
-            self.broker._connections += 1
-            subscription = f"{subscription}.{self.broker._connections}"
+            number = self.broker.next_broadcast_number()
+            subscription = f"{subscription}.{number}"
         try:
             self.consumer = self.core.subscribe(
                 route.topic,

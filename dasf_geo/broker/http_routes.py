@@ -145,7 +145,7 @@ def route_request(broker: Broker, request: WSUpgradeRequest) -> Any:
             "client (the request has no 'Upgrade: websocket' header)",
             ("Upgrade", "websocket"),
         )
-    listener = broker._listener(route, grant)
+    listener = broker.listener_for(route, grant)
     response = WSUpgradeResponse.create_101_response([_SERVER_HEADER])
     return WSUpgradeResponseWithListener(response, listener)
 

@@ -201,6 +201,17 @@ class Broker:
     Raises:
         ConfigurationError: an option is invalid, the auth file is wrong, or
             a non-loopback host is given without auth or ``insecure``.
+
+    The connection objects (:mod:`dasf_geo.broker.connections`) and the
+    HTTP routes (:mod:`dasf_geo.broker.http_routes`) use the broker only
+    through this internal API (public by convention, not for callers of
+    the broker): :attr:`core`, :attr:`auth`, :attr:`loop`;
+    :meth:`connection_opened` and :meth:`connection_closed` (the open
+    connections, for keepalive and stop); :meth:`wait_for_room` and
+    :meth:`stop_waiting` (the producers waiting for room in their topic);
+    :meth:`next_broadcast_number` (the subscription of each broadcast
+    consumer); :meth:`listener_for` (the connection object of an accepted
+    WebSocket).
     """
 
     def __init__(
@@ -279,6 +290,47 @@ class Broker:
     def running(self) -> bool:
         """True between :meth:`start` and :meth:`stop`."""
         return self._server is not None
+
+    # --- internal API of the connections and routes ----------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the broker runs in.
+
+        Raises:
+            BrokerError: the broker has not started.
+        """
+        if self._loop is None:
+            raise BrokerError("the broker has not started yet, so it has no loop")
+        return self._loop
+
+    def connection_opened(self, connection: _Connection) -> None:
+        """Count ``connection`` among the open ones (keepalive, stop)."""
+        self._open.add(connection)
+
+    def connection_closed(self, connection: _Connection) -> None:
+        """``connection`` is gone (no error if it was never counted)."""
+        self._open.discard(connection)
+
+    def wait_for_room(self, producer: _Producer) -> None:
+        """``producer`` waits for room in its topic; see :meth:`_on_drain`."""
+        self._waiting.add(producer)
+
+    def stop_waiting(self, producer: _Producer) -> None:
+        """``producer`` waits for room no longer (no error if it did not)."""
+        self._waiting.discard(producer)
+
+    def next_broadcast_number(self) -> int:
+        """A new number for the subscription of a broadcast consumer."""
+        self._connections += 1
+        return self._connections
+
+    def listener_for(self, route: Route, grant: Grant | None) -> _Connection:
+        """The connection object for an accepted WebSocket on ``route``.
+
+        Subclasses choose it by overriding :meth:`_listener`.
+        """
+        return self._listener(route, grant)
 
     # --- life cycle -----------------------------------------------------------
 

@@ -13,15 +13,22 @@ broker), every topic with a consumer that answers an ``api_info`` request.
 Such a broker also tells at once that a topic has no consumer, so an
 unknown service is a 404 without waiting; with other brokers the gateway
 waits ``settings.discovery_timeout`` seconds for an ``api_info`` reply.
-Callers' private response topics (``<topic>_<32 hex digits>``) and the
-notifications topic are never probed; a topic whose probe failed is not
+The listing is reused for :data:`LISTING_TTL` seconds, but a name it lacks
+is only a 404 once a listing fetched after the request arrived lacks it
+too, so that a backend that has just subscribed is found on the first
+call; such refreshes are shared by the requests waiting for them and begin
+at most once per :data:`LISTING_MIN_INTERVAL` seconds, so that a flood of
+requests for unknown names costs the broker a few listings a second.
+A dasf_geo service's versioned topic (``<name>_<version>``) is listed
+once, among the ``versions`` of its service. Callers' private response
+topics (``<topic>_<32 hex digits>``) and the notifications topic are never
+probed; a topic whose probe failed is not
 probed again for :data:`NEGATIVE_TTL` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -49,6 +56,7 @@ __all__ = [
     "ServiceDirectory",
     "ServiceNotFound",
     "ServiceSummary",
+    "group_versions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,6 +69,10 @@ NEGATIVE_TTL = 30.0
 PROBE_TIMEOUT = 3.0
 #: Seconds the broker's list of topics with a consumer is reused.
 LISTING_TTL = 1.0
+#: Seconds :meth:`ServiceDirectory.close` waits for its clients to close.
+CLOSE_TIMEOUT = 5.0
+#: Least seconds between the starts of two listings for one header set.
+LISTING_MIN_INTERVAL = 0.2
 
 # response topics of dasf_geo callers (new_response_topic)
 _RESPONSE_TOPIC = re.compile(r".+_[0-9a-f]{32}")
@@ -75,6 +87,19 @@ class ServiceNotFound(LookupError):
 
 
 @dataclass
+class _Listing:
+    """The broker's topic listing for one header set, and its refresh."""
+
+    #: topics with a consumer (None: the broker cannot list them)
+    topics: list[str] | None = None
+    #: monotonic time the fetch of ``topics`` began (-inf: never fetched)
+    began: float = float("-inf")
+    #: the fetch under way, and when it began
+    fetch: asyncio.Task[list[str] | None] | None = None
+    fetch_began: float = float("-inf")
+
+
+@dataclass
 class ServiceSummary:
     """One entry of ``GET /services``."""
 
@@ -82,16 +107,23 @@ class ServiceSummary:
     description: str
     functions: list[str]
     classes: list[str]
+    #: for a dasf_geo service (API info with a ``"service"`` object): the
+    #: versions answering on versioned topics of their own, each
+    #: ``{"version", "topic", "shadow", "url"}``; None for other backends
+    versions: list[dict[str, Any]] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON object of the entry (with its ``url``)."""
-        return {
+        """The JSON object of the entry (with its ``url``, and ``versions``)."""
+        entry: dict[str, Any] = {
             "topic": self.topic,
             "description": self.description,
             "functions": self.functions,
             "classes": self.classes,
             "url": f"/services/{self.topic}",
         }
+        if self.versions is not None:
+            entry["versions"] = self.versions
+        return entry
 
     @classmethod
     def of(cls, topic: str, api_info: Mapping[str, Any]) -> ServiceSummary:
@@ -116,6 +148,58 @@ class ServiceSummary:
                 if isinstance(c, Mapping)
             ],
         )
+
+
+def _version_of(
+    topic: str, info: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]] | None:
+    """``(service name, version entry)`` if ``topic`` is a versioned topic.
+
+    A dasf_geo service answers on its name and on ``<name>_<version>``; the
+    ``"service"`` object of its API info names both (see
+    :func:`dasf_geo.service._reserved.describe_service`).
+    """
+    svc = info.get("service")
+    if not isinstance(svc, Mapping):
+        return None
+    name, versioned = svc.get("name"), svc.get("versioned_topic")
+    if not isinstance(name, str) or versioned != topic or name == topic:
+        return None
+    return name, {
+        "version": str(svc.get("version", "")),
+        "topic": topic,
+        "shadow": bool(svc.get("shadow")),
+        "url": f"/services/{topic}",
+    }
+
+
+def group_versions(found: list[tuple[str, dict[str, Any]]]) -> list[ServiceSummary]:
+    """The summaries of ``(topic, api_info)`` pairs, one per service.
+
+    The versioned topic of a service whose own topic is among ``found`` is
+    no service of its own: it goes into the ``versions`` of its service
+    (sorted by version). A versioned topic whose service's topic is not
+    among them stays an entry of its own.
+    """
+    topics = {topic for topic, _ in found}
+    versions: dict[str, list[dict[str, Any]]] = {}
+    folded: set[str] = set()
+    for topic, info in found:
+        version = _version_of(topic, info)
+        if version is not None and version[0] in topics:
+            versions.setdefault(version[0], []).append(version[1])
+            folded.add(topic)
+    out = []
+    for topic, info in found:
+        if topic in folded:
+            continue
+        summary = ServiceSummary.of(topic, info)
+        if isinstance(info.get("service"), Mapping):
+            summary.versions = sorted(
+                versions.get(topic, []), key=lambda v: (v["version"], v["topic"])
+            )
+        out.append(summary)
+    return out
 
 
 HeaderKey = tuple[tuple[str, str], ...]
@@ -143,7 +227,7 @@ class ServiceDirectory:
         self._api: dict[tuple[str, HeaderKey], tuple[dict[str, Any], float]] = {}
         self._negative: dict[tuple[str, HeaderKey], float] = {}
         self._known: set[str] = set(settings.topics)
-        self._listings: dict[HeaderKey, tuple[float, list[str] | None]] = {}
+        self._listings: dict[HeaderKey, _Listing] = {}
         self._closed = False
 
     # --- clients ------------------------------------------------------------
@@ -227,6 +311,10 @@ class ServiceDirectory:
             await self.client(topic, header)  # raises ServiceNotFound
         listing = await self._broker_listing(header)
         if listing is not None and topic not in listing:
+            # a backend may have subscribed since the cached listing: a 404
+            # needs a listing begun after this request arrived
+            listing = await self._broker_listing(header, since=now)
+        if listing is not None and topic not in listing:
             self._api.pop(key, None)
             offered = ", ".join(sorted(listing)) or "none"
             raise ServiceNotFound(
@@ -295,23 +383,59 @@ class ServiceDirectory:
         return await self._broker_listing(header) or []
 
     async def _broker_listing(
-        self, header: Mapping[str, str] | None
+        self, header: Mapping[str, str] | None, since: float | None = None
     ) -> list[str] | None:
         """Topics with a consumer, or None when the broker cannot list them.
 
-        The answer is kept for :data:`LISTING_TTL` seconds, so that the
-        probes of one ``GET /services`` ask the broker once.
+        Without ``since``, a listing begun less than :data:`LISTING_TTL`
+        seconds ago is reused, so that the probes of one ``GET /services``
+        ask the broker once. With ``since`` (a :func:`time.monotonic`
+        time), the answer is a listing begun at or after ``since``: the one
+        under way if it began late enough, else a new one, begun no sooner
+        than :data:`LISTING_MIN_INTERVAL` seconds after the previous one
+        (the callers meanwhile wait and then share it).
         """
         base = self.settings.broker_http_url
         if base is None:
             return None
-        hkey = _key(header)
-        cached = self._listings.get(hkey)
-        if cached is not None and time.monotonic() - cached[0] < LISTING_TTL:
-            return cached[1]
-        found = await self._fetch_listing(base, header)
-        self._listings[hkey] = (time.monotonic(), found)
-        return found
+        state = self._listings.setdefault(_key(header), _Listing())
+        if since is None:
+            if time.monotonic() - state.began < LISTING_TTL:
+                return state.topics
+            if state.fetch is None:
+                self._begin_listing(state, base, header)
+            assert state.fetch is not None
+            return await asyncio.shield(state.fetch)
+        while state.began < since:
+            fetch = state.fetch
+            if fetch is not None:
+                # a fetch begun before ``since`` is waited for, then another
+                await asyncio.shield(fetch)
+                continue
+            wait = state.fetch_began + LISTING_MIN_INTERVAL - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue  # someone else may have begun one meanwhile
+            self._begin_listing(state, base, header)
+        return state.topics
+
+    def _begin_listing(
+        self, state: _Listing, base: str, header: Mapping[str, str] | None
+    ) -> None:
+        began = time.monotonic()
+
+        async def fetch() -> list[str] | None:
+            try:
+                found = await self._fetch_listing(base, header)
+            finally:
+                state.fetch = None
+            state.topics, state.began = found, began
+            return found
+
+        state.fetch_began = began
+        state.fetch = asyncio.get_running_loop().create_task(
+            fetch(), name="dasf-geo topic listing"
+        )
 
     async def _fetch_listing(
         self, base: str, header: Mapping[str, str] | None
@@ -352,13 +476,16 @@ class ServiceDirectory:
     ) -> list[ServiceSummary]:
         """Every service that answers, with its summary, sorted by topic.
 
+        A service's versioned topic is listed among its ``versions``, not
+        as a service of its own (see :func:`group_versions`).
+
         Raises:
             ConnectionFailed: the broker refused the headers.
         """
         topics = await self.candidate_topics(header)
         now = time.monotonic()
 
-        async def probe(topic: str) -> ServiceSummary | None:
+        async def probe(topic: str) -> tuple[str, dict[str, Any]] | None:
             key = (topic, _key(header))
             if self._negative.get(key, 0.0) > now and topic not in self.settings.topics:
                 return None
@@ -369,16 +496,33 @@ class ServiceDirectory:
                 if topic not in self.settings.topics:
                     self._known.discard(topic)
                 return None
-            return ServiceSummary.of(topic, info)
+            return topic, info
 
         results = await asyncio.gather(*(probe(t) for t in topics))
-        return [r for r in results if r is not None]
+        return group_versions([r for r in results if r is not None])
 
     async def close(self) -> None:
-        """Close every client."""
+        """Close every client, within about :data:`CLOSE_TIMEOUT` seconds."""
         self._closed = True
+        for state in self._listings.values():
+            if state.fetch is not None:
+                state.fetch.cancel()
         clients = list(self._clients.values())
         self._clients.clear()
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await client.close()
+        if not clients:
+            return
+        # concurrently, and bounded: a client whose close waits on a task
+        # that lost its cancellation must not hold the gateway's shutdown
+        closing = [asyncio.ensure_future(client.close()) for client in clients]
+        done, pending = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
+        for fut in done:
+            if not fut.cancelled():
+                fut.exception()  # retrieved: a broken connection is gone anyway
+        if pending:
+            logger.warning(
+                "%d broker client(s) did not close within %g s",
+                len(pending),
+                CLOSE_TIMEOUT,
+            )
+            for fut in pending:
+                fut.cancel()

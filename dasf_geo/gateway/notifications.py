@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 #: How many notifications are kept (newest).
 KEEP = 1000
+#: Seconds :meth:`NotificationLog.close` waits for its consumers to stop.
+CLOSE_TIMEOUT = 5.0
 SEVERITIES = ("INFO", "WARNING", "CRITICAL")
 
 
@@ -90,6 +92,11 @@ class NotificationLog:
             consumer.on_message = self._handler(consumer)
             try:
                 await consumer.connect()
+                if self._closed:
+                    # closed while connecting: on Python < 3.12 a connect
+                    # that completes as the task is cancelled swallows the
+                    # cancellation (asyncio.wait_for), so do not rely on it
+                    return
                 self._consumers.append(consumer)
                 delay = 0.5
                 await consumer.wait_closed()
@@ -106,16 +113,38 @@ class NotificationLog:
             delay = min(delay * 2, 10.0)
 
     async def close(self) -> None:
-        """Stop consuming."""
+        """Stop consuming; return within about :data:`CLOSE_TIMEOUT` seconds.
+
+        Closing the consumers ends a task waiting on its connection even
+        if its cancellation was lost; a task that still does not stop in
+        time is left behind with a warning rather than waited for forever.
+        """
         self._closed = True
-        for task in self._tasks:
+        tasks = [task for task in self._tasks if not task.done()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        for consumer in list(self._consumers):
-            with contextlib.suppress(Exception):
-                await consumer.close()
+        await self._close_consumers()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+            if pending:
+                logger.warning(
+                    "notifications: %d consumer task(s) did not stop within %g s",
+                    len(pending),
+                    CLOSE_TIMEOUT,
+                )
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: logged in run() already
+        await self._close_consumers()
+
+    async def _close_consumers(self) -> None:
+        consumers = list(self._consumers)
+        if consumers:
+            closing = [asyncio.ensure_future(c.close()) for c in consumers]
+            done, _ = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
+            for fut in done:
+                if not fut.cancelled():
+                    fut.exception()  # retrieved: a broken connection is gone
 
 
 def _urls(settings: Any, subscription: str) -> list[str]:

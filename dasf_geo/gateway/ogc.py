@@ -24,7 +24,6 @@ failed call keeps the gateway's status codes (422 for rejected arguments,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import shutil
@@ -49,6 +48,9 @@ __all__ = ["CONFORMANCE", "JobManager", "describe", "find_process", "status_info
 logger = logging.getLogger(__name__)
 
 _CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
+#: Seconds :meth:`JobManager.close` waits for cancelled jobs to stop.
+CLOSE_TIMEOUT = 5.0
+
 #: The conformance classes implemented.
 CONFORMANCE = [
     _CONF + "core",
@@ -309,11 +311,20 @@ class JobManager:
 
     async def close(self) -> None:
         """Cancel running jobs (they are marked failed at the next start)."""
-        for task in list(self.tasks.values()):
+        tasks = [task for task in self.tasks.values() if not task.done()]
+        for task in tasks:
             task.cancel()
-        for task in list(self.tasks.values()):
-            with contextlib.suppress(BaseException):
-                await task
+        if tasks:
+            # bounded: a job whose cancellation was lost (asyncio.wait_for
+            # on Python < 3.12) must not hold the gateway's shutdown
+            _, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+            if pending:
+                logger.warning(
+                    "%d job(s) did not stop within %g s", len(pending), CLOSE_TIMEOUT
+                )
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a job records its own failure
         self.store.close()
         if self.owns_file:  # the default store: a folder of its own
             shutil.rmtree(self.store.path.parent, ignore_errors=True)

@@ -13,6 +13,7 @@ from dasf_geo.protocol.limits import DEFAULT_MAX_PAYLOAD_SIZE
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_SIZE",
+    "EXT_ABORT",
     "EXT_ACCEPT",
     "EXT_CHECKSUM",
     "EXT_COMPRESSION",
@@ -94,6 +95,15 @@ EXT_SIZE = "dasfGeoSize"
 #: Random id shared by all fragments of one payload, so that two payloads
 #: with the same requestContext (a retry, a duplicate) never mix.
 EXT_TRANSFER = "dasfGeoTransfer"
+#: On the message that ends an abandoned fragmented payload (its sender's
+#: source broke off, its caller was cancelled): the sender will send no
+#: further fragment, so the receiver drops what it holds of the transfer at
+#: once instead of after its fragment timeout. The value says why (text).
+#: The message repeats fragment 0's ``fragment``, ``num_fragments``,
+#: ``dasfGeoSize`` and ``dasfGeoTransfer`` with an empty payload, so that a
+#: receiver which does not know this property sees a duplicate of fragment
+#: 0 and drops it (see :func:`dasf_geo.protocol.fragments.abort_marker`).
+EXT_ABORT = "dasfGeoAbort"
 #: On error replies: JSON list of structured errors (pydantic's ``.errors()``).
 EXT_ERRORS = "dasfGeoErrors"
 #: On replies: the media type of the payload bytes when they are not the JSON

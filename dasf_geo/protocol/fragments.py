@@ -16,6 +16,13 @@ adds three properties they ignore (see :mod:`dasf_geo.protocol.constants`):
 - ``dasfGeoTransfer``: a random id shared by one payload's fragments, so two
   payloads with the same request context (a duplicate, a retry) never mix.
 
+A sender that gives a fragmented payload up half-way (its source broke off,
+its caller was cancelled) ends it with :func:`abort_marker`: a copy of
+fragment 0's numbering with an empty payload and ``dasfGeoAbort``, on which
+:meth:`Reassembler.add` drops the transfer at once. Peers that do not know
+``dasfGeoAbort`` see a duplicate of fragment 0, which they drop; they give
+the transfer up after their fragment timeout, as before.
+
 Pieces are cut at multiples of 4 characters, so each piece is the base64 of
 one slice of the payload and can be encoded and decoded on its own: the
 sender never builds the whole base64 text, and the receiver decodes every
@@ -47,6 +54,7 @@ except ImportError:  # pragma: no cover - isal is a dependency
     from zlib import crc32 as _crc32
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
+    EXT_ABORT,
     EXT_CHECKSUM,
     EXT_SIZE,
     EXT_TRANSFER,
@@ -58,6 +66,7 @@ from dasf_geo.protocol.messages import b64decode, b64encode
 __all__ = [
     "Fragment",
     "Reassembler",
+    "abort_marker",
     "crc32_hex",
     "fits_one_message",
     "one_message",
@@ -178,6 +187,43 @@ def split_stream(
         yield Fragment(text, props)
 
 
+#: The longest ``dasfGeoAbort`` text sent (the reason is for a log line).
+MAX_ABORT_REASON = 200
+
+
+def abort_marker(first: Mapping[str, Any], reason: str) -> Fragment:
+    """The message that ends a fragmented payload its sender gave up.
+
+    Args:
+        first: the properties of the payload's fragment 0 (as
+            :func:`split_stream` made them).
+        reason: why the payload stops (logged by the receiver).
+
+    Returns:
+        A :class:`Fragment` with an empty payload and fragment 0's
+        ``fragment``, ``num_fragments``, ``dasfGeoSize`` and
+        ``dasfGeoTransfer``, plus ``dasfGeoAbort: reason``. A receiver
+        that knows the property drops the transfer; one that does not sees
+        a duplicate of fragment 0 and ignores it.
+
+    Raises:
+        FragmentError: ``first`` is not the properties of fragment 0 of a
+            fragmented payload.
+    """
+    if first.get(_FRAGMENT) != 0 or not first.get(_NUM_FRAGMENTS):
+        raise FragmentError(
+            "an abort marker needs the properties of fragment 0 of a fragmented "
+            f"payload, got {dict(first)!r:.200}"
+        )
+    props: dict[str, Any] = {
+        key: first[key]
+        for key in (_FRAGMENT, _NUM_FRAGMENTS, EXT_SIZE, EXT_TRANSFER)
+        if key in first
+    }
+    props[EXT_ABORT] = (reason or "abandoned by its sender")[:MAX_ABORT_REASON]
+    return Fragment(b"", props)
+
+
 def split_payload(
     data: bytes | bytearray | memoryview,
     max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
@@ -274,7 +320,8 @@ class Reassembler:
     Tolerates duplicates (ignored) and any arrival order; checks the
     ``dasfGeoCrc32`` and ``dasfGeoSize`` properties when present; bounds the
     size of every payload by ``max_size`` decoded bytes; forgets transfers
-    that stay incomplete for ``timeout`` seconds (see :meth:`expire`).
+    that stay incomplete for ``timeout`` seconds (see :meth:`expire`), and
+    at once those whose sender gave them up (:func:`abort_marker`).
 
     Time is passed in (``now``) so the class stays free of clocks and I/O.
 
@@ -316,6 +363,28 @@ class Reassembler:
     def pending_bytes(self) -> int:
         """Decoded bytes held for incomplete transfers."""
         return sum(t.received_bytes for t in self._transfers.values())
+
+    def abandon(self, key: Hashable, transfer_id: str | None) -> int | None:
+        """Drop the transfer ``transfer_id`` of ``key``: its sender gave it up.
+
+        Its fragments arriving late are then dropped as duplicates.
+
+        Returns:
+            The decoded bytes it held, or None when no such transfer is
+            held (complete already, failed, or never begun here).
+        """
+        full_key = (key, transfer_id)
+        transfer = self._transfers.get(full_key)
+        if transfer is None:
+            return None
+        held = transfer.received_bytes
+        self._drop(full_key)
+        self._remember_done(full_key)
+        return held
+
+    def holds(self, key: Hashable) -> bool:
+        """Whether an incomplete transfer of ``key`` is held (any transfer id)."""
+        return any(k[0] == key for k in self._transfers)  # type: ignore[index]
 
     def discard(self, key: Hashable) -> None:
         """Forget every transfer whose key is ``key`` (e.g. a cancelled request)."""
@@ -372,8 +441,8 @@ class Reassembler:
 
         Returns:
             The decoded payload when this message completes it (at once for
-            an unfragmented message), else None (more fragments needed, or a
-            duplicate).
+            an unfragmented message), else None (more fragments needed, a
+            duplicate, or an abort marker, which drops its transfer).
 
         Raises:
             FragmentError: the message is inconsistent with the others of its
@@ -381,6 +450,11 @@ class Reassembler:
                 (:class:`~dasf_geo.exceptions.FragmentTooLarge`, with the
                 size and the limit). The transfer is dropped.
         """
+        if properties.get(EXT_ABORT) is not None:
+            # the sender gave the payload up (see abort_marker): never data
+            transfer_id = properties.get(EXT_TRANSFER)
+            self.abandon(key, None if transfer_id is None else str(transfer_id))
+            return None
         index = _int_prop(properties, _FRAGMENT, "fragment index")
         count = _int_prop(properties, _NUM_FRAGMENTS, "number of fragments")
         total = _int_prop(properties, EXT_SIZE, "payload size")
@@ -479,10 +553,13 @@ class Reassembler:
         if len(transfer.received) < count:
             return None
         del self._transfers[full_key]
+        self._remember_done(full_key)
+        return self._finish(transfer)
+
+    def _remember_done(self, full_key: Hashable) -> None:
         self._done[full_key] = None
         if len(self._done) > self._remember:
             self._done.popitem(last=False)
-        return self._finish(transfer)
 
     def _store_decoded(
         self, transfer: _Transfer, index: int, last: bool, data: bytes, where: str

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import pybase64
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dasf_geo.exceptions import RequestError
 from dasf_geo.service import utilities
 from dasf_geo.service._parameters import ParameterError
 from dasf_geo.service._values import StoreError, parse_time, to_csv
 from dasf_geo.service.handler import ModuleHandler
-from dasf_geo.transport.handler import _RequestError
 from dasf_geo.transport.listener import Listener
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -260,9 +260,9 @@ class ServiceListener(Listener):
         try:
             return super()._execute(data, *args, **kwargs)
         except ParameterError as exc:
-            raise _RequestError(str(exc)) from exc
+            raise RequestError(str(exc)) from exc
         except StoreError as exc:
-            raise _RequestError(f"error reading the monitoring store: {exc}") from exc
+            raise RequestError(f"error reading the monitoring store: {exc}") from exc
 
 
 class ShadowListener(ServiceListener):

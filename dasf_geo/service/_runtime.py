@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -34,7 +35,7 @@ from dasf_geo.service._reserved import ServiceHandler, ServiceListener, ShadowLi
 from dasf_geo.service._values import StoreError
 from dasf_geo.service.scheduler import run_in_daemon_thread
 
-__all__ = ["Runtime", "start_gateway"]
+__all__ = ["RunOptions", "Runtime", "start_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,28 +82,38 @@ def start_gateway(broker_url: str, **options: Any) -> list[Any]:
     return started
 
 
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """The options of :meth:`Service.run <dasf_geo.service.Service.run>`.
+
+    :meth:`~dasf_geo.service.Service.run` documents them;
+    :meth:`~dasf_geo.service.Service.start` takes them as keywords.
+    """
+
+    name: str | None = None
+    version: str | None = None
+    shadow: bool = False
+    broker: str | None = None
+    websocket_url: str | None = None
+    port: int | None = None
+    http: bool = True
+    http_port: int | None = None
+    max_workers: int | None = None
+    debug: bool = False
+
+    def given(self) -> dict[str, Any]:
+        """The options set to a true value (what ``dasf-geo serve`` takes)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v}
+
+
 class Runtime:
     """One run of a service (see :meth:`Service.run`)."""
 
-    def __init__(
-        self,
-        service: Any,
-        *,
-        name: str | None = None,
-        version: str | None = None,
-        shadow: bool = False,
-        broker: str | None = None,
-        websocket_url: str | None = None,
-        port: int | None = None,
-        http: bool = True,
-        http_port: int | None = None,
-        max_workers: int | None = None,
-        debug: bool = False,
-    ) -> None:
-        if name is not None:
-            service._name = name
-        if version is not None:
-            service._version = version
+    def __init__(self, service: Any, options: RunOptions) -> None:
+        if options.name is not None:
+            service._name = options.name
+        if options.version is not None:
+            service._version = options.version
         if not _VERSION.match(service.version):
             raise ConfigurationError(
                 f"invalid service version {service.version!r:.80}: use letters, "
@@ -115,15 +126,15 @@ class Runtime:
         ):
             service.configure_store(**service._store_options)  # reopened by name
         self.service = service
-        self.shadow = bool(shadow)
-        self.broker = broker
-        self.websocket_url = websocket_url
-        self.port = port
-        self.http = http
-        self.http_port = http_port
+        self.shadow = bool(options.shadow)
+        self.broker = options.broker
+        self.websocket_url = options.websocket_url
+        self.port = options.port
+        self.http = options.http
+        self.http_port = options.http_port
         self.gateway_url: str | None = None
-        self.max_workers = max_workers
-        self.debug = debug
+        self.max_workers = options.max_workers
+        self.debug = options.debug
         self.broker_url: str | None = None
         self.listeners: list[Any] = []
         self._embedded: Any = None

@@ -543,25 +543,25 @@ class Service:
             ConfigurationError: no entrypoints, or an invalid option.
             ConnectionFailed: the broker cannot be reached.
         """
-        options: dict[str, Any] = {
-            "name": name,
-            "version": version,
-            "shadow": shadow,
-            "broker": broker,
-            "websocket_url": websocket_url,
-            "port": port,
-            "http": http,
-            "http_port": http_port,
-            "max_workers": max_workers,
-            "debug": debug,
-        }
+        from dasf_geo.service._runtime import RunOptions, Runtime
+
+        options = RunOptions(
+            name=name,
+            version=version,
+            shadow=shadow,
+            broker=broker,
+            websocket_url=websocket_url,
+            port=port,
+            http=http,
+            http_port=http_port,
+            max_workers=max_workers,
+            debug=debug,
+        )
         if self._deferred is not None:
             # imported by ``dasf-geo serve``: it runs the service itself
-            self._deferred.update({k: v for k, v in options.items() if v})
+            self._deferred.update(options.given())
             return
-        from dasf_geo.service._runtime import Runtime
-
-        Runtime(self, **options).run_forever()
+        Runtime(self, options).run_forever()
 
     def start(self, timeout: float = 60.0, **options: Any) -> Service:
         """Run the service in a background thread; return once it listens.
@@ -573,9 +573,9 @@ class Service:
             ConnectionFailed: the broker cannot be reached.
             TransportError: the service did not start within ``timeout``.
         """
-        from dasf_geo.service._runtime import Runtime
+        from dasf_geo.service._runtime import RunOptions, Runtime
 
-        runtime = Runtime(self, **options)
+        runtime = Runtime(self, RunOptions(**options))
         runtime.start_background(timeout)
         self._runtime = runtime
         return self

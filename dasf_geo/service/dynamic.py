@@ -473,6 +473,26 @@ def connect_http(
         raise
 
 
+def _config_for(
+    config: Any,
+    topic: str,
+    broker: str | None,
+    websocket_url: str | None,
+    header: Mapping[str, str] | None,
+    options: Mapping[str, Any],
+) -> Any:
+    """The messaging config of :func:`connect` and :func:`aconnect`.
+
+    ``config`` when given (the connection arguments are then ignored),
+    else :func:`messaging_config` of the others.
+    """
+    if config is not None:
+        return config
+    return messaging_config(
+        topic, broker, websocket_url=websocket_url, header=header, **options
+    )
+
+
 def connect(
     topic: str,
     broker: str | None = None,
@@ -530,10 +550,7 @@ def connect(
             progress=progress,
             transfer=transfer,
         )
-    if config is None:
-        config = messaging_config(
-            topic, broker, websocket_url=websocket_url, header=header, **options
-        )
+    config = _config_for(config, topic, broker, websocket_url, header, options)
     client = Client(config, topic, timeout=timeout)
     try:
         api_info = discover(client, config, discovery_timeout)
@@ -569,10 +586,7 @@ async def aconnect(
             "aconnect() speaks to a broker; for a service behind an HTTP gateway "
             f"use connect({topic!r})"
         )
-    if config is None:
-        config = messaging_config(
-            topic, broker, websocket_url=websocket_url, header=header, **options
-        )
+    config = _config_for(config, topic, broker, websocket_url, header, options)
     client = AsyncClient(config, topic, timeout=timeout)
     try:
         await client.start()

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import json
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from pydantic import ValidationError
 
@@ -55,6 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
         ReturnModel,
     )
 
+P = ParamSpec("P")
+
 __all__ = [
     "BackgroundListener",
     "ModuleHandler",
@@ -73,6 +77,24 @@ def _member_label(member: BackendFunction | BackendClass) -> str:
     if function is not None:
         return f"method '{config.name}.{function.backend_config.name}'"
     return f"function '{config.name}'"
+
+
+def _sending_findings(
+    handle: Callable[P, bytes | OutgoingFile | FunctionReply],
+) -> Callable[P, bytes | OutgoingFile | FunctionReply]:
+    """``handle``, the CF/crs findings it collects sent back with its reply."""
+
+    @functools.wraps(handle)
+    def handle_sending_findings(
+        *args: P.args, **kwargs: P.kwargs
+    ) -> bytes | OutgoingFile | FunctionReply:
+        from dasf_geo.data import collect_findings, encode_reports
+
+        with collect_findings() as reports:
+            reply = handle(*args, **kwargs)
+        return with_findings(reply, encode_reports(reports)) if reports else reply
+
+    return handle_sending_findings
 
 
 class ModuleHandler:
@@ -94,6 +116,7 @@ class ModuleHandler:
         self._info: str | None = None
         self._api_info: str | None = None
 
+    @_sending_findings
     def handle(
         self,
         payload: bytes | bytearray,
@@ -102,27 +125,11 @@ class ModuleHandler:
         parts: list[ReceivedPart] | None = None,
         compression: int | None = None,
     ) -> bytes | OutgoingFile | FunctionReply:
-        """:meth:`_handle` the request, its CF/crs findings sent back.
+        """Validate the request, run it and serialise the return model.
 
         The ``warn``/``optional`` findings of the arguments' and the
         result's checks are logged once each and travel with the reply in
         its ``dasfGeoFindings`` property (see :func:`with_findings`).
-        """
-        from dasf_geo.data import collect_findings, encode_reports
-
-        with collect_findings() as reports:
-            reply = self._handle(payload, progress, accept, parts, compression)
-        return with_findings(reply, encode_reports(reports)) if reports else reply
-
-    def _handle(
-        self,
-        payload: bytes | bytearray,
-        progress: ReportSender | None = None,
-        accept: frozenset[str] = frozenset(),
-        parts: list[ReceivedPart] | None = None,
-        compression: int | None = None,
-    ) -> bytes | OutgoingFile | FunctionReply:
-        """Validate the request, run it and serialise the return model.
 
         A Dataset or DataArray result goes back as raw NetCDF bytes written
         to a temporary file when the caller accepts that (see

@@ -14,15 +14,24 @@ Used by ``tests/e2e``, ``tests/interop/peers.py`` and ``benchmarks/_procs.py``
 - shows the command, the state and the tail of the output when waiting
   fails (:meth:`Process.describe`), so that a failing test says why.
 
-Only the standard library is used: the helpers run in any environment that
-can start the processes.
+The same holds for the groups of processes they start: the fronts of a
+broker cluster over NATS (:func:`cluster_fronts`, each a
+:class:`ClusterFront`) and a dask scheduler with its workers
+(:func:`dask_cluster`).
+
+Only the standard library is used to start and stop processes: the helpers
+run in any environment that can start them. Removing a cluster's NATS
+state (:func:`delete_cluster`) needs the ``nats`` client; waiting for dask
+workers needs ``distributed``; both are imported when used.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -32,19 +41,25 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "TAIL_CHARS",
+    "ClusterFront",
     "Process",
     "ProcessError",
     "broker_args",
     "broker_consumers",
     "child_env",
+    "cluster_fronts",
+    "dask_cluster",
+    "delete_cluster",
     "free_port",
     "http_ok",
+    "port_answers",
+    "remove_cluster",
     "start_broker",
     "tail",
     "wait_until",
@@ -355,3 +370,217 @@ def broker_consumers(port: int, topic: str) -> int:
         if entry["name"] == topic
         for sub in entry["subscriptions"]
     )
+
+
+class ClusterFront:
+    """One ``dasf-geo broker --cluster NATS --cluster-name NAME`` front.
+
+    Args:
+        nats: the NATS URL of the cluster.
+        name: the cluster's name; fronts of one name form one broker.
+        *extra: further options of ``dasf-geo broker``.
+        seconds: how long :meth:`start` waits for ``/health``.
+        factory: builds the process from the command line (see
+            :func:`start_broker`).
+
+    The port is a free one found at the first :meth:`start`; a front
+    started again after :meth:`kill` keeps it, so that callers find it
+    where they left it.
+    """
+
+    def __init__(
+        self,
+        nats: str,
+        name: str,
+        *extra: str,
+        seconds: float = 60.0,
+        factory: Callable[[list[str]], Process] | None = None,
+    ) -> None:
+        self.extra = ("--cluster", nats, "--cluster-name", name, *extra)
+        self.seconds = seconds
+        self.factory = factory
+        self.port: int | None = None
+        self.proc: Process | None = None
+
+    @property
+    def url(self) -> str:
+        """The front's ``ws://`` URL.
+
+        Raises:
+            ProcessError: the front was never started.
+        """
+        if self.port is None:
+            raise ProcessError("the cluster front was not started")
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> ClusterFront:
+        """Start the front (again) and wait until it answers ``/health``.
+
+        Raises:
+            ProcessError: the front exited or did not answer in time.
+        """
+        self.proc, self.port = start_broker(
+            self.port,
+            *self.extra,
+            seconds=self.seconds,
+            factory=self.factory,
+        )
+        return self
+
+    def kill(self) -> None:
+        """Stop the front with SIGKILL at once (:meth:`start` brings it back)."""
+        if self.proc is not None:
+            self.proc.kill()
+
+    def stop(self) -> None:
+        """Stop the front (SIGTERM, then SIGKILL after a grace period)."""
+        if self.proc is not None:
+            self.proc.stop()
+
+
+@contextlib.contextmanager
+def cluster_fronts(
+    nats: str,
+    count: int = 2,
+    *extra: str,
+    name: str | None = None,
+    seconds: float = 60.0,
+    factory: Callable[[list[str]], Process] | None = None,
+) -> Iterator[list[ClusterFront]]:
+    """``count`` started fronts of one broker cluster over NATS.
+
+    Each front is waited for (``/health``) before the next one starts.
+    Afterwards the fronts are stopped and the cluster's state in NATS is
+    removed (:func:`delete_cluster`).
+
+    Args:
+        nats: the NATS URL.
+        count: how many fronts.
+        *extra: further options of ``dasf-geo broker`` for every front.
+        name: the cluster's name (default: a new random one, so that
+            streams of different runs never mix).
+        seconds, factory: see :class:`ClusterFront`.
+
+    Raises:
+        ProcessError: a front exited or did not answer in time (those
+            started are stopped).
+    """
+    name = name or "fronts" + secrets.token_hex(4)
+    started: list[ClusterFront] = []
+    try:
+        for _ in range(count):
+            front = ClusterFront(nats, name, *extra, seconds=seconds, factory=factory)
+            started.append(front)
+            front.start()
+        yield started
+    finally:
+        for front in started:
+            front.stop()
+        delete_cluster(nats, name)
+
+
+async def remove_cluster(nats: str, name: str) -> None:
+    """Remove cluster ``name``'s stream and key-value buckets from NATS.
+
+    Best effort: what does not exist, or a NATS that does not answer, is
+    passed over.
+    """
+    import nats as nats_py
+
+    from dasf_geo.broker.cluster_names import ClusterNames
+
+    names = ClusterNames(name)
+    with contextlib.suppress(Exception):
+        nc = await nats_py.connect(nats, max_reconnect_attempts=1)
+        js = nc.jetstream()
+        with contextlib.suppress(Exception):
+            await js.delete_stream(names.stream)
+        for bucket in (names.lease_bucket, f"DASF_GEO_{name}_KEYS"):
+            with contextlib.suppress(Exception):
+                await js.delete_key_value(bucket)
+        await nc.close()
+
+
+def delete_cluster(nats: str, name: str) -> None:
+    """:func:`remove_cluster`, from code that runs no event loop."""
+    asyncio.run(remove_cluster(nats, name))
+
+
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a TCP connection to ``host``:``port`` is accepted now."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 1):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def dask_cluster(
+    workers: int = 2,
+    *,
+    nanny: bool = True,
+    scheduler_env: Mapping[str, str] | None = None,
+    seconds: float = 60.0,
+    factory: Callable[[list[str], dict[str, str] | None], Process] | None = None,
+) -> Iterator[tuple[str, list[Process]]]:
+    """A ``dask scheduler`` and ``workers`` ``dask worker`` processes.
+
+    Yields the scheduler's address and the worker processes (named ``w0``,
+    ``w1``, … in dask) once all workers joined; afterwards every process
+    is killed.
+
+    Args:
+        workers: how many worker processes (one thread each).
+        nanny: False starts the workers without a nanny, so that killing
+            one is its death (a nanny would start it again).
+        scheduler_env: extra environment variables of the scheduler
+            (e.g. ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES``).
+        seconds: how long to wait for the scheduler, and for the workers.
+        factory: builds a process from its command line and extra
+            environment (started or not); default :class:`Process`.
+
+    Raises:
+        ProcessError: the scheduler exited or did not listen in time.
+    """
+    from distributed import Client
+
+    make = factory or _unstarted
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    python = sys.executable
+    scheduler = make(
+        [
+            python,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        dict(scheduler_env or {}),
+    )
+    procs: list[Process] = []
+    try:
+        scheduler.start()
+        wait_until(lambda: port_answers(port), "the dask scheduler", seconds, scheduler)
+        for number in range(workers):
+            args = [python, "-m", "distributed.cli.dask_worker", address]
+            args += ["--nthreads", "1", "--no-dashboard"]
+            if not nanny:
+                args.append("--no-nanny")  # a kill is the worker's death
+            args += ["--name", f"w{number}", "--host", "127.0.0.1"]
+            worker = make(args, None)
+            procs.append(worker)
+            worker.start()
+        with Client(address, timeout=seconds / 2) as probe:
+            probe.wait_for_workers(workers, timeout=seconds)
+        yield address, procs
+    finally:
+        for proc in procs:
+            proc.kill()
+        scheduler.kill()
+
+
+def _unstarted(args: list[str], env: dict[str, str] | None) -> Process:
+    return Process(args, env=env, start=False)

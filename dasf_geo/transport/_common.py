@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 from urllib.parse import urlencode
 
+from dasf_geo.exceptions import TransportError
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     EXT_PARTS,
@@ -20,7 +22,12 @@ from dasf_geo.protocol.constants import (
     JSON_MEDIA_TYPE,
     PropertyKeys,
 )
-from dasf_geo.protocol.fragments import Fragment, split_payload, split_stream
+from dasf_geo.protocol.fragments import (
+    Fragment,
+    abort_marker,
+    split_payload,
+    split_stream,
+)
 from dasf_geo.protocol.limits import DEFAULT_SPOOL_THRESHOLD
 from dasf_geo.protocol.parts import PartSpec, parts_property
 from dasf_geo.transport.connection import AsyncProducer
@@ -37,6 +44,7 @@ __all__ = [
     "buffer_factory",
     "payload_bytes",
     "received_parts",
+    "send_abort",
     "send_payload",
     "setting",
     "shorten_switch_interval",
@@ -283,15 +291,26 @@ async def send_payload(
 
         return done
 
+    first: Mapping[str, Any] | None = None
     try:
-        for fragment in _fragments(data, max_payload_size):
-            props = dict(properties)
-            props.update(fragment.properties)
-            key = fragment.properties.get(EXT_TRANSFER)
-            fut = await producer.submit(fragment.payload, props, key=key)
-            if on_acked is not None and _NUM_FRAGMENTS in fragment.properties:
-                fut.add_done_callback(count(len(fragment.payload) // 4 * 3))
-            futures.append(fut)
+        try:
+            for fragment in _fragments(data, max_payload_size):
+                props = dict(properties)
+                props.update(fragment.properties)
+                key = fragment.properties.get(EXT_TRANSFER)
+                fut = await producer.submit(fragment.payload, props, key=key)
+                if _NUM_FRAGMENTS in fragment.properties:
+                    if first is None:
+                        first = fragment.properties
+                    if on_acked is not None:
+                        fut.add_done_callback(count(len(fragment.payload) // 4 * 3))
+                futures.append(fut)
+        except BaseException as exc:
+            # given up half-way (cancelled, a fragment refused, a file that
+            # could not be read): the receiver frees what it holds at once
+            if first is not None and len(futures) < first[_NUM_FRAGMENTS]:
+                send_abort(producer, properties, first, exc)
+            raise
         for fut in futures:
             await producer.wait_ack(fut)
     finally:
@@ -299,6 +318,42 @@ async def send_payload(
             if fut.done() and not fut.cancelled():
                 fut.exception()  # retrieved: errors are raised above
     return len(futures)
+
+
+def send_abort(
+    producer: AsyncProducer,
+    props_base: Mapping[str, Any],
+    first: Mapping[str, Any],
+    error: BaseException,
+) -> None:
+    """Tell the receiver that the fragmented payload begun with ``first`` stops here.
+
+    Sent at once (no await, so it also goes out while the caller is being
+    cancelled), after the fragments already sent on the same connection;
+    its ack is not waited for. A connection that is gone sends nothing: the
+    backend then gives the fragments up after its fragment timeout.
+    """
+    if isinstance(error, asyncio.CancelledError):
+        reason = "the sending was cancelled"
+    else:
+        reason = f"the sending broke off: {type(error).__name__}: {error}"
+    marker = abort_marker(first, reason)
+    props = dict(props_base)
+    props.update(marker.properties)
+    try:
+        ack = producer.submit_now(
+            marker.payload, props, key=marker.properties.get(EXT_TRANSFER)
+        )
+    except TransportError as exc:
+        logger.debug("could not end an abandoned upload: %s", exc)
+        return
+
+    def settled(fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled():
+            with contextlib.suppress(Exception):
+                fut.result()  # retrieved: the marker is best effort
+
+    ack.add_done_callback(settled)
 
 
 class FileBuffer:

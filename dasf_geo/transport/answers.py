@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dasf_geo.exceptions import DasfGeoError, PartError
+from dasf_geo.exceptions import DasfGeoError, PartError, RequestError
 from dasf_geo.protocol.constants import (
     EXT_ERRORS,
     EXT_FINDINGS,
@@ -43,7 +43,6 @@ from dasf_geo.transport.handler import (
     FunctionReply,
     RequestHandler,
     _over_limit,
-    _RequestError,
     _RequestTooLarge,
     structured_errors,
 )
@@ -116,7 +115,7 @@ def failure_reply(
     other exception is logged and answered with its type and text (its
     traceback with ``debug``).
     """
-    if isinstance(error, _RequestError):
+    if isinstance(error, RequestError):
         return error.text, error.errors
     logger.error(
         "request %s failed",
@@ -182,7 +181,7 @@ def execute(
     """Run a request with ``handler`` (in a worker thread).
 
     Raises:
-        _RequestError: the request is invalid (validation, JSON, parts,
+        RequestError: the request is invalid (validation, JSON, parts,
             size): answered with its text and error list.
         Exception: whatever the function raised.
     """
@@ -193,11 +192,11 @@ def execute(
             return handler.handle(payload_bytes(data), progress, accept, **extra)
         return _execute_parts(handler, data, progress, accept, parts, extra)
     except ValidationError as exc:
-        raise _RequestError(
+        raise RequestError(
             f"error validating request: {exc}", structured_errors(exc)
         ) from exc
     except PartError as exc:
-        raise _RequestError(f"error reading the request's parts: {exc}") from exc
+        raise RequestError(f"error reading the request's parts: {exc}") from exc
     except _RequestTooLarge as exc:
         assert exc.size is not None and exc.limit is not None
         raise _too_large(str(exc), exc.size, exc.limit, "request") from exc
@@ -205,7 +204,7 @@ def execute(
         # pydantic raises ValueError for JSON it cannot parse at all
         if isinstance(exc, DasfGeoError) or not _is_json_error(exc):
             raise
-        raise _RequestError(f"error validating request: {exc}") from exc
+        raise RequestError(f"error validating request: {exc}") from exc
 
 
 def _execute_parts(
@@ -244,9 +243,9 @@ def _execute_parts(
         )
 
 
-def _too_large(text: str, size: int, limit: int, what: str) -> _RequestError:
+def _too_large(text: str, size: int, limit: int, what: str) -> RequestError:
     """The error answering a ``what`` ("request"/"reply") above a max_size."""
-    return _RequestError(
+    return RequestError(
         text,
         [
             {

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 
 from dasf_geo._moved import moved_names
+from dasf_geo.exceptions import RequestError  # noqa: F401  (re-exported)
 from dasf_geo.transport.answers import (  # noqa: F401  (re-exported)
     _is_json_error,
     _too_large,

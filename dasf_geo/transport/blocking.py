@@ -28,16 +28,12 @@ from typing import Any, TypeVar
 
 from dasf_geo._loop import new_event_loop
 from dasf_geo._moved import moved_names
-from dasf_geo.exceptions import (
-    RequestTimeout,
-)
 from dasf_geo.protocol.constants import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     MessageType,
 )
 from dasf_geo.protocol.options import (
     TransferOptions,
-    current_transfer_options,
 )
 from dasf_geo.transport._common import (
     MessagingSettings,
@@ -54,8 +50,6 @@ from dasf_geo.transport.matching import (
 )
 from dasf_geo.transport.replies import (
     Reply,
-    raise_for_status,
-    warn_findings,
 )
 
 __all__ = [
@@ -300,10 +294,9 @@ class Client:
         waits on a lock that the reply releases.
         """
         client = self._async
-        timeout = client.timeout if timeout is None else timeout
-        what = what or f"a {MessageType(message_type).value} message"
-        opts = current_transfer_options().merge(options)
-        client.check_size(payload, opts, what)
+        timeout, what, opts = client.settle(
+            payload, message_type, timeout, what, options
+        )
         waiter = _ThreadWaiter(timeout)
         loop = self._bg.loop
         loop.call_soon_threadsafe(
@@ -327,11 +320,7 @@ class Client:
             raise
         if not completed:
             loop.call_soon_threadsafe(_abandon, client, waiter)
-            raise RequestTimeout(
-                f"no reply from topic {client.topic!r} to {what} within {timeout:g} s",
-                url=client.url,
-                topic=client.topic,
-            )
+            raise client.no_reply(what, timeout)
         if waiter.error is not None:
             raise waiter.error
         assert waiter.reply is not None
@@ -357,10 +346,7 @@ class Client:
             accept=accept,
             options=options,
         )
-        warn_findings(reply)  # an error reply's too, before its error
-        raise_for_status(reply, self.topic)
-        self._async.last_reply = reply
-        return reply.value()
+        return self._async.result_of(reply)
 
     @property
     def last_reply(self) -> Reply | None:

@@ -19,7 +19,6 @@ to the same client and wait on a lock instead of an asyncio future.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -95,6 +94,9 @@ __all__ = [
 
 logger = logging.getLogger("dasf_geo.transport.client")
 
+#: Seconds :meth:`AsyncClient.close` waits for its background tasks to stop.
+_CLOSE_TIMEOUT = 5.0
+
 #: Default seconds to wait for a reply; per call and per client adjustable.
 DEFAULT_TIMEOUT = 600.0
 
@@ -120,7 +122,7 @@ class AsyncClient(CallerFailover):
         timeout: float | None = None,
     ) -> None:
         self.config = config
-        self.topic: str = topic or config.topic
+        self.topic = topic or config.topic
         if not self.topic:
             raise TransportError("no topic given: pass topic=… or set it in the config")
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
@@ -170,20 +172,20 @@ class AsyncClient(CallerFailover):
         self._replies_persistent = "/persistent/" in self._consumer.url
         self._tasks: list[asyncio.Task[None]] = []
         #: requests being sent again through another front (see _may_resend)
-        self._resends: set[asyncio.Task[None]] = set()
+        self._resends = set()
         #: the protocol extensions the backend advertised (``dasfGeoFeatures``
         #: of its last ``pong``, ``info`` or ``api_info`` reply); None until
         #: one came
         self.features: frozenset[str] | None = None
         self._started = False
         self._closed = False
-        self._producer_lock: asyncio.Lock | None = None
+        self._producer_lock = None
         #: the reply of the last successful :meth:`call` (its
         #: :meth:`Reply.findings`, its properties), or None
         self.last_reply: Reply | None = None
         #: set while the reply connection is open: a request is only sent
         #: then, so that its reply never comes to a topic nobody listens on
-        self._replies_ready: asyncio.Event | None = None
+        self._replies_ready = None
 
     @property
     def url(self) -> str:
@@ -251,12 +253,26 @@ class AsyncClient(CallerFailover):
             self._replies_ready.set()  # calls waiting for it fail below
         for task in [*self._tasks, *self._resends]:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks = []
+        # the connections close first: a task that lost its cancellation
+        # (asyncio.wait_for in Python 3.11 can swallow one that arrives as
+        # a connect completes) then finds them closed instead of waiting on
+        # an open one for ever; the wait for the tasks is bounded as well
         await self._producer.close()
         await self._consumer.close()
+        tasks, self._tasks = self._tasks, []
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT)
+            for task in stuck:
+                logger.warning(
+                    "a task of the client for topic %r did not stop within "
+                    "%g s of closing: %r",
+                    self.topic,
+                    _CLOSE_TIMEOUT,
+                    task,
+                )
+            for task in tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: not raised at close
         self._matcher.fail_all(
             TransportError(f"the client for topic {self.topic!r} was closed")
         )
@@ -324,10 +340,7 @@ class AsyncClient(CallerFailover):
         """
         if not self._started:
             await self.start()
-        timeout = self.timeout if timeout is None else timeout
-        what = what or f"a {MessageType(message_type).value} message"
-        opts = current_transfer_options().merge(options)
-        self.check_size(payload, opts, what)
+        timeout, what, opts = self.settle(payload, message_type, timeout, what, options)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
         # the common case: one message, sent at once; its ack is checked when
@@ -352,20 +365,9 @@ class AsyncClient(CallerFailover):
         timer = loop.call_later(timeout, on_timeout)
         try:
             if not sent:
-                ready = self._replies_ready
-                if ready is not None and not ready.is_set():
-                    await ready.wait()  # the reply connection is being reopened
-                    if self._closed:
-                        raise TransportError(
-                            f"the client for topic {self.topic!r} was closed"
-                        )
-                producer = self._producer
-                if not producer.connected:
-                    producer = await self._ensure_producer()
-                props = call_properties(
-                    self.response_topic, context, message_type, accept, opts
+                producer, props, size = await self.prepare_send(
+                    context, message_type, accept, opts
                 )
-                size = opts.fragment_size or self.max_payload_size
                 on_acked = _upload_progress(progress)
                 await self._across_fronts(
                     producer,
@@ -378,11 +380,7 @@ class AsyncClient(CallerFailover):
             uncancel = getattr(task, "uncancel", None)
             if uncancel is not None:
                 uncancel()
-            raise RequestTimeout(
-                f"no reply from topic {self.topic!r} to {what} within {timeout:g} s",
-                url=self.url,
-                topic=self.topic,
-            ) from None
+            raise self.no_reply(what, timeout) from None
         finally:
             timer.cancel()
             self.forget(context)
@@ -434,12 +432,90 @@ class AsyncClient(CallerFailover):
         """Refuse to send a request above the call's ``max_size``.
 
         Part of the internal API of the blocking bridge, like
+        :meth:`settle`, :meth:`no_reply`, :meth:`result_of`,
+        :meth:`prepare_send` (with the streamed call),
         :meth:`send_at_once`, :meth:`forget` and :attr:`closed`.
 
         Raises:
             PayloadTooLarge: naming the sizes; nothing was sent.
         """
         check_request_size(payload, options, what, self.topic)
+
+    def settle(
+        self,
+        payload: bytes | bytearray | memoryview | OutgoingParts | StreamedUpload,
+        message_type: MessageType | str,
+        timeout: float | None,
+        what: str | None,
+        options: TransferOptions | None,
+    ) -> tuple[float, str, TransferOptions]:
+        """A request's seconds to wait, its name in errors and its options.
+
+        The defaults of :meth:`request` filled in: the client's timeout, the
+        message type's name, the enclosing
+        :func:`~dasf_geo.protocol.options.transfer_options` under
+        ``options``. A payload of known size is checked against the call's
+        ``max_size`` (a :class:`StreamedUpload` is checked as it is sent).
+
+        Raises:
+            PayloadTooLarge: naming the sizes; nothing was sent.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        what = what or f"a {MessageType(message_type).value} message"
+        opts = current_transfer_options().merge(options)
+        if not isinstance(payload, StreamedUpload):
+            self.check_size(payload, opts, what)
+        return timeout, what, opts
+
+    async def prepare_send(
+        self,
+        context: str,
+        message_type: MessageType | str,
+        accept: Iterable[str] | None,
+        options: TransferOptions,
+    ) -> tuple[AsyncProducer, dict[str, Any], int]:
+        """Get ready to send request ``context`` the slow way.
+
+        Waits while the reply connection is being reopened (a client closed
+        meanwhile raises), opens the producer if it is not connected, and
+        returns it with the request's properties and its fragment size.
+
+        Raises:
+            TransportError: the client was closed, or no broker front
+                could be reached.
+        """
+        ready = self._replies_ready
+        if ready is not None and not ready.is_set():
+            await ready.wait()  # the reply connection is being reopened
+            if self._closed:
+                raise TransportError(f"the client for topic {self.topic!r} was closed")
+        producer = self._producer
+        if not producer.connected:
+            producer = await self._ensure_producer()
+        props = call_properties(
+            self.response_topic, context, message_type, accept, options
+        )
+        return producer, props, options.fragment_size or self.max_payload_size
+
+    def no_reply(self, what: str, timeout: float) -> RequestTimeout:
+        """The error of a request ``what`` that got no reply in ``timeout`` s."""
+        return RequestTimeout(
+            f"no reply from topic {self.topic!r} to {what} within {timeout:g} s",
+            url=self.url,
+            topic=self.topic,
+        )
+
+    def result_of(self, reply: Reply) -> Any:
+        """The result of :meth:`call` from its ``reply``.
+
+        Warns of the reply's findings (an error reply's too, before its
+        error), raises the error of an error reply, keeps the reply as
+        :attr:`last_reply` and returns its value.
+        """
+        warn_findings(reply)
+        raise_for_status(reply, self.topic)
+        self.last_reply = reply
+        return reply.value()
 
     def send_at_once(
         self,
@@ -533,10 +609,7 @@ class AsyncClient(CallerFailover):
             accept=accept,
             options=options,
         )
-        warn_findings(reply)  # an error reply's too, before its error
-        raise_for_status(reply, self.topic)
-        self.last_reply = reply
-        return reply.value()
+        return self.result_of(reply)
 
     async def ping(self, timeout: float | None = None) -> float:
         """Ping the backend; return the round-trip time in seconds.

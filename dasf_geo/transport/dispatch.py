@@ -5,7 +5,8 @@ A :class:`RequestIntake` takes every message of a backend topic
 
 - :class:`Acknowledge` — ack these messages, nothing else (a fragment held
   for later, an answer that arrived on a request topic, the rest of a
-  request answered with an error already);
+  request answered with an error already, the ``dasfGeoAbort`` marker of an
+  upload its caller gave up, whose fragments are dropped at once);
 - :class:`Refuse` — answer the request with one error reply (missing or
   invalid ``requestContext``/``messageType``/``response_topic``, fragments
   beyond the memory caps, a broken transfer), then ack it;
@@ -38,9 +39,11 @@ from dasf_geo.exceptions import (
     ProtocolError,
 )
 from dasf_geo.protocol.constants import (
+    EXT_ABORT,
     EXT_ACCEPT,
     EXT_PARTS,
     EXT_SIZE,
+    EXT_TRANSFER,
     KEY_MESSAGE_TYPE,
     KEY_REQUEST_CONTEXT,
     KEY_RESPONSE_TOPIC,
@@ -257,11 +260,14 @@ class RequestIntake:
             return Acknowledge([msg.message_id])
         key = (header.request_context, header.response_topic)
         props = msg.properties
+        if props.get(EXT_ABORT) is not None:
+            return self._abandon(key, msg)
         fragment = props.get(_FRAGMENT) is not None
         if fragment and key in self.failed:
             # the rest of a request that was answered with an error already
             return Acknowledge([msg.message_id])
         incoming = self.incoming.get(key)
+        created = incoming is None
         if incoming is None:
             incoming = _Incoming(
                 header,
@@ -297,6 +303,12 @@ class RequestIntake:
                 text += _parts_over(incoming.parts, self.reassembler.max_size)
             return self._refuse_fragments(key, incoming, msg, text, now)
         if data is None:
+            if created and not self.reassembler.holds(key):
+                # a late duplicate of a transfer that completed (or was
+                # given up) already: nothing is held for it, so no entry
+                # stays behind to count against max_incomplete_requests
+                del self.incoming[key]
+                return Acknowledge([msg.message_id])
             if not incoming.spooled:
                 size = len(msg.payload) // 4 * 3
                 incoming.held_bytes += size
@@ -325,6 +337,29 @@ class RequestIntake:
         if self.incoming.get(key) is incoming:
             self.drop(key)
         return Deliver(incoming, data)
+
+    def _abandon(self, key: tuple[str, str], msg: ConsumerMessage) -> Acknowledge:
+        """Forget a request whose caller gave its upload up (``dasfGeoAbort``).
+
+        Its fragments' memory and temporary file go at once; nothing is
+        answered (the caller is gone). A marker for a transfer not held
+        here (complete already, failed, or never begun) changes nothing.
+        """
+        props = msg.properties
+        transfer = props.get(EXT_TRANSFER)
+        held = self.reassembler.abandon(
+            key, None if transfer is None else str(transfer)
+        )
+        if held is not None:
+            self.drop(key)
+            logger.info(
+                "request %s: its caller abandoned the upload (%.200s); dropped "
+                "the %s received",
+                key[0][:100],
+                props.get(EXT_ABORT),
+                format_size(held),
+            )
+        return Acknowledge([msg.message_id])
 
     def _refuse_fragments(
         self,

@@ -4,8 +4,9 @@ A :class:`RequestHandler` runs requests for a
 :class:`~dasf_geo.transport.listener.Listener`; a handler that returns a
 :class:`FunctionReply` has its function's transfer options applied to the
 reply. Also here: what the listener builds its error replies from
-(pydantic's structured errors, :class:`_RequestError`, the size-limit
-messages) and the ``dasfGeoAccept`` parser.
+(pydantic's structured errors, the size-limit messages; a handler raises
+:class:`~dasf_geo.exceptions.RequestError` to have a request answered with
+its text as it is) and the ``dasfGeoAccept`` parser.
 
 The handler of a backend module, :class:`ModuleHandler`, knows the backend's
 models and so lives in the service layer
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 from dasf_geo._moved import moved_names
 from dasf_geo.exceptions import (
     PayloadTooLarge,
+    RequestError,
 )
 from dasf_geo.protocol.options import (
     TransferOptions,
@@ -178,10 +180,6 @@ def structured_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return out
 
 
-class _RequestError(Exception):
-    """An error to be answered with an error reply (text and errors list)."""
-
-    def __init__(self, text: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(text)
-        self.text = text
-        self.errors = errors
+#: the name :class:`~dasf_geo.exceptions.RequestError` had before it was
+#: public; code outside the package may still import it from here
+_RequestError = RequestError

@@ -216,7 +216,7 @@ class Listener(ListenerReconnect):
         self._pool = ThreadPoolExecutor(
             max_workers=self.max_workers, thread_name_prefix=f"dasf-geo {self.topic}"
         )
-        self._stopping: asyncio.Event | None = None
+        self._stopping = None
         self.connected = asyncio.Event()
         #: number of requests answered so far (any status)
         self.answered = 0

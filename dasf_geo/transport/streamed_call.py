@@ -39,19 +39,14 @@ async def open_stream(
     The body of :meth:`AsyncClient.request_stream
     <dasf_geo.transport.caller.AsyncClient.request_stream>` (see there).
     """
-    from dasf_geo.exceptions import TransportError
     from dasf_geo.protocol.limits import DEFAULT_FRAGMENT_TIMEOUT
-    from dasf_geo.protocol.options import current_transfer_options
     from dasf_geo.transport._common import send_payload, setting
-    from dasf_geo.transport.matching import call_properties
 
     if not client._started:
         await client.start()
-    timeout = client.timeout if timeout is None else timeout
-    what = what or "a request message"
-    opts = current_transfer_options().merge(options)
-    if not isinstance(payload, StreamedUpload):
-        client.check_size(payload, opts, what)
+    timeout, what, opts = client.settle(
+        payload, MessageType.REQUEST, timeout, what, options
+    )
     limit = opts.max_size
     if limit is None:
         limit = client._matcher.reassembler.max_size
@@ -99,20 +94,9 @@ async def open_stream(
 
     stream.on_close(forget)
     try:
-        ready = client._replies_ready
-        if ready is not None and not ready.is_set():
-            await ready.wait()  # the reply connection is being reopened
-            if client.closed:
-                raise TransportError(
-                    f"the client for topic {client.topic!r} was closed"
-                )
-        producer = client._producer
-        if not producer.connected:
-            producer = await client._ensure_producer()
-        props = call_properties(
-            client.response_topic, context, MessageType.REQUEST, accept, opts
+        producer, props, size = await client.prepare_send(
+            context, MessageType.REQUEST, accept, opts
         )
-        size = opts.fragment_size or client.max_payload_size
         if isinstance(payload, StreamedUpload):
             await send_streamed(producer, payload, props, size)
             # the timeout is for the reply: a slow uploader does not use it up

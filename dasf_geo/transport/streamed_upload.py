@@ -7,12 +7,16 @@ every fragment carries the total size and count, so the size must be known
 before the first is sent. :func:`send_streamed` cuts the payload into the
 same fragments :func:`~dasf_geo.protocol.fragments.split_stream` makes,
 each sent as soon as its bytes are there, pipelined within the producer's
-window.
+window. An upload that breaks off half-way (the source fails or ends
+early, the caller is cancelled) is ended with an abort marker
+(:func:`~dasf_geo.protocol.fragments.abort_marker`), so that the backend
+frees what it holds of it at once rather than after its fragment timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +28,18 @@ from dasf_geo.protocol.constants import (
     EXT_TRANSFER,
     JSON_MEDIA_TYPE,
 )
-from dasf_geo.protocol.fragments import fits_one_message, piece_chars, split_stream
+from dasf_geo.protocol.fragments import (
+    fits_one_message,
+    piece_chars,
+    split_stream,
+)
 from dasf_geo.protocol.parts import parts_property
+from dasf_geo.transport._common import send_abort
 from dasf_geo.transport.connection import AsyncProducer
 
 __all__ = ["StreamedUpload", "send_streamed"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,11 +89,15 @@ async def send_streamed(
     Returns:
         The number of messages sent.
 
+    When the upload stops before its last fragment went out — the source
+    ended early or raised (an HTTP client that hung up), or the caller was
+    cancelled — an abort marker follows the fragments sent so far, so the
+    backend drops them (and their temporary file) at once; the error then
+    propagates.
+
     Raises:
         FragmentError: the source ended before (or went on after) the
-            announced size; the fragments sent so far are then never
-            completed and the backend gives them up after its fragment
-            timeout.
+            announced size.
         SendError, TransportError: as :meth:`AsyncProducer.send`.
     """
     size = upload.size
@@ -120,14 +135,22 @@ async def send_streamed(
         wants = [min(piece, size - start) for start in range(0, size, piece)]
     fragments = split_stream(read, size, max_payload_size)
     futures: list[asyncio.Future[Any]] = []
+    first: dict[str, Any] | None = None
     try:
-        for want in wants:
-            await fill(want)
-            fragment = next(fragments)
-            props = dict(props_base)
-            props.update(fragment.properties)
-            key = fragment.properties.get(EXT_TRANSFER)
-            futures.append(await producer.submit(fragment.payload, props, key=key))
+        try:
+            for want in wants:
+                await fill(want)
+                fragment = next(fragments)
+                props = dict(props_base)
+                props.update(fragment.properties)
+                key = fragment.properties.get(EXT_TRANSFER)
+                futures.append(await producer.submit(fragment.payload, props, key=key))
+                if first is None:
+                    first = fragment.properties
+        except BaseException as exc:
+            if first is not None and len(futures) < len(wants):
+                send_abort(producer, props_base, first, exc)
+            raise
         async for extra in source:
             if extra:
                 raise FragmentError(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from dasf_geo.testing.processes import remove_cluster
 from tests.conftest import free_port, timeout
 
 NATS_URL = "nats://127.0.0.1:4222"
@@ -45,21 +46,8 @@ def cluster_name() -> str:
 
 
 async def delete_cluster(name: str, url: str = NATS_URL) -> None:
-    """Remove a test cluster's stream and lease bucket from NATS."""
-    import nats
-
-    from dasf_geo.broker.cluster_names import ClusterNames
-
-    names = ClusterNames(name)
-    with contextlib.suppress(Exception):
-        nc = await nats.connect(url, max_reconnect_attempts=1)
-        js = nc.jetstream()
-        with contextlib.suppress(Exception):
-            await js.delete_stream(names.stream)
-        for bucket in (names.lease_bucket, f"DASF_GEO_{name}_KEYS"):
-            with contextlib.suppress(Exception):
-                await js.delete_key_value(bucket)
-        await nc.close()
+    """Remove a test cluster's stream and key-value buckets from NATS."""
+    await remove_cluster(url, name)
 
 
 @contextlib.asynccontextmanager

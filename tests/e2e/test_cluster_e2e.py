@@ -9,21 +9,21 @@ from collections.abc import Iterator
 
 import pytest
 
+from dasf_geo.testing.processes import cluster_fronts
 from dasf_geo.transport.client import AsyncClient
 from tests.broker.cluster_helpers import (
     NATS_URL,
     cluster_name,
-    delete_cluster,
     requires_nats,
 )
 from tests.conftest import timeout
 from tests.e2e.conftest import (
     MODULES,
     BrokerProc,
+    Proc,
     consumers_on,
     pulsar_config,
     start_backend,
-    start_broker,
     wait_until,
 )
 
@@ -32,25 +32,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, requires_nats]
 SERVICE = MODULES / "e2e_service.py"
 
 
-def start_front(name: str, *extra: str, port: int | None = None) -> BrokerProc:
-    """``dasf-geo broker --cluster`` on a free port, waited for."""
-    return start_broker(
-        port, extra=("--cluster", NATS_URL, "--cluster-name", name, *extra)
-    )
-
-
 @contextlib.contextmanager
 def cluster(count: int = 2, *extra: str) -> Iterator[list[BrokerProc]]:
-    name = cluster_name()
-    started: list[BrokerProc] = []
-    try:
-        for _ in range(count):
-            started.append(start_front(name, *extra))
-        yield started
-    finally:
-        for front in started:
-            front.proc.stop()
-        asyncio.run(delete_cluster(name))
+    """``count`` ``dasf-geo broker --cluster`` fronts of a new cluster."""
+    with cluster_fronts(
+        NATS_URL,
+        count,
+        *extra,
+        name=cluster_name(),
+        seconds=timeout(20),
+        factory=Proc,
+    ) as fronts:
+        yield [BrokerProc(front.proc, front.port, None) for front in fronts]
 
 
 @pytest.mark.parametrize("persistent", [False, True])

@@ -10,8 +10,6 @@ clear error while the backend goes on serving.
 from __future__ import annotations
 
 import contextlib
-import socket
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +18,8 @@ import pytest
 
 import dasf_geo
 from dasf_geo.exceptions import RemoteError
-from tests.conftest import free_port, timeout
+from dasf_geo.testing.processes import dask_cluster as shared_dask_cluster
+from tests.conftest import timeout
 from tests.e2e.conftest import (
     MODULES,
     Proc,
@@ -35,63 +34,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SERVICE = MODULES / "dask_service.py"
 
 
-def _answers(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-        return True
-    return False
-
-
 @contextlib.contextmanager
 def dask_cluster(
     workers: int = 2, **scheduler_env: str
 ) -> Iterator[tuple[str, list[Proc]]]:
-    """A ``dask scheduler`` and ``workers`` ``dask worker`` processes."""
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = Proc(
-        [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-dashboard",
-        ],
-        env=scheduler_env,
-    ).start()
-    procs: list[Proc] = []
-    try:
-        wait_until(lambda: _answers(port), "the dask scheduler", 60, scheduler)
-        for number in range(workers):
-            procs.append(
-                Proc(
-                    [
-                        sys.executable,
-                        "-m",
-                        "distributed.cli.dask_worker",
-                        address,
-                        "--nthreads",
-                        "1",
-                        "--no-dashboard",
-                        "--no-nanny",  # a kill is the worker's death
-                        "--name",
-                        f"w{number}",
-                        "--host",
-                        "127.0.0.1",
-                    ]
-                ).start()
-            )
-        from distributed import Client
+    """A ``dask scheduler`` and ``workers`` ``dask worker`` processes.
 
-        with Client(address, timeout=timeout(30)) as probe:
-            probe.wait_for_workers(workers, timeout=timeout(60))
+    The workers run without a nanny: a kill is the worker's death.
+    """
+    with shared_dask_cluster(
+        workers,
+        nanny=False,
+        scheduler_env=scheduler_env,
+        seconds=timeout(60),
+        factory=Proc,
+    ) as (address, procs):
         yield address, procs
-    finally:
-        for proc in procs:
-            proc.kill()
-        scheduler.kill()
 
 
 @contextlib.contextmanager

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from typing import Any
 
 import pytest
 
 from dasf_geo.exceptions import ReplyLost
+from dasf_geo.testing.calls import call_stored
 from dasf_geo.transport.client import AsyncClient, describe_request
 from tests.conftest import free_port, timeout
 from tests.e2e.conftest import (
@@ -32,23 +32,6 @@ from tests.e2e.conftest import (
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SERVICE = MODULES / "e2e_service.py"
-
-
-async def call_stored(client: Any, requests: list[dict]) -> list[asyncio.Task]:
-    """Start ``requests`` as calls; return once the broker acked (stored) each.
-
-    They go out in batches smaller than the producer's window, so that each
-    is sent at once; a batch is acked before the next one starts.
-    """
-    await client._ensure_producer()  # reopened after a broker restart
-    tasks: list[asyncio.Task] = []
-    for start in range(0, len(requests), 8):
-        for request in requests[start : start + 8]:
-            tasks.append(asyncio.create_task(client.call(request)))
-        await asyncio.sleep(0)  # each new task sends its request now
-        while client._producer._pending:
-            await asyncio.sleep(0.005)
-    return tasks
 
 
 def kill_and_restart(broker: BrokerProc) -> BrokerProc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -329,34 +328,64 @@ def test_client_disconnects_mid_upload_and_mid_download(gateway: GatewayProc) ->
 
 
 def test_slow_client_does_not_block_others(gateway: GatewayProc) -> None:
+    """Requests are served while another client's upload is held mid-way.
+
+    The slow upload sends its first pieces and then stops until the other
+    requests are answered, so they are answered while it is unfinished
+    (by construction, at any machine speed). A gateway that waited for
+    the slow upload before serving others would leave them unanswered
+    while the upload waits for them: the test fails after ``timeout(60)``
+    instead of hanging.
+    """
     nc = (SAMPLE_DATA / "gridded_temperature.nc").read_bytes()
-    done = threading.Event()
+    piece = 4096
+    assert len(nc) > 2 * piece  # the upload is held with bytes still to send
+    uploading = threading.Event()  # the gateway is receiving the upload
+    others_done = threading.Event()  # release the rest of the upload
     result: list[int] = []
 
     def slow_upload() -> None:
         def trickle() -> Iterator[bytes]:
-            for start in range(0, len(nc), 4096):
-                yield nc[start : start + 4096]
-                if not done.is_set():
-                    time.sleep(0.05)
+            for start in range(0, len(nc), piece):
+                yield nc[start : start + piece]
+                # asked for the next piece: the first ones went out
+                uploading.set()
+                if start >= piece:
+                    others_done.wait(timeout(120))
 
         response = httpx.post(
             f"{gateway.url}/services/{GEO_TOPIC}/monthly_anomaly",
             content=trickle(),
             headers={"Content-Type": "application/x-netcdf"},
-            timeout=timeout(120),
+            timeout=timeout(180),
         )
         result.append(response.status_code)
+
+    served: list[int] = []
+
+    def others() -> None:
+        for _ in range(3):
+            ok = httpx.post(
+                f"{gateway.url}/services/{GEO_TOPIC}/stations",
+                json={},
+                timeout=timeout(120),
+            )
+            served.append(ok.status_code)
 
     thread = threading.Thread(target=slow_upload)
     thread.start()
     try:
-        # while the slow upload trickles in, others are served
-        for _ in range(3):
-            ok = httpx.post(f"{gateway.url}/services/{GEO_TOPIC}/stations", json={})
-            assert ok.status_code == 200
-        assert thread.is_alive()
+        assert uploading.wait(timeout(60)), "the slow upload did not start"
+        other = threading.Thread(target=others)
+        other.start()
+        other.join(timeout(60))
+        # answered while the upload was held (it waits for others_done)
+        assert served == [200, 200, 200], (
+            f"answers {served} to 3 requests while a slow upload was "
+            "unfinished: the slow client blocks the others"
+        )
+        assert result == []  # the slow upload is unfinished still
     finally:
-        done.set()
+        others_done.set()
         thread.join(timeout(60))
     assert result == [200]

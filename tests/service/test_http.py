@@ -37,6 +37,22 @@ async def test_the_service_is_listed_with_its_extras(http):
     assert info["service"]["entrypoints"]["field"]["method"] == "GET"
 
 
+async def test_the_versioned_topic_is_listed_once_among_the_versions(http):
+    listing = (await http.get("/services")).json()["services"]
+    found = [s for s in listing if s["topic"].startswith("weather")]
+    assert [s["topic"] for s in found] == ["weather"]
+    assert found[0]["versions"] == [
+        {
+            "version": "1.0.0",
+            "topic": "weather_1-0-0",
+            "shadow": False,
+            "url": "/services/weather_1-0-0",
+        }
+    ]
+    reply = await http.post("/services/weather_1-0-0/version", json={})
+    assert reply.status_code == 200 and reply.json() == "1.0.0"
+
+
 async def test_entrypoint_over_http(http):
     reply = await http.post("/services/weather/above", json={"value": 300.0})
     assert reply.status_code == 200

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from dasf_geo.exceptions import RequestError
 from dasf_geo.protocol.constants import EXT_ERRORS, EXT_SIZE
 from dasf_geo.protocol.fragments import Reassembler, one_message, split_payload
 from dasf_geo.protocol.messages import ConsumerMessage
@@ -37,7 +38,7 @@ from dasf_geo.transport.dispatch import (
     RequestIntake,
     Run,
 )
-from dasf_geo.transport.handler import FunctionReply, _RequestError
+from dasf_geo.transport.handler import FunctionReply
 
 _ids = iter(range(10**9))
 
@@ -131,6 +132,21 @@ def test_fragments_are_acked_as_they_come_and_joined() -> None:
     last = events[-1]
     assert isinstance(last, Deliver) and bytes(last.data) == payload
     assert last.incoming.message_ids == [messages[-1].message_id]
+
+
+def test_a_late_duplicate_of_a_joined_request_leaves_nothing_behind() -> None:
+    i = intake(max_incomplete=1)
+    messages = request_messages("1", bytes(3000), size=1024)
+    events = [i.receive(msg, 0.0) for msg in messages]
+    assert isinstance(events[-1], Deliver)
+    # the broker redelivers a fragment after the request was joined
+    assert isinstance(i.receive(messages[0], 1.0), Acknowledge)
+    assert not i.incoming and i.incomplete_bytes == 0
+    # so the one place for a fragmented request is free for the next
+    following = request_messages("2", bytes(3000), size=1024)
+    events = [i.receive(msg, 2.0) for msg in following]
+    assert all(isinstance(e, Acknowledge) for e in events[:-1])
+    assert isinstance(events[-1], Deliver)
 
 
 def test_too_many_fragmented_requests_get_one_error_each() -> None:
@@ -271,7 +287,7 @@ def test_error_replies_carry_the_structured_errors() -> None:
     payload, extra = error_reply("bad", [{"loc": ["x"]}])
     assert payload == b"bad" and json.loads(extra[EXT_ERRORS]) == [{"loc": ["x"]}]
     assert error_reply("bad") == (b"bad", {})
-    text, errors = failure_reply(_RequestError("invalid", [{"a": 1}]), "1", False)
+    text, errors = failure_reply(RequestError("invalid", [{"a": 1}]), "1", False)
     assert (text, errors) == ("invalid", [{"a": 1}])
     text, errors = failure_reply(ValueError("oops"), "1", False)
     assert text == "error executing request: ValueError: oops" and errors is None
@@ -300,12 +316,12 @@ def test_a_reply_above_a_max_size_becomes_a_too_large_error() -> None:
         FunctionReply(b"x" * 500, TransferOptions(max_size=200), "function 'f'"),
         None,
     )
-    assert result is None and isinstance(error, _RequestError)
+    assert result is None and isinstance(error, RequestError)
     assert error.errors and error.errors[0]["ctx"] == {"size": 500, "limit": 100}
     with tempfile.TemporaryFile() as file:
         big = OutgoingFile(file, 1000)
         result, error = checked_result(incoming, big, None)
-        assert result is None and isinstance(error, _RequestError)
+        assert result is None and isinstance(error, RequestError)
         assert file.closed
 
 
@@ -327,14 +343,33 @@ def test_execute_turns_invalid_requests_into_request_errors() -> None:
     for payload, errors in ((b'{"x": "a"}', True), (b"not json", True)):
         try:
             execute(handler, payload)
-        except _RequestError as exc:
+        except RequestError as exc:
             assert exc.text.startswith("error validating request")
             assert bool(exc.errors) is errors
         else:  # pragma: no cover
             raise AssertionError("no error")
     try:
         execute(handler, b"{}", parts=json.dumps([]))
-    except _RequestError as exc:
+    except RequestError as exc:
         assert "does not take multipart requests" in exc.text
     else:  # pragma: no cover
         raise AssertionError("no error")
+
+
+def test_request_error_is_public_and_its_old_private_names_still_work() -> None:
+    from dasf_geo.exceptions import DasfGeoError
+    from dasf_geo.transport.backend import _RequestError as via_backend
+    from dasf_geo.transport.handler import _RequestError as via_handler
+
+    assert via_handler is RequestError and via_backend is RequestError
+    assert issubclass(RequestError, DasfGeoError)
+    error = RequestError("unknown parameter 'x'", [{"type": "missing"}])
+    assert (error.text, error.errors, str(error)) == (
+        "unknown parameter 'x'",
+        [{"type": "missing"}],
+        "unknown parameter 'x'",
+    )
+    assert failure_reply(error, "1", True) == (
+        "unknown parameter 'x'",
+        [{"type": "missing"}],
+    )

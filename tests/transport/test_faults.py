@@ -14,6 +14,8 @@ import glob
 import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,7 @@ import websockets
 from dasf_geo.exceptions import FragmentError, PayloadTooLarge
 from dasf_geo.protocol import messages as m
 from dasf_geo.protocol.fragments import Fragment, split_payload
+from dasf_geo.transport._common import FileBuffer
 from dasf_geo.transport.client import AsyncClient
 from tests.conftest import timeout
 from tests.transport.conftest import Handler, running_listener
@@ -71,6 +74,37 @@ async def fake_backend(config: Any, value: Any, respond: Respond):
 
 def leftover_files() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "dasf-geo-*.part")))
+
+
+def test_leftover_files_sees_this_runs_spool_files_only():
+    """The run's own TMPDIR (tests/conftest.py) holds the spool files.
+
+    A reply's spool file (a :class:`FileBuffer`, as the reassembly of a
+    large reply makes) is found by :func:`leftover_files` while it is open
+    and gone once closed; a spool file of another run elsewhere in the
+    machine's temporary directory is not looked at; child processes get
+    the same directory.
+    """
+    run_dir = tempfile.gettempdir()
+    assert os.path.basename(run_dir).startswith("dasf-geo-tests-")
+    assert os.environ["TMPDIR"] == run_dir
+    before = leftover_files()
+    buffer = FileBuffer(100)
+    try:
+        assert leftover_files() - before == {buffer._file.name}
+    finally:
+        buffer.close()
+    assert leftover_files() == before
+    outer = os.path.dirname(run_dir)
+    with tempfile.NamedTemporaryFile(prefix="dasf-geo-", suffix=".part", dir=outer):
+        assert leftover_files() == before  # another run's file
+    child = subprocess.run(
+        [sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == run_dir
 
 
 VALUE = ["x" * 50_000, list(range(1000))]

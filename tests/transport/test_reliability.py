@@ -478,3 +478,34 @@ async def test_calls_waiting_for_the_reply_connection_fail_when_the_client_close
         assert str(info.value) == "the client for topic 'rel-closing' was closed"
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+async def test_close_ends_although_a_task_swallowed_its_cancellation(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    # asyncio.wait_for in Python 3.11 can lose a cancellation that arrives as
+    # the awaited connect completes; such a task must not hold close() for ever
+    import dasf_geo.transport.caller as caller
+
+    monkeypatch.setattr(caller, "_CLOSE_TIMEOUT", 0.3)
+    port = free_port()
+    broker = EmbeddedBroker(host="127.0.0.1", port=port).start()
+    config = Config(base=broker.url, topic="rel-stuck")
+    never = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not never.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await never.wait()
+
+    try:
+        client = AsyncClient(config, timeout=timeout(600))
+        await client.start()
+        stuck = asyncio.create_task(stubborn())
+        client._tasks.append(stuck)
+        await asyncio.sleep(0)
+        await asyncio.wait_for(client.close(), timeout(10))
+        assert "did not stop within 0.3 s of closing" in caplog.text
+    finally:
+        never.set()
+        await asyncio.to_thread(broker.stop)
