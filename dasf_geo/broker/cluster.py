@@ -16,8 +16,13 @@ Layers inside a front:
   Shared/Failover choice among the consumers connected here. It is fed by
   the NATS binding instead of by producers, and tells the binding when a
   message is acked (or given back) so that JetStream learns it;
-- :class:`~dasf_geo.broker.cluster_nats.NatsBinding` is the NATS I/O;
-- the connection classes here connect the two with the picows server.
+- :class:`~dasf_geo.broker.cluster_nats.NatsBinding` is the NATS I/O
+  (nats-py for JetStream, a data connection of its own for the payloads:
+  :mod:`dasf_geo.broker.nats_data`);
+- the connection classes here and in :mod:`dasf_geo.broker.cluster_producer`
+  connect the two with the picows server; :mod:`dasf_geo.broker.cluster_flow`
+  pauses the producers of a non-persistent topic whose consumers on some
+  front fall behind.
 
 What the cluster guarantees (see docs/scaling.md): persistent topics are
 at-least-once across the loss of a front (its messages are redelivered
@@ -31,12 +36,13 @@ import asyncio
 import logging
 import os
 import time
-from collections import deque
 from typing import Any, cast
 
 from dasf_geo.broker.auth import AuthConfig, Grant
+from dasf_geo.broker.cluster_flow import FlowControl
 from dasf_geo.broker.cluster_names import ClusterNames, WireMessage, parse_servers
 from dasf_geo.broker.cluster_nats import Feed, NatsBinding
+from dasf_geo.broker.cluster_producer import ClusterProducer, _ack_when_stored, _done
 from dasf_geo.broker.core import (
     BrokerCore,
     Message,
@@ -66,10 +72,6 @@ __all__ = ["ClusterBroker", "EmbeddedClusterBroker", "FrontCore"]
 
 logger = logging.getLogger(__name__)
 
-#: bytes of a producer's frames waiting for NATS before its socket pauses
-_PRODUCER_QUEUE_BYTES = 8 * 1024 * 1024
-#: persistent messages of one producer sent to JetStream and not yet confirmed
-_MAX_UNCONFIRMED = 256
 #: seconds between two warnings about dropped non-persistent messages
 _DROP_WARNING_INTERVAL = 10.0
 
@@ -92,6 +94,8 @@ class FrontCore(BrokerCore):
         self.settle: Any = None
         #: the front holding an Exclusive lease elsewhere, or None
         self.leased_elsewhere: Any = None
+        #: called with a topic that let go of a message
+        self.released: Any = None
 
     def inject(
         self, sub: Subscription, wire: WireMessage, handle: Any, redeliveries: int
@@ -121,6 +125,8 @@ class FrontCore(BrokerCore):
         handle = self.handles.pop(entry.message, None)
         if handle is not None and self.settle is not None:
             self.settle(handle[0], handle[1], acked)
+        if self.released is not None:
+            self.released(sub.topic)
 
     def check_subscribe(
         self,
@@ -241,6 +247,7 @@ class ClusterBroker(Broker):
             connect_timeout=connect_timeout,
         )
         self._feeds: dict[tuple[str, str], Feed] = {}
+        self.flow: FlowControl | None = None
         self._last_drop_warning = 0.0
         self.dropped = 0
 
@@ -271,6 +278,8 @@ class ClusterBroker(Broker):
     async def stop(self) -> None:
         """Close every connection, give back held messages, leave NATS."""
         await super().stop()
+        if self.flow is not None:
+            await self.flow.stop()
         await self.binding.stop()
         self._feeds.clear()
 
@@ -278,11 +287,13 @@ class ClusterBroker(Broker):
         core = FrontCore(**self.limits)
         core.settle = self._settle
         core.leased_elsewhere = self.binding.lease_holder
+        self.flow = FlowControl(self.binding, core.max_topic_bytes)
+        core.released = self.flow.released
         return core
 
     def _listener(self, route: Route, grant: Grant | None) -> _Connection:
         if route.kind == "producer":
-            return _ClusterProducer(self, route)
+            return ClusterProducer(self, route)
         if route.kind == "consumer":
             return _ClusterConsumer(self, route, grant)
         return super()._listener(route, grant)
@@ -327,12 +338,23 @@ class ClusterBroker(Broker):
                     self.binding.settle(feed, msg, False)
                 return
             if msg is None and core.is_full(local.topic):
-                self._drop(local.topic.name)
-                return
+                # what was on its way when this front asked to pause is
+                # kept (as the embedded broker keeps the frames it read
+                # before it paused a producer), up to the front's ceiling
+                flow = self.flow
+                if (
+                    flow is None
+                    or not flow.pausing(local.topic.name)
+                    or core.held_bytes >= core.ceiling_bytes
+                ):
+                    self._drop(local.topic.name)
+                    return
             if msg is not None:
                 feed.held[id(msg)] = msg
             handle = None if msg is None else (feed, msg)
             core.inject(local, wire, handle, redeliveries)
+            if msg is None and self.flow is not None:
+                self.flow.delivered(local.topic)
 
         feed = Feed(sub.topic.name, nats_name, sub.type, deliver, room)
         self._feeds[key] = feed
@@ -415,122 +437,6 @@ class ClusterBroker(Broker):
         if stored.done() and not stored.cancelled() and stored.exception() is None:
             return _done(loop, _ok(message_id, context))
         return loop.create_task(_ack_when_stored(stored, message_id, context))
-
-
-def _done(loop: asyncio.AbstractEventLoop, ack: bytes) -> asyncio.Future[bytes]:
-    """A future that already holds ``ack``."""
-    fut: asyncio.Future[bytes] = loop.create_future()
-    fut.set_result(ack)
-    return fut
-
-
-async def _ack_when_stored(
-    stored: asyncio.Future[None], message_id: str, context: bytes | None
-) -> bytes:
-    """The ack frame of a message once JetStream answered for it."""
-    try:
-        await stored
-    except BrokerError as exc:
-        return _send_error(SendErrorCode.UNKNOWN, str(exc), context)
-    except Exception as exc:  # a bug must not stall the producer's acks
-        logger.exception("error confirming a message")
-        return _send_error(
-            SendErrorCode.UNKNOWN,
-            f"the broker failed to handle the message: {exc}",
-            context,
-        )
-    return _ok(message_id, context)
-
-
-class _ClusterProducer(_Connection):
-    """A producer: frames go to NATS in order; each gets its ack, in order.
-
-    Frames of a persistent topic are sent to JetStream one behind the other;
-    their acks follow as JetStream confirms them (at most
-    :data:`_MAX_UNCONFIRMED` frames, and :data:`_PRODUCER_QUEUE_BYTES`
-    with those still queued, wait for it).
-    """
-
-    broker: ClusterBroker
-
-    def connected(self) -> None:
-        assert self.route.topic is not None
-        self.topic = self.core.add_producer(self.route.topic)
-        self.queue: deque[bytes] = deque()
-        self.queued = 0
-        self.wake = asyncio.Event()
-        #: (frame size, its ack to come) sent to NATS, in order
-        self.unconfirmed: asyncio.Queue[tuple[int, asyncio.Future[bytes]]] = (
-            asyncio.Queue(_MAX_UNCONFIRMED)
-        )
-        #: messages sent to NATS whose acks the producer has not had yet
-        self.confirming = 0
-        assert self.broker._loop is not None
-        self.worker = self.broker._loop.create_task(self._run())
-        self.acker = self.broker._loop.create_task(self._ack())
-
-    def disconnected(self) -> None:
-        self.worker.cancel()
-        self.acker.cancel()
-        self.queue.clear()
-        self.core.remove_producer(self.topic)
-
-    def message(self, data: bytes) -> None:
-        self.queue.append(data)
-        self.queued += len(data)
-        self.wake.set()
-        self._update_reading()
-
-    def wants_pause(self) -> bool:
-        return self.write_blocked or self.queued >= _PRODUCER_QUEUE_BYTES
-
-    def _acked(self, size: int, ack: bytes) -> None:
-        self.queued -= size
-        self.send(ack)
-        self._update_reading()
-
-    async def _run(self) -> None:
-        assert self.route.topic is not None
-        name = self.route.topic
-        loop = asyncio.get_running_loop()
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            while self.queue:
-                data = self.queue.popleft()
-                try:
-                    ack = await self.broker.submit_frame(name, data)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # a bug must not cost other clients
-                    logger.exception("error publishing to %s", name)
-                    ack = _done(
-                        loop,
-                        _send_error(
-                            SendErrorCode.UNKNOWN,
-                            f"the broker failed to handle the message: {exc}",
-                            None,
-                        ),
-                    )
-                if ack.done() and not self.confirming:
-                    self._acked(len(data), ack.result())
-                else:
-                    self.confirming += 1
-                    await self.unconfirmed.put((len(data), ack))
-
-    async def _ack(self) -> None:
-        while True:
-            size, ack = await self.unconfirmed.get()
-            try:
-                frame = await ack
-            except asyncio.CancelledError:
-                if not ack.cancelled():
-                    raise  # this connection is going away
-                frame = _send_error(
-                    SendErrorCode.UNKNOWN, "the broker front is stopping", None
-                )
-            self.confirming -= 1
-            self._acked(size, frame)
 
 
 class _ClusterConsumer(_Consumer):

@@ -4,7 +4,9 @@
 :class:`~dasf_geo.broker.cluster_nats.NatsBinding`: it opens and closes a
 :class:`~dasf_geo.broker.cluster_nats.Feed` (a core NATS subscription for a
 non-persistent topic, a durable JetStream pull consumer for a persistent
-one), pulls only as many messages as the front's WebSocket consumers have
+one; the former on the front's data connection,
+:class:`~dasf_geo.broker.nats_data.DataConnection`, the latter on nats-py),
+pulls only as many messages as the front's WebSocket consumers have
 room for, and acks or naks each message as its consumer settles it. Leases
 (:mod:`dasf_geo.broker.cluster_leases`) decide when an Exclusive or
 Failover feed is active.
@@ -27,6 +29,8 @@ from dasf_geo.exceptions import BrokerError, ProtocolError
 if TYPE_CHECKING:
     from dasf_geo.broker.cluster_keys import KeyRouter
     from dasf_geo.broker.cluster_nats import Feed
+    from dasf_geo.broker.nats_data import DataConnection
+    from dasf_geo.broker.nats_wire import Msg
 
 __all__ = ["FeedMixin"]
 
@@ -44,6 +48,7 @@ class FeedMixin(LeaseMixin):
     """The feed half of :class:`~dasf_geo.broker.cluster_nats.NatsBinding`."""
 
     nc: Any
+    data: DataConnection | None
     ack_wait: float
     subscription_expiry: float | None
     connected: bool
@@ -99,6 +104,9 @@ class FeedMixin(LeaseMixin):
         feed.core_sub = feed.inbox_sub = None
         with contextlib.suppress(Exception):
             await self.nc.flush(2)
+        if self.data is not None:
+            with contextlib.suppress(Exception):
+                await self.data.flush(2)
         # only now: a nak'ed message would otherwise go straight back to
         # this feed's own pull request
         self._nak_given_back(feed)
@@ -148,24 +156,33 @@ class FeedMixin(LeaseMixin):
             self.refill(feed)
             return
         subject = self.names.subject(feed.topic)
+        keys = self.keys
 
-        async def on_message(msg: Any) -> None:
+        def on_message(msg: Msg) -> Any:
+            # called in order of arrival; a keyed message of a Shared
+            # subscription may have to wait for the key bucket, and the
+            # subscription's next messages wait for it
             try:
                 wire = decode_message(msg.data)
             except ProtocolError as exc:
                 logger.warning("dropped a message on %s: %s", subject, exc)
-                return
-            if await self._keep(feed, wire, msg.data, None, 0):
+                return None
+            if wire.key is None or keys is None or feed.sub_type != "Shared":
                 feed.deliver(feed, wire, None, 0)
+                return None
+            return self._route_and_deliver(feed, wire, msg.data)
 
         queue = self.names.queue_group(feed.subscription)
-        feed.core_sub = await self.nc.subscribe(
-            subject,
-            queue=queue if feed.sub_type == "Shared" else "",
-            cb=on_message,
-            pending_msgs_limit=1_000_000,
-            pending_bytes_limit=1024 * 1024 * 1024,
+        assert self.data is not None
+        feed.core_sub = self.data.subscribe(
+            subject, on_message, queue=queue if feed.sub_type == "Shared" else ""
         )
+
+    async def _route_and_deliver(
+        self, feed: Feed, wire: WireMessage, body: bytes | bytearray
+    ) -> None:
+        if await self._keep(feed, wire, body, None, 0):
+            feed.deliver(feed, wire, None, 0)
 
     async def _deactivate(self, feed: Feed) -> None:
         feed.active = False
@@ -206,7 +223,12 @@ class FeedMixin(LeaseMixin):
             logger.debug("pull request on %s failed: %s", feed.topic.full, exc)
 
     async def _keep(
-        self, feed: Feed, wire: WireMessage, body: bytes, msg: Any, count: int
+        self,
+        feed: Feed,
+        wire: WireMessage,
+        body: bytes | bytearray,
+        msg: Any,
+        count: int,
     ) -> bool:
         # the messages of a key (fragments of one payload) stay at one front
         if wire.key is None or self.keys is None or feed.sub_type != "Shared":

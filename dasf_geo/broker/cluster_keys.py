@@ -8,7 +8,8 @@ front that first receives a message of a key claims the key in the
 key-value bucket ``DASF_GEO_<cluster>_KEYS`` (entries live
 :data:`KEY_TTL` seconds after the last message of the key); a front that
 receives a message of a key another front owns forwards it there over core
-NATS (subject ``dasf_geo.<cluster>.fwd.<front id>``) and, for a JetStream
+NATS (subject ``dasf_geo.<cluster>.fwd.<front id>``, on the fronts' data
+connections, :mod:`dasf_geo.broker.nats_data`) and, for a JetStream
 message, acknowledges the original. Inside the owning front the core keeps
 the key with one consumer, as on the embedded broker.
 
@@ -30,6 +31,7 @@ from dasf_geo.exceptions import ProtocolError
 
 if TYPE_CHECKING:
     from dasf_geo.broker.cluster_nats import Feed, NatsBinding
+    from dasf_geo.broker.nats_wire import Msg
 
 __all__ = ["KEY_TTL", "KeyRouter"]
 
@@ -76,8 +78,9 @@ class KeyRouter:
                 )
             except Exception:
                 self.kv = await js.key_value(self.bucket)  # another front won
-        self.sub = await self.binding.nc.subscribe(
-            self.forward_subject(self.binding.front_id), cb=self._on_forward
+        assert self.binding.data is not None
+        self.sub = self.binding.data.subscribe(
+            self.forward_subject(self.binding.front_id), self._on_forward
         )
 
     def _name(self, feed: Feed, key: bytes) -> str:
@@ -109,7 +112,12 @@ class KeyRouter:
         return owner
 
     async def route(
-        self, feed: Feed, wire: WireMessage, body: bytes, msg: Any, count: int
+        self,
+        feed: Feed,
+        wire: WireMessage,
+        body: bytes | bytearray,
+        msg: Any,
+        count: int,
     ) -> bool:
         """True if this front delivers the message; False if it was forwarded.
 
@@ -127,7 +135,8 @@ class KeyRouter:
             "Dasf-Delivered": str(count),
         }
         try:
-            await self.binding.nc.publish(
+            assert self.binding.data is not None
+            await self.binding.data.publish(
                 self.forward_subject(owner), body, headers=headers
             )
         except Exception as exc:
@@ -137,7 +146,7 @@ class KeyRouter:
             await asyncio.shield(msg.ack())
         return False
 
-    async def _on_forward(self, msg: Any) -> None:
+    def _on_forward(self, msg: Msg) -> None:
         headers = msg.headers or {}
         topic = headers.get("Dasf-Topic")
         name = headers.get("Dasf-Subscription")

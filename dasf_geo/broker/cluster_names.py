@@ -39,6 +39,7 @@ __all__ = [
     "ClusterNames",
     "WireMessage",
     "decode_message",
+    "encode_head",
     "encode_message",
     "escape_token",
     "parse_servers",
@@ -171,8 +172,12 @@ class WireMessage:
     message_id: str
 
 
-def encode_message(message: WireMessage) -> bytes:
-    """The NATS body of ``message`` (see the module docstring)."""
+def encode_head(message: WireMessage) -> bytes:
+    """The NATS body of ``message`` up to its payload (see the module docstring).
+
+    A front writes the head and the payload one after the other, so that a
+    large payload is not copied into a joined body.
+    """
     return b"".join(
         (
             _MAGIC,
@@ -186,17 +191,22 @@ def encode_message(message: WireMessage) -> bytes:
             b"\n",
             message.message_id.encode("ascii"),
             b"\n",
-            message.payload,
         )
     )
 
 
-def decode_message(body: bytes) -> WireMessage:
+def encode_message(message: WireMessage) -> bytes:
+    """The NATS body of ``message``: :func:`encode_head` and the payload."""
+    return encode_head(message) + message.payload
+
+
+def decode_message(body: bytes | bytearray) -> WireMessage:
     """Read a body written by :func:`encode_message`.
 
     The payload of the result is a read-only view into ``body``, not a copy
     (a fragment is half a megabyte; a delivery frame formats the view as it
-    formats bytes).
+    formats bytes); ``body`` may be the bytearray a large message was read
+    into (the other parts are bytes in any case).
 
     Raises:
         ProtocolError: ``body`` is not such a body (something else published
@@ -216,7 +226,7 @@ def decode_message(body: bytes) -> WireMessage:
                 "a message on the cluster's subjects is truncated: it has "
                 f"{len(parts) + 1} of 6 parts"
             )
-        parts.append(body[start:end])
+        parts.append(bytes(body[start:end]))
         start = end + 1
     props, context, key, when, message_id = parts
     try:

@@ -26,6 +26,20 @@
   key; the others wait (Failover) or refuse the consumer (Exclusive). A
   dead front's lease expires and a waiting front takes over.
 
+Two connections per front: the payloads (every publish, JetStream's
+included, and the subscriptions of non-persistent topics, the key router's
+forwards and JetStream's publish acks) travel on a
+:class:`~dasf_geo.broker.nats_data.DataConnection`, which receives a large
+payload straight into one buffer and writes one without joining it with
+anything; nats-py keeps the rest (JetStream management, pull consumers and
+their acks, the key-value buckets), whose messages are small. A
+producer's messages all go through the data connection, in order; a
+JetStream publish is a plain ``PUB`` with a reply subject that the data
+connection subscribes itself, so a publish and its confirmation use one
+connection and the confirmation cannot get lost in the other's reconnect.
+Persistent messages are still received through nats-py's pull consumers
+(their acks, naks and in-progress reports are nats-py's).
+
 Every NATS error is turned into :class:`~dasf_geo.exceptions.BrokerError`
 (or a ``send-error`` ack for a producer) that names the NATS URL. The
 feeds (subscriptions, durable consumers, pulls, acks) are
@@ -54,9 +68,11 @@ from dasf_geo.broker.cluster_feeds import (  # noqa: F401  (re-exported)
 from dasf_geo.broker.cluster_names import (
     ClusterNames,
     WireMessage,
-    encode_message,
+    encode_head,
 )
 from dasf_geo.broker.names import TopicName
+from dasf_geo.broker.nats_data import DataConnection
+from dasf_geo.broker.nats_wire import Msg
 
 if TYPE_CHECKING:
     from dasf_geo.broker.cluster_keys import KeyRouter
@@ -175,6 +191,7 @@ class NatsBinding(FeedMixin):
         self.connect_timeout = connect_timeout
         self.front_id = uuid.uuid4().hex[:12]
         self.nc: Any = None
+        self.data: DataConnection | None = None
         self.js: Any = None
         self.kv: Any = None
         self.max_payload = 1024 * 1024
@@ -249,7 +266,20 @@ class NatsBinding(FeedMixin):
         # from now on keep reconnecting: fronts outlive a NATS restart
         self.nc.options["max_reconnect_attempts"] = -1
         self.connected = True
-        self.max_payload = int(self.nc.max_payload)
+        self.data = DataConnection(
+            self.servers,
+            name=f"dasf-geo broker front {self.front_id} data",
+            connect_timeout=min(self.connect_timeout, 2.0),
+            on_disconnect=self._data_lost,
+        )
+        try:
+            await self.data.connect()
+        except BrokerError as exc:
+            await self.nc.close()
+            raise BrokerError(
+                f"cannot open the data connection to NATS at {self.url}: {exc}"
+            ) from exc
+        self.max_payload = self.data.max_payload
         self.js = self.nc.jetstream(timeout=PUBLISH_TIMEOUT)
         try:
             await self._ensure_stream()
@@ -268,7 +298,7 @@ class NatsBinding(FeedMixin):
                 f"NATS at {self.url} refused the key bucket of the cluster: {exc}"
             ) from exc
         self._ack_prefix = self.nc.new_inbox()
-        await self.nc.subscribe(self._ack_prefix + ".*", cb=self._on_publish_ack)
+        self.data.subscribe(self._ack_prefix + ".*", self._on_publish_ack)
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._maintain()),
@@ -290,11 +320,27 @@ class NatsBinding(FeedMixin):
         for fut in self._acks.values():
             if not fut.done():
                 fut.set_exception(BrokerError("the broker front is stopping"))
+        if self.data is not None:
+            with contextlib.suppress(Exception):
+                await self.data.close()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.drain(), 5.0)
             with contextlib.suppress(Exception):
                 await self.nc.close()
+
+    def _data_lost(self) -> None:
+        """The data connection is down: what JetStream did not confirm yet
+        may or may not be stored, and its answer cannot come any more."""
+        for fut in self._acks.values():
+            if not fut.done():
+                fut.set_exception(
+                    BrokerError(
+                        f"lost the connection to NATS at {self.url} before "
+                        "JetStream confirmed the message; it may or may not be "
+                        "stored"
+                    )
+                )
 
     async def _ensure_stream(self) -> None:
         from nats.js.api import (
@@ -370,24 +416,20 @@ class NatsBinding(FeedMixin):
                 call); not stored or no answer within :data:`PUBLISH_TIMEOUT`
                 (from the future).
         """
-        body = encode_message(message)
-        if len(body) > self.max_payload:
+        head = encode_head(message)
+        size = len(head) + len(message.payload)
+        if size > self.max_payload:
             raise BrokerError(
-                f"the message takes {len(body)} bytes in NATS, above the "
+                f"the message takes {size} bytes in NATS, above the "
                 f"max_payload of {self.max_payload} bytes of NATS at {self.url}: "
                 "send smaller fragments (max_payload_size) or raise max_payload "
                 "in the NATS configuration"
             )
-        nats = _import_nats()
         subject = self._subject(topic)
         loop = asyncio.get_running_loop()
+        assert self.data is not None
         if not topic.persistent:
-            try:
-                await self.nc.publish(subject, body)
-            except nats.errors.Error as exc:
-                raise BrokerError(
-                    f"NATS at {self.url} refused the message: {exc}"
-                ) from exc
+            await self.data.publish(subject, head, message.payload)
             done: asyncio.Future[None] = loop.create_future()
             done.set_result(None)
             return done
@@ -396,10 +438,7 @@ class NatsBinding(FeedMixin):
         fut: asyncio.Future[Any] = loop.create_future()
         self._acks[reply] = fut
         try:
-            await self.nc.publish(subject, body, reply=reply)
-        except nats.errors.Error as exc:
-            self._acks.pop(reply, None)
-            raise BrokerError(f"NATS at {self.url} refused the message: {exc}") from exc
+            await self.data.publish(subject, head, message.payload, reply=reply)
         except BaseException:
             self._acks.pop(reply, None)
             raise
@@ -459,7 +498,7 @@ class NatsBinding(FeedMixin):
             self._subjects[topic] = subject
         return subject
 
-    async def _on_publish_ack(self, msg: Any) -> None:
+    def _on_publish_ack(self, msg: Msg) -> None:
         fut = self._acks.get(msg.subject)
         if fut is not None and not fut.done():
             fut.set_result(msg)

@@ -298,6 +298,10 @@ def run(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # fragments are large: keep their freed memory (see the module)
+    from dasf_geo.broker.allocator import tune_allocator
+
+    tune_allocator()
     try:
         run_loop(_serve(args))
     except DasfGeoError as exc:

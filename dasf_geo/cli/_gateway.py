@@ -189,8 +189,7 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="PORT",
-        help="port of the HTTP gateway (default: the next free one after the "
-        "broker's)",
+        help="port of the HTTP gateway (default: the next free one after the broker's)",
     )
 
 

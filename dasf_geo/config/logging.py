@@ -104,7 +104,6 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._stream = value
 
 
-
 def _parse_level(value: Any) -> int:
     """Convert a level name or number to a number in 1..50.
 

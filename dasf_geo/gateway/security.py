@@ -93,8 +93,7 @@ def too_large(size: int, limit: int, exact: bool = True) -> HTTPError:
         )
     else:
         text = (
-            f"the request body is more than {format_size(limit)}, the gateway's "
-            "limit"
+            f"the request body is more than {format_size(limit)}, the gateway's limit"
         )
     return HTTPError(413, text + "; send less data or raise the limit (--body-limit)")
 

@@ -102,8 +102,7 @@ class GatewaySettings:
         for topic in self.topics:
             if not valid_topic(topic):
                 raise ConfigurationError(
-                    f"invalid topic {topic!r}: use only letters, digits and "
-                    "_ - = : . %"
+                    f"invalid topic {topic!r}: use only letters, digits and _ - = : . %"
                 )
         if not self.discovery_timeout > 0:
             raise ConfigurationError(

@@ -278,7 +278,7 @@ class Runtime:
                 await asyncio.to_thread(svc.monitoring.open)
             except (StoreError, ValueError) as exc:
                 logger.error(
-                    "monitoring store unavailable (the service runs without it): " "%s",
+                    "monitoring store unavailable (the service runs without it): %s",
                     exc,
                 )
             runs = [loop.create_task(listener.run(stop)) for listener in self.listeners]

@@ -434,8 +434,7 @@ def send_email(note: dict[str, Any]) -> bool:
         return False
     message = EmailMessage()
     message["Subject"] = (
-        f"[{note['severity']}] {note['service']} {note['version']}: "
-        f"{note['msg'][:80]}"
+        f"[{note['severity']}] {note['service']} {note['version']}: {note['msg'][:80]}"
     )
     message["From"] = settings["sender"]
     message["To"] = ", ".join(recipients)

@@ -141,8 +141,7 @@ class _Notice:
     def __init__(self, topic: str, config: Any, stream: TextIO | None) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.text = (
-            f"waiting for a service on topic {topic!r} at "
-            f"{broker_address(config)} ..."
+            f"waiting for a service on topic {topic!r} at {broker_address(config)} ..."
         )
         self.shown = False
 

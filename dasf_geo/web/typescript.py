@@ -321,7 +321,7 @@ def generate_typescript(
                     func,
                     args_t,
                     result_t,
-                    f'{{ func_name: {json.dumps(func["name"])}, ...fn }}',
+                    f"{{ func_name: {json.dumps(func['name'])}, ...fn }}",
                     "  ",
                 )
             )
@@ -340,8 +340,8 @@ def generate_typescript(
                     meth.get("return_schema") or {}, f"{pascal}Result", ()
                 )
                 request = (
-                    f'{{ class_name: {json.dumps(cls["name"])}, ...ctor, '
-                    f'function: {{ func_name: {json.dumps(meth["name"])}, ...fn }} }}'
+                    f"{{ class_name: {json.dumps(cls['name'])}, ...ctor, "
+                    f"function: {{ func_name: {json.dumps(meth['name'])}, ...fn }} }}"
                 )
                 inner.append(
                     _method(meth["name"], meth, args_t, result_t, request, "      ")

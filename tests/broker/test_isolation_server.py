@@ -130,8 +130,7 @@ async def test_hostile_json_gets_errors_not_tracebacks(caplog):
         await ping.send(DEEP)
         assert await recv_json(ping) == {
             "result": "send-error:3",
-            "errorMsg": "the message nests arrays and objects more than 64 "
-            "levels deep",
+            "errorMsg": "the message nests arrays and objects more than 64 levels deep",
         }
         await ping.send('{"payload": "", "properties": {"x": NaN}}')
         assert (await recv_json(ping))["result"] == "send-error:3"

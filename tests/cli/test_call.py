@@ -148,8 +148,7 @@ def test_wrapped_base64_is_accepted(capsys, broker, dataset, tmp_path):
     [
         (
             "ds=data.nc",
-            "ds='data.nc' looks like a file name; write ds=@data.nc to "
-            "send the file",
+            "ds='data.nc' looks like a file name; write ds=@data.nc to send the file",
         ),
         ("ds=@missing.nc", "ds=@missing.nc: no such file"),
         (

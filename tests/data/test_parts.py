@@ -133,8 +133,9 @@ def test_a_placeholder_for_a_missing_part_names_the_argument():
     text, parts = written(Request(ds=dataset()))
     (error,) = errors_of(Request, text.replace('Part":1', 'Part":2'), parts)
     assert error["loc"] == ("ds",)
-    assert "refers to binary part 2, but the request has only 1 binary part" in (
-        error["msg"]
+    assert (
+        "refers to binary part 2, but the request has only 1 binary part"
+        in (error["msg"])
     )
 
 

@@ -170,8 +170,9 @@ def test_a_host_cut_off_mid_run_loses_no_persistent_call(hosts, tmp_path):
         )
         # cut host 2 off once both backends have answered some calls
         wait_until(
-            lambda: len(set(_executions(record).values())) >= 1
-            and len(_pids(record)) == 2,
+            lambda: (
+                len(set(_executions(record).values())) >= 1 and len(_pids(record)) == 2
+            ),
             "both backends at work",
             60,
             callers,

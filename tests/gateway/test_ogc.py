@@ -140,11 +140,11 @@ async def test_sync_netcdf_output(ogc: httpx.AsyncClient) -> None:
         ),
         (
             b'{"inputs": {}, "response": "stream"}',
-            "'response' must be 'raw' or " "'document', got 'stream'",
+            "'response' must be 'raw' or 'document', got 'stream'",
         ),
         (
             b'{"inputs": {}, "outputs": {"other": {}}}',
-            "unknown output 'other': the " "only output is 'result'",
+            "unknown output 'other': the only output is 'result'",
         ),
     ],
 )

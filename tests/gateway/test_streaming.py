@@ -175,8 +175,7 @@ def test_multipart_upload_and_query_arguments(gateway: GatewayProc) -> None:
         (
             b"",
             415,
-            "the upload for argument 'ds' is not NetCDF (it starts with b'', "
-            "0 bytes)",
+            "the upload for argument 'ds' is not NetCDF (it starts with b'', 0 bytes)",
         ),
     ],
 )

@@ -149,8 +149,9 @@ def test_reference_client_fails_on_a_fragmented_reply(ref, dm_python):
     assert line["ok"] is False
     assert line["error_type"] == "ValidationError"
     # 512000 base64 characters decode to 384000 bytes of the JSON text.
-    assert "Invalid JSON: EOF while parsing a string at line 1 column 384000" in (
-        line["error"]
+    assert (
+        "Invalid JSON: EOF while parsing a string at line 1 column 384000"
+        in (line["error"])
     )
 
 

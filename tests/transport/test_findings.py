@@ -44,8 +44,7 @@ UNITS = (
 ARG_TEXT = f"ds: 1 CF finding(s): {UNITS}"
 RANGE = "values span [0.0, 95.0], outside [-90, 90]"
 RESULT_TEXT = (
-    f"result: 2 CF finding(s): {UNITS}; variable 'lat': {RANGE} "
-    "[rule latitude-range]"
+    f"result: 2 CF finding(s): {UNITS}; variable 'lat': {RANGE} [rule latitude-range]"
 )
 CRS_TEXT = (
     "result: 1 crs finding(s): global attribute 'crs': 'EPSG:99999' is not a CRS "

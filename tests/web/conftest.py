@@ -144,8 +144,10 @@ def serve(
     proc = Proc(args).start()
     try:
         wait_until(
-            lambda: "serving " in proc.output()
-            and (not http or "HTTP gateway on" in proc.output()),
+            lambda: (
+                "serving " in proc.output()
+                and (not http or "HTTP gateway on" in proc.output())
+            ),
             f"dasf-geo serve {module.name}",
             30,
             proc,

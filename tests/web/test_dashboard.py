@@ -457,9 +457,10 @@ def test_docstrings_show_their_markup_not_the_backticks(dashboard: Any) -> None:
     assert section.locator(".doc code").first.inner_text() == "variable"
     # the service's description: prose paragraphs and its literal block
     service_doc = page.locator("main.service > .doc")
-    assert "dasf-geo serve examples/geo_service.py" in service_doc.locator(
-        "pre"
-    ).first.inner_text()
+    assert (
+        "dasf-geo serve examples/geo_service.py"
+        in service_doc.locator("pre").first.inner_text()
+    )
     # the list of functions and the field hints use the same rendering
     assert page.locator("ul.functions li .doc code").count() >= 1
     visible = page.locator("main.service").inner_text()
