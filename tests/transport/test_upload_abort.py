@@ -212,6 +212,17 @@ async def whole(data: bytes) -> AsyncIterator[bytes]:
         yield data[start : start + 100_000]
 
 
+async def uploads_whole(client: AsyncClient, data: bytes, expected: float) -> None:
+    """The whole upload of ``data`` succeeds and sums to ``expected``."""
+    stream = await client.request_stream(upload(len(data), whole(data)))
+    try:
+        reply = await stream.reply()
+    finally:
+        stream.close()
+    assert reply.status == "success", bytes(reply.payload)
+    assert json.loads(bytes(reply.payload)) == expected
+
+
 @pytest.mark.parametrize("how", ["cancelled", "source-ends-early"])
 async def test_an_abandoned_streamed_upload_is_freed_at_once(make_config, broker, how):
     # a fragment timeout far beyond the test: only the marker can free it
@@ -258,13 +269,7 @@ async def test_an_abandoned_streamed_upload_is_freed_at_once(make_config, broker
         )
         assert listener.answered == 0  # nobody is waiting for an answer
         # the backend goes on serving: the same upload, whole, succeeds
-        stream = await client.request_stream(upload(len(data), whole(data)))
-        try:
-            reply = await stream.reply()
-        finally:
-            stream.close()
-        assert reply.status == "success", bytes(reply.payload)
-        assert json.loads(bytes(reply.payload)) == expected
+        await uploads_whole(client, data, expected)
 
 
 async def test_a_large_request_cancelled_while_sent_is_freed_at_once(
@@ -300,11 +305,4 @@ async def test_a_large_request_cancelled_while_sent_is_freed_at_once(
             lambda: held_nothing(listener, []), "the partial request freed", 3
         )
         assert listener.answered == 0
-        # and it goes on serving
-        stream = await client.request_stream(upload(len(data), whole(data)))
-        try:
-            reply = await stream.reply()
-        finally:
-            stream.close()
-        assert reply.status == "success", bytes(reply.payload)
-        assert json.loads(bytes(reply.payload)) == expected
+        await uploads_whole(client, data, expected)  # and it goes on serving
