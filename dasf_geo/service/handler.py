@@ -390,23 +390,27 @@ class BackgroundListener:
 def test_connect(module_cls: type[BackendModule]) -> bool:
     """Check that the broker accepts this backend's consumer and producer.
 
-    Prints what was checked; returns True if both connections opened.
+    With several broker fronts (``--broker ws://a,ws://b``) each front is
+    checked and named in its own line. Prints what was checked; returns
+    True if both connections opened on every front.
     """
     config = _config_of(module_cls)
     listener = Listener(ModuleHandler(module_cls), config)
+    consumer_urls = listener.consumer_urls
+    producer_urls = config.get_topic_urls(listener.topic)
+    if len(producer_urls) != len(consumer_urls):  # pragma: no cover - config bug
+        producer_urls = [producer_urls[0]] * len(consumer_urls)
 
-    async def check() -> None:
+    async def check(consumer_url: str, producer_url: str) -> None:
         consumer = AsyncConsumer(
-            listener.consumer_url,
+            consumer_url,
             listener.header,
             open_timeout=listener.open_timeout,
             # left unacked: the broker hands them on once this check closes
             on_message=lambda msg: None,
         )
         producer = AsyncProducer(
-            config.get_topic_url(listener.topic),
-            listener.header,
-            open_timeout=listener.open_timeout,
+            producer_url, listener.header, open_timeout=listener.open_timeout
         )
         try:
             await consumer.connect()
@@ -415,15 +419,35 @@ def test_connect(module_cls: type[BackendModule]) -> bool:
             await consumer.close()
             await producer.close()
 
-    try:
-        asyncio.run(check())
-    except TransportError as exc:
-        print(f"connection test failed: {exc}")
+    what = f"consumer and producer of topic {listener.topic!r}"
+    if len(consumer_urls) == 1:
+        try:
+            asyncio.run(check(consumer_urls[0], producer_urls[0]))
+        except TransportError as exc:
+            print(f"connection test failed: {exc}")
+            return False
+        print(f"connection test succeeded: {what} at {redact_url(consumer_urls[0])}")
+        return True
+    failed = 0
+    count = len(consumer_urls)
+    for number, (consumer_url, producer_url) in enumerate(
+        zip(consumer_urls, producer_urls, strict=True), 1
+    ):
+        try:
+            asyncio.run(check(consumer_url, producer_url))
+        except TransportError as exc:
+            failed += 1
+            print(f"front {number} of {count}: failed: {exc}")
+        else:
+            print(f"front {number} of {count}: ok, {redact_url(consumer_url)}")
+    if failed:
+        print(
+            f"connection test failed: {failed} of {count} broker fronts refused "
+            f"the {what} (the backend runs on the others, but cannot fail "
+            "over to those)"
+        )
         return False
-    print(
-        f"connection test succeeded: consumer and producer of topic "
-        f"{listener.topic!r} at {redact_url(listener.consumer_url)}"
-    )
+    print(f"connection test succeeded: {what} on all {count} broker fronts")
     return True
 
 

@@ -166,6 +166,8 @@ class Listener(ListenerReconnect):
         )
         #: the consumer's URL on the front in use
         self.consumer_url = self._consumer_urls[0]
+        #: the consumer's URL on each broker front, in the configured order
+        self.consumer_urls: tuple[str, ...] = tuple(self._consumer_urls)
         self._consumer = AsyncConsumer(
             self.consumer_url,
             self.header,

@@ -577,6 +577,49 @@ def test_test_connect_succeeds_with_broker(capsys):
     assert out.startswith("connection test succeeded: consumer and producer of topic ")
 
 
+def test_test_connect_checks_every_broker_front(capsys):
+    from dasf_geo.broker import EmbeddedBroker
+
+    dead = free_port()
+
+    def urls(kind: str, *ports: object) -> str:
+        return ",".join(
+            f"ws://127.0.0.1:{p}/ws/v2/{kind}/persistent/public/default" for p in ports
+        )
+
+    with (
+        EmbeddedBroker(host="127.0.0.1", port=0) as broker,
+        EmbeddedBroker(host="127.0.0.1", port=0) as other,
+    ):
+        port = broker.url.rsplit(":", 1)[1]
+        port2 = other.url.rsplit(":", 1)[1]
+        run(
+            "-t", "cli-fronts", "--producer-connection-timeout", "5",
+            "--producer-url", urls("producer", port, port2),
+            "--consumer-url", urls("consumer", port, port2),
+            "test-connect",
+        )  # fmt: skip
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith("front 1 of 2: ok, ws://127.0.0.1:")
+        assert out[1].startswith("front 2 of 2: ok, ws://127.0.0.1:")
+        assert out[2] == (
+            "connection test succeeded: consumer and producer of topic "
+            "'cli-fronts' on all 2 broker fronts"
+        )
+        with pytest.raises(SystemExit) as info:
+            run(
+                "-t", "cli-fronts", "--producer-connection-timeout", "5",
+                "--producer-url", urls("producer", port, dead),
+                "--consumer-url", urls("consumer", port, dead),
+                "test-connect",
+            )  # fmt: skip
+    assert info.value.code == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("front 1 of 2: ok")
+    assert out[1].startswith("front 2 of 2: failed: ") and f":{dead}" in out[1]
+    assert out[2].startswith("connection test failed: 1 of 2 broker fronts refused")
+
+
 def test_send_request_without_broker_exit_1(capsys):
     port = free_port()
     line = fails(
