@@ -1,7 +1,7 @@
 """Bodies that never sit whole in the gateway's memory.
 
 A reply reassembled by the caller is a ``bytes``-like object (small) or a
-:class:`~dasf_geo.transport._common.FileBuffer` (above the spool
+:class:`~dasf_geo.transport.buffers.FileBuffer` (above the spool
 threshold, on disk); :func:`payload_chunks` reads either one chunk at a
 time and closes the file at the end, so the response streams from disk.
 :func:`base64_json_chunks` turns the JSON string of a base64 NetCDF

@@ -54,7 +54,7 @@ class Reply:
     Attributes:
         status: ``success``, ``error`` or ``running``.
         payload: the decoded payload bytes (JSON text for results); a large
-            payload is a :class:`~dasf_geo.transport._common.FileBuffer`
+            payload is a :class:`~dasf_geo.transport.buffers.FileBuffer`
             (use :meth:`text`, :meth:`json` or ``bytes()``).
         properties: the properties of the reply (of its last fragment).
         message_type: ``response``, ``pong``…
@@ -117,7 +117,7 @@ class BinaryValue:
     Attributes:
         media_type: what the bytes are (the reply's ``dasfGeoEncoding``).
         data: the bytes; a large reply is a temporary file
-            (:class:`~dasf_geo.transport._common.FileBuffer`).
+            (:class:`~dasf_geo.transport.buffers.FileBuffer`).
     """
 
     media_type: str

@@ -479,7 +479,7 @@ class ReplyStream:
     async def join(self, spool_threshold: int | None = None) -> Any:
         """The whole payload: bytes, or a FileBuffer above ``spool_threshold``.
 
-        Closing a returned :class:`~dasf_geo.transport._common.FileBuffer`
+        Closing a returned :class:`~dasf_geo.transport.buffers.FileBuffer`
         is the caller's job.
         """
         from dasf_geo.transport._common import DEFAULT_SPOOL_THRESHOLD, FileBuffer
