@@ -14,6 +14,12 @@ another broker front, are in :mod:`dasf_geo.transport.caller_failover`.
 
 Blocking callers (:mod:`dasf_geo.transport.blocking`) hand their requests
 to the same client and wait on a lock instead of an asyncio future.
+
+The module stays a little above 600 lines by choice: it is the one class
+:class:`AsyncClient`, whose public calls and the small internal API that the
+blocking bridge and the streamed call share with it (``settle``,
+``prepare_send``, ``send_at_once``, ``no_reply``, ``result_of``) belong
+together; what has no I/O is already elsewhere.
 """
 
 from __future__ import annotations
