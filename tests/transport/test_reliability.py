@@ -505,8 +505,11 @@ async def test_close_ends_although_a_task_swallowed_its_cancellation(
         stuck = asyncio.create_task(stubborn())
         client._tasks.append(stuck)
         await asyncio.sleep(0)
-        # on the logger itself: an earlier logging config may stop propagation
+        # on the logger itself: an earlier logging config (dictConfig) may
+        # have stopped its propagation, raised its level or disabled it
         log = logging.getLogger("dasf_geo.transport.client")
+        monkeypatch.setattr(log, "disabled", False)
+        caplog.set_level(logging.WARNING, logger=log.name)
         log.addHandler(caplog.handler)
         try:
             await asyncio.wait_for(client.close(), timeout(10))
