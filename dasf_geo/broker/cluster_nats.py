@@ -275,7 +275,7 @@ class NatsBinding(FeedMixin):
         try:
             await self.data.connect()
         except BrokerError as exc:
-            await self.nc.close()
+            await self._give_up_start()
             raise BrokerError(
                 f"cannot open the data connection to NATS at {self.url}: {exc}"
             ) from exc
@@ -285,7 +285,7 @@ class NatsBinding(FeedMixin):
             await self._ensure_stream()
             await self._ensure_bucket()
         except BrokerError:
-            await self.nc.close()
+            await self._give_up_start()
             raise
         from dasf_geo.broker.cluster_keys import KeyRouter
 
@@ -293,7 +293,7 @@ class NatsBinding(FeedMixin):
         try:
             await self.keys.start()
         except Exception as exc:
-            await self.nc.close()
+            await self._give_up_start()
             raise BrokerError(
                 f"NATS at {self.url} refused the key bucket of the cluster: {exc}"
             ) from exc
@@ -304,6 +304,18 @@ class NatsBinding(FeedMixin):
             loop.create_task(self._maintain()),
             loop.create_task(self._watch_leases()),
         ]
+
+    async def _give_up_start(self) -> None:
+        """Close both NATS connections of a start that failed half-way.
+
+        The data connection reconnects on its own once open, so a front
+        that could not start must close it too, not only nats-py's.
+        """
+        if self.data is not None:
+            with contextlib.suppress(Exception):
+                await self.data.close()
+        with contextlib.suppress(Exception):
+            await self.nc.close()
 
     async def stop(self) -> None:
         """Release leases, nak held messages and close the connection."""

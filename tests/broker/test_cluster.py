@@ -230,6 +230,26 @@ async def test_nats_down_at_start_is_a_clear_error_naming_the_url():
     assert not front.running
 
 
+async def test_a_start_that_fails_half_way_closes_both_nats_connections(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from dasf_geo.broker.cluster_nats import NatsBinding
+
+    async def no_stream(self: NatsBinding) -> None:
+        raise BrokerError("JetStream refused the stream (test)")
+
+    monkeypatch.setattr(NatsBinding, "_ensure_stream", no_stream)
+    front = ClusterBroker(port=0, cluster="nats://127.0.0.1:4222", connect_timeout=5)
+    with pytest.raises(BrokerError, match="JetStream refused the stream"):
+        await front.start()
+    binding = front.binding
+    assert binding.nc.is_closed
+    # the data connection, which would otherwise reconnect for ever
+    assert binding.data is not None and binding.data._closing
+    assert binding.data._proto is None and not binding.data._tasks
+    assert not front.running
+
+
 @pytest.mark.parametrize(
     ("kwargs", "text"),
     [
