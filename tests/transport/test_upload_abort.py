@@ -12,6 +12,7 @@ temporary file) must be gone within a couple of seconds, not after the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -223,6 +224,22 @@ async def uploads_whole(client: AsyncClient, data: bytes, expected: float) -> No
     assert json.loads(bytes(reply.payload)) == expected
 
 
+@contextlib.asynccontextmanager
+async def backend_and_caller(
+    config: Any, broker: Any
+) -> AsyncIterator[tuple[Any, AsyncClient]]:
+    """A Listener serving ``total`` and a caller, on ``config``'s topic."""
+    module = BackendModule.create_model(
+        members=[total],
+        messaging_config=dict(topic=config.topic, host="127.0.0.1", port=broker.port),
+    )
+    async with (
+        running_listener(ModuleHandler(module), config) as listener,
+        AsyncClient(config, timeout=timeout(30)) as client,
+    ):
+        yield listener, client
+
+
 @pytest.mark.parametrize("how", ["cancelled", "source-ends-early"])
 async def test_an_abandoned_streamed_upload_is_freed_at_once(make_config, broker, how):
     # a fragment timeout far beyond the test: only the marker can free it
@@ -232,15 +249,8 @@ async def test_an_abandoned_streamed_upload_is_freed_at_once(make_config, broker
         spool_threshold=1000,
         fragment_timeout=600.0,
     )
-    module = BackendModule.create_model(
-        members=[total],
-        messaging_config=dict(topic=config.topic, host="127.0.0.1", port=broker.port),
-    )
     data, expected = netcdf()
-    async with (
-        running_listener(ModuleHandler(module), config) as listener,
-        AsyncClient(config, timeout=timeout(30)) as client,
-    ):
+    async with backend_and_caller(config, broker) as (listener, client):
         gate = asyncio.Event()
         source = (
             half_then_wait(data, gate)
@@ -278,19 +288,10 @@ async def test_a_large_request_cancelled_while_sent_is_freed_at_once(
     # the plain fragmented send path (AsyncClient.request), not the streamed
     # upload: cancelled after some fragments, it ends them with the marker
     config = make_config(
-        topic="abort-plain",
-        max_payload_size=4_000,
-        fragment_timeout=600.0,
-    )
-    module = BackendModule.create_model(
-        members=[total],
-        messaging_config=dict(topic=config.topic, host="127.0.0.1", port=broker.port),
+        topic="abort-plain", max_payload_size=4_000, fragment_timeout=600.0
     )
     data, expected = netcdf()
-    async with (
-        running_listener(ModuleHandler(module), config) as listener,
-        AsyncClient(config, timeout=timeout(30)) as client,
-    ):
+    async with backend_and_caller(config, broker) as (listener, client):
         payload = b" " * 2_000_000  # hundreds of fragments; never joined
         call = asyncio.create_task(client.request(payload))
         await eventually(
