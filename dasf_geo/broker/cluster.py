@@ -36,7 +36,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, cast
+from typing import Any
 
 from dasf_geo.broker.auth import AuthConfig, Grant
 from dasf_geo.broker.cluster_flow import FlowControl
@@ -105,9 +105,7 @@ class FrontCore(BrokerCore):
         message = Message(
             seq=topic.next_seq,
             message_id=wire.message_id,
-            # a view into the NATS body: the core only measures the payload
-            # and formats it into delivery frames, as it does bytes
-            payload=cast(bytes, wire.payload),
+            payload=wire.payload,
             properties=wire.properties,
             publish_time=wire.publish_time,
             context=wire.context,
@@ -426,10 +424,13 @@ class ClusterBroker(Broker):
         read = read_producer_frame(frame)
         if isinstance(read, bytes):
             return _done(loop, read)  # an error ack
-        payload, properties, context, key = read
+        payload, properties, context, key, data = read
         assert self.core is not None
         message_id = self.core._tokens.next()
-        wire = WireMessage(payload, properties, context, key, _now_iso(), message_id)
+        # the decoded payload goes to NATS (DG2, see cluster_names)
+        wire = WireMessage(
+            payload, properties, context, key, _now_iso(), message_id, data
+        )
         try:
             stored = await self.binding.submit(topic, wire)
         except BrokerError as exc:

@@ -69,6 +69,7 @@ from dasf_geo.broker.cluster_names import (
     ClusterNames,
     WireMessage,
     encode_head,
+    payload_body,
 )
 from dasf_geo.broker.names import TopicName
 from dasf_geo.broker.nats_data import DataConnection
@@ -429,7 +430,8 @@ class NatsBinding(FeedMixin):
                 (from the future).
         """
         head = encode_head(message)
-        size = len(head) + len(message.payload)
+        payload = payload_body(message)
+        size = len(head) + len(payload)
         if size > self.max_payload:
             raise BrokerError(
                 f"the message takes {size} bytes in NATS, above the "
@@ -441,7 +443,7 @@ class NatsBinding(FeedMixin):
         loop = asyncio.get_running_loop()
         assert self.data is not None
         if not topic.persistent:
-            await self.data.publish(subject, head, message.payload)
+            await self.data.publish(subject, head, payload)
             done: asyncio.Future[None] = loop.create_future()
             done.set_result(None)
             return done
@@ -450,7 +452,7 @@ class NatsBinding(FeedMixin):
         fut: asyncio.Future[Any] = loop.create_future()
         self._acks[reply] = fut
         try:
-            await self.data.publish(subject, head, message.payload, reply=reply)
+            await self.data.publish(subject, head, payload, reply=reply)
         except BaseException:
             self._acks.pop(reply, None)
             raise

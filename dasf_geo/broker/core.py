@@ -226,7 +226,7 @@ class BrokerCore:
         read = read_producer_frame(frame)
         if isinstance(read, bytes):
             return read  # an error ack
-        payload, properties, context, key = read
+        payload, properties, context, key, _ = read
         message = Message(
             seq=topic.next_seq,
             message_id=self._tokens.next(),

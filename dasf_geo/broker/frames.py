@@ -4,9 +4,10 @@ Pure functions over bytes, no state and no I/O (Pulsar's WebSocket API,
 docs/protocol.md, "Frames"):
 
 - :func:`read_producer_frame` reads a producer's message frame into the raw
-  JSON text of its parts, which messages keep as they are (the payload is
-  checked as base64 but never decoded), or returns the ``send-error`` ack
-  that refuses it;
+  JSON text of its parts, which messages keep as they are (the base64
+  payload is a view into the frame, and also given decoded, as checking
+  it decodes it anyway: a cluster front sends that on), or returns the
+  ``send-error`` ack that refuses it;
 - :func:`read_consumer_frame` reads an ack, a negative ack or a permit;
 - :func:`_ok`, :func:`_send_error`, :func:`_status_ack` and
   :data:`_DELIVERY` write the broker's frames by concatenation, so that a
@@ -23,7 +24,7 @@ import json
 import re
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, NamedTuple
 
 from pybase64 import b64decode as _b64decode  # as dasf_geo.protocol.messages
 
@@ -32,7 +33,26 @@ from dasf_geo.exceptions import ProtocolError
 from dasf_geo.protocol.messages import parse_json_object
 from dasf_geo.protocol.messages import split_payload_frame as _split_payload_frame
 
-__all__ = ["read_consumer_frame", "read_producer_frame"]
+__all__ = ["ProducerFrame", "read_consumer_frame", "read_producer_frame"]
+
+
+class ProducerFrame(NamedTuple):
+    """What :func:`read_producer_frame` reads from an accepted producer frame.
+
+    Attributes:
+        payload: the base64 payload as sent (a read-only view into the
+            frame where it could be cut out as is, else bytes).
+        properties: the properties as compact JSON object text.
+        context: the ``context`` as JSON text, or None.
+        key: the ``key`` as JSON text, or None.
+        data: the payload decoded (the check decodes it anyway).
+    """
+
+    payload: bytes | memoryview
+    properties: bytes
+    context: bytes | None
+    key: bytes | None
+    data: bytes
 
 
 def _with_context(head: bytes, context: bytes | None) -> bytes:
@@ -134,30 +154,30 @@ def _parse_object(frame: bytes, what: str) -> dict[str, Any]:
     return parse_json_object(frame, what, strict=True)
 
 
-def _invalid_base64(payload: bytes, context: bytes | None) -> bytes | None:
-    """The ``send-error`` ack for a payload that is not base64, else None."""
-    if payload:
-        try:
-            _b64decode(payload, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            # as dasf_geo.protocol.messages.b64decode words it
-            return _send_error(
-                SendErrorCode.PAYLOAD_ENCODING,
-                f"the payload is not valid base64: {exc}",
-                context,
-            )
-    return None
+def _decoded(
+    payload: bytes | memoryview, context: bytes | None
+) -> tuple[bytes, None] | tuple[None, bytes]:
+    """``(data, None)``: the payload decoded; or ``(None, ack)``: the
+    ``send-error`` ack for a payload that is not base64."""
+    if not payload:
+        return b"", None
+    try:
+        return _b64decode(payload, validate=True), None
+    except (binascii.Error, ValueError) as exc:
+        # as dasf_geo.protocol.messages.b64decode words it
+        return None, _send_error(
+            SendErrorCode.PAYLOAD_ENCODING,
+            f"the payload is not valid base64: {exc}",
+            context,
+        )
 
 
-def _read_frame(
-    frame: bytes,
-) -> tuple[bytes, bytes, bytes | None, bytes | None] | bytes:
+def _read_frame(frame: bytes) -> ProducerFrame | bytes:
     """Read a producer frame of any shape, or say what is wrong with it.
 
     Returns:
-        ``(payload, properties, context, key)`` as bytes (the JSON text of
-        the last three, context and key None if absent), the payload checked
-        as base64; or the ``send-error`` ack for the producer.
+        The frame's parts (:class:`ProducerFrame`), or the ``send-error``
+        ack for the producer.
     """
     split = _split_payload_frame(frame, strict=True)
     if split is None:
@@ -190,9 +210,10 @@ def _read_frame(
     else:
         obj, payload = split
         context = None if "context" not in obj else _dump(obj["context"])
-    invalid = _invalid_base64(payload, context)
+    data, invalid = _decoded(payload, context)
     if invalid is not None:
         return invalid
+    assert data is not None
     props = obj.get("properties")
     if props is None:
         props = {}
@@ -209,7 +230,9 @@ def _read_frame(
             f"the 'key' must be a string, got {type(key).__name__}",
             context,
         )
-    return payload, _dump(props), context, None if key is None else _dump(key)
+    return ProducerFrame(
+        payload, _dump(props), context, None if key is None else _dump(key), data
+    )
 
 
 # a JSON string without escapes (what json.dumps writes for printable ASCII
@@ -229,43 +252,36 @@ _PLAIN_TAIL = re.compile(
 _PAIRS = re.compile(rb"(" + _J_STR + rb"):" + _J_VALUE)
 
 
-def read_producer_frame(
-    frame: bytes,
-) -> tuple[bytes, bytes, bytes | None, bytes | None] | bytes:
-    """``(payload, properties, context, key)`` of a producer frame (raw JSON
-    bytes of each, as messages keep them), or the
-    ``send-error`` ack frame that refuses it.
+def read_producer_frame(frame: bytes) -> ProducerFrame | bytes:
+    """The parts of a producer frame (raw JSON bytes of each, as messages
+    keep them, and the payload decoded), or the ``send-error`` ack frame
+    that refuses it.
 
     The frame must be a JSON object with a base64 ``payload`` string and
     optional ``properties`` (object), ``context`` and ``key``. The common
-    plain frame is read without the JSON parser; anything else goes through
-    the checked parser.
+    plain frame is read without the JSON parser; anything else (and a
+    plain frame whose payload does not decode, which may hold escapes)
+    goes through the checked parser.
     """
     plain = _read_plain_frame(frame)
-    if plain is None:
-        return _read_frame(frame)
-    invalid = _invalid_base64(plain[0], plain[2])
-    return plain if invalid is None else invalid
+    return _read_frame(frame) if plain is None else plain
 
 
-def _read_plain_frame(
-    frame: bytes,
-) -> tuple[bytes, bytes, bytes | None, bytes | None] | None:
+def _read_plain_frame(frame: bytes) -> ProducerFrame | None:
     """Read ``{"payload":"…","properties":{…},"context":…}`` without JSON.
 
     Only for the compact shape whose properties are strings without escapes
-    and integers (no repeated names) and whose context is one such value:
-    that text is exactly what ``json.dumps`` writes back for what
-    ``json.loads`` reads from it, so the result is the one :func:`_read_frame`
-    gives (the payload is not checked here). Returns None for anything else.
+    and integers (no repeated names) and whose context is one such value,
+    and whose payload is valid base64 (so holds no escape and no
+    non-ASCII character): that text is exactly what ``json.dumps`` writes
+    back for what ``json.loads`` reads from it, so the result is the one
+    :func:`_read_frame` gives. The payload is a view into ``frame``, not a
+    copy. Returns None for anything else.
     """
     if not frame.startswith(b'{"payload":"'):
         return None
     end = frame.find(b'"', 12)
     if end < 0:
-        return None
-    payload = frame[12:end]
-    if b"\\" in payload or not payload.isascii():
         return None
     match = _PLAIN_TAIL.fullmatch(frame, end)
     if match is None:
@@ -274,7 +290,12 @@ def _read_plain_frame(
     names = _PAIRS.findall(properties)
     if len(names) != len(set(names)):
         return None  # json.loads keeps the last of repeated names
-    return payload, properties, context, None
+    payload = memoryview(frame)[12:end].toreadonly()
+    try:
+        data = _b64decode(payload, validate=True) if payload else b""
+    except (binascii.Error, ValueError):
+        return None  # an escape, or not base64: the checked parser says which
+    return ProducerFrame(payload, properties, context, None, data)
 
 
 def read_consumer_frame(frame: bytes) -> tuple[Any, Any, int]:

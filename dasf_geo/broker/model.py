@@ -195,7 +195,9 @@ class Message:
     Attributes:
         seq: the topic's sequence number (order of publication).
         message_id: the id returned to the producer.
-        payload: the base64 payload (ASCII bytes), never decoded.
+        payload: the base64 payload (ASCII bytes, or a read-only view of
+            them in the frame or NATS body it came in), formatted into
+            delivery frames as it came.
         properties: the properties as JSON object text.
         publish_time: ISO 8601 UTC time of publication.
         context: the producer's ``context`` as JSON text, if it sent one.
@@ -206,7 +208,7 @@ class Message:
 
     seq: int
     message_id: str
-    payload: bytes
+    payload: bytes | memoryview
     properties: bytes
     publish_time: str
     context: bytes | None = None

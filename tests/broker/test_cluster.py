@@ -300,3 +300,58 @@ async def test_fronts_reconnect_after_a_nats_restart_and_keep_persistent_message
                     got = await recv_json(consumer, 30)
                     assert got["context"] == "after"
             await consumer.close()
+
+
+async def test_payloads_travel_decoded_and_base64_bodies_of_earlier_fronts_are_read():
+    """Fronts send the decoded payload (DG2, a quarter smaller) and still
+    deliver DG1 bodies (base64 text), which fronts of an earlier version
+    stored in JetStream."""
+    import base64
+
+    import nats
+
+    from dasf_geo.broker.names import TopicName
+
+    data = bytes(range(256)) * 4000  # every byte value, 1 MB of base64
+    async with fronts(2) as (a, b):
+        names = a.binding.names
+        live = TopicName(False, "public", "default", "raw.check")
+        stored = TopicName(True, "public", "default", "old.bodies")
+        nc = await nats.connect(a.binding.url)
+        try:
+            bodies: asyncio.Queue[bytes] = asyncio.Queue()
+
+            async def seen(msg):
+                await bodies.put(msg.data)
+
+            await nc.subscribe(names.subject(live), cb=seen)
+            await nc.flush()
+            url = b.url + consumer_path("raw.check", "sub")
+            async with connect(url, max_size=None) as consumer:
+                await asyncio.sleep(timeout(0.3))
+                async with connect(a.url + producer_path("raw.check")) as producer:
+                    ack = await produce(producer, data, "big", n=1)
+                    assert ack["result"] == "ok", ack
+                got = await recv_json(consumer)
+            assert base64.b64decode(got["payload"]) == data
+            assert got["properties"] == {"n": 1}
+            body = await asyncio.wait_for(bodies.get(), timeout(5))
+            assert body.startswith(b"DG2\n")
+            assert body.endswith(data)
+            assert len(body) < len(data) + 200  # not the base64 text
+
+            # a DG1 body in the stream, as an earlier front stored it
+            path = consumer_path("old.bodies", "sub", "persistent")
+            async with connect(b.url + path) as consumer:
+                await asyncio.sleep(timeout(0.3))
+                old = (
+                    b'DG1\n{"messageType":"request"}\n"c7"\n\n'
+                    b"2026-01-01T00:00:00Z\nolder-front-id\naGVsbG8="
+                )
+                await nc.jetstream().publish(names.subject(stored), old)
+                got = await recv_json(consumer, 10)
+            assert got["payload"] == "aGVsbG8="
+            assert got["context"] == "c7"
+            assert got["properties"] == {"messageType": "request"}
+        finally:
+            await nc.close()

@@ -180,18 +180,45 @@ def test_plain_frames_read_as_json_reads_them(frame):
     from dasf_geo.broker import frames
 
     plain = frames._read_plain_frame(frame)
+    expected = frames._read_frame(frame)
     if plain is None:
         return
-    expected = frames._read_frame(frame)
-    payload = plain[0]
-    try:
-        if payload:
-            frames._b64decode(payload, validate=True)
-    except ValueError:
-        assert isinstance(expected, bytes)
-        assert json.loads(expected)["result"] == "send-error:7"
-        return
+    # the fast path takes only frames whose payload decodes: the checked
+    # parser accepts them too, with the same parts and the same bytes
+    assert not isinstance(expected, bytes)
     assert expected == plain
+    assert frames.read_producer_frame(frame) == expected
+
+
+def test_plain_shaped_frames_with_escapes_or_bad_base64_take_the_checked_path():
+    from dasf_geo.broker import frames
+
+    # "\/" is an escaped "/" in JSON: the payload is "a/8=" once read
+    escaped = b'{"payload":"a\\/8=","properties":{}}'
+    assert frames._read_plain_frame(escaped) is None
+    read = frames.read_producer_frame(escaped)
+    assert not isinstance(read, bytes)
+    assert bytes(read.payload) == b"a/8="
+    assert read.data == b"k\xff"
+    for bad in (
+        b'{"payload":"not base64!","properties":{},"context":"c"}',
+        b'{"payload":"aGk","properties":{}}',  # missing padding
+        '{"payload":"aGk\u00e9","properties":{}}'.encode(),
+    ):
+        assert frames._read_plain_frame(bad) is None
+        ack = frames.read_producer_frame(bad)
+        assert isinstance(ack, bytes)
+        reply = json.loads(ack)
+        assert reply["result"] == "send-error:7"
+        assert "base64" in reply["errorMsg"]
+    assert (
+        json.loads(
+            frames.read_producer_frame(
+                b'{"payload":"not base64!","properties":{},"context":"c"}'
+            )
+        )["context"]
+        == "c"
+    )
 
 
 def test_plain_frames_take_the_fast_path():
@@ -201,12 +228,17 @@ def test_plain_frames_take_the_fast_path():
         b'{"payload":"aGk=","properties":{"messageType":"request","n":-12,'
         b'"z":0},"context":"7"}'
     )
-    assert frames._read_plain_frame(frame) == (
+    read = frames._read_plain_frame(frame)
+    assert read == (
         b"aGk=",
         b'{"messageType":"request","n":-12,"z":0}',
         b'"7"',
         None,
+        b"hi",
     )
+    # the payload is a view into the frame, not a copy
+    assert isinstance(read.payload, memoryview)
+    assert read.payload.obj is frame
     for other in (
         b'{"payload":"aGk=","properties":{"a":1,"a":2}}',  # repeated name
         b'{"payload":"","properties":{":":"",":":1}}',  # hidden by the values

@@ -208,3 +208,58 @@ def test_a_front_reads_back_the_message_a_front_wrote():
     assert (got.properties, got.context, got.key) == (b'{"a":"1"}', b'"ctx"', b'"k"')
     assert all(type(p) is bytes for p in (got.properties, got.context, got.key))
     assert (got.publish_time, got.message_id) == (sent.publish_time, sent.message_id)
+
+
+def test_a_front_sends_the_decoded_payload_and_the_next_one_encodes_it_again():
+    import base64
+
+    from dasf_geo.broker.cluster_names import (
+        WireMessage,
+        decode_message,
+        encode_head,
+        encode_message,
+        payload_body,
+    )
+
+    data = bytes(range(256)) * 1500  # every byte value
+    text = base64.b64encode(data)
+    sent = WireMessage(
+        text, b"{}", None, None, "2026-01-01T00:00:00Z", "id2", data=data
+    )
+    head = encode_head(sent)
+    assert head.startswith(b"DG2\n")
+    assert payload_body(sent) is data
+    body = encode_message(sent)
+    assert len(body) == len(head) + len(data)  # a quarter less than base64
+    wire = b"MSG s 1 %d\r\n" % len(body) + body + b"\r\n"
+    (event,) = Parser().feed(wire)
+    got = decode_message(event.data)
+    assert bytes(got.payload) == text
+    assert got.data is None  # the body is not kept
+    assert (got.context, got.key, got.message_id) == (None, None, "id2")
+
+
+def test_a_front_still_reads_base64_bodies_of_earlier_fronts():
+    from dasf_geo.broker.cluster_names import decode_message
+
+    body = b'DG1\n{}\n"c"\n\n2026-01-01T00:00:00Z\nid3\naGk='
+    got = decode_message(body)
+    assert bytes(got.payload) == b"aGk="
+    assert got.context == b'"c"'
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"DG7\n{}\n\n\nt\nid\nxx", "the format DG7, which this front does not read"),
+        (b"DG12\n{}\n\n\nt\nid\nxx", "format DG12"),
+        (b"hello world", "not written by a dasf-geo broker front"),
+        (b"DG2\n{}\n\n", "truncated"),
+    ],
+)
+def test_bodies_a_front_cannot_read_are_named(body, words):
+    from dasf_geo.broker.cluster_names import decode_message
+    from dasf_geo.exceptions import ProtocolError
+
+    with pytest.raises(ProtocolError, match=words):
+        decode_message(body)
