@@ -72,7 +72,7 @@ from dasf_geo.broker.cluster_names import (
     payload_body,
 )
 from dasf_geo.broker.names import TopicName
-from dasf_geo.broker.nats_data import DataConnection
+from dasf_geo.broker.nats_data import DataConnection, redact_credentials
 from dasf_geo.broker.nats_wire import Msg
 
 if TYPE_CHECKING:
@@ -213,8 +213,8 @@ class NatsBinding(FeedMixin):
 
     @property
     def url(self) -> str:
-        """The NATS URLs as given (for messages)."""
-        return ",".join(self.servers)
+        """The NATS URLs as given, passwords and tokens hidden (for messages)."""
+        return ",".join(redact_credentials(server) for server in self.servers)
 
     # --- life cycle ---------------------------------------------------------
 

@@ -27,7 +27,11 @@ carries that traffic on a connection of its own:
   :data:`PING_INTERVAL` seconds find a dead connection;
 - a lost connection is reopened on the next URL of the list (round robin,
   :data:`RECONNECT_WAIT` seconds between rounds) and every subscription is
-  sent again before anything else. While it is down, :meth:`publish`
+  sent again before anything else. The list also holds the servers a NATS
+  cluster announces (``connect_urls`` of ``INFO``, with the scheme and
+  credentials of the URL that announced them, at most
+  :data:`MAX_DISCOVERED`), as nats-py does: a front given one server of a
+  NATS cluster moves to another when that one goes. While it is down, :meth:`publish`
   raises :class:`~dasf_geo.exceptions.BrokerError` naming the URLs (the
   producer gets a ``send-error``), and ``on_disconnect`` lets the owner
   fail what waited for an answer.
@@ -66,7 +70,7 @@ from dasf_geo.broker.nats_wire import (
 )
 from dasf_geo.exceptions import BrokerError, ProtocolError
 
-__all__ = ["DataConnection", "Subscription"]
+__all__ = ["DataConnection", "Subscription", "redact_credentials"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ logger = logging.getLogger(__name__)
 PING_INTERVAL = 20.0
 #: seconds between two rounds of reconnect attempts over all URLs
 RECONNECT_WAIT = 0.5
+#: servers learnt from a NATS cluster's announcements, at most
+MAX_DISCOVERED = 32
 #: bytes written and not yet taken by the socket before publishers wait
 WRITE_HIGH_WATER = 1024 * 1024
 #: bodies below this many bytes are joined with their control line (one
@@ -150,7 +156,7 @@ class _Protocol(asyncio.BufferedProtocol):
 
     def __init__(self, conn: DataConnection, url: str) -> None:
         self.conn = conn
-        self.url = url
+        self.url = redact_credentials(url)  # for messages
         self.parser = Parser()
         self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
@@ -283,6 +289,36 @@ def _options(url: str, name: str, info: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def redact_credentials(url: str) -> str:
+    """``url`` with the password or token of its user part hidden."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    hidden = f"{user}:***" if colon else "***"
+    return parts._replace(netloc=f"{hidden}@{host}").geturl()
+
+
+def _announced_url(template: str, address: object) -> str | None:
+    """A server a NATS cluster announced (``host:port``) as a URL like
+    ``template`` (its scheme and credentials), or None if it is not one."""
+    if not isinstance(address, str) or not address or len(address) > 300:
+        return None
+    parts = urlsplit(template)
+    userinfo = parts.netloc.rpartition("@")[0]
+    url = f"{parts.scheme}://{userinfo + '@' if userinfo else ''}{address}"
+    try:
+        announced = urlsplit(url)
+        if not announced.hostname or announced.port is None:
+            return None
+    except ValueError:
+        return None
+    if announced.path or announced.query or announced.fragment:
+        return None
+    return url
+
+
 class DataConnection:
     """A lean core-NATS connection (see the module docstring).
 
@@ -318,13 +354,15 @@ class DataConnection:
         self._subs: dict[int, Subscription] = {}
         self._next_sid = 0
         self._next_server = 0
+        #: servers a NATS cluster announced (see :meth:`_learn`)
+        self.discovered: list[str] = []
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
-        """The NATS URLs as given (for messages)."""
-        return ",".join(self.servers)
+        """The NATS URLs as given, passwords and tokens hidden (for messages)."""
+        return ",".join(redact_credentials(server) for server in self.servers)
 
     @property
     def is_connected(self) -> bool:
@@ -340,7 +378,7 @@ class DataConnection:
             BrokerError: none answered, or one refused us; names the URL(s).
         """
         errors = []
-        for _ in self.servers:
+        for _ in range(len(self._pool())):
             url = self._take_url()
             try:
                 await self._open(url)
@@ -351,10 +389,40 @@ class DataConnection:
             return
         raise BrokerError("; ".join(errors))
 
+    def _pool(self) -> list[str]:
+        """The URLs to try: those given, then those announced."""
+        return self.servers + self.discovered
+
     def _take_url(self) -> str:
-        url = self.servers[self._next_server % len(self.servers)]
+        pool = self._pool()
+        url = pool[self._next_server % len(pool)]
         self._next_server += 1
         return url
+
+    def _learn(self, fields: dict[str, Any], url: str) -> None:
+        """Add the servers an ``INFO`` from ``url`` announces to the pool."""
+        announced = fields.get("connect_urls")
+        if not isinstance(announced, list):
+            return
+        for address in announced:
+            server = _announced_url(url, address)
+            if server is None or server in self.servers or server in self.discovered:
+                continue
+            if len(self.discovered) >= MAX_DISCOVERED:
+                logger.warning(
+                    "NATS at %s announced more than %d servers; the others are "
+                    "not tried when the connection is lost",
+                    redact_credentials(url),
+                    MAX_DISCOVERED,
+                )
+                return
+            self.discovered.append(server)
+            logger.info(
+                "NATS at %s announced the server %s: the data connection "
+                "moves there if it loses its own",
+                redact_credentials(url),
+                redact_credentials(server),
+            )
 
     async def _open(self, url: str) -> None:
         loop = asyncio.get_running_loop()
@@ -362,6 +430,7 @@ class DataConnection:
         host = parts.hostname or "127.0.0.1"
         port = parts.port or 4222
         proto = _Protocol(self, url)
+        shown = redact_credentials(url)
 
         async def handshake() -> dict[str, Any]:
             transport, _ = await loop.create_connection(lambda: proto, host, port)
@@ -372,7 +441,7 @@ class DataConnection:
                     transport, proto, context, server_hostname=host
                 )
                 if upgraded is None:
-                    raise BrokerError(f"NATS at {url}: the TLS handshake failed")
+                    raise BrokerError(f"NATS at {shown}: the TLS handshake failed")
                 proto.transport = upgraded  # type: ignore[assignment]
             proto.write(connect_command(_options(url, self.name, info)))
             await proto.ready
@@ -384,19 +453,20 @@ class DataConnection:
             if proto.transport is not None:
                 proto.transport.abort()
             raise BrokerError(
-                f"NATS at {url} did not complete the handshake within "
+                f"NATS at {shown} did not complete the handshake within "
                 f"{self.connect_timeout:g} s"
             ) from None
         except OSError as exc:
             if proto.transport is not None:
                 proto.transport.abort()
-            raise BrokerError(f"cannot reach NATS at {url}: {exc}") from exc
+            raise BrokerError(f"cannot reach NATS at {shown}: {exc}") from exc
         except BrokerError:
             if proto.transport is not None:
                 proto.transport.abort()
             raise
         with contextlib.suppress(TypeError, ValueError):
             self.max_payload = int(info.get("max_payload", self.max_payload))
+        self._learn(info, url)
         # subscriptions first: nothing we publish may beat them
         if self._subs:
             proto.write(
@@ -449,10 +519,12 @@ class DataConnection:
             except BrokerError as exc:
                 logger.debug("reconnecting: %s", exc)
                 attempt += 1
-                if attempt % len(self.servers) == 0:
+                if attempt % len(self._pool()) == 0:
                     await asyncio.sleep(RECONNECT_WAIT * (0.5 + random.random()))
                 continue
-            logger.warning("data connection to NATS at %s is back", url)
+            logger.warning(
+                "data connection to NATS at %s is back", redact_credentials(url)
+            )
             if self.on_reconnect is not None:
                 self.on_reconnect()
             return
@@ -479,6 +551,8 @@ class DataConnection:
     def _update_info(self, fields: dict[str, Any]) -> None:
         with contextlib.suppress(TypeError, ValueError):
             self.max_payload = int(fields.get("max_payload", self.max_payload))
+        if self.connected_url:
+            self._learn(fields, self.connected_url)
 
     # --- messages -----------------------------------------------------------
 

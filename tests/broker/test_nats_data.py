@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shutil
+import subprocess
+import tempfile
 import uuid
 
 import pytest
 
 from dasf_geo.broker.nats_data import DataConnection
 from dasf_geo.exceptions import BrokerError
-from tests.broker.cluster_helpers import NATS_URL, nats_answers
+from tests.broker.cluster_helpers import (
+    NATS_URL,
+    nats_answers,
+    requires_nats_server_binary,
+)
 from tests.conftest import timeout
 
 requires_local_nats = pytest.mark.skipif(
@@ -170,7 +178,8 @@ async def test_credentials_of_the_url_and_an_err_at_connect():
         with pytest.raises(BrokerError) as info:
             await conn.connect()
     assert "answered -ERR 'Authorization Violation'" in str(info.value)
-    assert "alice" in str(info.value)  # the URL as given
+    assert "alice:***@" in str(info.value)  # the URL, its password hidden
+    assert "cret" not in str(info.value)
     assert b'"user":"alice"' in seen[0] and b'"pass":"s@cret"' in seen[0]
 
 
@@ -204,3 +213,135 @@ async def test_no_server_at_all():
     conn = DataConnection(["nats://127.0.0.1:1"], connect_timeout=timeout(2))
     with pytest.raises(BrokerError, match=r"cannot reach NATS at nats://127.0.0.1:1"):
         await conn.connect()
+
+
+async def test_announced_servers_join_the_pool_with_the_urls_credentials():
+    from dasf_geo.broker import nats_data
+
+    announced = [
+        "127.0.0.1:4301",
+        "[::1]:4302",
+        "no-port",  # not host:port
+        7,  # not a string
+        "host:4303/path",
+        "x" * 400,
+    ] + [f"10.0.0.{i}:4222" for i in range(40)]
+    info = json.dumps({"server_id": "fake", "connect_urls": announced})
+    seen: list = []
+
+    async def cluster_member(reader, writer):
+        writer.write(b"INFO " + info.encode() + b"\r\n")
+        await writer.drain()
+        seen.append(await reader.readline())  # CONNECT
+        await reader.readline()  # PING
+        writer.write(b"PONG\r\n")
+        await writer.drain()
+        await asyncio.sleep(2)
+
+    async with _fake_server(cluster_member) as url:
+        given = url.replace("nats://", "nats://alice:s%40cret@")
+        conn = DataConnection([given], connect_timeout=timeout(2))
+        await conn.connect()
+        try:
+            found = conn.discovered
+            assert found[:2] == [
+                "nats://alice:s%40cret@127.0.0.1:4301",
+                "nats://alice:s%40cret@[::1]:4302",
+            ]
+            assert len(found) == nats_data.MAX_DISCOVERED
+            assert all("no-port" not in u and "/path" not in u for u in found)
+            # tried after the servers given, in turn
+            assert conn._pool()[0] == given
+            assert "cret" not in conn.url
+        finally:
+            await conn.close()
+
+
+@contextlib.contextmanager
+def _nats_cluster(size: int = 2):
+    """``size`` nats-servers routed into one NATS cluster (no JetStream)."""
+    from tests.conftest import free_port
+
+    ports = [free_port() for _ in range(size)]
+    routes = [free_port() for _ in range(size)]
+    store = tempfile.mkdtemp(prefix="dasf-geo-natsc-")
+    procs = []
+    try:
+        for port, route in zip(ports, routes, strict=True):
+            others = ",".join(f"nats://127.0.0.1:{r}" for r in routes if r != route)
+            procs.append(
+                subprocess.Popen(
+                    [
+                        "nats-server",
+                        "-a",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "--cluster_name",
+                        "dasfgeotest",
+                        "--cluster",
+                        f"nats://127.0.0.1:{route}",
+                        "--routes",
+                        others,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    cwd=store,
+                )
+            )
+        yield [f"nats://127.0.0.1:{port}" for port in ports], procs
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(store, ignore_errors=True)
+
+
+@requires_nats_server_binary
+async def test_a_connection_given_one_server_of_a_nats_cluster_moves_to_another():
+    with _nats_cluster(2) as (urls, procs):
+        for url in urls:
+            port = int(url.rsplit(":", 1)[1])
+            await _until(lambda p=port: nats_answers(port=p), f"{url} answers", 10)
+        conn = DataConnection([urls[0]], name="test", connect_timeout=timeout(2))
+        await conn.connect()
+        other = DataConnection([urls[1]], name="test-other")
+        await other.connect()
+        try:
+            # the first server announces the second once their route is up
+            await _until(lambda: urls[1] in conn.discovered, "the announcement", 10)
+            subject = _subject()
+            got: list = []
+            conn.subscribe(subject, got.append)
+            await conn.flush()
+            procs[0].kill()
+            procs[0].wait()
+            await _until(
+                lambda: conn.is_connected and conn.connected_url == urls[1],
+                "the move to the announced server",
+                10,
+            )
+            await conn.flush()  # the subscription is on the second server
+            await other.publish(subject, b"via the second server")
+            await _until(lambda: got, "the message through the second server")
+            assert bytes(got[0].data) == b"via the second server"
+        finally:
+            await conn.close()
+            await other.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nats://alice:s%40cret@h:4222", "nats://alice:***@h:4222"),
+        ("nats://t0ken@h:4222", "nats://***@h:4222"),
+        ("tls://h:4222", "tls://h:4222"),
+    ],
+)
+def test_messages_hide_passwords_and_tokens_of_nats_urls(url, shown):
+    from dasf_geo.broker.nats_data import redact_credentials
+
+    assert redact_credentials(url) == shown
+    assert (
+        DataConnection([url, "nats://other:4222"]).url == shown + ",nats://other:4222"
+    )
