@@ -5,8 +5,8 @@ Usage: python _geo_caller.py URL TOPIC MODE NX NY NT
   MODE lazy:    call lazy_dataset and check every value
   MODE request: send a Dataset argument to dataset_sum and check the sum
   MODE lazy-request: the same with a dask-backed Dataset argument
-Prints one JSON line: seconds, the payload's bytes, this process's idle and
-peak RSS in KiB.
+Prints one JSON line: seconds, this process's CPU seconds in the call
+(``cpu``), its idle and peak RSS in KiB.
 """
 
 from __future__ import annotations
@@ -55,18 +55,23 @@ def main() -> None:
         elif mode == "lazy-request":
             argument = lazy_dataset(nx, ny, nt)
         start = time.perf_counter()
+        cpu_start = time.process_time()
         if argument is not None:
             total = svc.dataset_sum(argument)
             seconds = time.perf_counter() - start
+            cpu = time.process_time() - cpu_start
             if total != expected:
                 raise SystemExit("the Dataset argument arrived altered")
         else:
             func = svc.make_dataset if mode == "reply" else svc.lazy_dataset
             ds = func(nx, ny, nt)
             seconds = time.perf_counter() - start
+            cpu = time.process_time() - cpu_start
             check_values(ds, nx, ny, nt)
         peak = rss_peak_kib(os.getpid())
-    print(json.dumps({"seconds": seconds, "idle_kib": idle, "peak_kib": peak}))
+    print(
+        json.dumps({"seconds": seconds, "cpu": cpu, "idle_kib": idle, "peak_kib": peak})
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ Measures, each the median of ``--repeat`` runs:
   through two cluster fronts over NATS (backend on one, caller on the
   other);
 - ``big``: a 100 MB Dataset reply through one embedded broker and across
-  two fronts;
+  two fronts, and the CPU seconds each process of the chain spent on one
+  reply (from ``/proc``: broker or fronts, backend, a local nats-server,
+  the caller during its call), steadier than the rates on a shared
+  machine;
 - ``dask``: a 1 GB time mean computed on a dask scheduler with 1 and 2
   worker processes (one thread each), streamed back by the backend.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import secrets
 import statistics
 import sys
@@ -30,6 +34,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,7 +47,7 @@ from benchmarks._procs import (
     start_broker,
 )
 from benchmarks.bench_rpc import percentile
-from dasf_geo.testing.processes import cluster_fronts, dask_cluster
+from dasf_geo.testing.processes import ClusterFront, cluster_fronts, dask_cluster
 
 MB = 1_000_000
 
@@ -55,11 +60,37 @@ def median_of(repeat: int, run: Any) -> Any:
 
 
 @contextlib.contextmanager
-def fronts(nats: str, count: int = 2) -> Iterator[list[str]]:
+def fronts(nats: str, count: int = 2) -> Iterator[list[ClusterFront]]:
     """``count`` ``dasf-geo broker --cluster`` processes of a new cluster."""
     name = "bench" + secrets.token_hex(4)
     with cluster_fronts(nats, count, name=name, factory=Process) as started:
-        yield [front.url for front in started]
+        yield started
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def local_nats_pid(nats: str) -> int | None:
+    """The pid of the one nats-server on this machine, if ``nats`` is local."""
+    host = urlsplit(nats.split(",")[0]).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    pids = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _read(entry / "comm").strip() == "nats-server"
+    ]
+    return pids[0] if len(pids) == 1 else None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:  # gone meanwhile, or not ours to read
+        return ""
 
 
 def small_calls(url: str, topic: str, calls: int = 500) -> dict[str, float]:
@@ -84,7 +115,9 @@ def small_calls(url: str, topic: str, calls: int = 500) -> dict[str, float]:
     }
 
 
-def big_reply(url: str, topic: str) -> float:
+def big_reply(url: str, topic: str, pids: dict[str, int]) -> dict[str, float]:
+    """One 100 MB reply: MB/s and the CPU seconds of each process in ``pids``."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     (result,) = run_callers(
         [
             [
@@ -99,7 +132,9 @@ def big_reply(url: str, topic: str) -> float:
             ]
         ]
     )
-    return 100 / float(result["seconds"])  # 500 x 500 x 100 float32 = 100 MB
+    used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    # 500 x 500 x 100 float32 = 100 MB
+    return {"mb_s": 100 / float(result["seconds"]), "caller": result["cpu"], **used}
 
 
 def io_rate(url: str, topic: str, calls: int) -> float:
@@ -160,7 +195,15 @@ def measure_small_and_big(
         broker, url = start_broker()
         stack.callback(broker.stop)
         a, b = stack.enter_context(fronts(nats))
-        sites = (("embedded", url, url), ("cluster", a, b))
+        sites = (("embedded", url, url), ("cluster", a.url, b.url))
+        assert a.proc is not None and b.proc is not None
+        chains: dict[str, dict[str, int]] = {
+            "embedded": {"broker": broker.pid},
+            "cluster": {"front A": a.proc.pid, "front B": b.proc.pid},
+        }
+        nats_pid = local_nats_pid(nats)
+        if nats_pid is not None:
+            chains["cluster"]["nats-server"] = nats_pid
         plans: list[tuple[str, Any]] = []
         if small:
             for where, serve, call in sites:
@@ -180,10 +223,11 @@ def measure_small_and_big(
                     serve, "bench-scale-big", script="bench_geo_service.py"
                 )
                 stack.callback(backend.stop)
+                pids = {**chains[where], "backend": backend.pid}
                 plans.append(
                     (
                         f"big {where}",
-                        lambda u=call: {"mb_s": big_reply(u, "bench-scale-big")},
+                        lambda u=call, p=pids: big_reply(u, "bench-scale-big", p),
                     )
                 )
         for _ in range(repeat):
@@ -206,15 +250,33 @@ def measure_small_and_big(
             ("small calls/s, two fronts over NATS", f"{two['calls_per_s']:.0f}", ""),
         ]
     if big:
-        one_mb, two_mb = results["big embedded"]["mb_s"], results["big cluster"]["mb_s"]
+        one, two = results["big embedded"], results["big cluster"]
+        one_mb, two_mb = one["mb_s"], two["mb_s"]
+        pairs = [
+            f"{100 * c['mb_s'] / e['mb_s']:.0f}"
+            for e, c in zip(runs["big embedded"], runs["big cluster"], strict=True)
+        ]
         rows += [
             ("100 MB Dataset reply, embedded broker", f"{one_mb:.0f} MB/s", ""),
             (
                 "100 MB Dataset reply, across two fronts",
-                f"{two_mb:.0f} MB/s ({100 * two_mb / one_mb:.0f} %)",
+                f"{two_mb:.0f} MB/s ({100 * two_mb / one_mb:.0f} %; "
+                f"each round: {', '.join(pairs)} %)",
                 ">= 80 %",
             ),
         ]
+        for where, result in (("embedded broker", one), ("two fronts", two)):
+            spent = ", ".join(
+                f"{name} {result[name]:.2f}" for name in result if name != "mb_s"
+            )
+            total = sum(v for k, v in result.items() if k != "mb_s")
+            rows.append(
+                (
+                    f"CPU s per 100 MB reply, {where}",
+                    f"{spent} (sum {total:.2f})",
+                    "",
+                )
+            )
     return rows
 
 
