@@ -239,3 +239,91 @@ def test_the_vendored_bundle_is_built_from_the_sources(
         str(p) for p in built if (out / p).read_bytes() != (committed / p).read_bytes()
     ]
     assert stale == [], "rebuild with `cd web && npm ci && npm run build`"
+
+
+def _run_node(script: str, node_modules: Path, tmp_path: Path, env: dict) -> dict:
+    """Bundle ``tests/web/node/<script>`` with esbuild, run it, return its JSON."""
+    shutil.copy(Path(__file__).parent / "node" / script, tmp_path / script)
+    bundle = tmp_path / (Path(script).stem + ".mjs")
+    build = subprocess.run(
+        [
+            node_bin(node_modules, "esbuild"),
+            script,
+            "--bundle",
+            "--platform=node",
+            "--format=esm",
+            "--target=node20",
+            f"--outfile={bundle}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=timeout(120),
+        check=False,
+        env={**os.environ, "NODE_PATH": str(node_modules / "node_modules")},
+    )
+    assert build.returncode == 0, build.stderr.decode()
+    run = subprocess.run(
+        ["node", "--experimental-websocket", "--no-warnings", str(bundle)],
+        capture_output=True,
+        timeout=timeout(120),
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    return json.loads(run.stdout.decode().strip().splitlines()[-1])
+
+
+def test_node_client_keys_fragments_and_ends_an_abandoned_upload(
+    node_modules: Path, tmp_path: Path
+) -> None:
+    shutil.copy(
+        REPO_ROOT / "dasf_geo" / "web" / "ts" / "dasf_client.ts",
+        tmp_path / "dasf_client.ts",
+    )
+    out = _run_node("upload_test.ts", node_modules, tmp_path, {})
+    whole = out["whole"]
+    count = whole[0]["props"]["num_fragments"]
+    assert count == len(whole) > 5  # 40,000 bytes in pieces of 4,096 characters
+    transfer = whole[0]["props"]["dasfGeoTransfer"]
+    assert all(f["key"] == transfer for f in whole)
+    assert not any("dasfGeoAbort" in f["props"] for f in whole)
+    assert "no reply" in out["wholeError"]
+
+    cancelled = out["cancelled"]
+    marker = cancelled[-1]
+    fragments = cancelled[:-1]
+    assert 3 <= len(fragments) < count  # stopped soon after the third
+    assert [f["props"]["fragment"] for f in fragments] == list(range(len(fragments)))
+    transfer = fragments[0]["props"]["dasfGeoTransfer"]
+    assert marker["size"] == 0
+    assert marker["key"] == transfer
+    props = marker["props"]
+    assert props["dasfGeoAbort"] == "the sending was cancelled"
+    assert (props["fragment"], props["num_fragments"]) == (0, count)
+    assert props["dasfGeoTransfer"] == transfer
+    assert props["dasfGeoSize"] == 40000
+    # the request's own properties travel with it, as on every fragment
+    assert props["requestContext"] == fragments[0]["props"]["requestContext"]
+    assert "AbortError" in out["cancelError"]  # the signal's reason
+
+
+def test_node_calls_work_with_two_backends_on_the_topic(
+    geo_service: Served, node_modules: Path, tmp_path: Path
+) -> None:
+    """Fragmented uploads from the TypeScript client reach one backend each,
+    with a second backend sharing the topic (the fragments are keyed)."""
+    from tests.web.conftest import serve
+
+    second = serve(EXAMPLES / "geo_service.py", broker=geo_service.broker)
+    try:
+        (tmp_path / "client.ts").write_text(_generate("geo_service.py"))
+        out = _run_node(
+            "client_test.ts",
+            node_modules,
+            tmp_path,
+            {"BROKER": geo_service.broker, "SAMPLE_NC": str(SAMPLE)},
+        )
+    finally:
+        second.proc.stop()
+    assert "tas_anomaly" in out["anomalyVars"]
+    assert out["transferSteps"] > 5

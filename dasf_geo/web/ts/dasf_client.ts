@@ -211,6 +211,30 @@ export function* splitPayload(
   }
 }
 
+/** Longest reason an abort marker carries, in characters (as dasf_geo cuts it). */
+export const MAX_ABORT_REASON = 200;
+
+/**
+ * The message that ends a fragmented payload its sender gave up: fragment 0's
+ * numbering, size and transfer id, an empty payload and `dasfGeoAbort` with
+ * the reason. A dasf_geo receiver drops what it holds of the transfer at once;
+ * other peers see a duplicate of fragment 0 and ignore it.
+ *
+ * @throws Error when `first` is not the properties of fragment 0 of a
+ *   fragmented payload.
+ */
+export function abortMarker(first: Properties, reason: string): OutgoingFragment {
+  if (first["fragment"] !== 0 || !first["num_fragments"]) {
+    throw new Error("an abort marker needs the properties of fragment 0 of a fragmented payload");
+  }
+  const properties: Properties = {};
+  for (const key of ["fragment", "num_fragments", "dasfGeoSize", "dasfGeoTransfer"]) {
+    if (key in first) properties[key] = first[key];
+  }
+  properties["dasfGeoAbort"] = (reason || "abandoned by its sender").slice(0, MAX_ABORT_REASON);
+  return { payload: "", properties };
+}
+
 function intProperty(props: Properties, key: string): number | undefined {
   const value = props[key];
   if (value === undefined || value === null || value === "") return undefined;
@@ -733,10 +757,17 @@ export class DasfClient {
     else p.resolve(reply!);
   }
 
-  private async produce(ws: WebSocketLike, payload: string, properties: Properties): Promise<void> {
+  /**
+   * Send one message and wait for the broker's ack. A `key` (the transfer id
+   * of a fragment) keeps all messages of one payload with one consumer of a
+   * Shared subscription, as dasf_geo's Python callers do: without it, the
+   * fragments of one request would be spread over the backends serving the
+   * topic.
+   */
+  private async produce(ws: WebSocketLike, payload: string, properties: Properties, key?: string): Promise<void> {
     const context = `m${++this.sendCounter}`;
     const acked = new Promise<void>((resolve, reject) => this.acks.set(context, { resolve, reject }));
-    ws.send(JSON.stringify({ payload, properties, context }));
+    ws.send(JSON.stringify(key === undefined ? { payload, properties, context } : { payload, properties, context, key }));
     return acked;
   }
 
@@ -784,6 +815,10 @@ export class DasfClient {
             );
       this.pending.set(context, { resolve, reject, options, timer });
     });
+    // settled (cancelled, timed out) while the fragments are still being
+    // sent, before the caller awaits it: not an unhandled rejection (which
+    // ends a Node process); the caller still gets the error
+    reply.catch(() => undefined);
     const signal = options.signal;
     if (signal) {
       const abort = () =>
@@ -791,18 +826,41 @@ export class DasfClient {
       if (signal.aborted) abort();
       else signal.addEventListener("abort", abort, { once: true });
     }
+    let first: Properties | undefined;
+    let sent = 0;
     try {
       const inFlight: Promise<void>[] = [];
       for (const fragment of splitPayload(payload, this.options.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD_SIZE)) {
         if (!this.pending.has(context)) break;
-        inFlight.push(this.produce(ws, fragment.payload, { ...props, ...fragment.properties }));
+        if (fragment.properties["fragment"] === 0) first = fragment.properties;
+        const key = fragment.properties["dasfGeoTransfer"] as string | undefined;
+        inFlight.push(this.produce(ws, fragment.payload, { ...props, ...fragment.properties }, key));
+        sent++;
         if (inFlight.length >= WINDOW) await inFlight.shift();
       }
       await Promise.all(inFlight);
     } catch (exc) {
       this.settle(context, undefined, exc instanceof Error ? exc : new Error(String(exc)));
     }
+    if (first !== undefined && sent < (first["num_fragments"] as number)) {
+      // given up half-way (cancelled, timed out, a fragment refused): the
+      // backend frees what it holds of the request at once, not after its
+      // fragment timeout (docs/protocol.md, "Abandoned uploads")
+      this.sendAbort(ws, props, first, signal?.aborted ? "the sending was cancelled" : "the sending broke off");
+    }
     return reply;
+  }
+
+  private sendAbort(ws: WebSocketLike, props: Properties, first: Properties, reason: string): void {
+    const marker = abortMarker(first, reason);
+    try {
+      // best effort: its ack is not waited for
+      this.produce(ws, marker.payload, { ...props, ...marker.properties }, marker.properties["dasfGeoTransfer"] as string).catch(
+        () => undefined,
+      );
+    } catch {
+      // the connection is gone: the backend gives the fragments up after its timeout
+    }
   }
 
   /**

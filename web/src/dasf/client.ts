@@ -14,6 +14,7 @@
 import { decodeBase64 } from "./base64";
 import {
   DEFAULT_MAX_PAYLOAD_SIZE,
+  abortMarker,
   type Properties,
   Reassembler,
   randomHex,
@@ -369,10 +370,17 @@ export class DasfClient {
     else p.resolve(reply!);
   }
 
-  private async produce(ws: WebSocketLike, payload: string, properties: Properties): Promise<void> {
+  /**
+   * Send one message and wait for the broker's ack. A `key` (the transfer id
+   * of a fragment) keeps all messages of one payload with one consumer of a
+   * Shared subscription, as dasf_geo's Python callers do: without it, the
+   * fragments of one request would be spread over the backends serving the
+   * topic.
+   */
+  private async produce(ws: WebSocketLike, payload: string, properties: Properties, key?: string): Promise<void> {
     const context = `m${++this.sendCounter}`;
     const acked = new Promise<void>((resolve, reject) => this.acks.set(context, { resolve, reject }));
-    ws.send(JSON.stringify({ payload, properties, context }));
+    ws.send(JSON.stringify(key === undefined ? { payload, properties, context } : { payload, properties, context, key }));
     return acked;
   }
 
@@ -420,6 +428,10 @@ export class DasfClient {
             );
       this.pending.set(context, { resolve, reject, options, timer });
     });
+    // settled (cancelled, timed out) while the fragments are still being
+    // sent, before the caller awaits it: not an unhandled rejection (which
+    // ends a Node process); the caller still gets the error
+    reply.catch(() => undefined);
     const signal = options.signal;
     if (signal) {
       const abort = () =>
@@ -427,18 +439,41 @@ export class DasfClient {
       if (signal.aborted) abort();
       else signal.addEventListener("abort", abort, { once: true });
     }
+    let first: Properties | undefined;
+    let sent = 0;
     try {
       const inFlight: Promise<void>[] = [];
       for (const fragment of splitPayload(payload, this.options.maxPayloadSize ?? DEFAULT_MAX_PAYLOAD_SIZE)) {
         if (!this.pending.has(context)) break;
-        inFlight.push(this.produce(ws, fragment.payload, { ...props, ...fragment.properties }));
+        if (fragment.properties["fragment"] === 0) first = fragment.properties;
+        const key = fragment.properties["dasfGeoTransfer"] as string | undefined;
+        inFlight.push(this.produce(ws, fragment.payload, { ...props, ...fragment.properties }, key));
+        sent++;
         if (inFlight.length >= WINDOW) await inFlight.shift();
       }
       await Promise.all(inFlight);
     } catch (exc) {
       this.settle(context, undefined, exc instanceof Error ? exc : new Error(String(exc)));
     }
+    if (first !== undefined && sent < (first["num_fragments"] as number)) {
+      // given up half-way (cancelled, timed out, a fragment refused): the
+      // backend frees what it holds of the request at once, not after its
+      // fragment timeout (docs/protocol.md, "Abandoned uploads")
+      this.sendAbort(ws, props, first, signal?.aborted ? "the sending was cancelled" : "the sending broke off");
+    }
     return reply;
+  }
+
+  private sendAbort(ws: WebSocketLike, props: Properties, first: Properties, reason: string): void {
+    const marker = abortMarker(first, reason);
+    try {
+      // best effort: its ack is not waited for
+      this.produce(ws, marker.payload, { ...props, ...marker.properties }, marker.properties["dasfGeoTransfer"] as string).catch(
+        () => undefined,
+      );
+    } catch {
+      // the connection is gone: the backend gives the fragments up after its timeout
+    }
   }
 
   /**

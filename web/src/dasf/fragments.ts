@@ -72,6 +72,30 @@ export function* splitPayload(
   }
 }
 
+/** Longest reason an abort marker carries, in characters (as dasf_geo cuts it). */
+export const MAX_ABORT_REASON = 200;
+
+/**
+ * The message that ends a fragmented payload its sender gave up: fragment 0's
+ * numbering, size and transfer id, an empty payload and `dasfGeoAbort` with
+ * the reason. A dasf_geo receiver drops what it holds of the transfer at once;
+ * other peers see a duplicate of fragment 0 and ignore it.
+ *
+ * @throws Error when `first` is not the properties of fragment 0 of a
+ *   fragmented payload.
+ */
+export function abortMarker(first: Properties, reason: string): OutgoingFragment {
+  if (first["fragment"] !== 0 || !first["num_fragments"]) {
+    throw new Error("an abort marker needs the properties of fragment 0 of a fragmented payload");
+  }
+  const properties: Properties = {};
+  for (const key of ["fragment", "num_fragments", "dasfGeoSize", "dasfGeoTransfer"]) {
+    if (key in first) properties[key] = first[key];
+  }
+  properties["dasfGeoAbort"] = (reason || "abandoned by its sender").slice(0, MAX_ABORT_REASON);
+  return { payload: "", properties };
+}
+
 function intProperty(props: Properties, key: string): number | undefined {
   const value = props[key];
   if (value === undefined || value === null || value === "") return undefined;
