@@ -268,3 +268,50 @@ def test_a_use_of_a_moved_name_is_found():
         "dasf_geo.cli.x:1 dasf_geo.transport.backend.listen",
         "dasf_geo.cli.x:3 dasf_geo.transport.backend.listen",
     ]
+
+
+def private_imports(source: str, module: str) -> list[str]:
+    """``from dasf_geo.<other sub-package>… import _name`` in ``source``.
+
+    A sub-package's underscore names are its own: another sub-package uses
+    its public names, so that either side can change its internals alone.
+    Renaming with ``as`` does not make a private name public.
+    """
+    own = _own_subpackage(module)
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+            continue
+        parts = node.module.split(".")
+        if parts[0] != "dasf_geo" or len(parts) < 2 or parts[1] == own:
+            continue
+        for alias in node.names:
+            if alias.name.startswith("_"):
+                found.append(
+                    f"{module}:{node.lineno} imports the private name "
+                    f"{alias.name} of {node.module}"
+                )
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another_sub_package():
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        if name == "dasf_geo" or "." not in name:
+            continue
+        problems += private_imports(path.read_text(encoding="utf-8"), name)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from dasf_geo.transport.blocking import _background\n", 1),
+        ("from dasf_geo.transport.blocking import _background as bg\n", 1),
+        ("from dasf_geo.service._signature import schema_type_name\n", 0),
+        ("from dasf_geo.cli._files import _helper\n", 0),  # its own package
+    ],
+)
+def test_a_private_import_is_found(source, expected):
+    assert len(private_imports(source, "dasf_geo.cli.tool")) == expected

@@ -102,9 +102,9 @@ def _describe(kind: str | None, schema: Mapping[str, Any] | None = None) -> str:
     if kind:
         return _TYPE_NAMES.get(kind, kind)
     if schema:
-        from dasf_geo.service._signature import _type_name
+        from dasf_geo.service._signature import schema_type_name
 
-        return _type_name(schema)
+        return schema_type_name(schema)
     return "any value"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from dasf_geo.exceptions import RemoteError
 from dasf_geo.transport.client import BinaryValue
 
-__all__ = ["decode_value"]
+__all__ = ["decode_value", "schema_type_name"]
 
 #: JSON schema ``type`` -> the Python type name shown in signatures
 _JSON_TYPES = {
@@ -32,7 +32,7 @@ _JSON_TYPES = {
 }
 
 
-def _type_name(schema: Mapping[str, Any]) -> str:
+def schema_type_name(schema: Mapping[str, Any]) -> str:
     """A short Python-looking type name for a JSON schema (for signatures)."""
     media = schema.get("contentMediaType")
     if isinstance(media, str):
@@ -41,13 +41,13 @@ def _type_name(schema: Mapping[str, Any]) -> str:
         return str(schema["$ref"]).rsplit("/", 1)[-1]
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            names = [_type_name(s) for s in schema[key] if isinstance(s, Mapping)]
+            names = [schema_type_name(s) for s in schema[key] if isinstance(s, Mapping)]
             return " | ".join(dict.fromkeys(names))
     kind = schema.get("type")
     if isinstance(kind, list):
         return " | ".join(_JSON_TYPES.get(str(k), str(k)) for k in kind)
     if kind == "array" and isinstance(schema.get("items"), Mapping):
-        return f"list[{_type_name(schema['items'])}]"
+        return f"list[{schema_type_name(schema['items'])}]"
     return _JSON_TYPES.get(str(kind), "Any")
 
 
@@ -70,7 +70,7 @@ def _data_type(schema: Mapping[str, Any]) -> str | None:
 def _describe_param(param: _Param) -> str:
     """``name (type): description`` for a docstring's Args section."""
     kind = _data_type(param.schema)
-    type_name = kind or _type_name(param.schema)
+    type_name = kind or schema_type_name(param.schema)
     description = str(param.schema.get("description") or "").strip()
     if kind and description.startswith(kind):
         # the type's own description says how it travels, not what it is
@@ -148,11 +148,11 @@ class _Signature:
                 p.name,
                 inspect.Parameter.POSITIONAL_OR_KEYWORD,
                 default=inspect.Parameter.empty if p.required else p.default,
-                annotation=_type_name(p.schema),
+                annotation=schema_type_name(p.schema),
             )
             for p in self.params
         ]
-        ret = _type_name(self.return_schema) if self.return_schema else "Any"
+        ret = schema_type_name(self.return_schema) if self.return_schema else "Any"
         return inspect.Signature(parameters, return_annotation=ret)
 
     def docstring(self) -> str:
@@ -167,7 +167,11 @@ class _Signature:
             lines += [f"    {_describe_param(p)}" for p in self.params]
         if self.return_schema:
             kind = _data_type(self.return_schema)
-            lines += ["", "Returns:", f"    {kind or _type_name(self.return_schema)}"]
+            lines += [
+                "",
+                "Returns:",
+                f"    {kind or schema_type_name(self.return_schema)}",
+            ]
         return "\n".join(lines)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

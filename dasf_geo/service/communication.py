@@ -379,7 +379,7 @@ def _publish(broker: str, body: bytes) -> None:
     import pybase64
 
     from dasf_geo.service.dynamic import messaging_config
-    from dasf_geo.transport.client import _background
+    from dasf_geo.transport.blocking import run_in_background
     from dasf_geo.transport.connection import AsyncProducer, check_ack
 
     # persistent when the service's topics are (DE_BACKEND_PERSISTENT), so
@@ -398,7 +398,7 @@ def _publish(broker: str, body: bytes) -> None:
         finally:
             await producer.close()
 
-    _background().run(asyncio.wait_for(send(), 15.0))
+    run_in_background(asyncio.wait_for(send(), 15.0))
 
 
 def _smtp_settings() -> dict[str, Any] | None:

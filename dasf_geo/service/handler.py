@@ -43,8 +43,8 @@ from dasf_geo.transport.connection import AsyncConsumer, AsyncProducer, redact_u
 from dasf_geo.transport.handler import (
     FunctionReply,
     RequestHandler,
-    _over_limit,
-    _RequestTooLarge,
+    RequestTooLarge,
+    over_limit_message,
     structured_errors,
 )
 from dasf_geo.transport.listener import Listener
@@ -170,8 +170,8 @@ class ModuleHandler:
         if limits.max_size is not None:
             size = len(payload) + sum(p.size for p in parts or ())
             if size > limits.max_size:
-                raise _RequestTooLarge(
-                    _over_limit(
+                raise RequestTooLarge(
+                    over_limit_message(
                         "request", size, limits.max_size, _member_label(member)
                     ),
                     size=size,

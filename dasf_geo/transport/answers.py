@@ -42,8 +42,8 @@ from dasf_geo.transport.dispatch import _Incoming
 from dasf_geo.transport.handler import (
     FunctionReply,
     RequestHandler,
-    _over_limit,
-    _RequestTooLarge,
+    RequestTooLarge,
+    over_limit_message,
     structured_errors,
 )
 
@@ -162,7 +162,7 @@ def checked_result(
             if isinstance(result, OutgoingFile):
                 result.close()
             limit, by = min(over, key=lambda item: item[0])
-            text = _over_limit("reply", size, limit, by)
+            text = over_limit_message("reply", size, limit, by)
             result, error = None, _too_large(text, size, limit, "reply")
     return result, error
 
@@ -197,7 +197,7 @@ def execute(
         ) from exc
     except PartError as exc:
         raise RequestError(f"error reading the request's parts: {exc}") from exc
-    except _RequestTooLarge as exc:
+    except RequestTooLarge as exc:
         assert exc.size is not None and exc.limit is not None
         raise _too_large(str(exc), exc.size, exc.limit, "request") from exc
     except ValueError as exc:

@@ -56,6 +56,7 @@ __all__ = [
     "Client",
     "close_clients",
     "get_client",
+    "run_in_background",
 ]
 
 #: names that moved to the service layer, still importable from here
@@ -221,6 +222,21 @@ def _background() -> _LoopThread:
             _loop_thread = _LoopThread()
             _loop_pid = os.getpid()
         return _loop_thread
+
+
+def run_in_background(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on the blocking clients' background event loop; wait for it.
+
+    For synchronous code (a service's notification, a blocking helper) that
+    needs one asynchronous exchange without an event loop of its own. The
+    loop is the one :class:`Client` uses (one per process, started on first
+    use).
+
+    Raises:
+        TimeoutError: ``timeout`` seconds passed (``coro`` is cancelled).
+        Exception: whatever ``coro`` raised.
+    """
+    return _background().run(coro, timeout)
 
 
 class Client:

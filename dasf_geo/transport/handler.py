@@ -38,7 +38,9 @@ from dasf_geo.transport._common import (
 __all__ = [
     "FunctionReply",
     "RequestHandler",
+    "RequestTooLarge",
     "default_subscription",
+    "over_limit_message",
 ]
 
 #: names that moved to the service layer, still importable from here
@@ -122,12 +124,16 @@ class FunctionReply:
     label: str
 
 
-class _RequestTooLarge(PayloadTooLarge):
+class RequestTooLarge(PayloadTooLarge):
     """A request above its function's ``max_size`` (not raised by user code:
     a PayloadTooLarge from inside a function is an error of the function)."""
 
 
-def _over_limit(what: str, size: int, limit: int, by: str | None = None) -> str:
+# the name before it was shared with the service layer
+_RequestTooLarge = RequestTooLarge
+
+
+def over_limit_message(what: str, size: int, limit: int, by: str | None = None) -> str:
     """The message for a ``what`` ("request"/"reply") above a limit.
 
     ``by`` names the function whose ``max_size`` it is; None: the caller's.
@@ -142,6 +148,10 @@ def _over_limit(what: str, size: int, limit: int, by: str | None = None) -> str:
         f"the {what} is {format_size(size)}, above {whose} (max_size); {hint} or "
         "raise the limit"
     )
+
+
+# the name before it was shared with the service layer
+_over_limit = over_limit_message
 
 
 def parse_accept(value: Any) -> frozenset[str]:

@@ -92,7 +92,11 @@ def test_a_failed_call_warns_its_arguments_findings_before_the_error(
             warnings.simplefilter("always")
             svc.refuse(grid())
         assert data_warnings(record) == [ARG_TEXT]
-        assert [w.category for w in record] == [CFConventionWarning]
+        # (a ResourceWarning of another test's socket, collected meanwhile,
+        # is not this call's)
+        assert [
+            w.category for w in record if not issubclass(w.category, ResourceWarning)
+        ] == [CFConventionWarning]
         assert [f.rule for f in record[0].message.findings] == ["units-parseable"]
         # another argument is invalid after ds was checked
         request = {"func_name": "scaled", "ds": encoded(grid()), "factor": "two"}
