@@ -252,7 +252,7 @@ def start_for_serve(
     websocket_url = getattr(messaging, "websocket_url", None)
     # --broker as given: a front list, or a wss:// broker, is no host and port
     broker_url = websocket_url or getattr(args, "broker", None)
-    broker_url = broker_url or f"ws://{messaging.host}:{messaging.port}"
+    broker_url = broker_url or ",".join(messaging.broker_urls())
     base_port = urlsplit(broker_url.split(",")[0]).port or 8000
     port = args.http_port or free_port_after(base_port)
     kind: dict[str, Any] = {}

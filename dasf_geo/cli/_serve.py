@@ -296,12 +296,13 @@ def broker_configured(config: Any) -> bool:
 
 
 def broker_url_of(messaging: Any) -> str:
-    """``ws://HOST:PORT`` (Pulsar layout) or the websocket URL of a config."""
+    """``ws://HOST:PORT`` (Pulsar layout; one per host, comma-separated) or
+    the websocket URL of a config."""
     from dasf_geo.config import WebsocketURLConfig
 
     if isinstance(messaging, WebsocketURLConfig):
         return str(messaging.websocket_url or messaging.producer_url)
-    return f"ws://{messaging.host}:{messaging.port}"
+    return ",".join(messaging.broker_urls())
 
 
 def _members_line(module_cls: Any) -> str:

@@ -325,17 +325,29 @@ class PulsarConfig(BaseMessagingConfig):
     URLs look like
     ``ws://{host}:{port}/ws/v2/{producer|consumer}/{persistent|non-persistent}/{tenant}/{namespace}/{topic}[/{subscription}]``.
     The embedded broker and ``dasf-broker-django`` use this layout too.
+    Several hosts, comma-separated (``-H a,b``, ``DE_BACKEND_HOST=a,b``),
+    name the fronts of a broker cluster on the same port: a client uses the
+    first and moves to the next when its front goes away (as with
+    ``--broker ws://a:8080,ws://b:8080``).
 
     Example:
         >>> PulsarConfig(topic="t", port=8080).get_topic_url("t")
         'ws://localhost:8080/ws/v2/producer/non-persistent/public/default/t'
+        >>> PulsarConfig(topic="t", host="a,b").broker_urls()
+        ['ws://a:8080', 'ws://b:8080']
 
     Raises:
         ConfigurationError: on construction, for a bad host, port, tenant,
             namespace or any shared option.
     """
 
-    host: str = Field("localhost", description="The host name of the broker.")
+    host: str = Field(
+        "localhost",
+        description=(
+            "The host name of the broker; several, comma-separated, for the "
+            "fronts of a broker cluster on the same port."
+        ),
+    )
 
     port: int = Field(
         8080, ge=1, le=65535, description="The port of the broker at the host."
@@ -356,7 +368,24 @@ class PulsarConfig(BaseMessagingConfig):
     @field_validator("host")
     @classmethod
     def _valid_host(cls, value: str) -> str:
-        return check_host(value)
+        if not isinstance(value, str) or "," not in value:
+            return check_host(value)
+        hosts: list[str] = []
+        for position, entry in enumerate(value.split(","), 1):
+            entry = entry.strip()
+            if not entry:
+                raise ValueError(f"host entry {position} of {short(value)} is empty")
+            try:
+                check_host(entry)
+            except ValueError as exc:
+                raise ValueError(f"host entry {position}: {exc}") from None
+            if entry in hosts:
+                raise ValueError(
+                    f"host entry {position} {entry!r} is the same as entry "
+                    f"{hosts.index(entry) + 1}"
+                )
+            hosts.append(entry)
+        return ",".join(hosts)
 
     @field_validator("port", mode="before")
     @classmethod
@@ -406,21 +435,39 @@ class PulsarConfig(BaseMessagingConfig):
             ConfigurationError: ``topic`` or ``subscription`` is not a valid
                 name.
         """
+        return self.get_topic_urls(topic, subscription)[0]
+
+    def broker_urls(self) -> list[str]:
+        """``ws://HOST:PORT`` of each host, in the order given."""
+        urls = []
+        for host in self.host.split(","):
+            if ":" in host and not host.startswith("["):
+                host = f"[{host}]"  # a bare IPv6 address
+            urls.append(f"ws://{host}:{self.port}")
+        return urls
+
+    def get_topic_urls(self, topic: str, subscription: str | None = None) -> list[str]:
+        """The Pulsar WebSocket URL of ``topic`` on each host, in order.
+
+        Raises:
+            ConfigurationError: ``topic`` or ``subscription`` is not a valid
+                name.
+        """
         try:
             path = self._topic_path(topic, subscription)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        host = self.host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"  # a bare IPv6 address
-        return pulsar_topic_url(
-            f"ws://{host}:{self.port}",
-            path,
-            consumer=subscription is not None,
-            persistent=self.persistent,
-            tenant=self.tenant,
-            namespace=self.namespace,
-        )
+        return [
+            pulsar_topic_url(
+                base,
+                path,
+                consumer=subscription is not None,
+                persistent=self.persistent,
+                tenant=self.tenant,
+                namespace=self.namespace,
+            )
+            for base in self.broker_urls()
+        ]
 
 
 class WebsocketURLConfig(BaseMessagingConfig):

@@ -425,3 +425,126 @@ def test_a_service_not_found_names_every_front():
     assert str(error).startswith(
         "no service answered on topic 't' at ws://a:1,ws://b:2 within 10 s"
     )
+
+
+# --- several hosts of the Pulsar layout (-H a,b / DE_BACKEND_HOST=a,b) ---------
+
+
+def test_a_host_list_gives_the_fronts_on_one_port(monkeypatch):
+    from dasf_geo.config import PulsarConfig
+
+    config = PulsarConfig(topic="t", host="a.example.org, 10.0.0.2,::1", port=9000)
+    assert config.host == "a.example.org,10.0.0.2,::1"
+    assert config.broker_urls() == [
+        "ws://a.example.org:9000",
+        "ws://10.0.0.2:9000",
+        "ws://[::1]:9000",
+    ]
+    assert config.get_topic_urls("t", "s") == [
+        f"{base}/ws/v2/consumer/non-persistent/public/default/t/s"
+        for base in config.broker_urls()
+    ]
+    assert config.get_topic_url("t") == (
+        "ws://a.example.org:9000/ws/v2/producer/non-persistent/public/default/t"
+    )
+    monkeypatch.setenv("DE_BACKEND_HOST", "a,b")
+    assert PulsarConfig(topic="t").broker_urls() == ["ws://a:8080", "ws://b:8080"]
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("a,,b", "host entry 2 of 'a,,b' is empty"),
+        ("a,b,a", "host entry 3 'a' is the same as entry 1"),
+        ("a,ws://b", "host entry 2: the host 'ws://b' must be a host name"),
+        ("a,b_c!", "host entry 2: the host 'b_c!' is not a valid host name"),
+    ],
+)
+def test_a_bad_host_list_names_the_entry(host, message):
+    from dasf_geo.config import PulsarConfig
+
+    with pytest.raises(ConfigurationError) as info:
+        PulsarConfig(topic="t", host=host)
+    assert message in str(info.value)
+
+
+def test_the_host_option_takes_a_list_on_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    module = tmp_path / "hosts_module.py"
+    module.write_text(
+        "from dasf_geo import main\n\n\n"
+        "def echo(value: int) -> int:\n"
+        '    """Give value back."""\n'
+        "    return value\n\n\n"
+        'if __name__ == "__main__":\n'
+        "    main()\n"
+    )
+    port = free_port()
+    hosts = "127.0.0.1,127.0.0.2"
+    run = subprocess.run(
+        [
+            sys.executable,
+            module,
+            "-t",
+            "t",
+            "-H",
+            hosts,
+            "-p",
+            f"{port}",
+            "test-connect",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout(60),
+        check=False,
+    )
+    # nothing listens there: each front is tried and named
+    assert run.returncode == 1, run.stdout + run.stderr
+    output = run.stdout + run.stderr
+    assert f"ws://127.0.0.1:{port}" in output
+    assert f"ws://127.0.0.2:{port}" in output
+    bad = subprocess.run(
+        [sys.executable, str(module), "-t", "t", "-H", "a,,b", "test-connect"],
+        capture_output=True,
+        text=True,
+        timeout=timeout(60),
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "host entry 2 of 'a,,b' is empty" in bad.stderr
+
+
+async def test_backend_and_caller_given_two_hosts_move_when_the_first_goes():
+    """Two brokers on one port, at 127.0.0.1 and 127.0.0.2, as ``-H`` names
+    them: the backend and the caller move to the second when the first stops."""
+    from dasf_geo.config import PulsarConfig
+
+    port = free_port()
+    try:
+        second = EmbeddedBroker(host="127.0.0.2", port=port).start()
+    except Exception as exc:  # pragma: no cover - a loopback without 127.0.0.2
+        pytest.skip(f"cannot bind 127.0.0.2:{port}: {exc}")
+    first = EmbeddedBroker(host="127.0.0.1", port=port).start()
+    config = PulsarConfig(topic="fo-hosts", host="127.0.0.1,127.0.0.2", port=port)
+    handler = Handler(config.topic)
+    try:
+        async with (
+            running_listener(handler, config) as listener,
+            AsyncClient(config, timeout=timeout(60)) as client,
+        ):
+            assert await client.call({"op": "echo", "value": 1}) == 1
+            assert listener.consumer_url.startswith(first.url)
+            await asyncio.to_thread(first.stop)
+            await eventually(
+                lambda: listener.consumer_url.startswith(second.url),
+                "the backend to move to 127.0.0.2",
+            )
+            await asyncio.wait_for(listener.connected.wait(), timeout(30))
+            for value in range(3):
+                assert await client.call({"op": "echo", "value": value}) == value
+            assert client._producer.url.startswith(second.url)
+    finally:
+        await asyncio.to_thread(first.stop)
+        await asyncio.to_thread(second.stop)
