@@ -130,6 +130,16 @@ async def test_a_dropped_connection_reconnects_and_subscribes_again():
         await conn.close()
 
 
+async def _accept(reader, writer, info: dict) -> None:
+    """A fake server's side of the handshake: INFO, then PONG to the PING."""
+    writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
+    await writer.drain()
+    await reader.readline()  # CONNECT
+    await reader.readline()  # PING
+    writer.write(b"PONG\r\n")
+    await writer.drain()
+
+
 @contextlib.asynccontextmanager
 async def _fake_server(script):
     """A TCP server that runs ``script(reader, writer)`` for each client."""
@@ -188,12 +198,7 @@ async def test_malformed_input_after_connect_drops_and_reconnects():
 
     async def garbled(reader, writer):
         clients.append(writer)
-        writer.write(b'INFO {"server_id":"fake","max_payload":1000}\r\n')
-        await writer.drain()
-        await reader.readline()  # CONNECT
-        await reader.readline()  # PING
-        writer.write(b"PONG\r\n")
-        await writer.drain()
+        await _accept(reader, writer, {"server_id": "fake", "max_payload": 1000})
         if len(clients) == 1:
             await reader.readline()  # SUB
             writer.write(b"MSG s 1 3\r\nabcXY\r\n")  # no CRLF after the payload
@@ -226,16 +231,9 @@ async def test_announced_servers_join_the_pool_with_the_urls_credentials():
         "host:4303/path",
         "x" * 400,
     ] + [f"10.0.0.{i}:4222" for i in range(40)]
-    info = json.dumps({"server_id": "fake", "connect_urls": announced})
-    seen: list = []
 
     async def cluster_member(reader, writer):
-        writer.write(b"INFO " + info.encode() + b"\r\n")
-        await writer.drain()
-        seen.append(await reader.readline())  # CONNECT
-        await reader.readline()  # PING
-        writer.write(b"PONG\r\n")
-        await writer.drain()
+        await _accept(reader, writer, {"server_id": "fake", "connect_urls": announced})
         await asyncio.sleep(2)
 
     async with _fake_server(cluster_member) as url:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -155,18 +156,22 @@ def test_stub_from_a_topic_nobody_serves_names_the_topic(geo_service: Served) ->
     )
 
 
-def test_node_calls_the_service_and_reads_datasets_with_netcdfjs(
-    geo_service: Served, node_modules: Path, tmp_path: Path
-) -> None:
-    (tmp_path / "client.ts").write_text(_generate("geo_service.py"))
-    shutil.copy(
-        Path(__file__).parent / "node" / "client_test.ts", tmp_path / "client_test.ts"
-    )
-    bundle = tmp_path / "client_test.mjs"
+def _run_node(
+    script: str,
+    node_modules: Path,
+    tmp_path: Path,
+    env: dict[str, str],
+    served: Served | None = None,
+) -> dict[str, Any]:
+    """Bundle ``tests/web/node/<script>`` with esbuild, run it with node and
+    ``env``, return the JSON of its last line (a failure shows the end of
+    ``served``'s output too)."""
+    shutil.copy(Path(__file__).parent / "node" / script, tmp_path / script)
+    bundle = tmp_path / (Path(script).stem + ".mjs")
     build = subprocess.run(
         [
             node_bin(node_modules, "esbuild"),
-            "client_test.ts",
+            script,
             "--bundle",
             "--platform=node",
             "--format=esm",
@@ -185,10 +190,24 @@ def test_node_calls_the_service_and_reads_datasets_with_netcdfjs(
         capture_output=True,
         timeout=timeout(120),
         check=False,
-        env={**os.environ, "BROKER": geo_service.broker, "SAMPLE_NC": str(SAMPLE)},
+        env={**os.environ, **env},
     )
-    assert run.returncode == 0, run.stderr.decode() + geo_service.proc.output()[-2000:]
-    out = json.loads(run.stdout.decode().strip().splitlines()[-1])
+    tail = served.proc.output()[-2000:] if served is not None else ""
+    assert run.returncode == 0, run.stderr.decode() + tail
+    return json.loads(run.stdout.decode().strip().splitlines()[-1])
+
+
+def test_node_calls_the_service_and_reads_datasets_with_netcdfjs(
+    geo_service: Served, node_modules: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "client.ts").write_text(_generate("geo_service.py"))
+    out = _run_node(
+        "client_test.ts",
+        node_modules,
+        tmp_path,
+        {"BROKER": geo_service.broker, "SAMPLE_NC": str(SAMPLE)},
+        geo_service,
+    )
     expected = xr.load_dataset(SAMPLE)
     assert "parts" in out["features"]
     assert out["mediaTypes"][0] == "application/x-netcdf; xarray=Dataset"
@@ -241,38 +260,6 @@ def test_the_vendored_bundle_is_built_from_the_sources(
     assert stale == [], "rebuild with `cd web && npm ci && npm run build`"
 
 
-def _run_node(script: str, node_modules: Path, tmp_path: Path, env: dict) -> dict:
-    """Bundle ``tests/web/node/<script>`` with esbuild, run it, return its JSON."""
-    shutil.copy(Path(__file__).parent / "node" / script, tmp_path / script)
-    bundle = tmp_path / (Path(script).stem + ".mjs")
-    build = subprocess.run(
-        [
-            node_bin(node_modules, "esbuild"),
-            script,
-            "--bundle",
-            "--platform=node",
-            "--format=esm",
-            "--target=node20",
-            f"--outfile={bundle}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=timeout(120),
-        check=False,
-        env={**os.environ, "NODE_PATH": str(node_modules / "node_modules")},
-    )
-    assert build.returncode == 0, build.stderr.decode()
-    run = subprocess.run(
-        ["node", "--experimental-websocket", "--no-warnings", str(bundle)],
-        capture_output=True,
-        timeout=timeout(120),
-        check=False,
-        env={**os.environ, **env},
-    )
-    assert run.returncode == 0, run.stderr.decode()
-    return json.loads(run.stdout.decode().strip().splitlines()[-1])
-
-
 def test_node_client_keys_fragments_and_ends_an_abandoned_upload(
     node_modules: Path, tmp_path: Path
 ) -> None:
@@ -322,6 +309,7 @@ def test_node_calls_work_with_two_backends_on_the_topic(
             node_modules,
             tmp_path,
             {"BROKER": geo_service.broker, "SAMPLE_NC": str(SAMPLE)},
+            geo_service,
         )
     finally:
         second.proc.stop()
