@@ -154,15 +154,22 @@ def _parse_object(frame: bytes, what: str) -> dict[str, Any]:
     return parse_json_object(frame, what, strict=True)
 
 
+def _decode(payload: bytes | memoryview) -> bytes:
+    """The payload decoded (strict base64: nothing but its alphabet).
+
+    Raises:
+        binascii.Error, ValueError: it is not base64.
+    """
+    return _b64decode(payload, validate=True) if payload else b""
+
+
 def _decoded(
     payload: bytes | memoryview, context: bytes | None
 ) -> tuple[bytes, None] | tuple[None, bytes]:
     """``(data, None)``: the payload decoded; or ``(None, ack)``: the
     ``send-error`` ack for a payload that is not base64."""
-    if not payload:
-        return b"", None
     try:
-        return _b64decode(payload, validate=True), None
+        return _decode(payload), None
     except (binascii.Error, ValueError) as exc:
         # as dasf_geo.protocol.messages.b64decode words it
         return None, _send_error(
@@ -292,7 +299,7 @@ def _read_plain_frame(frame: bytes) -> ProducerFrame | None:
         return None  # json.loads keeps the last of repeated names
     payload = memoryview(frame)[12:end].toreadonly()
     try:
-        data = _b64decode(payload, validate=True) if payload else b""
+        data = _decode(payload)
     except (binascii.Error, ValueError):
         return None  # an escape, or not base64: the checked parser says which
     return ProducerFrame(payload, properties, context, None, data)

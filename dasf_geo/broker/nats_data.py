@@ -156,7 +156,9 @@ class _Protocol(asyncio.BufferedProtocol):
 
     def __init__(self, conn: DataConnection, url: str) -> None:
         self.conn = conn
-        self.url = redact_credentials(url)  # for messages
+        #: the URL connected to, and as messages show it
+        self.target = url
+        self.url = redact_credentials(url)
         self.parser = Parser()
         self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
@@ -200,7 +202,7 @@ class _Protocol(asyncio.BufferedProtocol):
                 if not self.info.done():
                     self.info.set_result(event.fields)
                 else:
-                    self.conn._update_info(event.fields)
+                    self.conn._update_info(event.fields, self.target)
             elif isinstance(event, Err):
                 error = BrokerError(f"NATS at {self.url} answered -ERR '{event.text}'")
                 if not self.ready.done():
@@ -464,9 +466,7 @@ class DataConnection:
             if proto.transport is not None:
                 proto.transport.abort()
             raise
-        with contextlib.suppress(TypeError, ValueError):
-            self.max_payload = int(info.get("max_payload", self.max_payload))
-        self._learn(info, url)
+        self._update_info(info, url)
         # subscriptions first: nothing we publish may beat them
         if self._subs:
             proto.write(
@@ -548,11 +548,12 @@ class DataConnection:
             proto.pongs.append(None)
             proto.write(_PING_LINE)
 
-    def _update_info(self, fields: dict[str, Any]) -> None:
+    def _update_info(self, fields: dict[str, Any], url: str) -> None:
+        """Take what an ``INFO`` from ``url`` says: ``max_payload``, and the
+        servers it announces."""
         with contextlib.suppress(TypeError, ValueError):
             self.max_payload = int(fields.get("max_payload", self.max_payload))
-        if self.connected_url:
-            self._learn(fields, self.connected_url)
+        self._learn(fields, url)
 
     # --- messages -----------------------------------------------------------
 

@@ -43,13 +43,11 @@ from dasf_geo.transport.handler import (  # noqa: F401  (re-exported)
     MAX_INPUT_CHARS,
     FunctionReply,
     RequestHandler,
-    RequestTooLarge,
     _json_safe,
     _over_limit,
     _RequestError,
     _RequestTooLarge,
     default_subscription,
-    over_limit_message,
     parse_accept,
     structured_errors,
 )

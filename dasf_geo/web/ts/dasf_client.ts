@@ -853,14 +853,10 @@ export class DasfClient {
 
   private sendAbort(ws: WebSocketLike, props: Properties, first: Properties, reason: string): void {
     const marker = abortMarker(first, reason);
-    try {
-      // best effort: its ack is not waited for
-      this.produce(ws, marker.payload, { ...props, ...marker.properties }, marker.properties["dasfGeoTransfer"] as string).catch(
-        () => undefined,
-      );
-    } catch {
-      // the connection is gone: the backend gives the fragments up after its timeout
-    }
+    // best effort, its ack not waited for: where the connection is gone, the
+    // backend gives the fragments up after its fragment timeout
+    const key = marker.properties["dasfGeoTransfer"] as string;
+    this.produce(ws, marker.payload, { ...props, ...marker.properties }, key).catch(() => undefined);
   }
 
   /**
