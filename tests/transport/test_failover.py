@@ -456,8 +456,18 @@ def test_a_host_list_gives_the_fronts_on_one_port(monkeypatch):
     [
         ("a,,b", "host entry 2 of 'a,,b' is empty"),
         ("a,b,a", "host entry 3 'a' is the same as entry 1"),
-        ("a,ws://b", "host entry 2: the host 'ws://b' must be a host name"),
-        ("a,b_c!", "host entry 2: the host 'b_c!' is not a valid host name"),
+        (
+            "a,ws://b",
+            "host entry 2: the host 'ws://b' must be a host name or IP address "
+            "without scheme, port or path (e.g. 'localhost'); to give a full URL "
+            "use --websocket-url instead",
+        ),
+        (
+            "a,b_c!",
+            "host entry 2: the host 'b_c!' is not a valid host name or IP address "
+            "(use e.g. 'localhost', 'broker.example.org' or '127.0.0.1'; give the "
+            "port with -p/--port)",
+        ),
     ],
 )
 def test_a_bad_host_list_names_the_entry(host, message):
@@ -465,7 +475,10 @@ def test_a_bad_host_list_names_the_entry(host, message):
 
     with pytest.raises(ConfigurationError) as info:
         PulsarConfig(topic="t", host=host)
-    assert message in str(info.value)
+    assert str(info.value) == (
+        "invalid PulsarConfig: host (-H/--host, environment variable "
+        "DE_BACKEND_HOST): " + message
+    )
 
 
 def test_the_host_option_takes_a_list_on_the_command_line(tmp_path):
@@ -502,9 +515,17 @@ def test_the_host_option_takes_a_list_on_the_command_line(tmp_path):
     )
     # nothing listens there: each front is tried and named
     assert run.returncode == 1, run.stdout + run.stderr
-    output = run.stdout + run.stderr
-    assert f"ws://127.0.0.1:{port}" in output
-    assert f"ws://127.0.0.2:{port}" in output
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(
+        f"front 1 of 2: failed: cannot connect to ws://127.0.0.1:{port}/"
+    )
+    assert lines[1].startswith(
+        f"front 2 of 2: failed: cannot connect to ws://127.0.0.2:{port}/"
+    )
+    assert lines[2] == (
+        "connection test failed: all 2 broker fronts refused the consumer and "
+        "producer of topic 't'"
+    )
     bad = subprocess.run(
         [sys.executable, str(module), "-t", "t", "-H", "a,,b", "test-connect"],
         capture_output=True,
