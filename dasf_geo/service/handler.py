@@ -440,6 +440,9 @@ def test_connect(module_cls: type[BackendModule]) -> bool:
             print(f"front {number} of {count}: failed: {exc}")
         else:
             print(f"front {number} of {count}: ok, {redact_url(consumer_url)}")
+    if failed == count:
+        print(f"connection test failed: all {count} broker fronts refused the {what}")
+        return False
     if failed:
         print(
             f"connection test failed: {failed} of {count} broker fronts refused "

@@ -617,7 +617,11 @@ def test_test_connect_checks_every_broker_front(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("front 1 of 2: ok")
     assert out[1].startswith("front 2 of 2: failed: ") and f":{dead}" in out[1]
-    assert out[2].startswith("connection test failed: 1 of 2 broker fronts refused")
+    assert out[2] == (
+        "connection test failed: 1 of 2 broker fronts refused the consumer and "
+        "producer of topic 'cli-fronts' (the backend runs on the others, but "
+        "cannot fail over to those)"
+    )
 
 
 def test_send_request_without_broker_exit_1(capsys):
