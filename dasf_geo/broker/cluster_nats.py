@@ -238,7 +238,10 @@ class NatsBinding(FeedMixin):
 
         async def on_reconnect() -> None:
             self.connected = True
-            logger.warning("reconnected to NATS at %s", self.nc.connected_url)
+            # nats-py keeps the URL parsed (with any password in it)
+            where = self.nc.connected_url
+            shown = self.url if where is None else redact_credentials(where.geturl())
+            logger.warning("reconnected to NATS at %s", shown)
             for feed in list(self.feeds):
                 feed.pending = 0  # pull requests died with the connection
                 self.refill(feed)
